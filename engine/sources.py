@@ -184,7 +184,10 @@ def _read_geoparquet(path: Path) -> tuple[np.ndarray, pa.Table, str | None]:
     crs = info.get("crs", WGS84)
     if isinstance(crs, dict):
         crs = json.dumps(crs)
-    geoms = shapely.from_wkb(np.asarray(table.column(column).to_pylist(), dtype=object))
+    try:
+        geoms = shapely.from_wkb(np.asarray(table.column(column).to_pylist(), dtype=object))
+    except shapely.errors.GEOSException as exc:
+        raise InvalidInput(f"{path}: unreadable geometry in column {column!r} ({exc})") from None
     return geoms, table.drop_columns([column]), crs
 
 

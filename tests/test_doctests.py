@@ -11,6 +11,7 @@ MODULES = [
     "citygrid.engine.layers",
     "citygrid.engine.database",
     "citygrid.engine.principals",
+    "citygrid.engine.validation",
 ]
 
 
