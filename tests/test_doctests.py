@@ -12,6 +12,11 @@ MODULES = [
     "citygrid.engine.database",
     "citygrid.engine.principals",
     "citygrid.engine.validation",
+    "citygrid.engine.registry",
+    "citygrid.engine.tokens",
+    "citygrid.grpc_api.errors",
+    "citygrid.grpc_api.config",
+    "citygrid.grpc_api.metrics",
 ]
 
 

@@ -1,0 +1,252 @@
+"""A small Python client for a CityGrid server.
+
+Example::
+
+    with CityGridClient("localhost:50051", token) as client:
+        answer = client.assign_point(114.25, 22.72)
+        print(answer.grid.code, answer.layer_version)
+        batch = client.assign_points(lng_array, lat_array)  # numpy in, numpy out
+        batch.grid_rows, batch.statuses, batch.codes()
+
+Calls raise ``grpc.RpcError`` (``.code()``, ``.details()``) as gRPC does. Times are aware datetimes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import grpc
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
+
+#: Bytes per UploadLayer chunk message.
+UPLOAD_CHUNK_BYTES = 1 << 20
+#: Client-side message limits: large enough for the server's default batch limit (2,000,000 points).
+MAX_MESSAGE_BYTES = 64 << 20
+
+CRS = {
+    "wgs84": grid_pb2.COORDINATE_SYSTEM_WGS84,
+    "cgcs2000": grid_pb2.COORDINATE_SYSTEM_CGCS2000,
+    "gcj02": grid_pb2.COORDINATE_SYSTEM_GCJ02,
+    "bd09": grid_pb2.COORDINATE_SYSTEM_BD09,
+}
+
+
+@dataclass
+class BatchResult:
+    """The answer to :meth:`CityGridClient.assign_points` as arrays."""
+
+    grid_rows: np.ndarray  # int32, -1 for none
+    statuses: np.ndarray  # uint8 PointStatus values
+    grids: dict[int, grid_pb2.Grid]  # row -> grid, for each row present (empty when rows_only)
+    layer_version: str
+
+    def codes(self) -> np.ndarray:
+        """The grid code of each point (``None`` where there is none)."""
+        table = np.array([None] + [self.grids[r].code for r in sorted(self.grids)], dtype=object)
+        index = np.zeros(int(self.grid_rows.max(initial=-1)) + 2, dtype=np.int64)
+        index[np.asarray(sorted(self.grids), dtype=np.int64) + 1] = np.arange(1, len(self.grids) + 1)
+        return table[index[self.grid_rows + 1]]
+
+
+class CityGridClient:
+    """Stubs for every CityGrid service on one channel, with the bearer token on every call.
+
+    ``tls_ca``: a PEM file (or bytes) of the CA that signed the server's certificate, for TLS; ``True``
+    uses the system's roots; ``None`` connects in plain text.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        *,
+        tls_ca: str | os.PathLike | bytes | bool | None = None,
+        timeout: float | None = 60.0,
+    ):
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls_ca is None or tls_ca is False:
+            self.channel = grpc.insecure_channel(target, options=options)
+        else:
+            roots = None if tls_ca is True else (tls_ca if isinstance(tls_ca, bytes) else Path(tls_ca).read_bytes())
+            self.channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(roots), options=options)
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+        self.grids = grid_pb2_grpc.GridServiceStub(self.channel)
+        self.layers = layer_pb2_grpc.LayerServiceStub(self.channel)
+        self.tokens = token_pb2_grpc.TokenServiceStub(self.channel)
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+        self._assign_points_raw = self.channel.unary_unary(
+            "/citygrid.v1.GridService/AssignPoints",
+            request_serializer=None,  # the request is encoded by points_request()
+            response_deserializer=grid_pb2.AssignPointsResponse.FromString,
+        )
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "CityGridClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method, request, timeout: float | None = None):
+        return method(request, metadata=self.metadata, timeout=timeout or self.timeout)
+
+    # ------------------------------------------------------------------ assignment
+
+    def assign_point(self, lng: float, lat: float, *, crs: str = "wgs84", at: datetime | None = None,
+                     fallback_m: float = 0.0) -> grid_pb2.AssignPointResponse:
+        request = grid_pb2.AssignPointRequest(
+            lng=lng, lat=lat, crs=_crs(crs), event_time=_timestamp(at), fallback_m=fallback_m
+        )
+        return self._call(self.grids.AssignPoint, request)
+
+    def assign_points(self, lng, lat, *, crs: str = "wgs84", at: datetime | None = None, fallback_m: float = 0.0,
+                      rows_only: bool = False, timeout: float | None = None) -> BatchResult:
+        request = points_request(lng, lat, crs=_crs(crs), event_time=_timestamp(at), fallback_m=fallback_m,
+                                 rows_only=rows_only)
+        response = self._call(self._assign_points_raw, request, timeout)
+        return BatchResult(
+            grid_rows=np.frombuffer(response.grid_rows, dtype="<i4"),
+            statuses=np.frombuffer(response.statuses, dtype=np.uint8),
+            grids={g.row: g for g in response.grids},
+            layer_version=response.layer_version,
+        )
+
+    def assign_stream(self, requests: Iterable[grid_pb2.AssignPointRequest]) -> Iterator[grid_pb2.AssignPointResponse]:
+        return self.grids.AssignStream(iter(requests), metadata=self.metadata)
+
+    # ------------------------------------------------------------------ grids
+
+    def get_grid(self, code: str, *, at: datetime | None = None) -> grid_pb2.Grid:
+        return self._call(self.grids.GetGrid, grid_pb2.GetGridRequest(code=code, at=_timestamp(at)))
+
+    def list_grids(self, *, community_code: str = "", street_code: str = "", grid_type: str = "",
+                   at: datetime | None = None, page_size: int = 0) -> Iterator[grid_pb2.Grid]:
+        """Every matching grid, following the pages (all from one layer version)."""
+        token = ""
+        while True:
+            page = self._call(self.grids.ListGrids, grid_pb2.ListGridsRequest(
+                community_code=community_code, street_code=street_code, grid_type=grid_type,
+                page_size=page_size, page_token=token, at=_timestamp(at)))
+            yield from page.grids
+            token = page.next_page_token
+            if not token:
+                return
+
+    def get_grid_cells(self, code: str, *, at: datetime | None = None) -> grid_pb2.GetGridCellsResponse:
+        return self._call(self.grids.GetGridCells, grid_pb2.GetGridCellsRequest(code=code, at=_timestamp(at)))
+
+    def locate_cell(self, cell_id: int, *, at: datetime | None = None) -> grid_pb2.LocateCellResponse:
+        return self._call(self.grids.LocateCell, grid_pb2.LocateCellRequest(cell_id=cell_id, at=_timestamp(at)))
+
+    # ------------------------------------------------------------------ layers
+
+    def upload_layer(self, path: str | os.PathLike, *, version_id: str = "",
+                     fields: dict[str, str] | None = None) -> layer_pb2.LayerVersion:
+        path = Path(path)
+        header = layer_pb2.UploadHeader(filename=path.name, version_id=version_id,
+                                        fields=layer_pb2.FieldMap(**(fields or {})))
+
+        def messages():
+            yield layer_pb2.UploadLayerRequest(header=header)
+            with open(path, "rb") as fh:
+                while chunk := fh.read(UPLOAD_CHUNK_BYTES):
+                    yield layer_pb2.UploadLayerRequest(chunk=chunk)
+
+        return self.layers.UploadLayer(messages(), metadata=self.metadata, timeout=self.timeout)
+
+    def validate_layer(self, version_id: str, *,
+                       boundary: str | os.PathLike | None = None) -> layer_pb2.ValidateLayerResponse:
+        request = layer_pb2.ValidateLayerRequest(version_id=version_id)
+        if boundary is not None:
+            request.boundary = Path(boundary).read_bytes()
+            request.boundary_filename = Path(boundary).name
+        return self._call(self.layers.ValidateLayer, request)
+
+    def publish_layer(self, version_id: str, *, valid_from: datetime | None = None) -> layer_pb2.LayerVersion:
+        return self._call(self.layers.PublishLayer,
+                          layer_pb2.PublishLayerRequest(version_id=version_id, valid_from=_timestamp(valid_from)))
+
+    def activate_version(self, version_id: str) -> layer_pb2.ActivateVersionResponse:
+        return self._call(self.layers.ActivateVersion, layer_pb2.ActivateVersionRequest(version_id=version_id))
+
+    def list_versions(self) -> layer_pb2.ListVersionsResponse:
+        return self._call(self.layers.ListVersions, layer_pb2.ListVersionsRequest())
+
+    # ------------------------------------------------------------------ tokens
+
+    def issue_token(self, principal: str, role: str, jurisdiction: Iterable[str] = (), *,
+                    worker_id: str = "") -> token_pb2.IssueTokenResponse:
+        return self._call(self.tokens.IssueToken, token_pb2.IssueTokenRequest(
+            principal=principal, role=role, jurisdiction=list(jurisdiction), worker_id=worker_id))
+
+    def revoke_token(self, token_id: str) -> token_pb2.TokenInfo:
+        return self._call(self.tokens.RevokeToken, token_pb2.RevokeTokenRequest(token_id=token_id))
+
+    def list_tokens(self, *, include_revoked: bool = False) -> token_pb2.ListTokensResponse:
+        return self._call(self.tokens.ListTokens, token_pb2.ListTokensRequest(include_revoked=include_revoked))
+
+    def whoami(self) -> token_pb2.TokenInfo:
+        return self._call(self.tokens.WhoAmI, token_pb2.WhoAmIRequest())
+
+    # ------------------------------------------------------------------ health
+
+    def health(self, service: str = "") -> str:
+        """``SERVING``, ``NOT_SERVING``, ... (no token needed)."""
+        response = self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+def points_request(lng, lat, **fields) -> bytes:
+    """An encoded ``AssignPointsRequest``: ``fields`` encoded by protobuf, then ``lng`` and ``lat`` as
+    length-delimited fields (numbers 1 and 2) written straight from the arrays' memory.
+
+    The same bytes protobuf would write, made with one copy of the coordinates instead of four
+    (``tobytes``, the message field, serialisation): about 13 ms less per million points.
+    """
+    parts = [grid_pb2.AssignPointsRequest(**fields).SerializeToString()]
+    for number, values in ((1, lng), (2, lat)):
+        data = np.ascontiguousarray(values, dtype="<f8").reshape(-1)
+        parts += [bytes([number << 3 | 2]), _varint(data.nbytes), memoryview(data).cast("B")]
+    return b"".join(parts)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _crs(name: str) -> int:
+    try:
+        return CRS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown coordinate system {name!r}; use one of {', '.join(CRS)}") from None
+
+
+def _timestamp(when: datetime | None) -> Timestamp | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise ValueError(f"time {when.isoformat()} has no time zone; give one")
+    ts = Timestamp()
+    ts.FromDatetime(when.astimezone(timezone.utc))
+    return ts

@@ -1,0 +1,126 @@
+"""``citygrid.v1.LayerService``: upload, validate, publish and activate layer versions (admins only;
+listing needs any token).
+
+An upload is client-streamed: an ``UploadHeader`` (file name, version id, field names), then the file's
+bytes in chunks. The bytes go to a temporary file named like the upload, which the engine's readers
+open as they would a local file (a ``.zip`` is read as a zipped Shapefile); the layer is saved as a new,
+unpublished version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+
+import grpc
+
+from citygrid.engine import sources
+from citygrid.engine.errors import InvalidInput, Overloaded
+from citygrid.engine.layers import FieldMap
+from citygrid.engine.principals import Role
+from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.validation import validate_layer
+from citygrid.grpc_api._pb import layer_pb2, layer_pb2_grpc
+from citygrid.grpc_api.config import ServerConfig
+from citygrid.grpc_api.convert import from_timestamp, layer_version
+from citygrid.grpc_api.interceptors import Authenticator
+
+log = logging.getLogger("citygrid.grpc_api")
+
+SERVICE_NAME = layer_pb2.DESCRIPTOR.services_by_name["LayerService"].full_name
+
+
+class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
+    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig):
+        self._registry = registry
+        self._auth = auth
+        self._max_upload_bytes = config.max_upload_bytes
+
+    def UploadLayer(self, request_iterator, context):
+        principal = self._admin("upload a layer")
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidInput("an upload starts with an UploadHeader message (file name, version id), then chunks")
+        header = first.header
+        name = Path(header.filename).name
+        if not name:
+            raise InvalidInput("the UploadHeader needs the file name (its suffix says the format)")
+        with tempfile.TemporaryDirectory(prefix="citygrid-upload-") as tmp:
+            path = Path(tmp) / name
+            size = 0
+            with open(path, "wb") as fh:
+                for message in request_iterator:
+                    if message.WhichOneof("part") != "chunk":
+                        raise InvalidInput("only chunk messages may follow the UploadHeader")
+                    size += len(message.chunk)
+                    if size > self._max_upload_bytes:
+                        raise Overloaded(
+                            f"the upload exceeds the limit of {self._max_upload_bytes:,} bytes; simplify the "
+                            "layer or ask the operator to raise max_upload_bytes"
+                        )
+                    fh.write(message.chunk)
+            if size == 0:
+                raise InvalidInput(f"the upload of {name} has no bytes")
+            layer = sources.read_layer(path, _field_map(header.fields), version_id=header.version_id or None)
+        layer = dataclasses.replace(layer, source=f"upload:{name}")
+        record = self._registry.register(layer)
+        log.info("%s uploaded layer version %s (%d grids) from %s", principal.name, record.version_id,
+                 record.n_grids, name)
+        return layer_version(record)
+
+    def ValidateLayer(self, request, context):
+        self._admin("validate a layer")
+        layer = self._registry.get_layer(request.version_id)
+        boundary = None
+        if request.boundary:
+            name = Path(request.boundary_filename).name
+            if not name:
+                raise InvalidInput("a boundary needs its file name (its suffix says the format)")
+            with tempfile.TemporaryDirectory(prefix="citygrid-boundary-") as tmp:
+                path = Path(tmp) / name
+                path.write_bytes(request.boundary)
+                boundary = sources.read_boundary(path)
+        report = validate_layer(layer, boundary=boundary)
+        return layer_pb2.ValidateLayerResponse(
+            version_id=request.version_id, valid=report.valid, report_json=report.to_json()
+        )
+
+    def PublishLayer(self, request, context):
+        principal = self._admin("publish a layer")
+        record = self._registry.publish(request.version_id, from_timestamp(request, "valid_from"))
+        log.info("%s published layer version %s valid from %s", principal.name, record.version_id,
+                 record.valid_from.isoformat())
+        return layer_version(record)
+
+    def ActivateVersion(self, request, context):
+        principal = self._admin("activate a layer version")
+        record, previous = self._registry.activate(request.version_id)
+        log.info("%s activated layer version %s (was %s)", principal.name, record.version_id, previous)
+        return layer_pb2.ActivateVersionResponse(active=layer_version(record), previous_version_id=previous or "")
+
+    def ListVersions(self, request, context):
+        self._auth.principal()
+        return layer_pb2.ListVersionsResponse(
+            versions=[layer_version(r) for r in self._registry.versions()],
+            active_version_id=self._registry.active_version_id or "",
+        )
+
+    def _admin(self, action: str):
+        principal = self._auth.principal()
+        principal.require_role(Role.ADMIN, action=action)
+        return principal
+
+
+def _field_map(fields: layer_pb2.FieldMap) -> FieldMap:
+    given = {f.name: value for f, value in fields.ListFields() if value}
+    return FieldMap(**given)
+
+
+def add_to_server(server: grpc.Server, resources) -> str:
+    layer_pb2_grpc.add_LayerServiceServicer_to_server(
+        LayerServicer(resources.registry, resources.auth, resources.config), server
+    )
+    return SERVICE_NAME
+

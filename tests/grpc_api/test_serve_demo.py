@@ -1,0 +1,58 @@
+"""``citygrid serve --demo`` on the demo district: it prints a fresh admin token, serves the 3,823
+grids, and a community's dashboard sees its own grids only."""
+
+from __future__ import annotations
+
+import re
+
+import grpc
+import numpy as np
+import pytest
+import shapely
+from grpc_env import start_serve, stop_serve
+
+from citygrid.grpc_api.client import CityGridClient
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory, demo_dir, demo_layer):
+    root = tmp_path_factory.mktemp("serve-demo")
+    (root / "data" / "demo").mkdir(parents=True)
+    (root / "data" / "demo" / "grids.parquet").symlink_to(demo_dir / "grids.parquet")  # reused, not regenerated
+    proc, port, lines = start_serve(["--data-dir", str(root / "data"), "--demo"], root)
+    token = next(m.group(1) for line in lines if (m := re.match(r"admin token: (\S+)", line)))
+    yield f"127.0.0.1:{port}", token, lines
+    stop_serve(proc)
+
+
+def test_demo_serves_the_district_with_a_fresh_admin_token(demo_server, demo_layer, rng):
+    target, token, lines = demo_server
+    assert len(token) >= 40
+    assert "generating the demo district" not in "".join(lines)  # the symlinked grids were reused
+    grids = demo_layer.geometries()
+    rows = rng.choice(demo_layer.n_grids, 200, replace=False)
+    points = shapely.point_on_surface(grids[rows])
+    with CityGridClient(target, token) as admin:
+        versions = admin.list_versions()
+        assert versions.active_version_id.startswith("demo-")
+        batch = admin.assign_points(shapely.get_x(points), shapely.get_y(points))
+        assert np.array_equal(batch.codes(), demo_layer.codes[rows])
+        one = admin.assign_point(shapely.get_x(points[0]), shapely.get_y(points[0]))
+        record = demo_layer.record(int(rows[0]))
+        assert (one.grid.code, one.grid.community_code, one.grid.street_code, one.grid.district_code) == (
+            record["grid_code"], record["community_code"], record["street_code"], record["district_code"])
+
+
+def test_a_community_dashboard_sees_only_its_community(demo_server, demo_layer):
+    target, token, _ = demo_server
+    community = demo_layer.record(0)["community_code"]
+    own = set(demo_layer.codes[demo_layer.column("community_code") == community])
+    with CityGridClient(target, token) as admin:
+        dashboard_token = admin.issue_token(f"{community} 大屏", "dashboard", [community]).token
+    with CityGridClient(target, dashboard_token) as dashboard:
+        assert {g.code for g in dashboard.list_grids()} == own
+        foreign = next(code for code in demo_layer.codes if code not in own)
+        with pytest.raises(grpc.RpcError) as info:
+            dashboard.get_grid(foreign)
+        assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
+

@@ -1,0 +1,118 @@
+"""Server plumbing: Prometheus metrics, TLS, configuration, AssignStream, cells."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import subprocess
+import urllib.request
+
+import grpc
+import pytest
+from grpc_env import ADMIN_TOKEN, LAT0, LNG0, SPAN, start_server
+
+from citygrid.engine.errors import InvalidInput
+from citygrid.grpc_api._pb import grid_pb2
+from citygrid.grpc_api.client import CityGridClient, points_request
+from citygrid.grpc_api.config import ServerConfig, load_config
+
+
+def test_metrics_count_errors_and_time_each_method(env, admin):
+    admin.assign_point(LNG0 + 0.01, LAT0 + 0.01)
+    with pytest.raises(grpc.RpcError):
+        admin.get_grid("NOPE")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{env.server.metrics_port}/metrics", timeout=5).read().decode()
+    assert 'citygrid_grpc_requests_total{method="/citygrid.v1.GridService/AssignPoint",code="OK"}' in text
+    assert 'citygrid_grpc_errors_total{method="/citygrid.v1.GridService/GetGrid",code="NOT_FOUND"}' in text
+    assert 'citygrid_grpc_request_duration_seconds_bucket{method="/citygrid.v1.GridService/AssignPoint",le="+Inf"}' in text
+    ok = [line for line in text.splitlines()
+          if line.startswith('citygrid_grpc_requests_total{method="/citygrid.v1.GridService/AssignPoint",code="OK"}')]
+    assert int(ok[0].split()[-1]) >= 1
+
+
+def test_assign_stream_answers_each_point_in_order(admin):
+    requests = [grid_pb2.AssignPointRequest(lng=LNG0 + 0.001 * k, lat=LAT0 + 0.001, request_id=f"e{k}")
+                for k in range(1, 50)]
+    requests.insert(10, grid_pb2.AssignPointRequest(lng=999, lat=0, request_id="bad"))
+    answers = list(admin.assign_stream(requests))
+    assert [a.request_id for a in answers] == [r.request_id for r in requests]
+    assert answers[10].status == grid_pb2.POINT_STATUS_INVALID
+    assert all(a.grid.code for i, a in enumerate(answers) if i != 10)
+
+
+def test_cells_round_trip(admin):
+    cells = admin.get_grid_cells("G005005@v1")
+    assert len(cells.cell_ids) == len(cells.interior) > 0
+    located = admin.locate_cell(cells.cell_ids[len(cells.cell_ids) // 2])
+    assert "G005005@v1" in {g.code for g in located.grids}
+    with pytest.raises(grpc.RpcError) as info:
+        admin.locate_cell(0x8A2A1072B59FFFF)  # a cell in New York
+    assert info.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+def test_list_grids_pages_stay_on_one_version(env, admin):
+    codes = [g.code for g in admin.list_grids(page_size=150)]
+    assert len(codes) == len(set(codes)) == env.layers["v1"].n_grids
+    with pytest.raises(grpc.RpcError) as info:
+        admin.grids.ListGrids(grid_pb2.ListGridsRequest(page_token="garbage!"), metadata=admin.metadata)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_tls_when_certificate_and_key_are_configured(tmp_path, env):
+    key, cert = tmp_path / "server.key", tmp_path / "server.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    secure = start_server(env.data_dir, tls_cert=cert, tls_key=key, metrics_port=None)
+    try:
+        with CityGridClient(f"localhost:{secure.port}", ADMIN_TOKEN, tls_ca=cert) as client:
+            assert client.assign_point(LNG0 + SPAN / 2, LAT0 + SPAN / 2).grid.code
+        with CityGridClient(f"localhost:{secure.port}", ADMIN_TOKEN, timeout=2) as plain:
+            with pytest.raises(grpc.RpcError) as info:
+                plain.whoami()
+            assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    finally:
+        secure.server.stop(0).wait(10)
+
+
+def test_config_from_toml(tmp_path):
+    path = tmp_path / "citygrid.toml"
+    path.write_text('[server]\ndata_dir = "data"\nport = 6001\nmetrics_port = -1\nmax_points_per_request = 1000\n')
+    config = load_config(path)
+    assert config.data_dir == tmp_path / "data" and config.port == 6001 and config.metrics_port is None
+    assert config.max_receive_message_bytes == 16 * 1000 + (1 << 20)
+    with pytest.raises(InvalidInput, match="unknown"):
+        ServerConfig.from_toml('[server]\nprot = 1\n')
+    with pytest.raises(InvalidInput, match="both"):
+        ServerConfig.from_toml('[server]\ntls_cert = "a.crt"\n')
+
+
+def test_a_replica_serves_grids_only_and_follows_activations(env, admin):
+    replica = start_server(env.data_dir, replica=True, follow_interval=0.05, metrics_port=None)
+    try:
+        with replica.client() as client:
+            point = (LNG0 + SPAN / 3, LAT0 + SPAN / 3)
+            assert client.assign_point(*point).layer_version == "v1"
+            admin.activate_version("v3")
+            deadline = time.monotonic() + 5
+            while client.assign_point(*point).layer_version != "v3" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert client.assign_point(*point).grid.code.endswith("@v3")
+            with pytest.raises(grpc.RpcError) as info:
+                client.list_versions()
+            assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        admin.activate_version("v1")
+        replica.server.stop(0).wait(10)
+
+
+def test_the_client_encodes_batches_as_protobuf_would(rng):
+    for n in (1, 16, 100_000):
+        lng, lat = rng.uniform(114, 115, n), rng.uniform(22, 23, n)
+        raw = points_request(lng, lat, crs=grid_pb2.COORDINATE_SYSTEM_GCJ02, fallback_m=5.0, rows_only=True)
+        expected = grid_pb2.AssignPointsRequest(lng=lng.tobytes(), lat=lat.tobytes(), fallback_m=5.0, rows_only=True,
+                                                crs=grid_pb2.COORDINATE_SYSTEM_GCJ02)
+        assert grid_pb2.AssignPointsRequest.FromString(raw) == expected
