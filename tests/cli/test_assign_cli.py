@@ -1,0 +1,98 @@
+"""``citygrid assign``: real point files (Shenzhen taxi trips, NYC 311) in, every row out in order with
+its grid and parents; the answers are the engine's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
+import pytest
+
+from citygrid.cli.main import main
+from citygrid.engine.assignment import Assigner, Status
+from citygrid.engine.coordinates import to_wgs84
+from citygrid.engine.layers import FieldMap
+from citygrid.engine.snapshots import save_layer
+from citygrid.engine.sources import read_layer
+
+ADDED = ["grid_code", "status", "grid_row", "community_code", "community_name", "street_code", "street_name",
+         "district_code", "district_name"]
+
+
+@pytest.fixture(scope="module")
+def taxi_csv(shared_data):
+    return shared_data / "shenzhen" / "sz_taxi_trips_pygeo_tutorial_taxi-price.csv"
+
+
+def test_taxi_trips_in_gcj02_against_a_saved_demo_version(demo_layer, taxi_csv, tmp_path, capsys):
+    save_layer(demo_layer, tmp_path / "data")
+    out = tmp_path / "taxi.parquet"
+    code = main(["--data-dir", str(tmp_path / "data"), "assign", "--layer", demo_layer.version_id, str(taxi_csv),
+                 "-o", str(out), "--crs", "gcj02"])
+    assert code == 0
+    assert "assigned 10,619 points" in capsys.readouterr().out
+    source = pv.read_csv(taxi_csv)
+    result = pq.read_table(out)
+    assert result.column_names == source.column_names + ADDED
+    assert result.column("orderid").to_pylist() == [str(v) for v in source.column("orderid").to_pylist()]
+
+    lng, lat = to_wgs84(source.column("Lng").to_numpy(), source.column("Lat").to_numpy(), "gcj02")
+    expected = Assigner(demo_layer).assign(lng, lat)
+    assert result.column("grid_row").to_numpy().tolist() == expected.grid_rows.tolist()
+    assert (expected.status == Status.INSIDE).sum() > 1000  # trips start all over Shenzhen; many in Longgang
+    inside = np.flatnonzero(expected.grid_rows >= 0)
+    codes = demo_layer.codes
+    assert result.column("grid_code").to_numpy(zero_copy_only=False)[inside].tolist() == codes[
+        expected.grid_rows[inside]].tolist()
+    assert set(result.column("district_name").to_pylist()) == {None, "龙岗区"}
+    assert set(result.column("status").to_pylist()) <= {"inside", "shared_boundary", "outside"}
+
+
+def test_nyc_311_with_the_tracts_file_to_csv(shared_data, tmp_path, capsys):
+    """99.9 % of the 311 requests with coordinates fall in a tract; rows without coordinates are
+    invalid, counted, and kept."""
+    requests = shared_data / "nyc" / "nyc311_animals_2025_plotly.csv"
+    out = tmp_path / "requests.csv"
+    code = main(["assign", "--layer", str(shared_data / "nyc" / "nyct2020.shp"), "--code-field", "GEOID",
+                 "--community-field", "NTA2020", str(requests), "-o", str(out)])
+    assert code == 0
+    summary = capsys.readouterr().out
+    result = pv.read_csv(out, convert_options=pv.ConvertOptions(strings_can_be_null=True))
+    assert result.num_rows == 4_969
+    status = np.array(result.column("status").to_pylist())
+    assert (status == "invalid").sum() == 4_969 - 4_907
+    assert (status == "inside").sum() / 4_907 > 0.998
+    assert "invalid 62" in summary
+    tracts = read_layer(shared_data / "nyc" / "nyct2020.shp", FieldMap(grid_code="GEOID", community_code="NTA2020"))
+    rows = result.column("grid_row").to_numpy()
+    inside = rows >= 0
+    assert np.array_equal(result.column("community_code").to_numpy(zero_copy_only=False)[inside].astype(str),
+                          tracts.column("community_code")[rows[inside]].astype(str))
+
+
+def test_parquet_in_with_named_columns_and_fallback(demo_layer, taxi_csv, tmp_path):
+    table = pv.read_csv(taxi_csv).select(["orderid", "ELng", "ELat"])
+    pq.write_table(table, tmp_path / "drops.parquet")
+    grids = tmp_path / "grids.parquet"
+    out = tmp_path / "drops-out.parquet"
+    pq.write_table(pq.read_table(demo_layer.source), grids)
+    code = main(["assign", "--layer", str(grids), str(tmp_path / "drops.parquet"), "-o", str(out),
+                 "--lng-col", "ELng", "--lat-col", "ELat", "--fallback-m", "300"])
+    assert code == 0
+    statuses = set(pq.read_table(out).column("status").to_pylist())
+    assert {"inside", "outside", "fallback"} <= statuses
+
+
+@pytest.mark.parametrize(
+    "args,output,message",
+    [
+        (["--lng-col", "nope"], "out.csv", "no longitude column 'nope'"),
+        ([], "out.xlsx", "use a .parquet or .csv file"),
+        (["--fallback-m", "-5"], "out.csv", "fallback_m"),
+    ],
+)
+def test_bad_requests_exit_2_with_a_message(demo_layer, taxi_csv, tmp_path, capsys, args, output, message):
+    argv = ["assign", "--layer", str(demo_layer.source), str(taxi_csv), "-o", str(tmp_path / output), *args]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.csv.partial").exists()
