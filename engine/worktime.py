@@ -265,7 +265,7 @@ def local_us(t_us: np.ndarray, timezone_name: str) -> np.ndarray:
     month = sorted_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
     offsets = np.empty(len(sorted_us), dtype=np.int64)
     bounds = np.flatnonzero(np.diff(month)) + 1
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(sorted_us)]):
+    for lo, hi in _runs(bounds, len(sorted_us)):
         first, last = (_utc_offset_us(int(sorted_us[i]), tz) for i in (lo, hi - 1))
         if first == last:
             offsets[lo:hi] = first
@@ -274,6 +274,12 @@ def local_us(t_us: np.ndarray, timezone_name: str) -> np.ndarray:
     out = np.empty_like(t_us)
     out[order] = sorted_us + offsets
     return out
+
+
+def _runs(bounds: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """(start, stop) of the runs between the break points ``bounds`` of ``n`` items."""
+    edges = [0, *bounds.tolist(), n]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def _utc_offset_us(t_us: int, tz: ZoneInfo) -> int:
@@ -307,7 +313,7 @@ def _utc_offsets_us(local_us: np.ndarray, tz: ZoneInfo) -> np.ndarray:
     month = local_us.astype("datetime64[us]").astype("datetime64[M]")
     out = np.empty(len(local_us), dtype=np.int64)
     bounds = np.flatnonzero(np.diff(month.astype(np.int64))) + 1
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(local_us)]):
+    for lo, hi in _runs(bounds, len(local_us)):
         first, last = (_offset_us(int(local_us[i]), tz) for i in (lo, hi - 1))
         if first == last:
             out[lo:hi] = first
