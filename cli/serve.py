@@ -26,7 +26,7 @@ from citygrid.grpc_api.server import create_server
 log = logging.getLogger("citygrid.serve")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="run the gRPC server (GridService, LayerService, TokenService)")
+    parser = subparsers.add_parser("serve", help="run the gRPC server (GridService, LayerService, TokenService, IntakeService)")
     parser.add_argument("--config", type=Path, help="TOML file with a [server] table (see citygrid.grpc_api.config)")
     parser.add_argument("--data-dir", dest="serve_data_dir", metavar="DIR", type=Path, default=argparse.SUPPRESS,
                         help="data directory (overrides the config's data_dir)")
@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     server, port = create_server(config)
     if args.demo:
         version_id = prepare_demo(server.resources.registry, Path(config.data_dir))
+        demo_dir = Path(config.data_dir) / "demo"
+        n_workers, n_buildings = server.resources.intake.load_staff(
+            *(path if path.exists() else None for path in (demo_dir / "workers.parquet", demo_dir / "buildings.parquet"))
+        )
+        log.info("demo district: %d workers and %d building positions loaded into the intake", n_workers, n_buildings)
         secret, info = server.resources.tokens.issue("demo admin", Role.ADMIN)
         log.info("demo district: layer version %s; admin token %s issued", version_id, info.token_id)
         print(f"admin token: {secret}", flush=True)

@@ -24,7 +24,7 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
+from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
 
 #: Bytes per UploadLayer chunk message.
 UPLOAD_CHUNK_BYTES = 1 << 20
@@ -85,6 +85,7 @@ class CityGridClient:
         self.grids = grid_pb2_grpc.GridServiceStub(self.channel)
         self.layers = layer_pb2_grpc.LayerServiceStub(self.channel)
         self.tokens = token_pb2_grpc.TokenServiceStub(self.channel)
+        self.intake = intake_pb2_grpc.IntakeServiceStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
         self._assign_points_raw = self.channel.unary_unary(
             "/citygrid.v1.GridService/AssignPoints",
@@ -201,6 +202,42 @@ class CityGridClient:
 
     def whoami(self) -> token_pb2.TokenInfo:
         return self._call(self.tokens.WhoAmI, token_pb2.WhoAmIRequest())
+
+    # ------------------------------------------------------------------ intake
+
+    def submit_events(self, reports: Iterable[intake_pb2.EventReport]) -> list[intake_pb2.Receipt]:
+        """One durable batch (at most 10,000 reports); a receipt per report, refused ones with ``error``."""
+        response = self._call(self.intake.SubmitEvents, intake_pb2.SubmitEventsRequest(events=list(reports)))
+        return list(response.receipts)
+
+    def submit_stream(self, reports: Iterable[intake_pb2.EventReport]) -> Iterator[intake_pb2.Receipt]:
+        """One receipt (acknowledgement) per report, in order, each sent once its report is durable."""
+        return self.intake.SubmitStream(iter(reports), metadata=self.metadata)
+
+    def get_event(self, event_id: str, *, include_audit: bool = False) -> intake_pb2.GetEventResponse:
+        return self._call(self.intake.GetEvent, intake_pb2.GetEventRequest(event_id=event_id,
+                                                                             include_audit=include_audit))
+
+    def update_status(self, event_id: str, action: str, *, note: str = "", worker_id: str = "",
+                      minutes: float | None = None) -> intake_pb2.Event:
+        return self._call(self.intake.UpdateStatus, intake_pb2.UpdateStatusRequest(
+            event_id=event_id, action=action, note=note, worker_id=worker_id, minutes=minutes))
+
+    def list_events(self, **filters) -> Iterator[intake_pb2.Event]:
+        """Every matching event (``ListEventsRequest`` fields as keywords), following the pages."""
+        token = ""
+        while True:
+            page = self._call(self.intake.ListEvents, intake_pb2.ListEventsRequest(page_token=token, **filters))
+            yield from page.events
+            token = page.next_page_token
+            if not token:
+                return
+
+    def watch_dispatches(self, worker_id: str = "", *, after: int = 0,
+                         timeout: float | None = None) -> Iterator[intake_pb2.DispatchNotice]:
+        """A worker's dispatch feed after the cursor ``after`` (resume with the last notice's ``cursor``)."""
+        return self.intake.WatchDispatches(intake_pb2.WatchDispatchesRequest(worker_id=worker_id, after=after),
+                                           metadata=self.metadata, timeout=timeout)
 
     # ------------------------------------------------------------------ health
 

@@ -51,7 +51,7 @@ from citygrid.grpc_api.metrics import Metrics, MetricsExporter
 
 log = logging.getLogger("citygrid.grpc_api")
 
-SERVICE_MODULES = ("grid_service", "layer_service", "token_service")
+SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service")
 REPLICA_SERVICE_MODULES = ("grid_service",)
 
 
@@ -64,6 +64,8 @@ class Resources:
     tokens: TokenStore
     auth: Authenticator
     metrics: Metrics
+    #: The event intake (:class:`citygrid.grpc_api.intake_service.IntakeHost`), set by its service.
+    intake: object | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def on_close(self, close: Callable[[], None]) -> None:

@@ -1,0 +1,139 @@
+"""IntakeService benchmarks: the server (``citygrid serve``) in its own process over the demo district
+with its workers, this process the client, on loopback.
+
+- ``SubmitStream``: per-event latency p50 / p99, one report in flight (the client waits for each
+  acknowledgement, so each is its own durable commit);
+- ``SubmitEvents``: durable events per second with batches of 1,000 (one client, and two in parallel,
+  whose batches share commits).
+
+Goal (issue 5): >= 20,000 durable events/s. Run::
+
+    pytest bench/test_intake_grpc.py -s
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from citygrid.engine.demo import generate_demo
+from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.sources import read_layer
+from citygrid.engine.workers import read_workers
+from citygrid.grpc_api._pb import intake_pb2
+from citygrid.grpc_api.client import CityGridClient
+
+TOKEN = "bench-admin-token-0123456789abcdef"
+BATCH = 1000
+BATCHES = 30
+STREAM_EVENTS = 500
+NOW = datetime.now(timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A ``citygrid serve`` process over the demo district, its workers loaded through the API."""
+    root = tmp_path_factory.mktemp("bench-intake")
+    data_dir = root / "data"
+    generate_demo(root / "demo", seed=20261130, n_events=1_000)
+    layer = read_layer(root / "demo" / "grids.parquet", version_id="bench-demo")
+    registry = LayerRegistry(data_dir)
+    registry.register(layer)
+    registry.publish(layer.version_id, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    registry.activate(layer.version_id)
+    registry.close()
+    (root / "citygrid.toml").write_text(f'[server]\ndata_dir = "data"\nadmin_token = "{TOKEN}"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "citygrid.cli.main", "serve", "--config", str(root / "citygrid.toml"),
+         "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    port = None
+    for line in proc.stdout:
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if match:
+            port = int(match.group(1))
+            break
+    assert port, "the server did not start"
+    drain = threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True)
+    drain.start()
+    buildings = pq.read_table(root / "demo" / "buildings.parquet", columns=["lng", "lat"])
+    places = np.column_stack([buildings.column("lng").to_numpy(), buildings.column("lat").to_numpy()])
+    with CityGridClient(f"127.0.0.1:{port}", TOKEN, timeout=120) as client:
+        workers = [intake_pb2.Worker(worker_id=w.worker_id, grid_code=w.grid_code, department=w.department,
+                                     skills=sorted(w.skills), shift="always", capacity=1_000_000)
+                   for w in read_workers(root / "demo" / "workers.parquet")]
+        client.intake.PutWorkers(intake_pb2.PutWorkersRequest(workers=workers), metadata=client.metadata,
+                                 timeout=120)
+        client.submit_events(reports(places, "warm", 100))
+        yield client, places
+    proc.terminate()
+    proc.wait(30)
+    drain.join(10)
+    proc.stdout.close()
+
+
+def reports(places: np.ndarray, prefix: str, n: int, seed: int = 0) -> list[intake_pb2.EventReport]:
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(places), n)
+    categories = ["0101", "0103", "0201", "0501", "1001"]
+    out = []
+    for k, p in enumerate(picks.tolist()):
+        r = intake_pb2.EventReport(event_id=f"{prefix}-{k:07d}", category_code=categories[k % len(categories)],
+                                   source="bench", lng=float(places[p, 0]), lat=float(places[p, 1]))
+        r.occurred_at.FromDatetime(NOW)
+        out.append(r)
+    return out
+
+
+def test_submit_stream_latency(served):
+    client, places = served
+    inbox: queue.Queue = queue.Queue()
+
+    def requests():
+        for r in reports(places, "stream", STREAM_EVENTS, seed=1):
+            yield r
+            inbox.get()  # one report in flight: wait for its acknowledgement
+
+    latencies = []
+    sent = time.perf_counter()
+    for receipt in client.submit_stream(requests()):
+        now = time.perf_counter()
+        assert not receipt.error.code, receipt.error.message
+        latencies.append(now - sent)
+        sent = time.perf_counter()
+        inbox.put(None)
+    ms = np.array(latencies) * 1e3
+    print(f"\nSubmitStream, one in flight, {len(ms)} events: p50 {np.percentile(ms, 50):.2f} ms, "
+          f"p99 {np.percentile(ms, 99):.2f} ms")
+    assert len(ms) == STREAM_EVENTS
+
+
+@pytest.mark.parametrize("clients", [1, 2])
+def test_submit_events_throughput(served, clients):
+    client, places = served
+    batches = [reports(places, f"batch{clients}-{b}", BATCH, seed=100 + b) for b in range(BATCHES)]
+
+    def send(batch):
+        receipts = client.submit_events(batch)
+        assert not any(r.error.code for r in receipts)
+        return len(receipts)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        done = sum(pool.map(send, batches))
+    elapsed = time.perf_counter() - start
+    print(f"\nSubmitEvents, batches of {BATCH}, {clients} client(s): {done / elapsed:,.0f} durable events/s "
+          f"({done} events in {elapsed:.2f} s)")
+    assert done == BATCH * BATCHES

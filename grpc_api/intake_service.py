@@ -1,0 +1,407 @@
+"""``citygrid.v1.IntakeService``: event intake, the case lifecycle, dispatch feeds and workers over
+the engine's :class:`~citygrid.engine.intake.Intake`.
+
+The servicer converts messages to engine calls and back; the rules (roles, jurisdiction, lifecycle,
+dispatch, idempotency, limits) are the engine's, and its errors map to status codes through
+:mod:`citygrid.grpc_api.errors` (a refused report inside a batch or stream carries that status name in
+its receipt instead).
+
+:class:`IntakeHost` owns the intake of the server's data directory: built on the first call that
+needs it (the data directory may get its first active layer version after the server was built,
+as ``--demo`` does), with the events in the data directory's database
+(:class:`~citygrid.engine.events.SqliteEventStore`). It follows layer activations (new reports are
+placed on the active version; every call compares the version id, one attribute read), runs the
+intake's clock in a thread (dispatching waiting events and escalating overdue ones every
+:data:`CLOCK_INTERVAL_S`) and closes the store when the server stops.
+
+``SubmitStream`` reads the client's reports in a thread of its own and submits whatever has arrived
+when the previous commit ends (at most :data:`STREAM_BATCH`), so a client that sends without
+waiting for each receipt gets its reports committed in groups; the receipts go back one per report,
+in order, each sent only once its report is durable. The watch streams wait for news in slices of
+:data:`WATCH_POLL_S` and check between them whether the call is still active and its deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+
+import grpc
+
+from citygrid.engine.errors import CityGridError, InvalidInput
+from citygrid.engine.events import (
+    AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt, SqliteEventStore,
+)
+from citygrid.engine.intake import AssignerLocator, Intake, RebalanceReport, read_buildings
+from citygrid.engine.lifecycle import State
+from citygrid.engine.principals import Principal, Role
+from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.workers import DEFAULT_CAPACITY, DEFAULT_DEPARTMENT, DEFAULT_SHIFT, Worker, read_workers
+from citygrid.grpc_api import convert
+from citygrid.grpc_api._pb import intake_pb2, intake_pb2_grpc
+from citygrid.grpc_api.convert import crs_name, from_timestamp, to_timestamp
+from citygrid.grpc_api.errors import status_of
+from citygrid.grpc_api.interceptors import Authenticator
+
+log = logging.getLogger("citygrid.grpc_api")
+
+SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
+#: Seconds between two ticks of the intake's clock.
+CLOCK_INTERVAL_S = 60.0
+#: Most reports of a SubmitStream that go into one commit.
+STREAM_BATCH = 1000
+#: Longest a watch stream waits for news before it checks the call again.
+WATCH_POLL_S = 1.0
+#: Page size when a request gives none.
+DEFAULT_PAGE_SIZE = 100
+#: Who the audit trail names for the workers loaded at start-up (``--demo``).
+STARTUP = Principal("citygrid start-up", Role.ADMIN)
+
+
+class IntakeHost:
+    """The intake of one data directory, built on first use over the registry's active version."""
+
+    def __init__(self, data_dir: Path, registry: LayerRegistry, *, clock_interval: float = CLOCK_INTERVAL_S):
+        self._data_dir = Path(data_dir)
+        self._registry = registry
+        self._clock_interval = clock_interval
+        self._lock = threading.Lock()
+        self._intake: Intake | None = None
+        self._buildings: dict[str, tuple[float, float]] = {}
+        self._stop = threading.Event()
+        self._clock: threading.Thread | None = None
+
+    def intake(self) -> Intake:
+        """The intake, placing new reports on the active layer version."""
+        snapshot = self._registry.snapshot()  # FAILED_PRECONDITION when no version is active
+        intake = self._intake
+        if intake is not None and intake.layer.version_id == snapshot.version_id:
+            return intake
+        with self._lock:
+            locator = AssignerLocator(snapshot.assigner)
+            if self._intake is None:
+                self._intake = Intake(SqliteEventStore(self._data_dir), locator, buildings=self._buildings)
+                self._clock = threading.Thread(target=self._intake.run_clock, args=(self._stop, self._clock_interval),
+                                               name="citygrid-intake-clock", daemon=True)
+                self._clock.start()
+            elif self._intake.layer.version_id != snapshot.version_id:
+                log.info("intake: new reports go on layer version %s", snapshot.version_id)
+                self._intake.use_layer(locator)
+            return self._intake
+
+    def load_staff(self, workers_path: Path | None = None, buildings_path: Path | None = None) -> tuple[int, int]:
+        """Load workers (added or replaced) and building positions from Parquet tables such as the
+        demo's ``workers.parquet`` and ``buildings.parquet``; returns how many of each."""
+        intake = self.intake()
+        n_buildings = 0
+        if buildings_path is not None:
+            buildings = read_buildings(buildings_path)
+            intake.buildings.update(buildings)
+            n_buildings = len(buildings)
+        n_workers = intake.put_workers(read_workers(workers_path), STARTUP) if workers_path is not None else 0
+        return n_workers, n_buildings
+
+    def close(self) -> None:
+        """Stop the clock and close the store (after the server has stopped)."""
+        with self._lock:
+            self._stop.set()
+            if self._clock is not None:
+                self._clock.join()
+            if self._intake is not None:
+                self._intake.close()
+
+
+class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
+    def __init__(self, host: IntakeHost, auth: Authenticator):
+        self._host = host
+        self._auth = auth
+
+    # ------------------------------------------------------------------ intake
+
+    def SubmitEvents(self, request, context):
+        principal = self._auth.principal()
+        if not request.events:
+            raise InvalidInput("the batch is empty; send at least one report")
+        receipts = _submit(self._host.intake(), request.events, principal)
+        return intake_pb2.SubmitEventsResponse(receipts=[_receipt(r) for r in receipts])
+
+    def SubmitStream(self, request_iterator, context):
+        principal = self._auth.principal()
+        intake = self._host.intake()
+        inbox: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=_read_into, args=(request_iterator, inbox), daemon=True,
+                                  name="citygrid-submit-stream")
+        reader.start()
+        finished = False
+        while not finished and context.is_active():
+            batch = [inbox.get()]
+            while len(batch) < STREAM_BATCH and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            if batch[-1] is _END:
+                batch.pop()
+                finished = True
+            elif isinstance(batch[-1], BaseException):
+                raise batch[-1]
+            if batch:
+                for receipt in _submit(intake, batch, principal):
+                    yield _receipt(receipt)
+
+    def GetEvent(self, request, context):
+        principal = self._auth.principal()
+        intake = self._host.intake()
+        response = intake_pb2.GetEventResponse(event=_event(intake.get(request.event_id, principal)))
+        if request.include_audit:
+            response.audit.extend(_audit(a) for a in intake.audit(request.event_id, principal))
+        return response
+
+    def UpdateStatus(self, request, context):
+        principal = self._auth.principal()
+        minutes = request.minutes if request.HasField("minutes") else None
+        event = self._host.intake().act(request.event_id, request.action, principal, note=request.note,
+                                        worker_id=request.worker_id or None, minutes=minutes)
+        return _event(event)
+
+    def RelocateEvent(self, request, context):
+        principal = self._auth.principal()
+        event = self._host.intake().relocate(
+            request.event_id, principal, lng=_optional(request, "lng"), lat=_optional(request, "lat"),
+            crs=crs_name(request.crs), building_code=request.building_code or None, note=request.note,
+        )
+        return _event(event)
+
+    def ListEvents(self, request, context):
+        principal = self._auth.principal()
+        where = EventFilter(
+            states=tuple(_state(s) for s in request.states),
+            category_codes=tuple(request.category_codes),
+            areas=tuple(request.areas),
+            worker_id=request.worker_id or None,
+            source=request.source or None,
+            occurred_from=from_timestamp(request, "occurred_from"),
+            occurred_to=from_timestamp(request, "occurred_to"),
+            overdue_at=from_timestamp(request, "overdue_at"),
+            duplicate_of=request.duplicate_of or None,
+        )
+        page = self._host.intake().list(principal, where, page_size=_page_size(request.page_size),
+                                        page_token=request.page_token)
+        return intake_pb2.ListEventsResponse(events=[_event(e) for e in page.events],
+                                             next_page_token=page.next_page_token)
+
+    # ------------------------------------------------------------------ feeds
+
+    def WatchDispatches(self, request, context):
+        principal = self._auth.principal()
+        worker_id = request.worker_id or principal.worker_id
+        if not worker_id:
+            raise InvalidInput("name the worker_id to watch (only a worker's own token may leave it empty)")
+        intake = self._host.intake()
+        yield from _watch(context, request.after, _dispatch_notice,
+                          lambda after, wait: intake.dispatches(worker_id, principal, after=after, wait=wait))
+
+    def WatchOverdue(self, request, context):
+        principal = self._auth.principal()
+        intake = self._host.intake()
+        yield from _watch(context, request.after, _overdue_notice,
+                          lambda after, wait: intake.overdue(principal, after=after, wait=wait))
+
+    # ------------------------------------------------------------------ dispatch and workers
+
+    def Rebalance(self, request, context):
+        principal = self._auth.principal()
+        report = self._host.intake().rebalance(
+            principal, max_hops=request.max_hops if request.HasField("max_hops") else None,
+            apply=not request.dry_run, respect_shifts=request.respect_shifts,
+        )
+        return _rebalance(report)
+
+    def PutWorkers(self, request, context):
+        principal = self._auth.principal()
+        if not request.workers:
+            raise InvalidInput("no workers given")
+        count = self._host.intake().put_workers([_worker_in(w) for w in request.workers], principal)
+        return intake_pb2.PutWorkersResponse(count=count)
+
+    def SetDuty(self, request, context):
+        principal = self._auth.principal()
+        return _worker_out(self._host.intake().set_duty(request.worker_id, request.on_duty, principal))
+
+    def GetWorker(self, request, context):
+        principal = self._auth.principal()
+        return _worker_out(self._host.intake().get_worker(request.worker_id, principal))
+
+    def ListWorkers(self, request, context):
+        principal = self._auth.principal()
+        workers, token = self._host.intake().list_workers(
+            principal, page_size=_page_size(request.page_size), page_token=request.page_token,
+            grid_codes=list(request.grid_codes) or None,
+        )
+        return intake_pb2.ListWorkersResponse(workers=[_worker_out(w) for w in workers], next_page_token=token)
+
+
+# ---------------------------------------------------------------------- submitting
+
+
+def _submit(intake: Intake, messages, principal: Principal) -> list[Receipt]:
+    """Receipts for report messages in order; one that does not convert (no time, an unknown
+    coordinate system) gets its error receipt like any other refused report."""
+    receipts: list[Receipt | None] = [None] * len(messages)
+    reports, positions = [], []
+    for k, m in enumerate(messages):
+        try:
+            reports.append(_report(m))
+            positions.append(k)
+        except CityGridError as exc:
+            receipts[k] = Receipt(m.event_id, error=exc)
+    if reports:
+        for k, receipt in zip(positions, intake.submit(reports, principal)):
+            receipts[k] = receipt
+    return receipts
+
+
+# ---------------------------------------------------------------------- streams
+
+_END = object()
+
+
+def _read_into(request_iterator, inbox: queue.Queue) -> None:
+    """Move a stream's requests into ``inbox``, then :data:`_END` (or the error that ended it)."""
+    try:
+        for message in request_iterator:
+            inbox.put(message)
+        inbox.put(_END)
+    except grpc.RpcError:
+        inbox.put(_END)  # the client went away: what is already in the inbox still gets committed
+    except Exception as exc:  # noqa: BLE001 - handed to the handler thread, which raises it
+        inbox.put(exc)
+
+
+def _watch(context: grpc.ServicerContext, after: int, convert_one, read):
+    """Yield the feed's notices after the cursor ``after`` until the call ends or its deadline passes."""
+    cursor = after
+    while context.is_active():
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return
+        wait = WATCH_POLL_S if remaining is None else min(WATCH_POLL_S, remaining)
+        for notice in read(cursor, wait):
+            yield convert_one(notice)
+            cursor = notice.cursor
+
+
+# ---------------------------------------------------------------------- conversions
+
+
+def _optional(message, name: str):
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def _report(m: intake_pb2.EventReport) -> EventReport:
+    occurred = from_timestamp(m, "occurred_at")
+    if occurred is None:
+        raise InvalidInput(f"event {m.event_id}: occurred_at is required")
+    return EventReport(
+        event_id=m.event_id, category_code=m.category_code, occurred_at=occurred, source=m.source,
+        lng=_optional(m, "lng"), lat=_optional(m, "lat"), crs=crs_name(m.crs),
+        building_code=m.building_code or None, reporter=m.reporter, description=m.description,
+        attachments=tuple(m.attachments),
+    )
+
+
+def _receipt(r: Receipt) -> intake_pb2.Receipt:
+    if r.error is not None:
+        code = status_of(r.error)
+        return intake_pb2.Receipt(event_id=r.event_id, error=intake_pb2.ReportError(
+            code=code.name if code is not None else "INTERNAL", message=str(r.error)))
+    return intake_pb2.Receipt(
+        event_id=r.event_id, created=r.created, state=r.state.value if r.state else "", grid_code=r.grid_code or "",
+        locate_status=convert.point_status(r.locate_status) if r.locate_status is not None else 0,
+        worker_id=r.worker_id or "", duplicate_of=r.duplicate_of or "", received_at=to_timestamp(r.received_at),
+    )
+
+
+def _position(position: tuple[float, float] | None) -> intake_pb2.Position | None:
+    return None if position is None else intake_pb2.Position(lng=position[0], lat=position[1])
+
+
+def _event(e: Event) -> intake_pb2.Event:
+    return intake_pb2.Event(
+        event_id=e.event_id, seq=e.seq, category_code=e.category_code, occurred_at=to_timestamp(e.occurred_at),
+        received_at=to_timestamp(e.received_at), source=e.source, reporter=e.reporter, description=e.description,
+        attachments=list(e.attachments), lng=e.lng, lat=e.lat, crs=e.crs, building_code=e.building_code or "",
+        position=_position(e.position), grid_code=e.grid_code or "", community_code=e.community_code or "",
+        street_code=e.street_code or "", district_code=e.district_code or "",
+        locate_status=convert.point_status(e.locate_status), layer_version=e.layer_version or "",
+        state=e.state.value, state_label=e.state.label, worker_id=e.worker_id or "",
+        duplicate_of=e.duplicate_of or "", stage_started=to_timestamp(e.stage_started),
+        deadline=to_timestamp(e.deadline), escalation=e.escalation, updated_at=to_timestamp(e.updated_at),
+    )
+
+
+def _audit(a: AuditEntry) -> intake_pb2.AuditEntry:
+    return intake_pb2.AuditEntry(
+        seq=a.seq, at=to_timestamp(a.at), principal=a.principal, role=a.role, action=a.action,
+        from_state=a.from_state.value if a.from_state else "", to_state=a.to_state.value,
+        worker_id=a.worker_id or "", note=a.note,
+    )
+
+
+def _dispatch_notice(n: DispatchNotice) -> intake_pb2.DispatchNotice:
+    return intake_pb2.DispatchNotice(
+        cursor=n.cursor, event_id=n.event_id, worker_id=n.worker_id, kind=n.kind, at=to_timestamp(n.at),
+        action=n.action, category_code=n.category_code, grid_code=n.grid_code or "",
+        position=_position(n.position), deadline=to_timestamp(n.deadline), description=n.description,
+    )
+
+
+def _overdue_notice(n: OverdueNotice) -> intake_pb2.OverdueNotice:
+    return intake_pb2.OverdueNotice(
+        cursor=n.cursor, event_id=n.event_id, level=n.level, unit_code=n.unit_code or "", at=to_timestamp(n.at),
+        state=n.state.value, stage=n.stage, deadline=to_timestamp(n.deadline), overdue_minutes=n.overdue_minutes,
+        grid_code=n.grid_code or "", worker_id=n.worker_id or "",
+    )
+
+
+def _rebalance(r: RebalanceReport) -> intake_pb2.RebalanceResponse:
+    return intake_pb2.RebalanceResponse(
+        events=r.events, assigned=r.assigned, moved=r.moved, before=intake_pb2.LoadSummary(**r.before),
+        after=intake_pb2.LoadSummary(**r.after), applied=r.applied,
+        moves=[intake_pb2.Move(event_id=e, from_worker_id=f or "", to_worker_id=t) for e, f, t in r.moves],
+    )
+
+
+def _worker_in(m: intake_pb2.Worker) -> Worker:
+    return Worker(
+        worker_id=m.worker_id, grid_code=m.grid_code, name=m.name, department=m.department or DEFAULT_DEPARTMENT,
+        skills=frozenset(m.skills), shift=m.shift or DEFAULT_SHIFT,
+        capacity=m.capacity if m.HasField("capacity") else DEFAULT_CAPACITY,
+        on_duty=m.on_duty if m.HasField("on_duty") else True, active=m.active if m.HasField("active") else True,
+    )
+
+
+def _worker_out(w: Worker) -> intake_pb2.Worker:
+    return intake_pb2.Worker(
+        worker_id=w.worker_id, grid_code=w.grid_code, name=w.name, department=w.department,
+        skills=sorted(w.skills), shift=w.shift, capacity=w.capacity, on_duty=w.on_duty, active=w.active,
+    )
+
+
+def _state(value: str) -> State:
+    try:
+        return State(value)
+    except ValueError:
+        raise InvalidInput(f"unknown state {value!r}; states are {', '.join(s.value for s in State)}") from None
+
+
+def _page_size(size: int) -> int:
+    return size or DEFAULT_PAGE_SIZE
+
+
+def add_to_server(server: grpc.Server, resources) -> str:
+    """Register the servicer on ``server`` (its intake in ``resources.intake``); return the service name."""
+    host = IntakeHost(resources.config.data_dir, resources.registry)
+    resources.intake = host
+    resources.on_close(host.close)
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(host, resources.auth), server)
+    return SERVICE_NAME
