@@ -72,7 +72,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h3
 import numpy as np
+import shapely
 
 from citygrid.engine.errors import InvalidInput, NotFound
 from citygrid.engine.layers import GridLayer
@@ -559,8 +561,6 @@ def _parts_near_cells(slots, cell_i, cell_j, fine_box, part_box):
 def _cover_resolution(layer: GridLayer, requested: int | None) -> int:
     """The H3 resolution of the cover: ``requested`` (checked), else the default or the finest one
     whose cover stays under :data:`MAX_COVER_CELLS` cells."""
-    import h3
-
     if requested is not None:
         if not 0 <= int(requested) <= 15:
             raise InvalidInput(f"H3 resolution {requested} is out of range: use 0 to 15")
@@ -582,8 +582,6 @@ def _cover_resolution(layer: GridLayer, requested: int | None) -> int:
 
 def _expected_cover_cells(layer: GridLayer, resolution: int) -> float:
     """About how many (grid, cell) pairs a cover holds: area over cell area, plus a ring per grid."""
-    import h3
-
     if layer.n_grids == 0:
         return 0.0
     x, y = layer.x, layer.y
@@ -606,9 +604,6 @@ def build_h3_cover(layer: GridLayer, resolution: int = DEFAULT_H3_RESOLUTION) ->
     or per grid when that box is huge); which grids each cell overlaps and whether it lies inside one
     is decided by GEOS on the cells' straight-edged lon/lat polygons, as the grids' edges are drawn.
     """
-    import h3
-    import shapely
-
     empty = {
         "cover_offsets": np.zeros(layer.n_grids + 1, dtype=np.int64),
         "cover_cells": np.empty(0, dtype=np.uint64),
@@ -645,9 +640,6 @@ def build_h3_cover(layer: GridLayer, resolution: int = DEFAULT_H3_RESOLUTION) ->
 
 def _candidate_cells(geoms: np.ndarray, resolution: int) -> np.ndarray:
     """Sorted unique uint64 ids of H3 cells that may overlap the grids (a superset)."""
-    import h3
-    import shapely
-
     xmin, ymin, xmax, ymax = shapely.total_bounds(geoms)
     pad = 2.0 * h3.average_hexagon_edge_length(resolution, unit="km") / 111.0
     box = h3.LatLngPoly([(ymin - pad, xmin - pad), (ymin - pad, xmax + pad), (ymax + pad, xmax + pad),
@@ -663,9 +655,6 @@ def _candidate_cells(geoms: np.ndarray, resolution: int) -> np.ndarray:
 
 def _cell_polygons(cells: np.ndarray) -> np.ndarray:
     """The cells as shapely polygons, their boundary vertices joined by straight lon/lat edges."""
-    import h3
-    import shapely
-
     rings = [h3.cell_to_boundary(h3.int_to_str(int(c))) for c in cells.tolist()]
     sizes = np.array([len(r) for r in rings], dtype=np.int64)
     coords = np.array([(lng, lat) for ring in rings for lat, lng in ring], dtype=np.float64).reshape(-1, 2)

@@ -34,7 +34,8 @@ def small_layer() -> GridLayer:
 
 
 def assert_same_index(a: GridIndex, b: GridIndex):
-    assert (a.content_hash, a.nx, a.ny, a.shift, a.h3_resolution) == (b.content_hash, b.nx, b.ny, b.shift, b.h3_resolution)
+    scalars = ("content_hash", "nx", "ny", "shift", "h3_resolution")
+    assert [getattr(a, k) for k in scalars] == [getattr(b, k) for k in scalars]
     for name in ARRAY_NAMES:
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), name
