@@ -109,14 +109,15 @@ def resolve_layer(spec: str | os.PathLike, data_dir: str | os.PathLike | None, f
     from citygrid.engine import snapshots
 
     path = Path(spec)
+    if data_dir is not None and os.sep not in str(spec):
+        # A bare name is a version id first, so a folder of that name here does not shadow it.
+        candidate = snapshots.layers_dir(data_dir) / str(spec)
+        if (candidate / snapshots.MANIFEST).is_file():
+            return snapshots.load_layer(candidate)
     if path.is_dir() and (path / snapshots.MANIFEST).is_file():
         return snapshots.load_layer(path)
     if path.exists():
         return read_layer(path, fields)
-    if data_dir is not None:
-        candidate = snapshots.layers_dir(data_dir) / str(spec)
-        if (candidate / snapshots.MANIFEST).is_file():
-            return snapshots.load_layer(candidate)
     raise NotFound(
         f"no layer {str(spec)!r}: not a file, not a version directory, and no saved version with that id"
         + (f" in {snapshots.layers_dir(data_dir)}" if data_dir is not None else "")

@@ -9,6 +9,9 @@ import pytest
 
 MODULES = [
     "citygrid.engine.layers",
+    "citygrid.engine.jobs",
+    "citygrid.engine.changes",
+    "citygrid.cluster.spatial",
     "citygrid.engine.database",
     "citygrid.engine.principals",
     "citygrid.engine.validation",
