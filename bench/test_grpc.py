@@ -20,14 +20,11 @@ of them fall inside the district).
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 import grpc
 import numpy as np
@@ -35,12 +32,12 @@ import pytest
 
 from citygrid.engine.demo import generate_demo
 from citygrid.engine.layers import GridLayer
-from citygrid.engine.registry import LayerRegistry
 from citygrid.engine.sources import read_layer
 from citygrid.grpc_api._pb import grid_pb2
 from citygrid.grpc_api.client import CityGridClient
 
-TOKEN = "bench-admin-token-0123456789abcdef"
+from serving import TOKEN, served_layer
+
 #: Calls kept in flight to find the saturation rate.
 DEPTH = 32
 SATURATION_SECONDS = 5.0
@@ -57,36 +54,11 @@ def bench_layer(root) -> GridLayer:
 def served(tmp_path_factory):
     """A ``citygrid serve`` process over a data directory with the bench layer active."""
     root = tmp_path_factory.mktemp("bench-grpc")
-    data_dir = root / "data"
     layer = bench_layer(root)
-    registry = LayerRegistry(data_dir)
-    registry.register(layer)
-    registry.publish(layer.version_id, datetime(2026, 1, 1, tzinfo=timezone.utc))
-    registry.activate(layer.version_id)
-    registry.close()
-    (root / "citygrid.toml").write_text(f'[server]\ndata_dir = "data"\nadmin_token = "{TOKEN}"\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "citygrid.cli.main", "serve", "--config", str(root / "citygrid.toml"),
-         "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    port = None
-    for line in proc.stdout:
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-            break
-    assert port, "the server did not start"
-    drain = threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True)
-    drain.start()
-    with CityGridClient(f"127.0.0.1:{port}", TOKEN) as client:
+    with served_layer(root, layer) as port, CityGridClient(f"127.0.0.1:{port}", TOKEN) as client:
         client.assign_points(*uniform_points(layer, 100_000, 0))  # warm the JIT and the catalogue
         print(f"\nbench layer {layer.version_id}: {layer.n_grids} grids")
         yield client, layer
-    proc.terminate()
-    proc.wait(30)
-    drain.join(10)
-    proc.stdout.close()
 
 
 def uniform_points(layer: GridLayer, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

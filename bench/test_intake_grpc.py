@@ -13,12 +13,7 @@ Goal (issue 5): >= 20,000 durable events/s. Run::
 
 from __future__ import annotations
 
-import os
 import queue
-import re
-import subprocess
-import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -28,13 +23,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from citygrid.engine.demo import generate_demo
-from citygrid.engine.registry import LayerRegistry
 from citygrid.engine.sources import read_layer
 from citygrid.engine.workers import read_workers
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
 
-TOKEN = "bench-admin-token-0123456789abcdef"
+from serving import TOKEN, served_layer
+
 BATCH = 1000
 BATCHES = 30
 STREAM_EVENTS = 500
@@ -45,32 +40,11 @@ NOW = datetime.now(timezone.utc)
 def served(tmp_path_factory):
     """A ``citygrid serve`` process over the demo district, its workers loaded through the API."""
     root = tmp_path_factory.mktemp("bench-intake")
-    data_dir = root / "data"
     generate_demo(root / "demo", seed=20261130, n_events=1_000)
     layer = read_layer(root / "demo" / "grids.parquet", version_id="bench-demo")
-    registry = LayerRegistry(data_dir)
-    registry.register(layer)
-    registry.publish(layer.version_id, datetime(2026, 1, 1, tzinfo=timezone.utc))
-    registry.activate(layer.version_id)
-    registry.close()
-    (root / "citygrid.toml").write_text(f'[server]\ndata_dir = "data"\nadmin_token = "{TOKEN}"\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "citygrid.cli.main", "serve", "--config", str(root / "citygrid.toml"),
-         "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    port = None
-    for line in proc.stdout:
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-            break
-    assert port, "the server did not start"
-    drain = threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True)
-    drain.start()
     buildings = pq.read_table(root / "demo" / "buildings.parquet", columns=["lng", "lat"])
     places = np.column_stack([buildings.column("lng").to_numpy(), buildings.column("lat").to_numpy()])
-    with CityGridClient(f"127.0.0.1:{port}", TOKEN, timeout=120) as client:
+    with served_layer(root, layer) as port, CityGridClient(f"127.0.0.1:{port}", TOKEN, timeout=120) as client:
         workers = [intake_pb2.Worker(worker_id=w.worker_id, grid_code=w.grid_code, department=w.department,
                                      skills=sorted(w.skills), shift="always", capacity=1_000_000)
                    for w in read_workers(root / "demo" / "workers.parquet")]
@@ -78,10 +52,6 @@ def served(tmp_path_factory):
                                  timeout=120)
         client.submit_events(reports(places, "warm", 100))
         yield client, places
-    proc.terminate()
-    proc.wait(30)
-    drain.join(10)
-    proc.stdout.close()
 
 
 def reports(places: np.ndarray, prefix: str, n: int, seed: int = 0) -> list[intake_pb2.EventReport]:

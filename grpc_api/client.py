@@ -24,7 +24,7 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
+from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc, job_pb2, job_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
 
 #: Bytes per UploadLayer chunk message.
 UPLOAD_CHUNK_BYTES = 1 << 20
@@ -86,6 +86,7 @@ class CityGridClient:
         self.layers = layer_pb2_grpc.LayerServiceStub(self.channel)
         self.tokens = token_pb2_grpc.TokenServiceStub(self.channel)
         self.intake = intake_pb2_grpc.IntakeServiceStub(self.channel)
+        self.jobs = job_pb2_grpc.JobServiceStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
         self._assign_points_raw = self.channel.unary_unary(
             "/citygrid.v1.GridService/AssignPoints",
@@ -238,6 +239,30 @@ class CityGridClient:
         """A worker's dispatch feed after the cursor ``after`` (resume with the last notice's ``cursor``)."""
         return self.intake.WatchDispatches(intake_pb2.WatchDispatchesRequest(worker_id=worker_id, after=after),
                                            metadata=self.metadata, timeout=timeout)
+
+    # ------------------------------------------------------------------ jobs
+
+    def submit_reindex(self, input: str, layer: str, output: str, *, previous: str = "", crs: str = "wgs84",
+                       lng_column: str = "", lat_column: str = "", row_id_column: str = "",
+                       partition_by: str = "") -> str:
+        """Queue a re-indexing job (paths as the server sees them); return its id."""
+        response = self._call(self.jobs.SubmitReindex, job_pb2.SubmitReindexRequest(
+            input=input, layer=layer, output=output, previous=previous, crs=_crs(crs), lng_column=lng_column,
+            lat_column=lat_column, row_id_column=row_id_column, partition_by=partition_by))
+        return response.job_id
+
+    def get_job(self, job_id: str) -> job_pb2.Job:
+        return self._call(self.jobs.GetJob, job_pb2.JobRequest(job_id=job_id))
+
+    def watch_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[job_pb2.Job]:
+        """The job now and at every change until it settles (the stream then ends)."""
+        return self.jobs.WatchJob(job_pb2.JobRequest(job_id=job_id), metadata=self.metadata, timeout=timeout)
+
+    def cancel_job(self, job_id: str) -> job_pb2.Job:
+        return self._call(self.jobs.CancelJob, job_pb2.JobRequest(job_id=job_id))
+
+    def resume_job(self, job_id: str) -> job_pb2.Job:
+        return self._call(self.jobs.ResumeJob, job_pb2.JobRequest(job_id=job_id))
 
     # ------------------------------------------------------------------ health
 

@@ -18,6 +18,8 @@ Example ``citygrid.toml`` (every key optional; these are the defaults but for th
     tls_key = "/etc/citygrid/server.key"
     replica = false                   # serve GridService read-only, following the writer's activations
     follow_interval = 1.0             # seconds between a replica's checks of the active version
+    ray_address = "ray://head:10001"  # the Ray cluster of JobService; unset: a local one started on first use
+    ray_num_cpus = 2                  # CPUs of that local Ray (unset: all of them)
 
 >>> config = ServerConfig.from_toml(b'[server]\\nport = 6000\\nmetrics_port = -1')
 >>> config.port, config.metrics_port, config.max_receive_message_bytes
@@ -55,6 +57,8 @@ class ServerConfig:
     tls_key: Path | None = None
     replica: bool = False
     follow_interval: float = 1.0
+    ray_address: str | None = None
+    ray_num_cpus: int | None = None
 
     def __post_init__(self):
         if (self.tls_cert is None) != (self.tls_key is None):

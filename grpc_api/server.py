@@ -51,7 +51,7 @@ from citygrid.grpc_api.metrics import Metrics, MetricsExporter
 
 log = logging.getLogger("citygrid.grpc_api")
 
-SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service")
+SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service", "job_service")
 REPLICA_SERVICE_MODULES = ("grid_service",)
 
 
