@@ -17,6 +17,7 @@
 ``get_worker`` / ``list_workers``
 ``tick`` / ``run_clock``         the clock: dispatch what waits for a worker, escalate what is late
 ``use_layer``                    place new reports on another (activated) layer version
+``regrid_open_events``           then move the open events whose grid changed, dispatched again
 ===============================  ================================================================
 
 A report goes: check -> place (coordinates in WGS84 / GCJ-02 / BD-09, or a building code) ->
@@ -58,7 +59,8 @@ from citygrid.engine.events import (
 )
 from citygrid.engine.layers import GridLayer
 from citygrid.engine.lifecycle import (
-    LOADED_STATES, REPORTER_ROLES, Action, Escalation, EscalationPolicy, State, authorize, restarts_clock, stage_of,
+    LOADED_STATES, OPEN_STATES, REPORTER_ROLES, Action, Escalation, EscalationPolicy, State, authorize, restarts_clock,
+    stage_of,
 )
 from citygrid.engine.principals import Principal, Role
 from citygrid.engine.taxonomy import Category, Taxonomy, load_taxonomy
@@ -828,33 +830,104 @@ class Intake:
                 raise Forbidden(f"the new place of event {event_id} lies outside the jurisdiction of {principal.name}")
             who = (principal.name, principal.role.value)
             text = f"moved from grid {event.grid_code} to {chain[0]}" + (f": {note}" if note else "")
-            moved = _with(event, grid_code=chain[0], community_code=chain[1], street_code=chain[2],
-                          district_code=chain[3])
             with self._writing():
-                now_us = self._now_us()
-                audit = [AuditRow(event.seq, now_us, *who, "relocate", event.state, event.state, text)]
-                change = self._change(event, event.state, event.worker_id, now_us)
-                if event.state is State.REPORTED and self.config.auto_register:
-                    change = self._change(moved, State.REGISTERED, None, now_us)
-                    audit.append(AuditRow(event.seq, now_us, *SYSTEM, "register", State.REPORTED, State.REGISTERED))
-                    moved = _with(moved, state=State.REGISTERED, deadline_us=change.deadline_us,
-                                  stage_started_us=change.stage_started_us)
-                if moved.state in (State.REGISTERED, State.DISPATCHED, State.HANDLING):
-                    w = self._pick(moved, now_us)
-                    if w is not None and w != moved.worker_id:
-                        [change], more = self._dispatch_to(moved, w, SYSTEM, now_us, text, "redispatch")
-                        audit += more
-                    elif w is None and moved.state in LOADED_STATES:
-                        change = self._change(moved, State.REGISTERED, None, now_us)
-                        audit.append(AuditRow(event.seq, now_us, *SYSTEM, "redispatch", moved.state, State.REGISTERED,
-                                              f"{text}; no eligible worker there", revoked=moved.worker_id))
-                change.relocation = (float(wlng[0]), float(wlat[0]), lng, lat, crs, building_code, chain,
-                                     int(status[0]), self.layer.version_id)
-                self._update([change], audit)
-            self._dedup.remove(event_id)
-            self._dedup.add(event.seq, event_id, event.category_code, float(wlng[0]), float(wlat[0]),
-                            to_us(event.occurred_at))
+                changes, audit = self._move(event, chain, int(status[0]), (float(wlng[0]), float(wlat[0])),
+                                            (lng, lat, crs, building_code), who, self._now_us(), text)
+                self._update(changes, audit)
+            self._refile_duplicate(event, float(wlng[0]), float(wlat[0]))
         return self.store.get(event_id)
+
+    def _move(self, event: Event, chain: tuple, status: int, position: tuple[float, float], place: tuple,
+              who, now_us: int, text: str) -> tuple[list[EventChange], list[AuditRow]]:
+        """Inside a transaction: the change and audit rows of an open event moving to the grid of
+        ``chain`` (placed at the WGS84 ``position``; ``place`` is the stored (lng, lat, crs, building
+        code)). A reported one is registered when the intake registers by itself; one waiting for
+        or in the hands of a worker is dispatched again by the online rule (its worker keeps it when
+        the rule still picks them). Loads move as a side effect."""
+        moved = _with(event, grid_code=chain[0], community_code=chain[1], street_code=chain[2],
+                      district_code=chain[3])
+        audit = [AuditRow(event.seq, now_us, *who, "relocate", event.state, event.state, text)]
+        change = self._change(event, event.state, event.worker_id, now_us)
+        if event.state is State.REPORTED and self.config.auto_register:
+            change = self._change(moved, State.REGISTERED, None, now_us)
+            audit.append(AuditRow(event.seq, now_us, *SYSTEM, "register", State.REPORTED, State.REGISTERED))
+            moved = _with(moved, state=State.REGISTERED, deadline_us=change.deadline_us,
+                          stage_started_us=change.stage_started_us)
+        if moved.state in (State.REGISTERED, State.DISPATCHED, State.HANDLING):
+            w = self._pick(moved, now_us)
+            if w is not None and w != moved.worker_id:
+                [change], more = self._dispatch_to(moved, w, SYSTEM, now_us, text, "redispatch")
+                audit += more
+            elif w is None and moved.state in LOADED_STATES:
+                change = self._change(moved, State.REGISTERED, None, now_us)
+                audit.append(AuditRow(event.seq, now_us, *SYSTEM, "redispatch", moved.state, State.REGISTERED,
+                                      f"{text}; no eligible worker there", revoked=moved.worker_id))
+        change.relocation = (*position, *place, chain, status, self.layer.version_id)
+        return [change], audit
+
+    def _refile_duplicate(self, event: Event, lng: float, lat: float) -> None:
+        """After a move commits: the duplicate index knows the event at its new place."""
+        self._dedup.remove(event.event_id)
+        self._dedup.add(event.seq, event.event_id, event.category_code, lng, lat, to_us(event.occurred_at))
+
+    def regrid_open_events(self, principal: Principal, *, note: str = "") -> list[tuple[str, str | None, str]]:
+        """After :meth:`use_layer`: place every open event again on the current layer version and
+        move those whose grid changed (a split or merged grid) exactly as :meth:`relocate` moves a
+        corrected one, dispatched again by the online rule, in one transaction, each audited with
+        the layer versions. Events the new version places in no grid keep theirs. Returns
+        (event id, old grid, new grid) of the moved events; a second call moves nothing."""
+        principal.require_role(Role.SUPERVISOR, action="re-grid the open events after a layer change")
+        with self._writer:
+            events = [e for e in self._open_events() if e.position is not None or e.lng is not None]
+            if not events:
+                return []
+            lng = np.array([e.position[0] if e.position else e.lng for e in events], dtype=float)
+            lat = np.array([e.position[1] if e.position else e.lat for e in events], dtype=float)
+            crs = np.array(["wgs84" if e.position else e.crs for e in events], dtype=object)
+            rows, status, wlng, wlat = self._locate(lng, lat, crs)
+            chains = self._chains_of(rows)
+            version = self.layer.version_id
+            who = (principal.name, principal.role.value)
+            moved: list[tuple[Event, tuple, int, float, float]] = []
+            for k, event in enumerate(events):
+                chain = chains[k]
+                if rows[k] < 0 or chain[0] == event.grid_code:
+                    continue
+                if principal.covers(event.chain if event.grid_code is not None else chain):
+                    moved.append((event, chain, int(status[k]), float(wlng[k]), float(wlat[k])))
+            if moved:
+                with self._writing():
+                    now_us = self._now_us()
+                    changes, audit = [], []
+                    for event, chain, located, x, y in moved:
+                        text = (f"moved from grid {event.grid_code} to {chain[0]}: layer version "
+                                f"{event.layer_version} -> {version}" + (f"; {note}" if note else ""))
+                        c, a = self._move(event, chain, located, (x, y),
+                                          (event.lng, event.lat, event.crs, event.building_code), who, now_us, text)
+                        changes += c
+                        audit += a
+                    self._update(changes, audit)
+                for event, _, _, x, y in moved:
+                    self._refile_duplicate(event, x, y)
+        return [(event.event_id, event.grid_code, chain[0]) for event, chain, *_ in moved]
+
+    def _open_events(self) -> list[Event]:
+        """Every open event, in arrival order."""
+        events: list[Event] = []
+        while page := self.store.in_states(sorted(OPEN_STATES), after=events[-1].seq if events else 0):
+            events += page
+        return events
+
+    def open_event_locations(self) -> list[tuple[str, float, float, str]]:
+        """(event id, WGS84 lng, lat, grid code) of every open placed event: the open events of a
+        re-indexing job's change report (:data:`citygrid.engine.changes.OpenEvent`)."""
+        return [(e.event_id, e.position[0], e.position[1], e.grid_code)
+                for e in self._open_events() if e.position is not None]
+
+    def grid_workers(self) -> list[tuple[str, str]]:
+        """(worker id, grid code) of every worker: the workers of a change report
+        (:data:`citygrid.engine.changes.GridWorker`)."""
+        return [(w.worker_id, w.grid_code) for w in self.store.workers.all()]
 
     # ------------------------------------------------------------------ feeds
 

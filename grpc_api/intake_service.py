@@ -10,7 +10,8 @@ its receipt instead).
 needs it (the data directory may get its first active layer version after the server was built,
 as ``--demo`` does), with the events in the data directory's database
 (:class:`~citygrid.engine.events.SqliteEventStore`). It follows layer activations (new reports are
-placed on the active version; every call compares the version id, one attribute read), runs the
+placed on the active version, and the open events whose grid changed move to their new grid and
+are dispatched again; every call compares the version id, one attribute read), runs the
 intake's clock in a thread (dispatching waiting events and escalating overdue ones every
 :data:`CLOCK_INTERVAL_S`) and closes the store when the server stops.
 
@@ -58,6 +59,8 @@ WATCH_POLL_S = 1.0
 DEFAULT_PAGE_SIZE = 100
 #: Who the audit trail names for the workers loaded at start-up (``--demo``).
 STARTUP = Principal("citygrid start-up", Role.ADMIN)
+#: Who the audit trail names for the open events moved to another grid when a layer version is activated.
+LAYER_ACTIVATION = Principal("layer-activation", Role.ADMIN)
 
 
 class IntakeHost:
@@ -74,7 +77,8 @@ class IntakeHost:
         self._clock: threading.Thread | None = None
 
     def intake(self) -> Intake:
-        """The intake, placing new reports on the active layer version."""
+        """The intake, placing new reports on the active layer version (on a change of version, the
+        open events whose grid changed are moved first)."""
         snapshot = self._registry.snapshot()  # FAILED_PRECONDITION when no version is active
         intake = self._intake
         if intake is not None and intake.layer.version_id == snapshot.version_id:
@@ -89,6 +93,9 @@ class IntakeHost:
             elif self._intake.layer.version_id != snapshot.version_id:
                 log.info("intake: new reports go on layer version %s", snapshot.version_id)
                 self._intake.use_layer(locator)
+                moved = self._intake.regrid_open_events(LAYER_ACTIVATION, note="on activation")
+                log.info("intake: %d open events changed grid on layer version %s and were dispatched again",
+                         len(moved), snapshot.version_id)
             return self._intake
 
     def load_staff(self, workers_path: Path | None = None, buildings_path: Path | None = None) -> tuple[int, int]:
@@ -102,6 +109,14 @@ class IntakeHost:
             n_buildings = len(buildings)
         n_workers = intake.put_workers(read_workers(workers_path), STARTUP) if workers_path is not None else 0
         return n_workers, n_buildings
+
+    def open_event_locations(self) -> list[tuple[str, float, float, str]]:
+        """The intake's open placed events for a re-indexing job's change report."""
+        return self.intake().open_event_locations()
+
+    def grid_workers(self) -> list[tuple[str, str]]:
+        """The intake's workers and their grids for a re-indexing job's change report."""
+        return self.intake().grid_workers()
 
     def close(self) -> None:
         """Stop the clock and close the store (after the server has stopped)."""

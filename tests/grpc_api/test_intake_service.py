@@ -9,12 +9,15 @@ from datetime import datetime, timezone
 
 import grpc
 import pytest
-from grpc_env import LAT0, LNG0, SPAN, VERSIONS
+from grpc_env import LAT0, LNG0, SPAN, VERSIONS, populate
 
+from citygrid.engine.events import EventReport
 from citygrid.engine.intake import MAX_BATCH
+from citygrid.engine.registry import LayerRegistry
 from citygrid.engine.taxonomy import load_taxonomy
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
+from citygrid.grpc_api.intake_service import LAYER_ACTIVATION, IntakeHost
 
 N = VERSIONS["v1"]
 STEP = SPAN / N
@@ -262,3 +265,24 @@ def test_workers_through_the_api(staffed, admin):
     admin.intake.SetDuty(intake_pb2.SetDutyRequest(worker_id=worker_of(4, 4), on_duty=True), metadata=admin.metadata)
     plan = admin.intake.Rebalance(intake_pb2.RebalanceRequest(dry_run=True), metadata=admin.metadata)
     assert not plan.applied and plan.events >= 1 and plan.after.max_load <= plan.before.max_load
+
+
+def test_activating_a_version_moves_the_open_events(tmp_path):
+    """The host follows an activation: the open events go to their grid of the new version (each
+    v1 box code differs from v2's), audited as the layer activation's."""
+    populate(tmp_path)
+    registry = LayerRegistry(tmp_path)
+    host = IntakeHost(tmp_path, registry, clock_interval=3600)
+    try:
+        intake = host.intake()
+        step = SPAN / VERSIONS["v1"]
+        event = EventReport("act-1", "0101", NOW, "hotline_12345", LNG0 + 0.5 * step, LAT0 + 0.5 * step)
+        assert intake.submit_one(event, LAYER_ACTIVATION).grid_code == "G000000@v1"
+        registry.activate("v2")
+        moved = host.intake().get("act-1", LAYER_ACTIVATION)
+        assert (moved.grid_code, moved.layer_version) == ("G000000@v2", "v2")
+        relocation = [a for a in intake.audit("act-1", LAYER_ACTIVATION) if a.action == "relocate"]
+        assert [a.principal for a in relocation] == ["layer-activation"] and "v1 -> v2" in relocation[0].note
+    finally:
+        host.close()
+        registry.close()

@@ -3,17 +3,20 @@ against the local engine, and the status codes of the calls that must fail."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import grpc
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from grpc_env import random_points
+from grpc_env import LAT0, LNG0, SPAN, VERSIONS, random_points
 
 from citygrid.cluster import outputs
 from citygrid.cluster.reindex import STATUS_NAMES
 from citygrid.cluster.session import RaySession
 from citygrid.engine.assignment import Assigner
+from citygrid.grpc_api._pb import intake_pb2
 
 N_POINTS = 30_000
 
@@ -145,3 +148,28 @@ def test_cancel_then_resume(job_env, admin, points, finished, tmp_path):
     assert final.rows_done == N_POINTS and not final.changes.version  # no previous: no change report
     rows = outputs.open_output(output).to_table(columns=["row_id"]).column("row_id").to_numpy()
     np.testing.assert_array_equal(np.sort(rows), np.arange(N_POINTS))
+
+
+def test_change_report_lists_the_intakes_open_events_and_workers(job_env, admin, points, tmp_path):
+    """A job naming no events or workers files reports on the intake's: three open events and one
+    worker in v1's box (0, 0), which v2 (bigger boxes) merges with its neighbours."""
+    step = SPAN / VERSIONS["v1"]
+    worker = intake_pb2.Worker(worker_id="W-job", grid_code="G000000@v1", name="网格员", skills=["01"],
+                               shift="always", capacity=10)
+    admin.intake.PutWorkers(intake_pb2.PutWorkersRequest(workers=[worker]), metadata=admin.metadata)
+    reports = []
+    for k, (i, j) in enumerate([(0, 0), (7, 3), (12, 18)]):
+        message = intake_pb2.EventReport(event_id=f"job-{k}", category_code="0101", source="hotline_12345",
+                                         lng=LNG0 + (i + 0.5) * step, lat=LAT0 + (j + 0.5) * step)
+        message.occurred_at.FromDatetime(datetime.now(timezone.utc))
+        reports.append(message)
+    request = intake_pb2.SubmitEventsRequest(events=reports)
+    receipts = admin.intake.SubmitEvents(request, metadata=admin.metadata).receipts
+    assert [r.grid_code for r in receipts] == ["G000000@v1", "G007003@v1", "G012018@v1"]
+
+    job_id = admin.submit_reindex(str(points), "v2", str(tmp_path / "out"), previous="v1",
+                                  lng_column="x", lat_column="y")
+    final = list(admin.watch_job(job_id, timeout=120))[-1]
+    assert final.state == "succeeded", final.error
+    assert final.changes.events_changed == 3  # every code of v2 differs from v1's
+    assert final.changes.workers_to_confirm == 1
