@@ -32,6 +32,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from citygrid.engine.errors import Conflict, NotFound
+from citygrid.engine.snapshots import fsync_path
 
 #: The directory name Hive, Spark and pyarrow use for a null partition value.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -99,10 +100,10 @@ def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -
     try:
         pq.write_table(table, tmp, use_dictionary=encoded)
         if durable:
-            _fsync(tmp)
+            fsync_path(tmp)
         os.replace(tmp, path)
         if durable:
-            _fsync(path.parent)
+            fsync_path(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -141,11 +142,3 @@ def remove_temporaries(root: str | os.PathLike) -> int:
 
 def mark_succeeded(root: str | os.PathLike, summary: dict) -> None:
     write_json_atomic(Path(root) / SUCCESS_MARKER, summary)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

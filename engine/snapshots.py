@@ -79,9 +79,9 @@ def save_layer(layer: GridLayer, data_dir: str | os.PathLike) -> Path:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         _write_json(tmp / MANIFEST, manifest)
-        _fsync_dir(tmp)
+        fsync_path(tmp)
         os.rename(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -181,7 +181,8 @@ def _write_json(path: Path, payload: dict) -> None:
         os.fsync(fh.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a file or a directory (a directory: so a rename into it is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
