@@ -16,6 +16,14 @@ from citygrid.engine.layers import GridLayer
 from citygrid.engine.registry import LayerRegistry
 
 TOKEN = "bench-admin-token-0123456789abcdef"
+#: Process id of the server listening on each port served here.
+SERVER_PIDS: dict[int, int] = {}
+
+
+def server_cpu_seconds(port: int) -> float:
+    """CPU time (user + system, all threads) the server on ``port`` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{SERVER_PIDS[port]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -43,8 +51,10 @@ def served_layer(root: Path, layer: GridLayer) -> Iterator[int]:
     drain.start()
     try:
         assert port, "the server did not start"
+        SERVER_PIDS[port] = proc.pid
         yield port
     finally:
+        SERVER_PIDS.pop(port, None)
         proc.terminate()
         proc.wait(30)
         drain.join(10)

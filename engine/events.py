@@ -29,7 +29,6 @@ Times are UTC microseconds since the epoch in the database and aware datetimes i
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
 import threading
 from contextlib import contextmanager
@@ -58,10 +57,10 @@ CACHE_KIB = 128 * 1024
 # ---------------------------------------------------------------------- the model
 
 
-@dataclass(frozen=True)
-class EventReport:
+class EventReport(NamedTuple):
     """One report as a client sends it. ``event_id`` is the client's idempotency key; the place is
-    ``lng``/``lat`` in ``crs`` or a ``building_code`` (or both: the coordinates win)."""
+    ``lng``/``lat`` in ``crs`` or a ``building_code`` (or both: the coordinates win). A named tuple:
+    the intake makes one per report it receives, and this is the cheapest immutable record."""
 
     event_id: str
     category_code: str
@@ -104,15 +103,21 @@ class EventReport:
     def _bad(self, reason: str):
         raise InvalidInput(f"event {self.event_id}: {reason}")
 
-    def digest(self, occurred_us: int | None = None) -> bytes:
-        """16 bytes naming the content (what the idempotency check compares): a hash of the
-        ``repr`` of the fields (exact for floats, unambiguous for strings)."""
-        payload = repr((
-            self.category_code, to_us(self.occurred_at) if occurred_us is None else occurred_us, self.source,
-            self.lng, self.lat, self.crs, self.building_code, self.reporter, self.description,
-            tuple(self.attachments),
-        ))
-        return hashlib.blake2b(payload.encode(), digest_size=16).digest()
+    def content(self, occurred_us: int) -> tuple:
+        """What the idempotency check compares: the report's fields as the store keeps them
+        (exact: floats and strings compare as stored), in :data:`CONTENT_COLUMNS` order."""
+        return (self.category_code, occurred_us, self.source, self.reporter, self.description,
+                attachments_json(self.attachments), self.lng, self.lat, self.crs, self.building_code)
+
+
+#: The columns of ``events`` that hold a report's content (see :meth:`EventReport.content`).
+CONTENT_COLUMNS = ("category_code", "occurred_at", "source", "reporter", "description", "attachments", "lng",
+                   "lat", "crs", "building_code")
+
+
+def attachments_json(values: Sequence[str]) -> str:
+    """Attachment references as the store keeps them (a JSON list)."""
+    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
 
 
 class Receipt(NamedTuple):
@@ -253,7 +258,6 @@ class NewEvent(NamedTuple):
 
     seq: int
     event_id: str
-    digest: bytes
     category_code: str
     occurred_us: int
     received_us: int
@@ -373,8 +377,8 @@ class EventStore(abc.ABC):
         """The arrival number the next inserted event gets (inside a transaction)."""
 
     @abc.abstractmethod
-    def receipts(self, event_ids: Sequence[str]) -> dict[str, tuple[bytes, Receipt]]:
-        """The stored digest and original receipt of those ids that exist."""
+    def receipts(self, event_ids: Sequence[str]) -> dict[str, tuple[tuple, Receipt]]:
+        """The stored content (:meth:`EventReport.content`) and original receipt of those ids that exist."""
 
     @abc.abstractmethod
     def insert_events(self, rows: Sequence[NewEvent], audit: Sequence[AuditRow]) -> None:
@@ -504,7 +508,9 @@ MIGRATIONS = [
             deadline INTEGER NOT NULL,
             overdue_minutes REAL NOT NULL
         )""",
-    ]
+    ],
+    # Replays compare the stored content itself, not a hash of it.
+    ["ALTER TABLE events DROP COLUMN digest"],
 ]
 
 _EVENT_COLUMNS = (
@@ -514,11 +520,11 @@ _EVENT_COLUMNS = (
 )
 _PREFIXED_COLUMNS = ", ".join(f"e.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
 _INSERT = (
-    "INSERT INTO events (seq, event_id, digest, category_code, occurred_at, received_at, source, reporter, "
+    "INSERT INTO events (seq, event_id, category_code, occurred_at, received_at, source, reporter, "
     "description, attachments, lng, lat, crs, building_code, wgs_lng, wgs_lat, grid_code, community_code, "
     "street_code, district_code, locate_status, layer_version, state, worker_id, duplicate_of, stage_started, "
     "deadline, escalation, updated_at, intake_state, intake_worker) "
-    "VALUES (" + ",".join("?" * 31) + ")"
+    "VALUES (" + ",".join("?" * 30) + ")"
 )
 _INSERT_AUDIT = (
     "INSERT INTO audit (event_seq, at, principal, role, action, from_state, to_state, note, notify, revoked) "
@@ -619,15 +625,15 @@ class SqliteEventStore(EventStore):
 
     # ------------------------------------------------------------------ reads
 
-    def receipts(self, event_ids: Sequence[str]) -> dict[str, tuple[bytes, Receipt]]:
+    def receipts(self, event_ids: Sequence[str]) -> dict[str, tuple[tuple, Receipt]]:
         rows = self._read(
-            "SELECT event_id, digest, intake_state, grid_code, locate_status, intake_worker, duplicate_of, "
-            "received_at FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+            "SELECT event_id, intake_state, grid_code, locate_status, intake_worker, duplicate_of, received_at, "
+            f"{', '.join(CONTENT_COLUMNS)} FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(event_ids), ensure_ascii=False),),
         )
         return {
-            event_id: (digest, Receipt(event_id, False, State(state), grid, status, worker, dup, from_us(received)))
-            for event_id, digest, state, grid, status, worker, dup, received in rows
+            event_id: (tuple(content), Receipt(event_id, False, State(state), grid, status, worker, dup, from_us(received)))
+            for event_id, state, grid, status, worker, dup, received, *content in rows
         }
 
     def get(self, event_id: str) -> Event:

@@ -34,7 +34,6 @@ with a successful commit: a failed one undoes it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -55,7 +54,7 @@ from citygrid.engine.duplicates import DuplicateIndex, DuplicatePolicy
 from citygrid.engine.errors import CityGridError, Conflict, Forbidden, InvalidInput, Overloaded, PreconditionFailed
 from citygrid.engine.events import (
     MAX_PAGE, AuditEntry, AuditRow, DispatchNotice, EscalationRow, Event, EventChange, EventFilter, EventReport,
-    EventStore, OverdueNotice, Page, Receipt,
+    EventStore, OverdueNotice, Page, Receipt, attachments_json,
 )
 from citygrid.engine.layers import GridLayer
 from citygrid.engine.lifecycle import (
@@ -163,14 +162,13 @@ class RebalanceReport:
 class _Ticket:
     """One caller's batch waiting for a (group) commit."""
 
-    __slots__ = ("reports", "principal", "who", "receipts", "digests", "occurred", "done", "error")
+    __slots__ = ("reports", "principal", "who", "receipts", "occurred", "done", "error")
 
     def __init__(self, reports, principal):
         self.reports = reports
         self.principal = principal
         self.who = (principal.name, principal.role.value)
         self.receipts: list[Receipt | None] = [None] * len(reports)
-        self.digests: list[bytes | None] = [None] * len(reports)
         self.occurred: list[int] = [0] * len(reports)
         self.done = threading.Event()
         self.error: BaseException | None = None
@@ -340,8 +338,7 @@ class Intake:
                         f"event {report.event_id}: unknown category {report.category_code!r} "
                         f"(taxonomy {self.taxonomy.name} {self.taxonomy.version})"
                     )
-                ticket.occurred[i] = occurred = to_us(report.occurred_at)
-                ticket.digests[i] = report.digest(occurred)
+                ticket.occurred[i] = to_us(report.occurred_at)
             except CityGridError as exc:
                 ticket.receipts[i] = Receipt(getattr(report, "event_id", ""), error=exc)
         with self._queue_lock:
@@ -396,13 +393,14 @@ class Intake:
         fresh: list[tuple[_Ticket, int]] = []
         repeats: list[tuple[_Ticket, int, _Ticket, int]] = []
         for t, i in items:
-            report, digest = t.reports[i], t.digests[i]
+            report = t.reports[i]
             if report.event_id in stored:
-                old_digest, receipt = stored[report.event_id]
-                t.receipts[i] = receipt if old_digest == digest else Receipt(report.event_id, error=_conflict(report))
+                content, receipt = stored[report.event_id]
+                same = content == report.content(t.occurred[i])
+                t.receipts[i] = receipt if same else Receipt(report.event_id, error=_conflict(report))
             elif report.event_id in first_of:
                 ft, fi = first_of[report.event_id]
-                if ft.digests[fi] == digest:
+                if ft.reports[fi].content(ft.occurred[fi]) == report.content(t.occurred[i]):
                     repeats.append((t, i, ft, fi))
                 else:
                     t.receipts[i] = Receipt(report.event_id, error=_conflict(report))
@@ -499,8 +497,8 @@ class Intake:
                     placed = row_list[k] >= 0
                     # Plain tuples in the layouts of NewEvent and AuditRow (the hot path).
                     new_rows.append((
-                        seq, r.event_id, t.digests[i], r.category_code, t.occurred[i], now_us, r.source, r.reporter,
-                        r.description, _json_list(r.attachments), r.lng, r.lat, r.crs, r.building_code,
+                        seq, r.event_id, r.category_code, t.occurred[i], now_us, r.source, r.reporter,
+                        r.description, attachments_json(r.attachments), r.lng, r.lat, r.crs, r.building_code,
                         lng_list[k] if placed else None, lat_list[k] if placed else None, *chains[k],
                         status_list[k], version, state, worker, duplicate_of[k],
                         None if deadline is None else now_us, deadline, 0, now_us, state, worker,
@@ -1117,10 +1115,6 @@ def _intake_note(state: State, placed: bool, status: int, report: EventReport, d
         where = f"building {report.building_code}" if report.lng is None else f"({report.lng}, {report.lat}) {report.crs}"
         return f"reported at {where}: not placed in any grid (status {status})"
     return _INTAKE_NOTES[state]
-
-
-def _json_list(values: Sequence[str]) -> str:
-    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
 
 
 def _us(t: datetime | None) -> int | None:

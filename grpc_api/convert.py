@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -26,6 +26,8 @@ from citygrid.grpc_api._pb import grid_pb2, layer_pb2, token_pb2
 
 # ---------------------------------------------------------------------- times
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
 
 def to_timestamp(when: datetime | None) -> Timestamp | None:
     if when is None:
@@ -36,10 +38,14 @@ def to_timestamp(when: datetime | None) -> Timestamp | None:
 
 
 def from_timestamp(message, field: str) -> datetime | None:
-    """The aware datetime in ``message.<field>``, ``None`` when the field is unset."""
+    """The aware datetime (UTC, whole microseconds) in ``message.<field>``, ``None`` when unset."""
     if not message.HasField(field):
         return None
-    return getattr(message, field).ToDatetime(tzinfo=timezone.utc)
+    ts = getattr(message, field)
+    try:
+        return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+    except OverflowError:
+        raise InvalidInput(f"{field}: {ts.seconds} s since 1970 is not a time between the years 1 and 9999") from None
 
 
 # ---------------------------------------------------------------------- coordinate systems

@@ -12,15 +12,19 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import math
+
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from intake_world import (
     ADMIN, CST, DISPATCHER, INTAKE, SUPERVISOR, VERIFIER, centre, grid_code, make_world, worker, worker_id,
 )
 
 from citygrid.engine.duplicates import DuplicateIndex, DuplicatePolicy, distance_m
 from citygrid.engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Overloaded
-from citygrid.engine.events import EventFilter, EventReport, SqliteEventStore, read_reports
+from citygrid.engine.events import EventFilter, SqliteEventStore, read_reports
 from citygrid.engine.intake import AssignerLocator, Intake, IntakeConfig, read_buildings
 from citygrid.engine.lifecycle import Action, State
 from citygrid.engine.principals import Principal, Role
@@ -146,7 +150,7 @@ def test_resending_returns_the_original_receipt(world):
 def test_other_content_under_a_known_id_is_a_conflict(world):
     report = world.report()
     world.intake.submit([report], INTAKE)
-    changed = EventReport(**{**report.__dict__, "description": "另一个事件"})
+    changed = report._replace(description="另一个事件")
     [receipt] = world.intake.submit([changed], INTAKE)
     assert isinstance(receipt.error, Conflict) and report.event_id in str(receipt.error)
     assert world.intake.get(report.event_id, ADMIN).description == ""
@@ -154,7 +158,7 @@ def test_other_content_under_a_known_id_is_a_conflict(world):
 
 def test_the_same_id_twice_in_one_batch(world):
     report = world.report()
-    twin = EventReport(**{**report.__dict__, "description": "x"})
+    twin = report._replace(description="x")
     receipts = world.intake.submit([report, report, twin], INTAKE)
     assert receipts[0].created and not receipts[1].created and receipts[1].worker_id == receipts[0].worker_id
     assert isinstance(receipts[2].error, Conflict)
@@ -392,6 +396,40 @@ def test_duplicate_index_never_misses_a_close_report(rng):
         assert index.find("c", x, y, 0) == (f"e{min(near)}" if near else None)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    lng=st.floats(-170, 170), lat=st.floats(-84.9, 84.9), d=st.floats(1, 10_000),
+    offsets=st.lists(st.tuples(st.floats(-3, 3), st.floats(-3, 3)), min_size=1, max_size=40),
+    probes=st.lists(st.tuples(st.floats(-2, 2), st.floats(-2, 2)), min_size=1, max_size=20),
+)
+def test_duplicate_index_agrees_with_great_circle_distance(lng, lat, d, offsets, probes):
+    """At any latitude up to the limit and any linking distance, the index finds exactly the
+    earliest report within the distance (offsets in units of d, so many fall near the boundary)."""
+    index = DuplicateIndex(DuplicatePolicy(distance_m=d, window_minutes=60))
+    deg_lat = d / 111_195
+    deg_lng = deg_lat / max(math.cos(math.radians(lat)), 1e-3)
+
+    def place(ox, oy):
+        return lng + ox * deg_lng, max(-85.0, min(85.0, lat + oy * deg_lat))
+
+    points = [place(ox, oy) for ox, oy in offsets]
+    for k, (x, y) in enumerate(points):
+        index.add(k, f"e{k}", "c", x, y, 0)
+    for ox, oy in probes + offsets[:5]:
+        x, y = place(ox * 1.0001, oy)
+        near = [k for k, (px, py) in enumerate(points) if distance_m(x, y, px, py) <= d]
+        assert index.find("c", x, y, 0) == (f"e{min(near)}" if near else None)
+
+
+def test_duplicate_policy_limits():
+    for bad in (0.5, 10_001, -1, float("nan")):
+        with pytest.raises(InvalidInput, match="duplicate distance"):
+            DuplicatePolicy(distance_m=bad)
+    with pytest.raises(InvalidInput, match="duplicate window"):
+        DuplicatePolicy(window_minutes=-1)
+    assert not DuplicatePolicy(distance_m=0).enabled
+
+
 def test_duplicates_are_linked_not_dispatched(world):
     intake = world.intake
     first = world.report(i=1, j=2)
@@ -430,13 +468,13 @@ def test_demo_reports_and_buildings(demo_dir, demo_layer, tmp_path):
     intake = Intake(store, AssignerLocator.for_layer(demo_layer), buildings=buildings, clock=lambda: clock[0],
                     config=IntakeConfig(duplicates=DuplicatePolicy(distance_m=30, window_minutes=120)))
     intake.put_workers(read_workers(demo_dir / "workers.parquet"), ADMIN)
-    by_building = [EventReport(**{**r.__dict__, "lng": None, "lat": None}) for r in reports if r.building_code][:100]
+    by_building = [r._replace(lng=None, lat=None) for r in reports if r.building_code][:100]
     receipts = intake.submit(reports, INTAKE)
     assert all(r.ok for r in receipts)
     truth = pq.read_table(demo_dir / "events.parquet", columns=["grid_code"]).slice(0, 300).column("grid_code").to_pylist()
     assert [r.grid_code for r in receipts] == truth
     assert sum(r.state is State.DISPATCHED for r in receipts) > 200
-    resent = intake.submit([EventReport(**{**r.__dict__, "event_id": "b-" + r.event_id}) for r in by_building], INTAKE)
+    resent = intake.submit([r._replace(event_id="b-" + r.event_id) for r in by_building], INTAKE)
     assert all(r.ok for r in resent)
     # A building code is the code of its grid followed by a 4-digit sequence number.
     assert all(r.grid_code == b.building_code[:15] for r, b in zip(resent, by_building))
