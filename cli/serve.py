@@ -18,6 +18,7 @@ from pathlib import Path
 from citygrid.engine.demo import generate_demo
 from citygrid.engine.errors import InvalidInput
 from citygrid.engine.principals import Role
+from citygrid.engine import runtime
 from citygrid.engine.registry import LayerRegistry
 from citygrid.engine.sources import read_layer
 from citygrid.grpc_api.config import load_config
@@ -27,7 +28,7 @@ log = logging.getLogger("citygrid.serve")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="run the gRPC server (GridService, LayerService, TokenService, IntakeService)")
-    parser.add_argument("--config", type=Path, help="TOML file with a [server] table (see citygrid.grpc_api.config)")
+    parser.add_argument("--config", type=Path, help="TOML file with [server] and [intake] tables (see citygrid.grpc_api.config)")
     parser.add_argument("--data-dir", dest="serve_data_dir", metavar="DIR", type=Path, default=argparse.SUPPRESS,
                         help="data directory (overrides the config's data_dir)")
     parser.add_argument("--demo", action="store_true",
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("demo district: layer version %s; admin token %s issued", version_id, info.token_id)
         print(f"admin token: {secret}", flush=True)
 
+    runtime.settle()  # start-up state frozen, fewer collections (see citygrid.engine.runtime)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

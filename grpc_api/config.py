@@ -1,4 +1,5 @@
-"""Server configuration: a TOML file's ``[server]`` table, overridable from the command line.
+"""Server configuration: a TOML file's ``[server]`` and ``[intake]`` tables; the command line
+overrides some ``[server]`` keys.
 
 Example ``citygrid.toml`` (every key optional; these are the defaults but for the paths and token)::
 
@@ -21,23 +22,159 @@ Example ``citygrid.toml`` (every key optional; these are the defaults but for th
     ray_address = "ray://head:10001"  # the Ray cluster of JobService; unset: a local one started on first use
     ray_num_cpus = 2                  # CPUs of that local Ray (unset: all of them)
 
+    [intake]                          # the event intake behind IntakeService (:class:`IntakeSettings`)
+    taxonomy_file = "taxonomy.json"   # categories, departments, stage time limits; unset: the shipped taxonomy
+    working_hours = ["08:00-12:00", "14:00-18:00"]  # local working periods of a working day
+    timezone = "Asia/Shanghai"        # of working_hours and of the workers' shifts
+    calendar_file = "calendar.json"   # holidays, 调休 working days, weekend (HolidayCalendar JSON);
+                                      # unset: the official Chinese calendar shipped with CityGrid
+    duplicate_distance_m = 50.0       # a report of the same category this close to an open one ...
+    duplicate_window_minutes = 1440.0 # ... and this close in time is linked to it, not dispatched; 0 m: off
+    street_escalation_after_minutes = 240.0  # overdue this long (working minutes) -> the street (督办);
+                                      # unset: the stage's own time limit again
+    max_hops = 1                      # grids away from an event's own that dispatch looks for workers
+    auto_register = true              # register (立案) placed reports automatically
+    max_batch = 10000                 # most reports in one SubmitEvents call
+    clock_interval = 60.0             # seconds between ticks of the intake's clock (dispatch waiting
+                                      # events, escalate overdue ones)
+
+Relative paths (``data_dir``, ``tls_*``, ``*_file``) are taken from the config file's folder. A round-the-clock
+schedule is ``working_hours = ["00:00-23:59:59.999999"]`` with a calendar file of ``{"weekend": []}``.
+
 >>> config = ServerConfig.from_toml(b'[server]\\nport = 6000\\nmetrics_port = -1')
 >>> config.port, config.metrics_port, config.max_receive_message_bytes
 (6000, None, 33048576)
+>>> config = ServerConfig.from_toml('[intake]\\nduplicate_distance_m = 10\\nmax_hops = 2\\nclock_interval = 5')
+>>> intake = config.intake.intake_config
+>>> intake.duplicates.distance_m, intake.duplicates.window_minutes, intake.max_hops, config.intake.clock_interval
+(10.0, 1440.0, 2, 5.0)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from citygrid.engine.duplicates import DuplicatePolicy
 from citygrid.engine.errors import InvalidInput, NotFound
+from citygrid.engine.intake import IntakeConfig
+from citygrid.engine.lifecycle import EscalationPolicy
+from citygrid.engine.taxonomy import Taxonomy, load_taxonomy
+from citygrid.engine.worktime import DEFAULT_PERIODS, DEFAULT_TIMEZONE, HolidayCalendar, WorkSchedule
 
 #: Bytes of a message besides the point arrays (headers, other fields), with room to spare.
 MESSAGE_OVERHEAD_BYTES = 1 << 20
+#: Seconds between two ticks of the intake's clock (dispatch waiting events, escalate overdue ones).
+CLOCK_INTERVAL_S = 60.0
+#: The tables of a config file.
+TABLES = ("server", "intake")
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """The ``[intake]`` table: how the server's event intake runs.
+
+    Checked when made, files included (the taxonomy and calendar are read then), so a bad value
+    stops the server at start-up with :class:`InvalidInput` naming the key. The defaults are the
+    engine's.
+    """
+
+    #: Categories and their stage time limits (:func:`~citygrid.engine.taxonomy.load_taxonomy`);
+    #: ``None``: the taxonomy shipped with CityGrid.
+    taxonomy_file: Path | None = None
+    #: Local working periods of a working day, ``"HH:MM-HH:MM"`` (:class:`WorkSchedule`).
+    working_hours: tuple[str, ...] = DEFAULT_PERIODS
+    timezone: str = DEFAULT_TIMEZONE
+    #: Holidays, make-up working days and weekend (:meth:`HolidayCalendar.from_file`); ``None``:
+    #: the official Chinese calendar.
+    calendar_file: Path | None = None
+    duplicate_distance_m: float = DuplicatePolicy.distance_m
+    duplicate_window_minutes: float = DuplicatePolicy.window_minutes
+    #: Working minutes overdue before the street is told (:class:`EscalationPolicy`); ``None``: the
+    #: stage's own limit again.
+    street_escalation_after_minutes: float | None = None
+    max_hops: int = IntakeConfig.max_hops
+    auto_register: bool = IntakeConfig.auto_register
+    max_batch: int = IntakeConfig.max_batch
+    clock_interval: float = CLOCK_INTERVAL_S
+    #: What :class:`~citygrid.engine.intake.Intake` takes (``config=``), made from the settings above.
+    intake_config: IntakeConfig = field(init=False, repr=False, compare=False)
+    #: The taxonomy of ``taxonomy_file`` (``None``: the intake takes the shipped one).
+    taxonomy: Taxonomy | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        _check_number(self, "duplicate_distance_m", minimum=0.0)
+        _check_number(self, "duplicate_window_minutes", minimum=0.0)
+        if self.street_escalation_after_minutes is not None:
+            _check_number(self, "street_escalation_after_minutes", minimum=0.0)
+        _check_number(self, "clock_interval", minimum=0.0, inclusive=False)
+        _check_whole("max_hops", self.max_hops, minimum=0)
+        _check_whole("max_batch", self.max_batch, minimum=1)
+        if not isinstance(self.auto_register, bool):
+            raise InvalidInput(f"[intake] auto_register must be true or false, got {self.auto_register!r}")
+        hours = self.working_hours
+        if isinstance(hours, str) or not all(isinstance(h, str) for h in hours):
+            raise InvalidInput(f'[intake] working_hours must be a list of "HH:MM-HH:MM" strings, got {hours!r}')
+        object.__setattr__(self, "working_hours", tuple(hours))
+        if not isinstance(self.timezone, str):
+            raise InvalidInput(f"[intake] timezone must be an IANA name like Asia/Shanghai, got {self.timezone!r}")
+        # Built now, so that a bad schedule, calendar or taxonomy file stops the server at start-up.
+        try:
+            calendar = (HolidayCalendar.china() if self.calendar_file is None
+                        else HolidayCalendar.from_file(self.calendar_file))
+            config = IntakeConfig(
+                schedule=WorkSchedule(periods=self.working_hours, timezone=self.timezone, calendar=calendar),
+                duplicates=DuplicatePolicy(self.duplicate_distance_m, self.duplicate_window_minutes),
+                escalation=EscalationPolicy(self.street_escalation_after_minutes),
+                max_hops=self.max_hops,
+                auto_register=self.auto_register,
+                max_batch=self.max_batch,
+            )
+            taxonomy = None if self.taxonomy_file is None else load_taxonomy(self.taxonomy_file)
+        except InvalidInput as exc:
+            raise InvalidInput(f"[intake] {exc}") from None
+        object.__setattr__(self, "intake_config", config)
+        object.__setattr__(self, "taxonomy", taxonomy)
+
+    @classmethod
+    def from_table(cls, table: dict, *, base: Path | None = None) -> "IntakeSettings":
+        """From the ``[intake]`` table of a TOML document; relative files are taken from ``base``."""
+        known = [f.name for f in dataclasses.fields(cls) if f.init]
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise InvalidInput(f"unknown [intake] keys {unknown}; known keys are {sorted(known)}")
+        values = dict(table)
+        for key in ("taxonomy_file", "calendar_file"):
+            if key in values:
+                if not isinstance(values[key], str) or not values[key]:
+                    raise InvalidInput(f"[intake] {key} must be a file path, got {values[key]!r}")
+                values[key] = _path(values[key], base)
+        return cls(**values)
+
+
+def _check_number(settings: IntakeSettings, key: str, *, minimum: float, inclusive: bool = True) -> None:
+    """Check a number of the settings and store it as a float."""
+    value = getattr(settings, key)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < minimum or (not inclusive and value == minimum):
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise InvalidInput(f"[intake] {key} must be a number {bound}, got {value!r}")
+    object.__setattr__(settings, key, float(value))
+
+
+def _check_whole(key: str, value, *, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidInput(f"[intake] {key} must be a whole number >= {minimum}, got {value!r}")
+
+
+def _path(value: str | os.PathLike, base: Path | None) -> Path:
+    """``value`` with ``~`` expanded, taken from ``base`` when relative."""
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() or base is None else base / path
 
 
 @dataclass(frozen=True)
@@ -59,6 +196,8 @@ class ServerConfig:
     follow_interval: float = 1.0
     ray_address: str | None = None
     ray_num_cpus: int | None = None
+    #: The ``[intake]`` table.
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
 
     def __post_init__(self):
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -89,24 +228,30 @@ class ServerConfig:
 
     @classmethod
     def from_toml(cls, text: bytes | str, *, base: Path | None = None) -> "ServerConfig":
-        """Parse the ``[server]`` table; relative paths are taken from ``base`` (the file's folder)."""
+        """Parse the ``[server]`` and ``[intake]`` tables; relative paths are taken from ``base`` (the
+        file's folder)."""
         try:
             doc = tomllib.loads(text.decode() if isinstance(text, bytes) else text)
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"the config is not valid TOML: {exc}") from None
+        tables = sorted(set(doc) - set(TABLES))
+        if tables:
+            raise InvalidInput(f"unknown config tables or keys {tables}; the config has the tables {list(TABLES)}")
+        for name in TABLES:
+            if not isinstance(doc.get(name, {}), dict):
+                raise InvalidInput(f"[{name}] must be a table")
         table = doc.get("server", {})
-        known = {f.name: f for f in dataclasses.fields(cls)}
+        known = [f.name for f in dataclasses.fields(cls) if f.name != "intake"]
         unknown = sorted(set(table) - set(known))
         if unknown:
             raise InvalidInput(f"unknown [server] keys {unknown}; known keys are {sorted(known)}")
         values = dict(table)
         for key in ("data_dir", "tls_cert", "tls_key"):
             if key in values:
-                path = Path(os.path.expanduser(values[key]))
-                values[key] = path if path.is_absolute() or base is None else base / path
+                values[key] = _path(values[key], base)
         if values.get("metrics_port", 0) is not None and values.get("metrics_port", 0) < 0:
             values["metrics_port"] = None
-        return cls(**values)
+        return cls(**values, intake=IntakeSettings.from_table(doc.get("intake", {}), base=base))
 
 
 def load_config(path: str | os.PathLike | None) -> ServerConfig:

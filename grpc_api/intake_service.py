@@ -9,11 +9,12 @@ its receipt instead).
 :class:`IntakeHost` owns the intake of the server's data directory: built on the first call that
 needs it (the data directory may get its first active layer version after the server was built,
 as ``--demo`` does), with the events in the data directory's database
-(:class:`~citygrid.engine.events.SqliteEventStore`). It follows layer activations (new reports are
+(:class:`~citygrid.engine.events.SqliteEventStore`), set up by the ``[intake]`` table of the server's
+config (:class:`~citygrid.grpc_api.config.IntakeSettings`). It follows layer activations (new reports are
 placed on the active version, and the open events whose grid changed move to their new grid and
 are dispatched again; every call compares the version id, one attribute read), runs the
 intake's clock in a thread (dispatching waiting events and escalating overdue ones every
-:data:`CLOCK_INTERVAL_S`) and closes the store when the server stops.
+``clock_interval`` seconds, :data:`CLOCK_INTERVAL_S` by default) and closes the store when the server stops.
 
 ``SubmitStream`` reads the client's reports in a thread of its own and submits whatever has arrived
 when the previous commit ends (at most :data:`STREAM_BATCH`), so a client that sends without
@@ -27,30 +28,32 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from citygrid.engine.errors import CityGridError, InvalidInput
 from citygrid.engine.events import (
     AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt, SqliteEventStore,
 )
-from citygrid.engine.intake import AssignerLocator, Intake, RebalanceReport, read_buildings
+from citygrid.engine.intake import AssignerLocator, Intake, IntakeConfig, RebalanceReport, read_buildings
 from citygrid.engine.lifecycle import State
 from citygrid.engine.principals import Principal, Role
 from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.taxonomy import Taxonomy
 from citygrid.engine.workers import DEFAULT_CAPACITY, DEFAULT_DEPARTMENT, DEFAULT_SHIFT, Worker, read_workers
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import intake_pb2, intake_pb2_grpc
-from citygrid.grpc_api.convert import crs_name, from_timestamp, to_timestamp
+from citygrid.grpc_api.config import CLOCK_INTERVAL_S
+from citygrid.grpc_api.convert import STATUS_OFFSET, crs_name, from_timestamp, to_timestamp
 from citygrid.grpc_api.errors import status_of
 from citygrid.grpc_api.interceptors import Authenticator
 
 log = logging.getLogger("citygrid.grpc_api")
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
-#: Seconds between two ticks of the intake's clock.
-CLOCK_INTERVAL_S = 60.0
 #: Most reports of a SubmitStream that go into one commit.
 STREAM_BATCH = 1000
 #: Longest a watch stream waits for news before it checks the call again.
@@ -64,11 +67,17 @@ LAYER_ACTIVATION = Principal("layer-activation", Role.ADMIN)
 
 
 class IntakeHost:
-    """The intake of one data directory, built on first use over the registry's active version."""
+    """The intake of one data directory, built on first use over the registry's active version, with
+    ``config`` and ``taxonomy`` (the engine's defaults when ``None``; a server's come from the
+    ``[intake]`` table, :class:`~citygrid.grpc_api.config.IntakeSettings`); its clock ticks every
+    ``clock_interval`` seconds."""
 
-    def __init__(self, data_dir: Path, registry: LayerRegistry, *, clock_interval: float = CLOCK_INTERVAL_S):
+    def __init__(self, data_dir: Path, registry: LayerRegistry, *, config: IntakeConfig | None = None,
+                 taxonomy: Taxonomy | None = None, clock_interval: float = CLOCK_INTERVAL_S):
         self._data_dir = Path(data_dir)
         self._registry = registry
+        self._config = config
+        self._taxonomy = taxonomy
         self._clock_interval = clock_interval
         self._lock = threading.Lock()
         self._intake: Intake | None = None
@@ -86,7 +95,8 @@ class IntakeHost:
         with self._lock:
             locator = AssignerLocator(snapshot.assigner)
             if self._intake is None:
-                self._intake = Intake(SqliteEventStore(self._data_dir), locator, buildings=self._buildings)
+                self._intake = Intake(SqliteEventStore(self._data_dir), locator, buildings=self._buildings,
+                                      config=self._config, taxonomy=self._taxonomy)
                 self._clock = threading.Thread(target=self._intake.run_clock, args=(self._stop, self._clock_interval),
                                                name="citygrid-intake-clock", daemon=True)
                 self._clock.start()
@@ -140,7 +150,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         if not request.events:
             raise InvalidInput("the batch is empty; send at least one report")
         receipts = _submit(self._host.intake(), request.events, principal)
-        return intake_pb2.SubmitEventsResponse(receipts=[_receipt(r) for r in receipts])
+        return intake_pb2.SubmitEventsResponse(receipts=_receipts(receipts))
 
     def SubmitStream(self, request_iterator, context):
         principal = self._auth.principal()
@@ -160,8 +170,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             elif isinstance(batch[-1], BaseException):
                 raise batch[-1]
             if batch:
-                for receipt in _submit(intake, batch, principal):
-                    yield _receipt(receipt)
+                yield from _receipts(_submit(intake, batch, principal))
 
     def GetEvent(self, request, context):
         principal = self._auth.principal()
@@ -316,23 +325,36 @@ def _report(m: intake_pb2.EventReport) -> EventReport:
     occurred = from_timestamp(m, "occurred_at")
     if occurred is None:
         raise InvalidInput(f"event {m.event_id}: occurred_at is required")
+    has = m.HasField
     return EventReport(
-        event_id=m.event_id, category_code=m.category_code, occurred_at=occurred, source=m.source,
-        lng=_optional(m, "lng"), lat=_optional(m, "lat"), crs=crs_name(m.crs),
-        building_code=m.building_code or None, reporter=m.reporter, description=m.description,
-        attachments=tuple(m.attachments),
+        m.event_id, m.category_code, occurred, m.source, m.lng if has("lng") else None,
+        m.lat if has("lat") else None, crs_name(m.crs), m.building_code or None, m.reporter, m.description,
+        tuple(m.attachments),
     )
 
 
-def _receipt(r: Receipt) -> intake_pb2.Receipt:
+def _receipts(receipts) -> list[intake_pb2.Receipt]:
+    """Receipt messages; the reports of one commit share their received time, converted once."""
+    stamps: dict[datetime, Timestamp] = {}
+    return [_receipt(r, stamps) for r in receipts]
+
+
+def _receipt(r: Receipt, stamps: dict | None = None) -> intake_pb2.Receipt:
     if r.error is not None:
         code = status_of(r.error)
         return intake_pb2.Receipt(event_id=r.event_id, error=intake_pb2.ReportError(
             code=code.name if code is not None else "INTERNAL", message=str(r.error)))
+    received = None
+    if r.received_at is not None:
+        received = stamps.get(r.received_at) if stamps is not None else None
+        if received is None:
+            received = to_timestamp(r.received_at)
+            if stamps is not None:
+                stamps[r.received_at] = received
     return intake_pb2.Receipt(
         event_id=r.event_id, created=r.created, state=r.state.value if r.state else "", grid_code=r.grid_code or "",
-        locate_status=convert.point_status(r.locate_status) if r.locate_status is not None else 0,
-        worker_id=r.worker_id or "", duplicate_of=r.duplicate_of or "", received_at=to_timestamp(r.received_at),
+        locate_status=r.locate_status + STATUS_OFFSET if r.locate_status is not None else 0,
+        worker_id=r.worker_id or "", duplicate_of=r.duplicate_of or "", received_at=received,
     )
 
 
@@ -414,8 +436,11 @@ def _page_size(size: int) -> int:
 
 
 def add_to_server(server: grpc.Server, resources) -> str:
-    """Register the servicer on ``server`` (its intake in ``resources.intake``); return the service name."""
-    host = IntakeHost(resources.config.data_dir, resources.registry)
+    """Register the servicer on ``server`` (its intake in ``resources.intake``, set up by the config's
+    ``[intake]`` table); return the service name."""
+    settings = resources.config.intake
+    host = IntakeHost(resources.config.data_dir, resources.registry, config=settings.intake_config,
+                      taxonomy=settings.taxonomy, clock_interval=settings.clock_interval)
     resources.intake = host
     resources.on_close(host.close)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(host, resources.auth), server)

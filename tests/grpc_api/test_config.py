@@ -1,0 +1,177 @@
+"""The ``[intake]`` table of the server config: parsed into the engine's IntakeConfig and taxonomy,
+the engine's defaults when absent, bad values refused naming the key, and a server started with it
+links (or does not link) duplicate reports over gRPC as it says."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime, timedelta, timezone
+from importlib import resources
+
+import grpc
+import pytest
+from grpc_env import LAT0, LNG0, SPAN, box_layer, start_server
+
+from citygrid.engine.duplicates import distance_m
+from citygrid.engine.errors import InvalidInput
+from citygrid.engine.intake import IntakeConfig
+from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.worktime import HolidayCalendar
+from citygrid.grpc_api._pb import intake_pb2
+from citygrid.grpc_api.config import CLOCK_INTERVAL_S, IntakeSettings, ServerConfig, load_config
+
+#: One metre east, in degrees of longitude, at the test square's latitude.
+METRE_LNG = 1 / (111_320 * math.cos(math.radians(LAT0 + SPAN / 2)))
+
+
+def write_taxonomy(path, *, minutes: int) -> None:
+    """The shipped taxonomy's first class alone, every stage limit set to ``minutes``, as version 'test'."""
+    payload = json.loads(resources.files("citygrid.engine").joinpath("data/taxonomy.json").read_text("utf-8"))
+    payload["classes"] = payload["classes"][:1]
+    payload["version"] = "test"
+    for category in payload["classes"][0]["categories"]:
+        category["time_limits"] = {stage: minutes for stage in category["time_limits"]}
+    path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+
+
+def test_every_key_reaches_the_engine_config(tmp_path):
+    (tmp_path / "conf").mkdir()
+    write_taxonomy(tmp_path / "conf" / "taxonomy.json", minutes=7)
+    (tmp_path / "conf" / "calendar.json").write_text(json.dumps(
+        {"name": "test-calendar", "weekend": [6], "holidays": ["2026-05-01"], "workdays": ["2026-05-03"]}))
+    path = tmp_path / "conf" / "citygrid.toml"
+    path.write_text("""
+[server]
+data_dir = "data"
+
+[intake]
+taxonomy_file = "taxonomy.json"
+calendar_file = "calendar.json"
+working_hours = ["09:00-12:30", "13:30-17:30"]
+timezone = "Asia/Urumqi"
+duplicate_distance_m = 12.5
+duplicate_window_minutes = 90
+street_escalation_after_minutes = 30
+max_hops = 2
+auto_register = false
+max_batch = 500
+clock_interval = 2.5
+""")
+    config = load_config(path)
+    settings = config.intake
+    assert config.data_dir == tmp_path / "conf" / "data"
+    assert settings.taxonomy_file == tmp_path / "conf" / "taxonomy.json"  # relative to the file's folder
+    assert settings.clock_interval == 2.5
+
+    engine = settings.intake_config
+    assert isinstance(engine, IntakeConfig)
+    assert [f"{a:%H:%M}-{b:%H:%M}" for a, b in engine.schedule.periods] == ["09:00-12:30", "13:30-17:30"]
+    assert engine.schedule.timezone == "Asia/Urumqi"
+    calendar = engine.schedule.calendar
+    assert calendar.name == "test-calendar" and calendar.weekend == {6}
+    assert not calendar.is_working_day(date(2026, 5, 1)) and calendar.is_working_day(date(2026, 5, 3))
+    assert calendar.is_working_day(date(2026, 5, 2))  # a Saturday, but only Sunday is the weekend here
+    assert (engine.duplicates.distance_m, engine.duplicates.window_minutes) == (12.5, 90.0)
+    assert engine.escalation.street_after_minutes == 30.0
+    assert (engine.max_hops, engine.auto_register, engine.max_batch) == (2, False, 500)
+
+    taxonomy = settings.taxonomy
+    assert taxonomy.version == "test" and len(taxonomy.classes) == 1
+    assert {c.limits.handle for c in taxonomy.categories} == {7}
+
+
+def test_no_intake_table_gives_the_engine_defaults():
+    config = ServerConfig.from_toml("[server]\nport = 6000\n")
+    assert config.intake == IntakeSettings()
+    assert config.intake.intake_config == IntakeConfig()
+    assert config.intake.taxonomy is None  # the intake loads the shipped one
+    assert config.intake.clock_interval == CLOCK_INTERVAL_S
+    assert config.intake.intake_config.schedule.calendar == HolidayCalendar.china()
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[intake]\nmax_hop = 2", r"unknown \[intake\] keys \['max_hop'\]; known keys are \[.*'max_hops'"),
+    ("[intak]\nmax_hops = 2", r"unknown config tables or keys \['intak'\]"),
+    ("intake = 3", r"\[intake\] must be a table"),
+    ("[server]\nintake = 3", r"unknown \[server\] keys \['intake'\]"),
+    ("[intake]\nmax_hops = -1", r"\[intake\] max_hops must be a whole number >= 0, got -1"),
+    ("[intake]\nmax_hops = 1.5", r"max_hops must be a whole number >= 0, got 1.5"),
+    ("[intake]\nmax_batch = 0", r"max_batch must be a whole number >= 1"),
+    ("[intake]\nauto_register = \"yes\"", r"auto_register must be true or false, got 'yes'"),
+    ("[intake]\nduplicate_distance_m = \"far\"", r"duplicate_distance_m must be a number >= 0, got 'far'"),
+    ("[intake]\nduplicate_window_minutes = -5", r"duplicate_window_minutes must be a number >= 0, got -5"),
+    ("[intake]\nduplicate_distance_m = inf", r"duplicate_distance_m must be a number >= 0, got inf"),
+    ("[intake]\nstreet_escalation_after_minutes = -1", r"street_escalation_after_minutes must be a number >= 0"),
+    ("[intake]\nclock_interval = 0", r"clock_interval must be a number > 0, got 0"),
+    ("[intake]\nworking_hours = \"08:00-12:00\"", r"working_hours must be a list of \"HH:MM-HH:MM\" strings"),
+    ("[intake]\nworking_hours = [\"8-12\"]", r"\[intake\] bad working period '8-12'"),
+    ("[intake]\nworking_hours = [\"14:00-18:00\", \"08:00-12:00\"]", r"\[intake\] working periods must be in order"),
+    ("[intake]\nworking_hours = []", r"\[intake\] a work schedule needs at least one working period"),
+    ("[intake]\ntimezone = \"Mars/Olympus_Mons\"", r"\[intake\] unknown time zone 'Mars/Olympus_Mons'"),
+    ("[intake]\ncalendar_file = \"missing.json\"", r"\[intake\] no calendar file .*missing.json"),
+    ("[intake]\ntaxonomy_file = \"missing.json\"", r"\[intake\] cannot read the taxonomy file .*missing.json"),
+    ("[intake]\ntaxonomy_file = 7", r"\[intake\] taxonomy_file must be a file path, got 7"),
+])
+def test_bad_values_are_refused_naming_the_key(toml, message, tmp_path):
+    with pytest.raises(InvalidInput, match=message):
+        ServerConfig.from_toml(toml, base=tmp_path)
+
+
+def test_bad_files_are_refused_at_load(tmp_path):
+    (tmp_path / "taxonomy.json").write_text('{"name": "broken", "version": "1", "classes": [{"code": "01"}]}')
+    with pytest.raises(InvalidInput, match=r"\[intake\] .*taxonomy.json: malformed taxonomy"):
+        ServerConfig.from_toml('[intake]\ntaxonomy_file = "taxonomy.json"', base=tmp_path)
+    (tmp_path / "calendar.json").write_text('{"holidays": ["2026-05-01"], "workdays": ["2026-05-01"]}')
+    with pytest.raises(InvalidInput, match=r"\[intake\] calendar .*2026-05-01 is listed both"):
+        ServerConfig.from_toml('[intake]\ncalendar_file = "calendar.json"', base=tmp_path)
+    with pytest.raises(InvalidInput, match="max_hops must be a whole number"):
+        IntakeSettings(max_hops=True)  # made in Python, checked the same way
+
+
+@pytest.fixture
+def short_duplicates(tmp_path):
+    """A server whose config links duplicates within 10 m and 30 minutes, registers nothing by itself
+    and takes batches of at most 5 reports; over one 8 x 8 box layer."""
+    registry = LayerRegistry(tmp_path / "data")
+    try:
+        registry.register(box_layer("d1", 8))
+        registry.publish("d1")
+        registry.activate("d1")
+    finally:
+        registry.close()
+    path = tmp_path / "citygrid.toml"
+    path.write_text("[intake]\nduplicate_distance_m = 10\nduplicate_window_minutes = 30\n"
+                    "auto_register = false\nmax_batch = 5\n")
+    env = start_server(tmp_path / "data", intake=load_config(path).intake)
+    yield env
+    assert env.server.stop(0).wait(10)
+
+
+def test_a_short_duplicate_distance_and_window_over_grpc(short_duplicates):
+    t0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+    lng, lat = LNG0 + 2.5 * SPAN / 8, LAT0 + 2.5 * SPAN / 8
+
+    def report(event_id: str, metres_east: float, minutes: float) -> intake_pb2.EventReport:
+        message = intake_pb2.EventReport(event_id=event_id, category_code="0101", source="hotline_12345",
+                                         lng=lng + metres_east * METRE_LNG, lat=lat)
+        message.occurred_at.FromDatetime(t0 + timedelta(minutes=minutes))
+        return message
+
+    reports = [
+        report("first", 0, 0),
+        report("near-soon", 5, 5),       # 5 m, 5 minutes: linked
+        report("far", 20, 0),            # 20 m: linked by the default 50 m, not by 10 m
+        report("late", 1, 60),           # 1 m but 60 minutes later: linked by the default day, not by 30 minutes
+    ]
+    assert 4 < distance_m(lng, lat, lng + 5 * METRE_LNG, lat) < 6
+    assert 19 < distance_m(lng, lat, lng + 20 * METRE_LNG, lat) < 21
+    with short_duplicates.client() as admin:
+        receipts = admin.submit_events(reports)
+        assert [r.error.code for r in receipts] == [""] * 4
+        assert [(r.state, r.duplicate_of) for r in receipts] == [
+            ("reported", ""), ("duplicate", "first"), ("reported", ""), ("reported", "")]  # auto_register = false
+        assert admin.get_event("near-soon").event.duplicate_of == "first"
+        with pytest.raises(grpc.RpcError) as info:
+            admin.submit_events([report(f"big-{k}", 0, 0) for k in range(6)])
+        assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "at most 5" in info.value.details()
