@@ -17,7 +17,7 @@ from citygrid.engine.errors import CityGridError
 #: Where saved layer versions and the databases live unless --data-dir or $CITYGRID_DATA_DIR says.
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "citygrid"
 
-COMMAND_MODULES = ("demo", "layer", "assign", "serve", "query", "reindex")
+COMMAND_MODULES = ("demo", "layer", "assign", "serve", "query", "events", "reindex")
 
 
 def default_data_dir() -> Path:
