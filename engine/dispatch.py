@@ -86,15 +86,18 @@ class RoutingRule:
         )
 
     @property
-    def specificity(self) -> tuple[bool, bool, bool, bool]:
-        return (self.category is not None, self.area is not None, self.grid_type is not None,
-                self.category_class is not None)
+    def specificity(self) -> tuple[int, bool, bool, bool, bool]:
+        """More conditions first; among as many, category, then area, then grid type, then class."""
+        conditions = (self.category is not None, self.area is not None, self.grid_type is not None,
+                      self.category_class is not None)
+        return (sum(conditions), *conditions)
 
 
 @dataclass(frozen=True)
 class RoutingRules:
-    """The most specific matching rule wins (category over class; then area, then grid type); among
-    equally specific rules, the first listed. With no match the default route applies."""
+    """The most specific matching rule wins: the one with the most conditions (a class in a grid type
+    beats a category alone), then category over area over grid type over class; among equally
+    specific rules, the first listed. With no match the default route applies."""
 
     rules: tuple[RoutingRule, ...] = ()
     default: Route = Route(DEFAULT_DEPARTMENT)

@@ -427,6 +427,10 @@ class EventStore(abc.ABC):
         """(seq, worker id) of every event that counts on a worker's load."""
 
     @abc.abstractmethod
+    def open_categories(self) -> set[str]:
+        """Category codes of the open events."""
+
+    @abc.abstractmethod
     def open_primaries(self) -> list[tuple[int, str, str, float, float, int]]:
         """(seq, id, category, wgs lng, wgs lat, occurred µs) of open non-duplicate placed events."""
 
@@ -746,6 +750,10 @@ class SqliteEventStore(EventStore):
             f"({','.join('?' * len(states))}) ORDER BY seq",
             states,
         )
+
+    def open_categories(self) -> set[str]:
+        rows = self._read(f"SELECT DISTINCT category_code FROM events WHERE state IN ({','.join('?' * len(_OPEN))})", _OPEN)
+        return {code for (code,) in rows}
 
     def open_primaries(self) -> list[tuple[int, str, str, float, float, int]]:
         open_states = [s for s in _OPEN if s != State.DUPLICATE.value]

@@ -193,6 +193,7 @@ class Intake:
         self.config = config or IntakeConfig()
         self.taxonomy = taxonomy or load_taxonomy()
         self._categories: dict[str, Category] = {c.code: c for c in self.taxonomy.categories}
+        self._check_open_categories()
         self.routing = routing or RoutingRules.from_taxonomy(self.taxonomy)
         self.buildings = dict(buildings or {})
         self.clock = clock or (lambda: datetime.now(timezone.utc))
@@ -215,6 +216,17 @@ class Intake:
             self._dedup = DuplicateIndex(self.config.duplicates)
             for seq, event_id, category, x, y, t in store.open_primaries():
                 self._dedup.add(seq, event_id, category, x, y, t)
+
+    def _check_open_categories(self) -> None:
+        """Refuse a taxonomy that lacks the category of an open event: its stage limits, routing
+        and escalation would be unknown."""
+        missing = self.store.open_categories() - set(self._categories)
+        if missing:
+            raise PreconditionFailed(
+                f"taxonomy {self.taxonomy.name} {self.taxonomy.version} lacks the categories "
+                f"{', '.join(sorted(missing))} of open events; keep those categories in the taxonomy file "
+                "until their events are closed"
+            )
 
     # ------------------------------------------------------------------ layer and workers
 

@@ -37,6 +37,14 @@ Example ``citygrid.toml`` (every key optional; these are the defaults but for th
     max_batch = 10000                 # most reports in one SubmitEvents call
     clock_interval = 60.0             # seconds between ticks of the intake's clock (dispatch waiting
                                       # events, escalate overdue ones)
+    first_responders = ["网格员"]      # departments whose grid workers take any matter of their grid
+
+    [[intake.routing]]                # more rules beyond the taxonomy's category -> department; the
+    category_class = "08"             # most specific match wins (category > area > grid type > class)
+    grid_type = "03"                  # optional: only in grids of this type ...
+    area = "440307001"                # ... or inside this grid, community or street
+    departments = ["消防"]             # who may take it
+    skill = "08"                      # optional: a skill they need
 
 Relative paths (``data_dir``, ``tls_*``, ``*_file``) are taken from the config file's folder. A round-the-clock
 schedule is ``working_hours = ["00:00-23:59:59.999999"]`` with a calendar file of ``{"weekend": []}``.
@@ -59,11 +67,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from citygrid.engine.dispatch import Route, RoutingRule, RoutingRules
 from citygrid.engine.duplicates import DuplicatePolicy
 from citygrid.engine.errors import InvalidInput, NotFound
 from citygrid.engine.intake import IntakeConfig
 from citygrid.engine.lifecycle import EscalationPolicy
 from citygrid.engine.taxonomy import Taxonomy, load_taxonomy
+from citygrid.engine.workers import DEFAULT_DEPARTMENT
 from citygrid.engine.worktime import DEFAULT_PERIODS, DEFAULT_TIMEZONE, HolidayCalendar, WorkSchedule
 
 #: Bytes of a message besides the point arrays (headers, other fields), with room to spare.
@@ -101,10 +111,18 @@ class IntakeSettings:
     auto_register: bool = IntakeConfig.auto_register
     max_batch: int = IntakeConfig.max_batch
     clock_interval: float = CLOCK_INTERVAL_S
+    #: Departments whose grid workers (网格员) take any matter of their own grid.
+    first_responders: tuple[str, ...] = (DEFAULT_DEPARTMENT,)
+    #: Routing rules beyond the taxonomy's category -> department (``[[intake.routing]]`` tables:
+    #: ``category`` or ``category_class``, optionally ``grid_type`` and ``area``, -> ``departments``
+    #: and an optional ``skill``); the most specific matching rule wins.
+    routing: tuple[dict, ...] = field(default=(), hash=False)
     #: What :class:`~citygrid.engine.intake.Intake` takes (``config=``), made from the settings above.
     intake_config: IntakeConfig = field(init=False, repr=False, compare=False)
     #: The taxonomy of ``taxonomy_file`` (``None``: the intake takes the shipped one).
     taxonomy: Taxonomy | None = field(init=False, repr=False, compare=False)
+    #: The routing rules the intake dispatches by (``routing=``): the taxonomy's, then ``routing``.
+    routing_rules: RoutingRules = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         _check_number(self, "duplicate_distance_m", minimum=0.0)
@@ -135,10 +153,16 @@ class IntakeSettings:
                 max_batch=self.max_batch,
             )
             taxonomy = None if self.taxonomy_file is None else load_taxonomy(self.taxonomy_file)
+            responders = _strings("first_responders", self.first_responders)
+            extra = [_routing_rule(k, rule, taxonomy or load_taxonomy()) for k, rule in enumerate(self.routing, 1)]
+            routing = RoutingRules.from_taxonomy(taxonomy or load_taxonomy(), first_responders=responders, extra=extra)
         except InvalidInput as exc:
-            raise InvalidInput(f"[intake] {exc}") from None
+            raise InvalidInput(str(exc) if str(exc).startswith("[intake]") else f"[intake] {exc}") from None
         object.__setattr__(self, "intake_config", config)
         object.__setattr__(self, "taxonomy", taxonomy)
+        object.__setattr__(self, "first_responders", responders)
+        object.__setattr__(self, "routing", tuple(dict(rule) for rule in self.routing))
+        object.__setattr__(self, "routing_rules", routing)
 
     @classmethod
     def from_table(cls, table: dict, *, base: Path | None = None) -> "IntakeSettings":
@@ -164,6 +188,40 @@ def _check_number(settings: IntakeSettings, key: str, *, minimum: float, inclusi
         bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
         raise InvalidInput(f"[intake] {key} must be a number {bound}, got {value!r}")
     object.__setattr__(settings, key, float(value))
+
+
+_RULE_KEYS = ("category", "category_class", "grid_type", "area", "departments", "skill")
+
+
+def _routing_rule(k: int, rule, taxonomy: Taxonomy) -> RoutingRule:
+    """The ``k``-th ``[[intake.routing]]`` table as a rule, its codes checked against the taxonomy."""
+    where = f"[[intake.routing]] rule {k}"
+    if not isinstance(rule, dict):
+        raise InvalidInput(f"[intake] {where} must be a table")
+    unknown = sorted(set(rule) - set(_RULE_KEYS))
+    if unknown:
+        raise InvalidInput(f"[intake] {where}: unknown keys {unknown}; known keys are {list(_RULE_KEYS)}")
+    for key in ("category", "category_class", "grid_type", "area", "skill"):
+        if key in rule and (not isinstance(rule[key], str) or not rule[key]):
+            raise InvalidInput(f"[intake] {where}: {key} must be a code, got {rule[key]!r}")
+    if not any(key in rule for key in ("category", "category_class", "grid_type", "area")):
+        raise InvalidInput(f"[intake] {where} needs a category, category_class, grid_type or area to match")
+    if "category" in rule and rule["category"] not in {c.code for c in taxonomy.categories}:
+        raise InvalidInput(f"[intake] {where}: no category {rule['category']!r} in taxonomy {taxonomy.name}")
+    if "category_class" in rule and rule["category_class"] not in {c.code for c in taxonomy.classes}:
+        raise InvalidInput(f"[intake] {where}: no category class {rule['category_class']!r} in taxonomy {taxonomy.name}")
+    departments = _strings(f"{where} departments", rule.get("departments", ()))
+    return RoutingRule(Route(frozenset(departments), rule.get("skill")), category=rule.get("category"),
+                       category_class=rule.get("category_class"), grid_type=rule.get("grid_type"), area=rule.get("area"))
+
+
+def _strings(key: str, values) -> tuple[str, ...]:
+    """A non-empty list of non-empty strings, as a tuple."""
+    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values or not all(
+        isinstance(v, str) and v for v in values
+    ):
+        raise InvalidInput(f"[intake] {key} must be a non-empty list of names, got {values!r}")
+    return tuple(values)
 
 
 def _check_whole(key: str, value, *, minimum: int) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from citygrid.engine.dispatch import RoutingRules
 from citygrid.engine.errors import CityGridError, InvalidInput
 from citygrid.engine.events import (
     AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt, SqliteEventStore,
@@ -68,16 +69,18 @@ LAYER_ACTIVATION = Principal("layer-activation", Role.ADMIN)
 
 class IntakeHost:
     """The intake of one data directory, built on first use over the registry's active version, with
-    ``config`` and ``taxonomy`` (the engine's defaults when ``None``; a server's come from the
+    ``config``, ``taxonomy`` and ``routing`` (the engine's defaults when ``None``; a server's come from the
     ``[intake]`` table, :class:`~citygrid.grpc_api.config.IntakeSettings`); its clock ticks every
     ``clock_interval`` seconds."""
 
     def __init__(self, data_dir: Path, registry: LayerRegistry, *, config: IntakeConfig | None = None,
-                 taxonomy: Taxonomy | None = None, clock_interval: float = CLOCK_INTERVAL_S):
+                 taxonomy: Taxonomy | None = None, routing: RoutingRules | None = None,
+                 clock_interval: float = CLOCK_INTERVAL_S):
         self._data_dir = Path(data_dir)
         self._registry = registry
         self._config = config
         self._taxonomy = taxonomy
+        self._routing = routing
         self._clock_interval = clock_interval
         self._lock = threading.Lock()
         self._intake: Intake | None = None
@@ -96,7 +99,7 @@ class IntakeHost:
             locator = AssignerLocator(snapshot.assigner)
             if self._intake is None:
                 self._intake = Intake(SqliteEventStore(self._data_dir), locator, buildings=self._buildings,
-                                      config=self._config, taxonomy=self._taxonomy)
+                                      config=self._config, taxonomy=self._taxonomy, routing=self._routing)
                 self._clock = threading.Thread(target=self._intake.run_clock, args=(self._stop, self._clock_interval),
                                                name="citygrid-intake-clock", daemon=True)
                 self._clock.start()
@@ -440,7 +443,8 @@ def add_to_server(server: grpc.Server, resources) -> str:
     ``[intake]`` table); return the service name."""
     settings = resources.config.intake
     host = IntakeHost(resources.config.data_dir, resources.registry, config=settings.intake_config,
-                      taxonomy=settings.taxonomy, clock_interval=settings.clock_interval)
+                      taxonomy=settings.taxonomy, routing=settings.routing_rules,
+                      clock_interval=settings.clock_interval)
     resources.intake = host
     resources.on_close(host.close)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(host, resources.auth), server)

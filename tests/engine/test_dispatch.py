@@ -55,6 +55,10 @@ def test_routing_prefers_the_most_specific_rule():
     assert rules.route("0505", "05", chain=("g", "c", "440307003", "440307")).departments == {"城管执法中队"}
     assert rules.route("0901", "09", grid_type="school").departments == {"学校安保"}
     assert rules.route("0901", "09").departments == {"网格员"}
+    # One condition each: the category beats the grid type; two conditions beat one.
+    assert rules.route("0505", "05", grid_type="school").departments == {"交警"}
+    more = RoutingRules((*rules.rules, RoutingRule(Route("校园警务"), category_class="05", grid_type="school")))
+    assert more.route("0505", "05", grid_type="school").departments == {"校园警务"}
 
 
 def test_taxonomy_routes_to_the_department_and_the_grid_workers():

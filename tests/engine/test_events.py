@@ -12,6 +12,7 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import json
 import math
 
 import pyarrow.parquet as pq
@@ -23,11 +24,13 @@ from intake_world import (
 )
 
 from citygrid.engine.duplicates import DuplicateIndex, DuplicatePolicy, distance_m
-from citygrid.engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Overloaded
+from citygrid.engine import taxonomy as taxonomy_module
+from citygrid.engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Overloaded, PreconditionFailed
 from citygrid.engine.events import EventFilter, SqliteEventStore, read_reports
 from citygrid.engine.intake import AssignerLocator, Intake, IntakeConfig, read_buildings
 from citygrid.engine.lifecycle import Action, State
 from citygrid.engine.principals import Principal, Role
+from citygrid.engine.taxonomy import load_taxonomy
 from citygrid.engine.workers import read_workers
 
 HERE = Path(__file__).parent
@@ -478,3 +481,20 @@ def test_demo_reports_and_buildings(demo_dir, demo_layer, tmp_path):
     assert all(r.ok for r in resent)
     # A building code is the code of its grid followed by a 4-digit sequence number.
     assert all(r.grid_code == b.building_code[:15] for r, b in zip(resent, by_building))
+
+
+def test_a_taxonomy_without_an_open_events_category_is_refused(tmp_path):
+    """Restarting on a taxonomy file that dropped the category of an open event would leave its stage
+    limits and routing unknown: the intake refuses to start and says which categories are missing."""
+    world = make_world(tmp_path / "data")
+    world.intake.submit([world.report(i=2, j=2, category="0101")], INTAKE)
+    payload = json.loads((Path(taxonomy_module.__file__).parent / "data" / "taxonomy.json").read_text())
+    for cls in payload["classes"]:
+        cls["categories"] = [c for c in cls["categories"] if c["code"] != "0101"]
+    path = tmp_path / "taxonomy.json"
+    path.write_text(json.dumps(payload, ensure_ascii=False))
+    store = SqliteEventStore(tmp_path / "data")
+    with pytest.raises(PreconditionFailed, match="lacks the categories 0101 of open events"):
+        Intake(store, AssignerLocator.for_layer(world.layer), taxonomy=load_taxonomy(path))
+    # The shipped taxonomy still has it.
+    Intake(store, AssignerLocator.for_layer(world.layer), clock=lambda: world.now[0])

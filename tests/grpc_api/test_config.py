@@ -112,6 +112,14 @@ def test_no_intake_table_gives_the_engine_defaults():
     ("[intake]\ncalendar_file = \"missing.json\"", r"\[intake\] no calendar file .*missing.json"),
     ("[intake]\ntaxonomy_file = \"missing.json\"", r"\[intake\] cannot read the taxonomy file .*missing.json"),
     ("[intake]\ntaxonomy_file = 7", r"\[intake\] taxonomy_file must be a file path, got 7"),
+    ("[intake]\nfirst_responders = []", r"\[intake\] first_responders must be a non-empty list of names"),
+    ("[[intake.routing]]\ncategory = \"0101\"\ndepartments = [\"消防\"]\nteam = \"a\"",
+     r"rule 1: unknown keys \['team'\]"),
+    ("[[intake.routing]]\ndepartments = [\"消防\"]", r"rule 1 needs a category, category_class, grid_type or area"),
+    ("[[intake.routing]]\ncategory = \"9999\"\ndepartments = [\"消防\"]", r"rule 1: no category '9999' in taxonomy"),
+    ("[[intake.routing]]\ncategory_class = \"99\"\ndepartments = [\"消防\"]", r"rule 1: no category class '99'"),
+    ("[[intake.routing]]\ngrid_type = \"03\"\ndepartments = \"消防\"", r"rule 1 departments must be a non-empty list"),
+    ("[[intake.routing]]\ngrid_type = \"03\"", r"rule 1 departments must be a non-empty list"),
 ])
 def test_bad_values_are_refused_naming_the_key(toml, message, tmp_path):
     with pytest.raises(InvalidInput, match=message):
@@ -175,3 +183,64 @@ def test_a_short_duplicate_distance_and_window_over_grpc(short_duplicates):
         with pytest.raises(grpc.RpcError) as info:
             admin.submit_events([report(f"big-{k}", 0, 0) for k in range(6)])
         assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "at most 5" in info.value.details()
+
+
+def test_routing_rules_reach_the_dispatcher_most_specific_first():
+    config = ServerConfig.from_toml("""
+[intake]
+first_responders = ["网格员", "综治"]
+
+[[intake.routing]]
+category_class = "08"
+grid_type = "03"
+departments = ["消防"]
+skill = "08"
+
+[[intake.routing]]
+category = "0801"
+area = "440307001"
+departments = ["安监"]
+""")
+    rules = config.intake.routing_rules
+    assert config.intake.first_responders == ("网格员", "综治")
+    route = rules.route("0801", "08", "03", ("g", "c", "440307002", "440307"))  # a type-03 grid elsewhere
+    assert route.departments == {"消防"} and route.skill == "08"
+    route = rules.route("0801", "08", "03", ("g", "c", "440307001", "440307"))  # the area rule is more specific
+    assert route.departments == {"安监"} and route.skill is None
+    route = rules.route("0101", "01", "03", ("g", "c", "440307001", "440307"))  # the taxonomy's own rule
+    assert route.departments == {"城管", "网格员", "综治"} and route.skill == "01"
+    assert rules.route("unknown", None).departments == {"网格员", "综治"}
+
+
+def test_a_routing_rule_of_the_config_dispatches_over_grpc(tmp_path):
+    """A ``[[intake.routing]]`` rule sends 市容 matters (class 01) inside community C00 to the fire
+    brigade's worker of the grid; elsewhere they go to the grid worker as the taxonomy says."""
+    registry = LayerRegistry(tmp_path / "data")
+    try:
+        registry.register(box_layer("r1", 8))
+        registry.publish("r1")
+        registry.activate("r1")
+    finally:
+        registry.close()
+    path = tmp_path / "citygrid.toml"
+    path.write_text('[[intake.routing]]\ncategory_class = "01"\narea = "C00"\ndepartments = ["消防"]\n')
+    env = start_server(tmp_path / "data", intake=load_config(path).intake)
+    try:
+        step = SPAN / 8
+        workers = [intake_pb2.Worker(worker_id=f"{dept}-{i}{j}", grid_code=f"G{i:03d}{j:03d}@r1", department=dept,
+                                     skills=["01"], shift="always")
+                   for i, j in ((0, 0), (6, 6)) for dept in ("网格员", "消防")]
+
+        def report(event_id: str, i: int, j: int) -> intake_pb2.EventReport:
+            message = intake_pb2.EventReport(event_id=event_id, category_code="0101", source="hotline_12345",
+                                             lng=LNG0 + (i + 0.5) * step, lat=LAT0 + (j + 0.5) * step)
+            message.occurred_at.FromDatetime(datetime.now(timezone.utc))
+            return message
+
+        with env.client() as admin:
+            admin.intake.PutWorkers(intake_pb2.PutWorkersRequest(workers=workers), metadata=admin.metadata)
+            inside, outside = admin.submit_events([report("in-C00", 0, 0), report("in-C33", 6, 6)])
+        assert (inside.grid_code, inside.worker_id) == ("G000000@r1", "消防-00")
+        assert (outside.grid_code, outside.worker_id) == ("G006006@r1", "网格员-66")
+    finally:
+        assert env.server.stop(0).wait(10)
