@@ -137,21 +137,26 @@ def test_bad_files_are_refused_at_load(tmp_path):
         IntakeSettings(max_hops=True)  # made in Python, checked the same way
 
 
+def box_server(tmp_path, version_id: str, toml: str):
+    """A server over an active 8 x 8 box layer, its intake set up by the config file ``toml``."""
+    registry = LayerRegistry(tmp_path / "data")
+    try:
+        registry.register(box_layer(version_id, 8))
+        registry.publish(version_id)
+        registry.activate(version_id)
+    finally:
+        registry.close()
+    path = tmp_path / "citygrid.toml"
+    path.write_text(toml)
+    return start_server(tmp_path / "data", intake=load_config(path).intake)
+
+
 @pytest.fixture
 def short_duplicates(tmp_path):
     """A server whose config links duplicates within 10 m and 30 minutes, registers nothing by itself
     and takes batches of at most 5 reports; over one 8 x 8 box layer."""
-    registry = LayerRegistry(tmp_path / "data")
-    try:
-        registry.register(box_layer("d1", 8))
-        registry.publish("d1")
-        registry.activate("d1")
-    finally:
-        registry.close()
-    path = tmp_path / "citygrid.toml"
-    path.write_text("[intake]\nduplicate_distance_m = 10\nduplicate_window_minutes = 30\n"
-                    "auto_register = false\nmax_batch = 5\n")
-    env = start_server(tmp_path / "data", intake=load_config(path).intake)
+    env = box_server(tmp_path, "d1", "[intake]\nduplicate_distance_m = 10\nduplicate_window_minutes = 30\n"
+                                     "auto_register = false\nmax_batch = 5\n")
     yield env
     assert env.server.stop(0).wait(10)
 
@@ -215,16 +220,7 @@ departments = ["安监"]
 def test_a_routing_rule_of_the_config_dispatches_over_grpc(tmp_path):
     """A ``[[intake.routing]]`` rule sends 市容 matters (class 01) inside community C00 to the fire
     brigade's worker of the grid; elsewhere they go to the grid worker as the taxonomy says."""
-    registry = LayerRegistry(tmp_path / "data")
-    try:
-        registry.register(box_layer("r1", 8))
-        registry.publish("r1")
-        registry.activate("r1")
-    finally:
-        registry.close()
-    path = tmp_path / "citygrid.toml"
-    path.write_text('[[intake.routing]]\ncategory_class = "01"\narea = "C00"\ndepartments = ["消防"]\n')
-    env = start_server(tmp_path / "data", intake=load_config(path).intake)
+    env = box_server(tmp_path, "r1", '[[intake.routing]]\ncategory_class = "01"\narea = "C00"\ndepartments = ["消防"]\n')
     try:
         step = SPAN / 8
         workers = [intake_pb2.Worker(worker_id=f"{dept}-{i}{j}", grid_code=f"G{i:03d}{j:03d}@r1", department=dept,
