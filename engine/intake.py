@@ -235,7 +235,9 @@ class Intake:
         self.locator = locator
         self.layer = layer
         self._row_by_code = {code: row for row, code in enumerate(layer.codes)}
-        self._chains = [layer.column(c) for c in ("grid_code", "community_code", "street_code", "district_code")]
+        # Each grid row's (grid, community, street, district) codes, one tuple shared by its events.
+        self._chains = list(zip(*(layer.column(c).tolist() for c in ("grid_code", "community_code", "street_code",
+                                                                      "district_code"))))
         self._rebuild_dispatcher(self.store.workers.all(), self._loads_by_id())
 
     def _rebuild_dispatcher(self, workers: Sequence[Worker], loads: Mapping[str, int]) -> None:
@@ -436,20 +438,18 @@ class Intake:
         n = len(fresh)
         reports = [t.reports[i] for t, i in fresh]
         errors: list[CityGridError | None] = [None] * n
-        lng = np.full(n, np.nan)
-        lat = np.full(n, np.nan)
-        crs = np.empty(n, dtype=object)
+        lng, lat, crs = [math.nan] * n, [math.nan] * n, ["wgs84"] * n
         for k, r in enumerate(reports):
             if r.lng is not None:
                 lng[k], lat[k], crs[k] = r.lng, r.lat, r.crs
             else:
                 position = self.buildings.get(r.building_code)
-                crs[k] = "wgs84"
                 if position is None:
                     errors[k] = InvalidInput(f"event {r.event_id}: unknown building code {r.building_code!r}")
                 else:
                     lng[k], lat[k] = position
-        rows, status, wlng, wlat = self._locate(lng, lat, crs)
+        rows, status, wlng, wlat = self._locate(np.array(lng, dtype=np.float64), np.array(lat, dtype=np.float64),
+                                                np.array(crs, dtype=object))
         chains = self._chains_of(rows)
         row_list, status_list, lng_list, lat_list = rows.tolist(), status.tolist(), wlng.tolist(), wlat.tolist()
         for k, (t, _) in enumerate(fresh):
@@ -548,8 +548,8 @@ class Intake:
         return rows, status, wlng, wlat
 
     def _chains_of(self, rows: np.ndarray) -> list[tuple]:
-        g, c, s, d = self._chains
-        return [(None, None, None, None) if r < 0 else (g[r], c[r], s[r], d[r]) for r in rows.tolist()]
+        chains = self._chains
+        return [_NO_CHAIN if r < 0 else chains[r] for r in rows.tolist()]
 
     def _chain_of_code(self, grid_code: str | None) -> tuple:
         row = self._row_by_code.get(grid_code, -1)
@@ -1100,6 +1100,9 @@ class Intake:
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+_NO_CHAIN = (None, None, None, None)
 
 
 def _conflict(report: EventReport) -> Conflict:
