@@ -117,7 +117,8 @@ class WorkSchedule:
     """Daily working periods in a time zone, on the working days of a calendar.
 
     ``periods`` are ``"HH:MM-HH:MM"`` strings (or ``(time, time)`` pairs) in local time, in order and
-    not overlapping. The default is 08:00-12:00 and 14:00-18:00 in Asia/Shanghai on the official
+    not overlapping; an end of ``24:00`` is midnight at the end of the day (kept as ``time.max``, one
+    microsecond later), so ``"00:00-24:00"`` is the whole day. The default is 08:00-12:00 and 14:00-18:00 in Asia/Shanghai on the official
     Chinese calendar.
     """
 
@@ -300,6 +301,9 @@ def _local_us(day: date, at: time, tz: ZoneInfo) -> int:
 
 
 def _time_us(at: time) -> int:
+    """Microseconds since midnight; ``time.max`` (a period ending at 24:00) is the whole day."""
+    if at == time.max:
+        return 86_400_000_000
     return ((at.hour * 60 + at.minute) * 60 + at.second) * 1_000_000 + at.microsecond
 
 
@@ -330,7 +334,8 @@ def _offset_us(local_us: int, tz: ZoneInfo) -> int:
 def _parse_period(period) -> tuple[time, time]:
     if isinstance(period, str):
         try:
-            a, b = (time.fromisoformat(s.strip()) for s in period.split("-"))
+            start, end = (s.strip() for s in period.split("-"))
+            a, b = time.fromisoformat(start), time.max if end in ("24:00", "24:00:00") else time.fromisoformat(end)
         except ValueError:
             raise InvalidInput(f"bad working period {period!r}; write it like '08:00-12:00'") from None
     else:

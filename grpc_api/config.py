@@ -47,7 +47,7 @@ Example ``citygrid.toml`` (every key optional; these are the defaults but for th
     skill = "08"                      # optional: a skill they need
 
 Relative paths (``data_dir``, ``tls_*``, ``*_file``) are taken from the config file's folder. A round-the-clock
-schedule is ``working_hours = ["00:00-23:59:59.999999"]`` with a calendar file of ``{"weekend": []}``.
+schedule is ``working_hours = ["00:00-24:00"]`` with a calendar file of ``{"weekend": []}``.
 
 >>> config = ServerConfig.from_toml(b'[server]\\nport = 6000\\nmetrics_port = -1')
 >>> config.port, config.metrics_port, config.max_receive_message_bytes

@@ -139,6 +139,19 @@ def test_custom_schedule_and_calendar():
     assert schedule.add_working_minutes(datetime(2026, 3, 8, 16, 0, tzinfo=utc), 120) == datetime(2026, 3, 10, 10, 0, tzinfo=utc)
 
 
+def test_a_round_the_clock_schedule_ends_its_day_at_24_00():
+    always = WorkSchedule(periods=("00:00-24:00",), timezone="Asia/Shanghai", calendar=HolidayCalendar.from_dict({"weekend": []}))
+    start = datetime(2026, 2, 16, 23, 30, tzinfo=ZoneInfo("Asia/Shanghai"))  # Spring Festival's eve, a holiday elsewhere
+    assert always.add_working_minutes(start, 60) == start + timedelta(minutes=60)  # no gap at midnight
+    assert always.add_working_minutes(start, 3 * 24 * 60) == start + timedelta(days=3)
+    assert always.is_working_time(datetime(2026, 2, 17, 0, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    late = WorkSchedule(periods=("18:00-24:00",), timezone="UTC", calendar=HolidayCalendar.from_dict({"weekend": []}))
+    assert late.add_working_minutes(datetime(2026, 3, 2, 23, 0, tzinfo=timezone.utc), 90) == datetime(
+        2026, 3, 3, 18, 30, tzinfo=timezone.utc)
+    with pytest.raises(InvalidInput, match="bad working period"):
+        WorkSchedule(periods=("24:00-08:00",))
+
+
 def test_daylight_saving_zone_uses_local_wall_time():
     berlin = WorkSchedule(timezone="Europe/Berlin", calendar=HolidayCalendar())
     start = datetime(2026, 3, 27, 17, 30, tzinfo=ZoneInfo("Europe/Berlin"))  # Friday, CET

@@ -32,7 +32,7 @@ N = 8
 STEP = SPAN / N
 #: Boxes in three different communities and streets of the 8 x 8 layer.
 BOXES = {(1, 1): ("C00", "S00"), (6, 6): ("C33", "S11"), (1, 6): ("C03", "S01")}
-ROUND_THE_CLOCK = ("00:00-23:59:59.999999",)
+ROUND_THE_CLOCK = ("00:00-24:00",)
 
 
 def grid(i: int, j: int, version: str) -> str:
