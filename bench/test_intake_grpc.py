@@ -5,8 +5,11 @@ with its workers, this process the client, on loopback.
   acknowledgement, so each is its own durable commit);
 - ``SubmitEvents``: durable events per second with batches of 1,000 (one client, and two in parallel,
   whose batches share commits), and the CPU each side spent per event: client and server share this
-  2-core machine, so ``server_cpu_bound_events_per_s`` (a second of server CPU over its CPU per
-  event) is what the server reaches with a core of its own.
+  2-core machine, so "server alone" (a second of server CPU over its CPU per event) is what the
+  server reaches with a core of its own;
+- ``SubmitStream`` as a feed: reports streamed without waiting for their acknowledgements (the
+  server commits whatever has arrived together); bounded by grpcio's cost per streamed message in
+  each direction, which is why bulk senders should use ``SubmitEvents``.
 
 Goal (issue 5): >= 20,000 durable events/s. Run::
 
@@ -121,3 +124,27 @@ def test_submit_events_throughput(served, clients):
               f"client {client_us:.1f} us (server alone: {1e6 / server_us:,.0f} events/s)")
     print(f"SubmitEvents, {clients} client(s): best {max(rates):,.0f}, median {float(np.median(rates)):,.0f} "
           f"durable events/s over {ROUNDS} rounds of {BATCH * BATCHES:,} (goal 20,000)")
+
+
+def test_submit_stream_throughput(served):
+    """A feed (video analytics, a partner system) streams reports without waiting for their
+    acknowledgements: the server commits whatever has arrived together (up to 1,000 a commit) and
+    acknowledges each report once it is durable."""
+    client, places, port = served
+    rates = []
+    for round_ in range(ROUNDS):
+        messages = reports(places, f"feed-{round_}", BATCH * BATCHES, seed=7_000 + round_)
+        server_cpu = server_cpu_seconds(port)
+        start = time.perf_counter()
+        done = 0
+        for receipt in client.submit_stream(iter(messages)):
+            assert not receipt.error.code, receipt.error.message
+            done += 1
+        elapsed = time.perf_counter() - start
+        assert done == len(messages)
+        server_us = (server_cpu_seconds(port) - server_cpu) / done * 1e6
+        rates.append(done / elapsed)
+        print(f"\nSubmitStream feed, round {round_ + 1}: {done / elapsed:,.0f} durable events/s ({done} events in "
+              f"{elapsed:.2f} s); server CPU per event {server_us:.1f} us")
+    print(f"SubmitStream feed: best {max(rates):,.0f}, median {float(np.median(rates)):,.0f} durable events/s "
+          f"over {ROUNDS} rounds of {BATCH * BATCHES:,} (goal 20,000)")
