@@ -165,9 +165,16 @@ def test_not_found_and_invalid_arguments(staffed, admin):
             call()
         assert code_of(info) is grpc.StatusCode.NOT_FOUND
         assert "no-such-event" in info.value.details()
-    bad = admin.submit_events([report(0, 0, lat=95.0), report(0, 0, category="9999"), report(0, 0, source="")])
-    assert [r.error.code for r in bad] == ["INVALID_ARGUMENT"] * 3
+    far_future = report(0, 0)
+    far_future.occurred_at.seconds = 10**13  # past the year 9999
+    no_time = report(0, 0)
+    no_time.ClearField("occurred_at")
+    bad = admin.submit_events([report(0, 0, lat=95.0), report(0, 0, category="9999"), report(0, 0, source=""),
+                               far_future, no_time, report(1, 1)])
+    assert [r.error.code for r in bad] == ["INVALID_ARGUMENT"] * 5 + [""]  # the good one is still taken in
     assert "9999" in bad[1].error.message
+    assert "not a time between the years 1 and 9999" in bad[3].error.message
+    assert "occurred_at is required" in bad[4].error.message
     [ok] = admin.submit_events([report(5, 5)])
     with pytest.raises(grpc.RpcError) as info:
         admin.intake.RelocateEvent(intake_pb2.RelocateEventRequest(event_id=ok.event_id, lng=114.2, lat=95.0),
