@@ -13,7 +13,8 @@ events, and rebalancing a backlog against the exact optimum.
   within 1 of the optimum on every instance.
 
 Reported for online, batch and rebalance: maximum and mean load over the workers involved and the
-share of events served outside their own grid. Run::
+share of events served outside their own grid, and drawn into ``.benchmarks/dispatch/rebalance.png``.
+Run::
 
     pytest bench/test_dispatch.py --benchmark-only -s
 """
@@ -28,6 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pictures import draw_rebalance
+
 from citygrid.engine.adjacency import adjacency_of
 from citygrid.engine.dispatch import Dispatcher, RoutingRules, backlog_pairs, rebalance
 from citygrid.engine.taxonomy import load_taxonomy
@@ -38,6 +41,15 @@ N_EVENTS = int(float(os.environ.get("CITYGRID_BENCH_DISPATCH_EVENTS", "1e6")))
 PYTHON_PREFIX = 20_000
 BACKLOGS = (500, 1_000, 2_000, 4_000)
 RESULTS: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def picture():
+    """Draw ``.benchmarks/dispatch/rebalance.png`` once the module's benchmarks have run."""
+    yield
+    path = draw_rebalance(RESULTS)
+    if path is not None:
+        print(f"\npicture: {path}")
 
 
 @pytest.fixture(scope="module")
