@@ -12,8 +12,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / ".benchmarks"
+
+
+def drawn_after(draw, results: dict):
+    """A module fixture (assign it to a name in the benchmark module) that draws ``draw(results)``
+    once the module's benchmarks have run."""
+
+    @pytest.fixture(scope="module", autouse=True)
+    def picture():
+        yield
+        path = draw(results)
+        if path is not None:
+            print(f"\npicture: {path}")
+
+    return picture
 
 
 def _pyplot():

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pictures import draw_rebalance
+from pictures import draw_rebalance, drawn_after
 
 from citygrid.engine.adjacency import adjacency_of
 from citygrid.engine.dispatch import Dispatcher, RoutingRules, backlog_pairs, rebalance
@@ -43,13 +43,7 @@ BACKLOGS = (500, 1_000, 2_000, 4_000)
 RESULTS: dict[str, dict] = {}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def picture():
-    """Draw ``.benchmarks/dispatch/rebalance.png`` once the module's benchmarks have run."""
-    yield
-    path = draw_rebalance(RESULTS)
-    if path is not None:
-        print(f"\npicture: {path}")
+picture = drawn_after(draw_rebalance, RESULTS)  # .benchmarks/dispatch/rebalance.png once the module has run
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from pictures import draw_intake
+from pictures import draw_intake, drawn_after
 
 from citygrid.engine import runtime
 from citygrid.engine.events import SqliteEventStore, read_reports
@@ -58,13 +58,7 @@ def demo(tmp_path_factory):
     }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def picture():
-    """Draw ``.benchmarks/intake/intake.png`` once the module's benchmarks have run."""
-    yield
-    path = draw_intake(RESULTS)
-    if path is not None:
-        print(f"\npicture: {path}")
+picture = drawn_after(draw_intake, RESULTS)  # .benchmarks/intake/intake.png once the module has run
 
 
 def new_intake(demo, data_dir, clock) -> Intake:
