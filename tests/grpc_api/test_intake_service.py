@@ -170,7 +170,7 @@ def test_not_found_and_invalid_arguments(staffed, admin):
     no_time = report(0, 0)
     no_time.ClearField("occurred_at")
     bad = admin.submit_events([report(0, 0, lat=95.0), report(0, 0, category="9999"), report(0, 0, source=""),
-                               far_future, no_time, report(1, 1)])
+                               far_future, no_time, report(17, 6)])  # a box no other test reports in
     assert [r.error.code for r in bad] == ["INVALID_ARGUMENT"] * 5 + [""]  # the good one is still taken in
     assert "9999" in bad[1].error.message
     assert "not a time between the years 1 and 9999" in bad[3].error.message
