@@ -1,5 +1,7 @@
 """IntakeService benchmarks: the server (``citygrid serve``) in its own process over the demo district
-with its workers, this process the client, on loopback.
+with its workers, this process the client, on loopback. The throughput tests send the demo's events
+in arrival order, the workload of ``bench/test_intake.py``, so the two compare (the difference is
+the gRPC service: conversions, transport, the client on the same two cores).
 
 - ``SubmitStream``: per-event latency p50 / p99, one report in flight (the client waits for each
   acknowledgement, so each is its own durable commit);
@@ -29,6 +31,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from citygrid.engine.demo import generate_demo
+from citygrid.engine.events import read_reports
 from citygrid.engine.sources import read_layer
 from citygrid.engine.workers import read_workers
 from citygrid.grpc_api._pb import intake_pb2
@@ -41,25 +44,51 @@ BATCHES = 50
 #: Rounds of BATCHES batches each (the store keeps growing across them).
 ROUNDS = int(os.environ.get("CITYGRID_BENCH_INTAKE_ROUNDS", "3"))
 STREAM_EVENTS = 500
+#: Demo events generated: a warm-up batch, then ROUNDS rounds for each throughput test.
+DEMO_EVENTS = BATCH + 3 * ROUNDS * BATCHES * BATCH
 NOW = datetime.now(timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """A ``citygrid serve`` process over the demo district, its workers loaded through the API."""
+    """A ``citygrid serve`` process over the demo district, the demo's workers loaded through the API,
+    and the demo's events (a year of them, in arrival order) to send: the engine benchmark's workload."""
     root = tmp_path_factory.mktemp("bench-intake")
-    generate_demo(root / "demo", seed=20261130, n_events=1_000)
+    generate_demo(root / "demo", seed=20261130, n_events=DEMO_EVENTS)
     layer = read_layer(root / "demo" / "grids.parquet", version_id="bench-demo")
     buildings = pq.read_table(root / "demo" / "buildings.parquet", columns=["lng", "lat"])
     places = np.column_stack([buildings.column("lng").to_numpy(), buildings.column("lat").to_numpy()])
+    events = DemoEvents(read_reports(root / "demo" / "events.parquet"))
     with served_layer(root, layer) as port, CityGridClient(f"127.0.0.1:{port}", TOKEN, timeout=120) as client:
-        workers = [intake_pb2.Worker(worker_id=w.worker_id, grid_code=w.grid_code, department=w.department,
-                                     skills=sorted(w.skills), shift="always", capacity=1_000_000)
+        workers = [intake_pb2.Worker(worker_id=w.worker_id, grid_code=w.grid_code, name=w.name,
+                                     department=w.department, skills=sorted(w.skills), shift=w.shift,
+                                     capacity=w.capacity, on_duty=w.on_duty, active=w.active)
                    for w in read_workers(root / "demo" / "workers.parquet")]
         client.intake.PutWorkers(intake_pb2.PutWorkersRequest(workers=workers), metadata=client.metadata,
                                  timeout=120)
-        client.submit_events(reports(places, "warm", 100))
-        yield client, places, port
+        client.submit_events(events.take(BATCH))  # warm
+        yield client, places, port, events
+
+
+class DemoEvents:
+    """The demo's reports as messages, handed out in file (arrival) order, each once."""
+
+    def __init__(self, reports):
+        self._reports = reports
+        self._next = 0
+
+    def take(self, n: int) -> list[intake_pb2.EventReport]:
+        chunk = self._reports[self._next : self._next + n]
+        assert len(chunk) == n, "not enough demo events: raise DEMO_EVENTS"
+        self._next += n
+        out = []
+        for r in chunk:
+            m = intake_pb2.EventReport(event_id=r.event_id, category_code=r.category_code, source=r.source,
+                                       lng=r.lng, lat=r.lat, building_code=r.building_code or "",
+                                       reporter=r.reporter, description=r.description)
+            m.occurred_at.FromDatetime(r.occurred_at)
+            out.append(m)
+        return out
 
 
 def reports(places: np.ndarray, prefix: str, n: int, seed: int = 0) -> list[intake_pb2.EventReport]:
@@ -76,7 +105,7 @@ def reports(places: np.ndarray, prefix: str, n: int, seed: int = 0) -> list[inta
 
 
 def test_submit_stream_latency(served):
-    client, places, _ = served
+    client, places, _, _ = served
     inbox: queue.Queue = queue.Queue()
 
     def requests():
@@ -100,7 +129,7 @@ def test_submit_stream_latency(served):
 
 @pytest.mark.parametrize("clients", [1, 2])
 def test_submit_events_throughput(served, clients):
-    client, places, port = served
+    client, _, port, events = served
 
     def send(batch):
         receipts = client.submit_events(batch)
@@ -109,7 +138,7 @@ def test_submit_events_throughput(served, clients):
 
     rates = []
     for round_ in range(ROUNDS):
-        batches = [reports(places, f"batch{clients}-{round_}-{b}", BATCH, seed=1000 * round_ + b) for b in range(BATCHES)]
+        batches = [events.take(BATCH) for _ in range(BATCHES)]
         server_cpu, client_cpu = server_cpu_seconds(port), time.process_time()
         start = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
@@ -130,10 +159,10 @@ def test_submit_stream_throughput(served):
     """A feed (video analytics, a partner system) streams reports without waiting for their
     acknowledgements: the server commits whatever has arrived together (up to 1,000 a commit) and
     acknowledges each report once it is durable."""
-    client, places, port = served
+    client, _, port, events = served
     rates = []
     for round_ in range(ROUNDS):
-        messages = reports(places, f"feed-{round_}", BATCH * BATCHES, seed=7_000 + round_)
+        messages = events.take(BATCH * BATCHES)
         server_cpu = server_cpu_seconds(port)
         start = time.perf_counter()
         done = 0
