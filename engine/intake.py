@@ -193,6 +193,7 @@ class Intake:
         self.config = config or IntakeConfig()
         self.taxonomy = taxonomy or load_taxonomy()
         self._categories: dict[str, Category] = {c.code: c for c in self.taxonomy.categories}
+        self._limits: dict[tuple[str, State], float] = {}
         self._check_open_categories()
         self.routing = routing or RoutingRules.from_taxonomy(self.taxonomy)
         self.buildings = dict(buildings or {})
@@ -569,8 +570,14 @@ class Intake:
         return out
 
     def _limit(self, category: str, state: State) -> float:
-        stage = stage_of(state)
-        return math.nan if stage is None else float(getattr(self._categories[category].limits, stage))
+        """The working minutes the category allows for the stage of ``state`` (NaN: no limit), memoised."""
+        limit = self._limits.get((category, state))
+        if limit is None:
+            stage = stage_of(state)
+            limit = self._limits[(category, state)] = (
+                math.nan if stage is None else float(getattr(self._categories[category].limits, stage))
+            )
+        return limit
 
     # ------------------------------------------------------------------ reading
 

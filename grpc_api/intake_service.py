@@ -152,8 +152,9 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         principal = self._auth.principal()
         if not request.events:
             raise InvalidInput("the batch is empty; send at least one report")
-        receipts = _submit(self._host.intake(), request.events, principal)
-        return intake_pb2.SubmitEventsResponse(receipts=_receipts(receipts))
+        response = intake_pb2.SubmitEventsResponse()
+        _receipts(_submit(self._host.intake(), request.events, principal), response.receipts.add)
+        return response
 
     def SubmitStream(self, request_iterator, context):
         principal = self._auth.principal()
@@ -336,29 +337,26 @@ def _report(m: intake_pb2.EventReport) -> EventReport:
     )
 
 
-def _receipts(receipts) -> list[intake_pb2.Receipt]:
-    """Receipt messages; the reports of one commit share their received time, converted once."""
+def _receipts(receipts, make=intake_pb2.Receipt) -> list[intake_pb2.Receipt]:
+    """Receipt messages made by ``make`` (a new message, or ``response.receipts.add`` to build them
+    in place); the reports of one commit share their received time, converted once."""
     stamps: dict[datetime, Timestamp] = {}
-    return [_receipt(r, stamps) for r in receipts]
-
-
-def _receipt(r: Receipt, stamps: dict | None = None) -> intake_pb2.Receipt:
-    if r.error is not None:
-        code = status_of(r.error)
-        return intake_pb2.Receipt(event_id=r.event_id, error=intake_pb2.ReportError(
-            code=code.name if code is not None else "INTERNAL", message=str(r.error)))
-    received = None
-    if r.received_at is not None:
-        received = stamps.get(r.received_at) if stamps is not None else None
-        if received is None:
-            received = to_timestamp(r.received_at)
-            if stamps is not None:
-                stamps[r.received_at] = received
-    return intake_pb2.Receipt(
-        event_id=r.event_id, created=r.created, state=r.state.value if r.state else "", grid_code=r.grid_code or "",
-        locate_status=r.locate_status + STATUS_OFFSET if r.locate_status is not None else 0,
-        worker_id=r.worker_id or "", duplicate_of=r.duplicate_of or "", received_at=received,
-    )
+    out = []
+    for r in receipts:
+        if r.error is not None:
+            code = status_of(r.error)
+            out.append(make(event_id=r.event_id, error=intake_pb2.ReportError(
+                code=code.name if code is not None else "INTERNAL", message=str(r.error))))
+            continue
+        received = stamps.get(r.received_at)
+        if received is None and r.received_at is not None:
+            received = stamps[r.received_at] = to_timestamp(r.received_at)
+        out.append(make(
+            event_id=r.event_id, created=r.created, state=r.state.value if r.state else "",
+            grid_code=r.grid_code or "", worker_id=r.worker_id or "", duplicate_of=r.duplicate_of or "",
+            locate_status=r.locate_status + STATUS_OFFSET if r.locate_status is not None else 0, received_at=received,
+        ))
+    return out
 
 
 def _position(position: tuple[float, float] | None) -> intake_pb2.Position | None:
