@@ -32,7 +32,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from citygrid.engine.errors import Conflict, NotFound
-from citygrid.engine.snapshots import fsync_path
+from citygrid.engine.snapshots import fsync_path, write_json
 
 #: The directory name Hive, Spark and pyarrow use for a null partition value.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -124,10 +124,7 @@ def flush() -> None:
 
 def write_json_atomic(path: Path, payload: dict) -> None:
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_json(tmp, payload)
     os.replace(tmp, path)
 
 

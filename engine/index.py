@@ -78,7 +78,7 @@ import shapely
 
 from citygrid.engine.errors import InvalidInput, NotFound
 from citygrid.engine.layers import GridLayer
-from citygrid.engine.snapshots import read_array, write_arrays
+from citygrid.engine.snapshots import fsync_path, read_array, read_json, write_arrays, write_json
 from citygrid.kernels import indexing as kernels
 from citygrid.kernels.locate import INSIDE, OUTSIDE, SHARED_BOUNDARY, locate_points
 
@@ -683,16 +683,14 @@ def save_index(index: GridIndex, version_dir: str | os.PathLike) -> Path:
         for name, array in index.to_arrays().items():
             if name != "meta":
                 files[f"{name}.arrow"] = write_arrays(tmp / f"{name}.arrow", {name: array})
-        manifest = {**index._meta(), "files": files}
-        with open(tmp / MANIFEST, "w") as fh:
-            json.dump(manifest, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_json(tmp / MANIFEST, {**index._meta(), "files": files})
+        fsync_path(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
             if not (target / MANIFEST).is_file():  # another process won the race: keep its index
                 raise
+        fsync_path(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -701,12 +699,7 @@ def save_index(index: GridIndex, version_dir: str | os.PathLike) -> Path:
 def load_index(version_dir: str | os.PathLike, layer: GridLayer | None = None) -> GridIndex:
     """Memory-map the index saved under ``<version_dir>/index/``; with ``layer``, check it belongs to it."""
     path = index_dir(version_dir)
-    try:
-        meta = json.loads((path / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise NotFound(f"no index saved at {path}") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path / MANIFEST} is not valid JSON: {exc}") from None
+    meta = read_json(path / MANIFEST, missing=NotFound(f"no index saved at {path}"))
     if layer is not None and meta.get("content_hash") != layer.content_hash:
         raise InvalidInput(
             f"the index at {path} was built for other content than layer {layer.version_id}; delete it to rebuild"

@@ -78,7 +78,7 @@ def save_layer(layer: GridLayer, data_dir: str | os.PathLike) -> Path:
             "files": files,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        _write_json(tmp / MANIFEST, manifest)
+        write_json(tmp / MANIFEST, manifest)
         fsync_path(tmp)
         os.rename(tmp, target)
         fsync_path(target.parent)
@@ -122,12 +122,7 @@ def list_versions(data_dir: str | os.PathLike) -> list[dict]:
 
 def read_manifest(path: str | os.PathLike) -> dict:
     path = Path(path)
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise NotFound(f"{path} is not a saved layer version (no {MANIFEST})") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path / MANIFEST} is not valid JSON: {exc}") from None
+    manifest = read_json(path / MANIFEST, missing=NotFound(f"{path} is not a saved layer version (no {MANIFEST})"))
     if manifest.get("format") != FORMAT:
         raise InvalidInput(f"{path} is not a CityGrid layer version (format {manifest.get('format')!r})")
     if manifest.get("format_version", 0) > FORMAT_VERSION:
@@ -174,11 +169,22 @@ def read_array(path: Path, column: str) -> np.ndarray:
     return col.chunk(0).to_numpy(zero_copy_only=True)
 
 
-def _write_json(path: Path, payload: dict) -> None:
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` as JSON and fsync the file (values JSON has no type for are written as text)."""
     with open(path, "w") as fh:
-        json.dump(payload, fh, indent=2, ensure_ascii=False)
+        json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def read_json(path: Path, *, missing: Exception) -> dict:
+    """The JSON object in ``path``; ``missing`` is raised when there is no such file."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise missing from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid JSON: {exc}") from None
 
 
 def fsync_path(path: str | os.PathLike) -> None:
