@@ -193,7 +193,11 @@ class Intake:
         self.config = config or IntakeConfig()
         self.taxonomy = taxonomy or load_taxonomy()
         self._categories: dict[str, Category] = {c.code: c for c in self.taxonomy.categories}
-        self._limits: dict[tuple[str, State], float] = {}
+        # Working minutes each category allows in each state's stage (NaN: the state has no limit).
+        self._limits: dict[tuple[str, State], float] = {
+            (c.code, state): math.nan if stage_of(state) is None else float(getattr(c.limits, stage_of(state)))
+            for c in self.taxonomy.categories for state in State
+        }
         self._check_open_categories()
         self.routing = routing or RoutingRules.from_taxonomy(self.taxonomy)
         self.buildings = dict(buildings or {})
@@ -554,7 +558,7 @@ class Intake:
 
     def _chain_of_code(self, grid_code: str | None) -> tuple:
         row = self._row_by_code.get(grid_code, -1)
-        return self._chains_of(np.array([row]))[0] if row >= 0 else (grid_code, None, None, None)
+        return self._chains[row] if row >= 0 else (grid_code, None, None, None)
 
     def _deadlines(self, categories: Sequence[str], states: Sequence[State], start_us: int | np.ndarray) -> list[int | None]:
         limits = np.array(
@@ -570,14 +574,7 @@ class Intake:
         return out
 
     def _limit(self, category: str, state: State) -> float:
-        """The working minutes the category allows for the stage of ``state`` (NaN: no limit), memoised."""
-        limit = self._limits.get((category, state))
-        if limit is None:
-            stage = stage_of(state)
-            limit = self._limits[(category, state)] = (
-                math.nan if stage is None else float(getattr(self._categories[category].limits, stage))
-            )
-        return limit
+        return self._limits[(category, state)]
 
     # ------------------------------------------------------------------ reading
 
