@@ -118,8 +118,8 @@ class WorkSchedule:
 
     ``periods`` are ``"HH:MM-HH:MM"`` strings (or ``(time, time)`` pairs) in local time, in order and
     not overlapping; an end of ``24:00`` is midnight at the end of the day (kept as ``time.max``, one
-    microsecond later), so ``"00:00-24:00"`` is the whole day. The default is 08:00-12:00 and 14:00-18:00 in Asia/Shanghai on the official
-    Chinese calendar.
+    microsecond later), so ``"00:00-24:00"`` is the whole day. The default is 08:00-12:00 and
+    14:00-18:00 in Asia/Shanghai on the official Chinese calendar.
     """
 
     periods: tuple = DEFAULT_PERIODS

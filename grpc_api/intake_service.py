@@ -14,7 +14,7 @@ config (:class:`~citygrid.grpc_api.config.IntakeSettings`). It follows layer act
 placed on the active version, and the open events whose grid changed move to their new grid and
 are dispatched again; every call compares the version id, one attribute read), runs the
 intake's clock in a thread (dispatching waiting events and escalating overdue ones every
-``clock_interval`` seconds, :data:`CLOCK_INTERVAL_S` by default) and closes the store when the server stops.
+``clock_interval`` seconds) and closes the store when the server stops.
 
 ``SubmitStream`` reads the client's reports in a thread of its own and submits whatever has arrived
 when the previous commit ends (at most :data:`STREAM_BATCH`), so a client that sends without
@@ -34,20 +34,18 @@ from pathlib import Path
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from citygrid.engine.dispatch import RoutingRules
 from citygrid.engine.errors import CityGridError, InvalidInput
 from citygrid.engine.events import (
     AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt, SqliteEventStore,
 )
-from citygrid.engine.intake import AssignerLocator, Intake, IntakeConfig, RebalanceReport, read_buildings
+from citygrid.engine.intake import AssignerLocator, Intake, RebalanceReport, read_buildings
 from citygrid.engine.lifecycle import State
 from citygrid.engine.principals import Principal, Role
 from citygrid.engine.registry import LayerRegistry
-from citygrid.engine.taxonomy import Taxonomy
 from citygrid.engine.workers import DEFAULT_CAPACITY, DEFAULT_DEPARTMENT, DEFAULT_SHIFT, Worker, read_workers
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import intake_pb2, intake_pb2_grpc
-from citygrid.grpc_api.config import CLOCK_INTERVAL_S
+from citygrid.grpc_api.config import IntakeSettings
 from citygrid.grpc_api.convert import STATUS_OFFSET, crs_name, from_timestamp, to_timestamp
 from citygrid.grpc_api.errors import status_of
 from citygrid.grpc_api.interceptors import Authenticator
@@ -68,20 +66,14 @@ LAYER_ACTIVATION = Principal("layer-activation", Role.ADMIN)
 
 
 class IntakeHost:
-    """The intake of one data directory, built on first use over the registry's active version, with
-    ``config``, ``taxonomy`` and ``routing`` (the engine's defaults when ``None``; a server's come from the
-    ``[intake]`` table, :class:`~citygrid.grpc_api.config.IntakeSettings`); its clock ticks every
-    ``clock_interval`` seconds."""
+    """The intake of one data directory, built on first use over the registry's active version, set
+    up by ``settings`` (the ``[intake]`` table of the server's config; the engine's defaults when
+    ``None``)."""
 
-    def __init__(self, data_dir: Path, registry: LayerRegistry, *, config: IntakeConfig | None = None,
-                 taxonomy: Taxonomy | None = None, routing: RoutingRules | None = None,
-                 clock_interval: float = CLOCK_INTERVAL_S):
+    def __init__(self, data_dir: Path, registry: LayerRegistry, settings: IntakeSettings | None = None):
         self._data_dir = Path(data_dir)
         self._registry = registry
-        self._config = config
-        self._taxonomy = taxonomy
-        self._routing = routing
-        self._clock_interval = clock_interval
+        self._settings = settings or IntakeSettings()
         self._lock = threading.Lock()
         self._intake: Intake | None = None
         self._buildings: dict[str, tuple[float, float]] = {}
@@ -98,9 +90,11 @@ class IntakeHost:
         with self._lock:
             locator = AssignerLocator(snapshot.assigner)
             if self._intake is None:
+                settings = self._settings
                 self._intake = Intake(SqliteEventStore(self._data_dir), locator, buildings=self._buildings,
-                                      config=self._config, taxonomy=self._taxonomy, routing=self._routing)
-                self._clock = threading.Thread(target=self._intake.run_clock, args=(self._stop, self._clock_interval),
+                                      config=settings.intake_config, taxonomy=settings.taxonomy,
+                                      routing=settings.routing_rules)
+                self._clock = threading.Thread(target=self._intake.run_clock, args=(self._stop, settings.clock_interval),
                                                name="citygrid-intake-clock", daemon=True)
                 self._clock.start()
             elif self._intake.layer.version_id != snapshot.version_id:
@@ -439,10 +433,7 @@ def _page_size(size: int) -> int:
 def add_to_server(server: grpc.Server, resources) -> str:
     """Register the servicer on ``server`` (its intake in ``resources.intake``, set up by the config's
     ``[intake]`` table); return the service name."""
-    settings = resources.config.intake
-    host = IntakeHost(resources.config.data_dir, resources.registry, config=settings.intake_config,
-                      taxonomy=settings.taxonomy, routing=settings.routing_rules,
-                      clock_interval=settings.clock_interval)
+    host = IntakeHost(resources.config.data_dir, resources.registry, resources.config.intake)
     resources.intake = host
     resources.on_close(host.close)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(host, resources.auth), server)

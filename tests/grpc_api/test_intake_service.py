@@ -17,6 +17,7 @@ from citygrid.engine.registry import LayerRegistry
 from citygrid.engine.taxonomy import load_taxonomy
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
+from citygrid.grpc_api.config import IntakeSettings
 from citygrid.grpc_api.intake_service import LAYER_ACTIVATION, IntakeHost
 
 N = VERSIONS["v1"]
@@ -279,7 +280,7 @@ def test_activating_a_version_moves_the_open_events(tmp_path):
     v1 box code differs from v2's), audited as the layer activation's."""
     populate(tmp_path)
     registry = LayerRegistry(tmp_path)
-    host = IntakeHost(tmp_path, registry, clock_interval=3600)
+    host = IntakeHost(tmp_path, registry, IntakeSettings(clock_interval=3600))
     try:
         intake = host.intake()
         step = SPAN / VERSIONS["v1"]
