@@ -154,8 +154,9 @@ class IntakeSettings:
             )
             taxonomy = None if self.taxonomy_file is None else load_taxonomy(self.taxonomy_file)
             responders = _strings("first_responders", self.first_responders)
-            extra = [_routing_rule(k, rule, taxonomy or load_taxonomy()) for k, rule in enumerate(self.routing, 1)]
-            routing = RoutingRules.from_taxonomy(taxonomy or load_taxonomy(), first_responders=responders, extra=extra)
+            categories = taxonomy or load_taxonomy()  # what the routing rules name
+            extra = [_routing_rule(k, rule, categories) for k, rule in enumerate(self.routing, 1)]
+            routing = RoutingRules.from_taxonomy(categories, first_responders=responders, extra=extra)
         except InvalidInput as exc:
             raise InvalidInput(str(exc) if str(exc).startswith("[intake]") else f"[intake] {exc}") from None
         object.__setattr__(self, "intake_config", config)
