@@ -288,9 +288,11 @@ class Dispatcher:
             and self.shift_minutes[self.shift_of[w], minute]
         )
 
-    def choose(self, grid_row: int, req: int, minute: int, exclude: Iterable[int] = ()) -> tuple[int, int]:
+    def choose(self, grid_row: int, req: int, minute: int, exclude: Iterable[int] = (),
+               allowed: np.ndarray | None = None) -> tuple[int, int]:
         """The worker index and hop tier the online rule picks (``(-1, -1)``: nobody eligible).
-        ``exclude`` leaves out workers (the one who returned the event)."""
+        ``exclude`` leaves out workers (the one who returned the event); ``allowed`` (a mask over
+        the workers) keeps only those (a dispatcher's jurisdiction)."""
         if grid_row < 0 or req < 0:
             return -1, -1
         excluded = set(exclude)
@@ -298,7 +300,9 @@ class Dispatcher:
             best = -1
             for g in self.tier_grids(grid_row, hop):
                 for w in self._grid_workers[g]:
-                    if w in excluded or not self.is_eligible(w, req, minute):
+                    if w in excluded or (allowed is not None and not allowed[w]):
+                        continue
+                    if not self.is_eligible(w, req, minute):
                         continue
                     if best < 0 or (self.load[w], w) < (self.load[best], best):
                         best = w
@@ -428,6 +432,7 @@ def rebalance(
     *,
     max_hops: int = DEFAULT_MAX_HOPS,
     minute: int | None = None,
+    allowed: np.ndarray | None = None,
 ) -> RebalancePlan:
     """Assign a backlog exactly: most events assigned, then the least maximum load, then the fewest
     hops from each event's grid, then the fewest moves (see the module docstring).
@@ -435,14 +440,15 @@ def rebalance(
     ``current`` is each event's present worker index (-1: none); ``base_load`` every worker's load
     from events outside the backlog (those being handled). Eligible workers are within ``max_hops``
     of the event's grid, available, meeting its route, inside their shift at ``minute`` (``None``:
-    shifts ignored), and a worker takes at most ``capacity - base_load`` backlog events.
+    shifts ignored), among the ``allowed`` ones (a mask over the workers; ``None``: all), and a worker
+    takes at most ``capacity - base_load`` backlog events.
     """
     grid_rows = np.asarray(grid_rows, dtype=np.int64)
     reqs = np.asarray(reqs, dtype=np.int64)
     current = np.asarray(current, dtype=np.int64)
     base_load = np.asarray(base_load, dtype=np.int64)
     n, n_workers = len(grid_rows), len(dispatcher)
-    graph = backlog_pairs(dispatcher, grid_rows, reqs, current, max_hops, minute)
+    graph = backlog_pairs(dispatcher, grid_rows, reqs, current, max_hops, minute, allowed)
     ev, wk, hop, moved = graph
     eligible_workers = np.unique(wk)
     room = np.maximum(dispatcher.capacity.astype(np.int64) - base_load, 0)
@@ -483,10 +489,11 @@ def rebalance(
     )
 
 
-def backlog_pairs(dispatcher: Dispatcher, grid_rows, reqs, current, max_hops: int, minute):
+def backlog_pairs(dispatcher: Dispatcher, grid_rows, reqs, current, max_hops: int, minute, allowed=None):
     """The eligible (event, worker) pairs of a backlog, as arrays: event index, worker index, hop
     distance, and 1 where the worker is not the event's ``current`` one (what :func:`rebalance`
-    optimises over; exact solvers in the benchmarks take the same pairs)."""
+    optimises over; exact solvers in the benchmarks take the same pairs). ``allowed``: a mask of
+    the workers that may take part (``None``: all)."""
     cand, cand_hops = dispatcher.candidates(max_hops)
     tiers = cand.tiers
     ok = (grid_rows >= 0) & (reqs >= 0)
@@ -499,6 +506,8 @@ def backlog_pairs(dispatcher: Dispatcher, grid_rows, reqs, current, max_hops: in
     wk = cand.workers[pos].astype(np.int64)
     hop = cand_hops[pos]
     keep = dispatcher.available[wk] & dispatcher.eligible[wk, reqs[ev]]
+    if allowed is not None:
+        keep &= np.asarray(allowed, dtype=np.bool_)[wk]
     if minute is not None:
         keep &= dispatcher.shift_minutes[dispatcher.shift_of[wk], int(minute) % MINUTES_PER_WEEK]
     ev, wk, hop = ev[keep], wk[keep], hop[keep]

@@ -260,12 +260,18 @@ class Intake:
         return {worker_id: len(seqs) for worker_id, seqs in self._assigned.items()}
 
     def put_workers(self, workers: Sequence[Worker], principal: Principal) -> int:
-        """Add or replace workers. One who is no longer available loses their open work to others."""
+        """Add or replace workers. One who is no longer available loses their open work to others.
+        Every worker's grid, and the present grid of one replaced, must lie inside the caller's
+        jurisdiction (a supervisor cannot take over another street's worker)."""
         principal.require_role(Role.SUPERVISOR, action="manage workers")
-        for w in workers:
-            principal.require_covers(self._chain_of_code(w.grid_code), what=f"worker {w.worker_id}'s grid")
         with self._writer:
             before = {w.worker_id: w for w in self.dispatcher.workers}
+            for w in workers:
+                principal.require_covers(self._chain_of_code(w.grid_code), what=f"worker {w.worker_id}'s grid")
+                old = before.get(w.worker_id)
+                if old is not None:
+                    principal.require_covers(self._chain_of_code(old.grid_code),
+                                             what=f"worker {w.worker_id} (now of grid {old.grid_code})")
             previous = self.dispatcher
             try:
                 with self._writing():
@@ -338,6 +344,19 @@ class Intake:
 
     def worker_load(self, worker_id: str) -> int:
         return int(self.dispatcher.load[self.dispatcher.index_of(worker_id)])
+
+    def worker_chain(self, worker_id: str) -> tuple:
+        """The parent chain of a worker's grid (for jurisdiction checks); :class:`NotFound` for an
+        unknown worker."""
+        return self._chain_of_code(self.store.workers.get(worker_id).grid_code)
+
+    def _workers_inside(self, principal: Principal) -> np.ndarray | None:
+        """Per worker of the dispatcher, whether their grid lies inside ``principal``'s jurisdiction
+        (``None``: everywhere): the workers a dispatcher may dispatch to."""
+        if principal.everywhere:
+            return None
+        d = self.dispatcher
+        return np.fromiter((principal.covers(self._chain_of_code(w.grid_code)) for w in d.workers), np.bool_, len(d))
 
     # ------------------------------------------------------------------ intake
 
@@ -626,18 +645,20 @@ class Intake:
             if not (principal.role is Role.WORKER and principal.worker_id == event.worker_id):
                 principal.require_covers(event.chain, what=f"event {event_id}")
             target = authorize(action, event.state, principal, event.worker_id)
-            who = (principal.name, principal.role.value)
             with self._writing():
                 now_us = self._now_us()
-                changes, audit = self._apply(event, action, target, who, now_us, note, worker_id, minutes)
+                changes, audit = self._apply(event, action, target, principal, now_us, note, worker_id, minutes)
                 self._update(changes, audit)
             if not changes[-1].state.is_open:
                 self._dedup.remove(event_id)
         return self.store.get(event_id)
 
-    def _apply(self, event: Event, action: Action, target: State, who, now_us: int, note: str,
+    def _apply(self, event: Event, action: Action, target: State, principal: Principal, now_us: int, note: str,
                worker_id: str | None, minutes: float | None):
-        """The changes and audit rows of one action (loads adjusted as a side effect)."""
+        """The changes and audit rows of one action (loads adjusted as a side effect). A worker the
+        caller dispatches to (named, or picked by the online rule for them) serves inside the caller's
+        jurisdiction; what the intake then does by itself follows the online rule."""
+        who = (principal.name, principal.role.value)
         if action is Action.EXTEND:
             if minutes is None or not minutes > 0:
                 raise InvalidInput("an extension (延期) needs the working minutes it adds, > 0")
@@ -654,17 +675,25 @@ class Intake:
             )
         if action is Action.DISPATCH:
             if worker_id is None:
-                worker_id = self._pick(event, now_us, exclude=[event.worker_id])
+                worker_id = self._pick(event, now_us, exclude=[event.worker_id], inside=self._workers_inside(principal))
                 if worker_id is None:
                     raise PreconditionFailed(
                         f"no other eligible worker for event {event.event_id} now (grid {event.grid_code} and "
-                        "its neighbours: on duty, in shift, skilled, below capacity); name a worker or wait"
+                        "its neighbours: on duty, in shift, skilled, below capacity"
+                        + ("" if principal.everywhere else f", inside the jurisdiction of {principal.name}")
+                        + "); name a worker or wait"
                     )
-            elif not self._available(worker_id):
-                raise PreconditionFailed(f"worker {worker_id} is not available (off duty, inactive or unknown)")
+            else:
+                w = self.dispatcher.position(worker_id)
+                if w >= 0:
+                    principal.require_covers(self._chain_of_code(self.dispatcher.workers[w].grid_code),
+                                             what=f"worker {worker_id}")
+                if not self._available(worker_id):
+                    raise PreconditionFailed(f"worker {worker_id} is not available (off duty, inactive or unknown)")
             return self._dispatch_to(event, worker_id, who, now_us, note, "dispatch")
         if action is Action.REWORK:
-            w = event.worker_id if event.worker_id and self._available(event.worker_id) else self._pick(event, now_us)
+            w = (event.worker_id if event.worker_id and self._available(event.worker_id)
+                 else self._pick(event, now_us, inside=self._workers_inside(principal)))
             if w is not None:
                 return self._dispatch_to(event, w, who, now_us, note, "rework")
             target = State.REGISTERED  # nobody can take the rework now: back to the dispatcher
@@ -683,9 +712,10 @@ class Intake:
                 return more, audit + more_audit
         return [change], audit
 
-    def _pick(self, event: Event, now_us: int, exclude: Sequence[str | None] = ()) -> str | None:
+    def _pick(self, event: Event, now_us: int, exclude: Sequence[str | None] = (),
+              inside: np.ndarray | None = None) -> str | None:
         """The worker the online rule gives ``event`` at ``now_us`` (its present worker competes
-        without the load of this event), or ``None``."""
+        without the load of this event), or ``None``; ``inside`` limits it to those workers."""
         d = self.dispatcher
         row = self._row_by_code.get(event.grid_code, -1)
         category = self._categories[event.category_code]
@@ -695,7 +725,8 @@ class Intake:
         if current >= 0:
             d.release(current)
         try:
-            w, _ = d.choose(row, req, minute, exclude=[d.position(x) for x in exclude if x is not None])
+            w, _ = d.choose(row, req, minute, exclude=[d.position(x) for x in exclude if x is not None],
+                            allowed=inside)
         finally:
             if current >= 0:
                 d.assign(current)
@@ -1042,8 +1073,9 @@ class Intake:
     def rebalance(self, principal: Principal, *, max_hops: int | None = None, apply: bool = True,
                   respect_shifts: bool = False) -> RebalanceReport:
         """``Rebalance``: re-assign the backlog (events waiting for a worker, and dispatched ones not
-        yet started) inside the caller's jurisdiction at the least maximum worker load (exact), then
-        own-grid workers first, then the fewest moves."""
+        yet started) inside the caller's jurisdiction to the workers serving inside it, at the least
+        maximum worker load (exact), then own-grid workers first, then the fewest moves. A backlog
+        event that no such worker can take keeps its worker."""
         principal.require_role(Role.DISPATCHER, Role.SUPERVISOR, action="rebalance the backlog")
         hops = self.config.max_hops if max_hops is None else max_hops
         if hops < 0:
@@ -1070,7 +1102,8 @@ class Intake:
             base = d.load.astype(np.int64).copy()
             np.subtract.at(base, current[current >= 0], 1)
             minute = int(d.minutes(np.int64(self._now_us()))[0]) if respect_shifts else None
-            plan = rebalance(d, rows, reqs, current, base, max_hops=hops, minute=minute)
+            plan = rebalance(d, rows, reqs, current, base, max_hops=hops, minute=minute,
+                             allowed=self._workers_inside(principal))
             before_loads = d.load.astype(np.int64)
             touched = np.unique(np.concatenate([current[current >= 0], plan.workers[plan.workers >= 0]]))
             before = _summary(before_loads, touched, current, rows, d)

@@ -1,9 +1,11 @@
 """Who is calling: principals, their roles and their jurisdiction.
 
 A principal is a person or a system named in audit records. Its role says what it may do; its
-jurisdiction (district, street, community or grid codes) says what it may see. Grid codes nest by
-prefix in the 15-digit standard (district 6 + street 3 + community 3 + grid 3), but layers read from
-other sources need not follow it, so jurisdiction is checked against a grid's whole parent chain.
+jurisdiction (district, street, community or grid codes) bounds where it may do it: what it sees,
+the events it acts on, the workers it dispatches to and manages, the tokens it issues, lists and
+revokes. Grid codes nest by prefix in the 15-digit standard (district 6 + street 3 + community 3 +
+grid 3), but layers read from other sources need not follow it, so jurisdiction is checked against a
+grid's whole parent chain (:mod:`citygrid.engine.jurisdiction` knows the chains of a layer's areas).
 
 >>> p = Principal("市民热线", Role.INTAKE, ("440307001",))
 >>> p.covers(["440307001002003", "440307001002", "440307001", "440307"])
@@ -18,7 +20,7 @@ import enum
 from dataclasses import dataclass
 from typing import Iterable
 
-from citygrid.engine.errors import Forbidden
+from citygrid.engine.errors import Forbidden, InvalidInput
 
 
 class Role(str, enum.Enum):
@@ -32,16 +34,21 @@ class Role(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str) -> "Role":
+        """The role named ``value``; :class:`InvalidInput` for a name that is not a role."""
         try:
             return cls(value)
         except ValueError:
-            raise Forbidden(
+            raise InvalidInput(
                 f"unknown role {value!r}; roles are {', '.join(r.value for r in cls)}"
             ) from None
 
 
 #: A jurisdiction entry that covers everything (the district-wide admin's).
 EVERYWHERE = "*"
+
+#: The roles each role may issue tokens for: only admins issue, and an admin's role is the highest,
+#: so no token can issue one with a higher role than its own.
+GRANTS: dict[Role, frozenset[Role]] = {Role.ADMIN: frozenset(Role)}
 
 
 @dataclass(frozen=True)
@@ -75,3 +82,17 @@ class Principal:
         chain = list(chain)
         if not self.covers(chain):
             raise Forbidden(f"{what} lies outside the jurisdiction of {self.name} ({', '.join(self.jurisdiction)})")
+
+    def require_everywhere(self, *, action: str) -> None:
+        """Raise :class:`Forbidden` unless the jurisdiction is the whole district (for powers over
+        everything at once: layer versions, batch jobs)."""
+        if not self.everywhere:
+            raise Forbidden(f"{self.name} ({', '.join(self.jurisdiction)}) may not {action}; that needs a "
+                            f"district-wide ({EVERYWHERE}) jurisdiction")
+
+    def require_grants(self, role: Role) -> None:
+        """Raise :class:`Forbidden` unless this principal may issue a token with ``role`` (:data:`GRANTS`)."""
+        if role not in GRANTS.get(self.role, frozenset()):
+            issuers = ", ".join(r.value for r, granted in GRANTS.items() if role in granted)
+            raise Forbidden(f"{self.name} ({self.role.value}) may not issue a token with the role {role.value}; "
+                            f"that needs the role {issuers}")

@@ -15,6 +15,11 @@ revocations. Looking a secret up hashes it and finds the row; a revoked token no
 Traceback (most recent call last):
 ...
 citygrid.engine.errors.Unauthorized: the token is revoked; ask an admin for a new one
+
+A caller's powers over tokens go through :class:`TokenAuthority`, which bounds them by the caller's
+role and jurisdiction: only a role of :data:`~citygrid.engine.principals.GRANTS` issues (so never a
+higher role than its own), only inside its own jurisdiction, naming areas of the active layer
+version; it lists and revokes only the tokens whose jurisdiction lies inside its own.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 from citygrid.engine.database import open_database, transaction
-from citygrid.engine.errors import InvalidInput, NotFound, Unauthorized
+from citygrid.engine.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from citygrid.engine.jurisdiction import Areas
+from citygrid.engine.layers import GridLayer
 from citygrid.engine.principals import EVERYWHERE, Principal, Role
 
 STORE = "tokens"
@@ -95,17 +102,22 @@ class TokenStore:
         *,
         worker_id: str | None = None,
         secret: str | None = None,
+        replacing: bool = False,
     ) -> tuple[str, TokenInfo]:
         """A new token for principal ``name``: returns ``(secret, info)``. The secret is shown only here.
 
         ``jurisdiction`` empty means everywhere. ``secret`` adopts a given secret (the first admin token
-        from a config file); otherwise a fresh random one is made.
+        from a config file); otherwise a fresh random one is made. ``replacing`` revokes the
+        principal's live tokens of the same role in the same transaction (``serve --demo`` issues
+        its admin token so: only the latest one works).
         """
         name = (name or "").strip()
         if not name:
             raise InvalidInput("a token needs a principal name (the person or system it belongs to)")
         role = Role.parse(role) if isinstance(role, str) else role
         scope = tuple(sorted({code.strip() for code in jurisdiction if code.strip()})) or (EVERYWHERE,)
+        if EVERYWHERE in scope:
+            scope = (EVERYWHERE,)
         if secret is not None and len(secret) < 20:
             raise InvalidInput("a configured token must be at least 20 characters; make one with "
                                "python -c 'import secrets; print(secrets.token_urlsafe())'")
@@ -116,6 +128,12 @@ class TokenStore:
         with self._lock, transaction(self._db):
             if self._db.execute("SELECT 1 FROM tokens WHERE token_hash = ?", (digest,)).fetchone():
                 raise InvalidInput("that token is already issued; use another secret")
+            if replacing:
+                self._db.execute(
+                    "UPDATE tokens SET revoked_at = ? WHERE principal = ? AND role = ? AND revoked_at IS NULL",
+                    (created.isoformat(), name, role.value),
+                )
+                self._cache.clear()
             self._db.execute(
                 "INSERT INTO tokens (token_hash, token_id, principal, role, jurisdiction, worker_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -177,6 +195,14 @@ class TokenStore:
             raise NotFound(f"no token with id {token_id!r}; list them to see the ids")
         return info
 
+    def get(self, token_id: str) -> TokenInfo:
+        """A token by its public id (revoked or not); :class:`NotFound` for an unknown id."""
+        with self._lock:
+            info = self._row(self._db.execute(_SELECT + " WHERE token_id = ?", (token_id,)).fetchone())
+        if info is None:
+            raise NotFound(f"no token with id {token_id!r}; list them to see the ids")
+        return info
+
     def list(self, *, include_revoked: bool = False) -> list[TokenInfo]:
         """Every token, oldest first."""
         where = "" if include_revoked else " WHERE revoked_at IS NULL"
@@ -199,3 +225,74 @@ class TokenStore:
 
 
 _SELECT = "SELECT token_id, principal, role, jurisdiction, worker_id, created_at, revoked_at FROM tokens"
+
+
+class TokenAuthority:
+    """What a caller may do with tokens (``TokenService``), each power bounded by the caller's role
+    and jurisdiction:
+
+    - issue: only the roles :data:`~citygrid.engine.principals.GRANTS` lets the caller's role issue
+      (admins, any role up to admin: never a higher role than its own); a jurisdiction naming areas of
+      the active layer version (:class:`InvalidInput` otherwise) that lies inside the caller's own; a
+      token bound to a worker only for a worker of a grid inside it;
+    - list and revoke: only tokens whose jurisdiction lies inside the caller's (a district-wide token
+      lies only inside a district-wide one).
+
+    ``active_layer()`` is the active layer version (whose areas jurisdiction codes must name);
+    ``worker_chain(worker_id)`` the parent chain of a worker's grid (:class:`NotFound` for an
+    unknown worker).
+    """
+
+    def __init__(self, store: TokenStore, active_layer: Callable[[], GridLayer],
+                 worker_chain: Callable[[str], Sequence[str | None]]):
+        self.store = store
+        self._active_layer = active_layer
+        self._worker_chain = worker_chain
+        self._areas: Areas | None = None
+        self._lock = threading.Lock()
+
+    def areas(self) -> Areas:
+        """The areas of the active layer version (built once per version)."""
+        layer = self._active_layer()
+        with self._lock:
+            areas = self._areas
+            if areas is None or areas.version_id != layer.version_id:
+                areas = self._areas = Areas.of_layer(layer)
+        return areas
+
+    def issue(self, issuer: Principal, name: str, role: Role | str, jurisdiction: Iterable[str] = (), *,
+              worker_id: str | None = None) -> tuple[str, TokenInfo]:
+        """A new token issued by ``issuer`` (see the class docstring); returns ``(secret, info)``."""
+        issuer.require_role(Role.ADMIN, action="issue tokens")
+        role = Role.parse(role) if isinstance(role, str) else role
+        issuer.require_grants(role)
+        codes = [code for code in jurisdiction if code.strip()]
+        everywhere = not codes or any(code.strip() == EVERYWHERE for code in codes)
+        scope = (EVERYWHERE,) if everywhere else self.areas().check(codes)
+        if not issuer.everywhere:
+            if scope == (EVERYWHERE,):
+                raise Forbidden(f"{issuer.name} ({', '.join(issuer.jurisdiction)}) may not issue a district-wide "
+                                "token; name the areas of its jurisdiction")
+            if not self.areas().inside(issuer, scope):
+                raise Forbidden(f"the jurisdiction {', '.join(scope)} lies outside that of {issuer.name} "
+                                f"({', '.join(issuer.jurisdiction)})")
+            if worker_id:
+                issuer.require_covers(self._worker_chain(worker_id), what=f"worker {worker_id}")
+        return self.store.issue(name, role, scope, worker_id=worker_id)
+
+    def revoke(self, issuer: Principal, token_id: str) -> TokenInfo:
+        """Revoke a token inside ``issuer``'s jurisdiction (:class:`Forbidden` outside it)."""
+        issuer.require_role(Role.ADMIN, action="revoke tokens")
+        info = self.store.get(token_id)
+        if not self._holds(issuer, info):
+            raise Forbidden(f"token {token_id} ({', '.join(info.principal.jurisdiction)}) lies outside the "
+                            f"jurisdiction of {issuer.name} ({', '.join(issuer.jurisdiction)})")
+        return self.store.revoke(token_id)
+
+    def list(self, issuer: Principal, *, include_revoked: bool = False) -> list[TokenInfo]:
+        """The tokens inside ``issuer``'s jurisdiction, oldest first."""
+        issuer.require_role(Role.ADMIN, action="list tokens")
+        return [info for info in self.store.list(include_revoked=include_revoked) if self._holds(issuer, info)]
+
+    def _holds(self, issuer: Principal, info: TokenInfo) -> bool:
+        return issuer.everywhere or self.areas().inside(issuer, info.principal.jurisdiction)

@@ -4,7 +4,7 @@
 The servicer converts messages to runner calls and back; the rules (what may be cancelled or
 resumed, what a request must name) are the runner's and the job store's, and their errors map to
 status codes through :mod:`citygrid.grpc_api.errors`. Submitting, cancelling and resuming need the
-admin or supervisor role; reading and watching any valid token.
+admin or supervisor role with a district-wide jurisdiction; reading and watching any valid token.
 
 :class:`JobHost` owns the runner of the server's data directory: built on the first call (so a
 server that never runs a job never touches Ray; the runner itself starts or joins Ray only when its
@@ -70,7 +70,7 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         self._auth = auth
 
     def SubmitReindex(self, request, context):
-        self._auth.principal().require_role(*OPERATORS, action="submit jobs")
+        self._operator("submit jobs")
         job_id = self._host.runner().submit_reindex(reindex_request(request))
         return job_pb2.SubmitReindexResponse(job_id=job_id)
 
@@ -97,12 +97,17 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
                     return
 
     def CancelJob(self, request, context):
-        self._auth.principal().require_role(*OPERATORS, action="cancel jobs")
+        self._operator("cancel jobs")
         return job_message(self._host.runner().cancel(_job_id(request)))
 
     def ResumeJob(self, request, context):
-        self._auth.principal().require_role(*OPERATORS, action="resume jobs")
+        self._operator("resume jobs")
         return job_message(self._host.runner().resume(_job_id(request)))
+
+    def _operator(self, action: str) -> None:
+        principal = self._auth.principal()
+        principal.require_role(*OPERATORS, action=action)
+        principal.require_everywhere(action=action)  # a job reads and writes whole files, not an area
 
 
 # ---------------------------------------------------------------------- conversions

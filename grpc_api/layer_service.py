@@ -1,5 +1,5 @@
-"""``citygrid.v1.LayerService``: upload, validate, publish and activate layer versions (admins only;
-listing needs any token).
+"""``citygrid.v1.LayerService``: upload, validate, publish and activate layer versions (district-wide
+admins only; listing needs any token).
 
 An upload is client-streamed: an ``UploadHeader`` (file name, version id, field names), then the file's
 bytes in chunks. The bytes go to a temporary file named like the upload, which the engine's readers
@@ -110,6 +110,7 @@ class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
     def _admin(self, action: str):
         principal = self._auth.principal()
         principal.require_role(Role.ADMIN, action=action)
+        principal.require_everywhere(action=action)  # a layer version is the whole district's
         return principal
 
 

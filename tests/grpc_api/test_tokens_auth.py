@@ -63,10 +63,11 @@ def test_a_malformed_authorization_header_is_unauthenticated(env):
         assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED and "Bearer" in info.value.details()
 
 
-def test_an_unknown_role_is_refused(admin):
+def test_an_unknown_role_is_invalid_argument(admin):
     with pytest.raises(grpc.RpcError) as info:
         admin.issue_token("x", "mayor")
-    assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED and "roles are" in info.value.details()
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown role 'mayor'; roles are admin, intake" in info.value.details()
 
 
 def test_secrets_are_stored_only_as_hashes(env, admin):
