@@ -7,26 +7,39 @@ source column holds the grid code, type and parents is a :class:`~citygrid.engin
 
 ``resolve_layer(spec, data_dir)`` is what every command's ``--layer PATH|ID`` goes through: a saved
 version id, a version directory, or a grid file.
+
+A file a client uploads is kept under :func:`upload_name` in a temporary folder and read with
+``shown_as`` that name, so an error says what the client sent, never where the server put it.
+
+>>> upload_name("C:\\data\\grids.geojson"), upload_name("../../etc/grids.zip")
+('grids.geojson', 'grids.zip')
+>>> upload_name("..")
+Traceback (most recent call last):
+...
+citygrid.engine.errors.InvalidInput: the upload's file name '..' names no file; send the name of the file (its suffix says the format)
 """
 
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-from citygrid.engine.errors import InvalidInput, NotFound
+from citygrid.engine.errors import CityGridError, InvalidInput, NotFound
 from citygrid.engine.layers import GRID_COLUMNS, FieldMap, GridLayer
 
 WGS84 = "OGC:CRS84"
 VECTOR_SUFFIXES = {".geojson", ".json", ".topojson", ".shp", ".zip", ".gpkg", ".fgb", ".gml", ".kml"}
 PARQUET_SUFFIXES = {".parquet", ".geoparquet", ".pq"}
+#: Longest file name (bytes of UTF-8) an upload may have: what file systems allow.
+MAX_NAME_BYTES = 255
 
 
 @dataclass
@@ -65,11 +78,14 @@ def read_layer(
     *,
     version_id: str | None = None,
     layer: str | int | None = None,
+    shown_as: str | None = None,
 ) -> GridLayer:
-    """Read a grid file into a :class:`GridLayer` (codes from ``fields.grid_code``, as strings)."""
+    """Read a grid file into a :class:`GridLayer` (codes from ``fields.grid_code``, as strings).
+    ``shown_as``: the name errors give the file instead of its path (an upload's)."""
     fields = fields or FieldMap()
-    features = read_features(path, layer=layer)
-    return layer_from_features(features, fields, version_id=version_id)
+    with _named(path, shown_as):
+        features = read_features(path, layer=layer)
+        return layer_from_features(features, fields, version_id=version_id)
 
 
 def layer_from_features(
@@ -95,13 +111,46 @@ def layer_from_features(
     )
 
 
-def read_boundary(path: str | os.PathLike) -> shapely.Geometry:
-    """The union of every polygon in a file, in lon/lat (for ``--boundary``)."""
-    features = read_features(path)
-    polys = [g for g in features.geometries if g is not None and not g.is_empty]
-    if not polys:
-        raise InvalidInput(f"{path}: the boundary file holds no polygon")
+def read_boundary(path: str | os.PathLike, *, shown_as: str | None = None) -> shapely.Geometry:
+    """The union of every polygon in a file, in lon/lat (for ``--boundary``); ``shown_as`` as for
+    :func:`read_layer`."""
+    with _named(path, shown_as):
+        features = read_features(path)
+        polys = [g for g in features.geometries if g is not None and not g.is_empty]
+        if not polys:
+            raise InvalidInput(f"{path}: the boundary file holds no polygon")
     return shapely.union_all(shapely.make_valid(np.asarray(polys, dtype=object)))
+
+
+def upload_name(filename: str) -> str:
+    """The name an uploaded file is kept under: the last part of the name the client sent (after
+    ``/`` or ``\\``). :class:`InvalidInput` when that names no file (empty, ``.``, ``..``), holds
+    control characters or is longer than :data:`MAX_NAME_BYTES` bytes."""
+    name = PurePosixPath((filename or "").replace("\\", "/")).name
+    if name in ("", ".", ".."):
+        raise InvalidInput(f"the upload's file name {filename[:80]!r} names no file; send the name of the file "
+                           "(its suffix says the format)")
+    if not name.isprintable() or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise InvalidInput(f"the upload's file name {name[:80]!r} must be printable and at most {MAX_NAME_BYTES} "
+                           "bytes long")
+    return name
+
+
+@contextmanager
+def _named(path: str | os.PathLike, shown_as: str | None):
+    """Errors raised inside name the file ``shown_as`` instead of by its path (its folder left out)."""
+    if shown_as is None:
+        yield
+        return
+    try:
+        yield
+    except CityGridError as exc:
+        path = Path(path)
+        text = str(exc)
+        for form in (f"/vsizip/{path}", str(path)):
+            text = text.replace(form, shown_as)
+        text = text.replace(str(path.parent) + os.sep, "").replace(str(path.parent), "the upload")
+        raise type(exc)(text) from None
 
 
 def resolve_layer(spec: str | os.PathLike, data_dir: str | os.PathLike | None, fields: FieldMap | None = None) -> GridLayer:

@@ -44,9 +44,7 @@ class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
         if first is None or first.WhichOneof("part") != "header":
             raise InvalidInput("an upload starts with an UploadHeader message (file name, version id), then chunks")
         header = first.header
-        name = Path(header.filename).name
-        if not name:
-            raise InvalidInput("the UploadHeader needs the file name (its suffix says the format)")
+        name = sources.upload_name(header.filename)
         with tempfile.TemporaryDirectory(prefix="citygrid-upload-") as tmp:
             path = Path(tmp) / name
             size = 0
@@ -63,7 +61,8 @@ class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
                     fh.write(message.chunk)
             if size == 0:
                 raise InvalidInput(f"the upload of {name} has no bytes")
-            layer = sources.read_layer(path, _field_map(header.fields), version_id=header.version_id or None)
+            layer = sources.read_layer(path, _field_map(header.fields), version_id=header.version_id or None,
+                                       shown_as=name)
         layer = dataclasses.replace(layer, source=f"upload:{name}")
         record = self._registry.register(layer)
         log.info("%s uploaded layer version %s (%d grids) from %s", principal.name, record.version_id,
@@ -75,13 +74,11 @@ class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
         layer = self._registry.get_layer(request.version_id)
         boundary = None
         if request.boundary:
-            name = Path(request.boundary_filename).name
-            if not name:
-                raise InvalidInput("a boundary needs its file name (its suffix says the format)")
+            name = sources.upload_name(request.boundary_filename)
             with tempfile.TemporaryDirectory(prefix="citygrid-boundary-") as tmp:
                 path = Path(tmp) / name
                 path.write_bytes(request.boundary)
-                boundary = sources.read_boundary(path)
+                boundary = sources.read_boundary(path, shown_as=name)
         report = validate_layer(layer, boundary=boundary)
         return layer_pb2.ValidateLayerResponse(
             version_id=request.version_id, valid=report.valid, report_json=report.to_json()

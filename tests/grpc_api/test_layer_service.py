@@ -4,6 +4,7 @@ answers by time."""
 from __future__ import annotations
 
 import json
+import tempfile
 import zipfile
 from datetime import timedelta
 
@@ -12,6 +13,8 @@ import grpc
 import pytest
 import shapely
 from grpc_env import LAT0, LNG0, SPAN, T0, box_layer, start_server
+
+from citygrid.grpc_api._pb import layer_pb2
 
 
 @pytest.fixture
@@ -81,6 +84,39 @@ def test_unreadable_and_invalid_uploads_are_invalid_argument(fresh, tmp_path):
                 admin.upload_layer(path)
             assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT, path.name
             assert path.name in info.value.details() or "grid" in info.value.details()
+
+
+def test_an_invalid_upload_says_what_was_sent_not_where_the_server_put_it(fresh, tmp_path):
+    garbage = tmp_path / "grids.geojson"
+    garbage.write_text("this is not GeoJSON")
+    zipped = tmp_path / "grids.zip"
+    zipped.write_bytes(b"PK not really a zip")
+    with fresh.client() as admin:
+        for path in (garbage, zipped):
+            with pytest.raises(grpc.RpcError) as info:
+                admin.upload_layer(path)
+            details = info.value.details()
+            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT and details.startswith(path.name), details
+            assert "citygrid-upload" not in details and tempfile.gettempdir() not in details, details
+
+
+@pytest.mark.parametrize("filename", ["..", ".", "", "a/..", "x\x00y.geojson", "\u00e9" * 200 + ".geojson"])
+def test_an_upload_name_that_names_no_file_is_invalid_argument(fresh, tmp_path, filename):
+    """``..`` was INTERNAL (the server opened its temporary folder's parent as the file)."""
+    def messages():
+        yield layer_pb2.UploadLayerRequest(header=layer_pb2.UploadHeader(filename=filename))
+        yield layer_pb2.UploadLayerRequest(chunk=b'{"type": "FeatureCollection", "features": []}')
+
+    with fresh.client() as admin:
+        with pytest.raises(grpc.RpcError) as info:
+            admin.layers.UploadLayer(messages(), metadata=admin.metadata)
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+        assert "file name" in info.value.details()
+        admin.upload_layer(_geojson(box_layer("n1", 2), tmp_path / "n1.geojson"), version_id="n1")
+        request = layer_pb2.ValidateLayerRequest(version_id="n1", boundary=b"{}", boundary_filename=filename)
+        with pytest.raises(grpc.RpcError) as info:
+            admin.layers.ValidateLayer(request, metadata=admin.metadata)
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
 
 
 def test_an_overlapping_layer_is_not_published(fresh, tmp_path):
