@@ -52,6 +52,15 @@ MAX_ATTACHMENTS = 32
 MAX_PAGE = 1000
 #: SQLite page cache of the store's connection (KiB): the indexes of a year of events stay in memory.
 CACHE_KIB = 128 * 1024
+#: The intake channels a report's ``source`` names by default (``[intake] sources``), with their
+#: names: the demo district's five (:mod:`citygrid.engine.demo.rhythms` draws its reports from them).
+CHANNELS = {
+    "inspector_terminal": "网格员巡查终端",
+    "hotline_12345": "12345政务服务热线",
+    "video_analytics": "视频智能分析",
+    "citizen_app": "市民随手拍（i深圳）",
+    "iot_sensor": "物联感知设备",
+}
 
 
 # ---------------------------------------------------------------------- the model

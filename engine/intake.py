@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -53,8 +53,8 @@ from citygrid.engine.dispatch import Dispatcher, RoutingRules, rebalance
 from citygrid.engine.duplicates import DuplicateIndex, DuplicatePolicy
 from citygrid.engine.errors import CityGridError, Conflict, Forbidden, InvalidInput, Overloaded, PreconditionFailed
 from citygrid.engine.events import (
-    MAX_PAGE, AuditEntry, AuditRow, DispatchNotice, EscalationRow, Event, EventChange, EventFilter, EventReport,
-    EventStore, OverdueNotice, Page, Receipt, attachments_json,
+    CHANNELS, MAX_PAGE, AuditEntry, AuditRow, DispatchNotice, EscalationRow, Event, EventChange, EventFilter,
+    EventReport, EventStore, OverdueNotice, Page, Receipt, attachments_json,
 )
 from citygrid.engine.layers import GridLayer
 from citygrid.engine.lifecycle import (
@@ -78,6 +78,11 @@ _GROUP_WAIT_S = 0.0005
 _OVERDUE = "overdue feed"
 #: Who the audit trail names for what the intake does by itself.
 SYSTEM = ("citygrid", "system")
+#: Reports may say they occurred at most this long before the intake's clock (ten years: backfills
+#: from an older system are taken in, a year-1 date is not) ...
+MAX_REPORT_AGE = timedelta(days=3650)
+#: ... and at most this long after it (terminals whose clocks run fast).
+MAX_REPORT_AHEAD = timedelta(minutes=10)
 
 class Located(NamedTuple):
     grid_rows: np.ndarray  #: int32, -1 where no grid
@@ -138,6 +143,12 @@ class IntakeConfig:
     #: Register placed reports automatically (立案 by the system); False leaves it to dispatchers.
     auto_register: bool = True
     max_batch: int = MAX_BATCH
+    #: The channels a report's ``source`` may name (the demo's five by default).
+    sources: frozenset[str] = frozenset(CHANNELS)
+    #: How long before the intake's clock a report may say it occurred (older: refused) ...
+    max_report_age: timedelta = MAX_REPORT_AGE
+    #: ... and how far after it (a terminal's clock running fast).
+    max_report_ahead: timedelta = MAX_REPORT_AHEAD
 
 
 @dataclass(frozen=True)
@@ -368,6 +379,8 @@ class Intake:
         if len(reports) > self.config.max_batch:
             raise Overloaded(f"{len(reports)} reports in one batch; send at most {self.config.max_batch}")
         ticket = _Ticket(list(reports), principal)
+        now = self.clock()
+        earliest, latest = now - self.config.max_report_age, now + self.config.max_report_ahead
         for i, report in enumerate(ticket.reports):
             try:
                 report.check()
@@ -375,6 +388,18 @@ class Intake:
                     raise InvalidInput(
                         f"event {report.event_id}: unknown category {report.category_code!r} "
                         f"(taxonomy {self.taxonomy.name} {self.taxonomy.version})"
+                    )
+                if report.source not in self.config.sources:
+                    raise InvalidInput(
+                        f"event {report.event_id}: unknown source {report.source!r}; the intake takes reports from "
+                        f"{', '.join(sorted(self.config.sources))} ([intake] sources)"
+                    )
+                if not earliest <= report.occurred_at <= latest:
+                    raise InvalidInput(
+                        f"event {report.event_id}: occurred_at {report.occurred_at.isoformat()} is outside the "
+                        f"accepted window {earliest.isoformat(timespec='seconds')} to "
+                        f"{latest.isoformat(timespec='seconds')} (at most {_span(self.config.max_report_age)} "
+                        f"before the server's clock and {_span(self.config.max_report_ahead)} after it)"
                     )
                 ticket.occurred[i] = to_us(report.occurred_at)
             except CityGridError as exc:
@@ -1167,6 +1192,12 @@ def _intake_note(state: State, placed: bool, status: int, report: EventReport, d
         where = f"building {report.building_code}" if report.lng is None else f"({report.lng}, {report.lat}) {report.crs}"
         return f"reported at {where}: not placed in any grid (status {status})"
     return _INTAKE_NOTES[state]
+
+
+def _span(delta: timedelta) -> str:
+    """A window's length as people say it (``3650 days``, ``10 minutes``)."""
+    minutes = delta.total_seconds() / 60
+    return f"{minutes / 1440:g} days" if minutes >= 1440 else f"{minutes:g} minutes"
 
 
 def _us(t: datetime | None) -> int | None:

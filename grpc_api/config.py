@@ -38,6 +38,10 @@ Example ``citygrid.toml`` (every key optional; these are the defaults but for th
     clock_interval = 60.0             # seconds between ticks of the intake's clock (dispatch waiting
                                       # events, escalate overdue ones)
     first_responders = ["网格员"]      # departments whose grid workers take any matter of their grid
+    sources = ["inspector_terminal", "hotline_12345", "video_analytics", "citizen_app", "iot_sensor"]
+                                      # the channels a report's source may name
+    max_report_age_days = 3650.0      # a report may say it occurred this long before the server's clock ...
+    max_report_ahead_minutes = 10.0   # ... and this long after it; outside: refused (INVALID_ARGUMENT)
 
     [[intake.routing]]                # more rules beyond the taxonomy's category -> department; the
     category_class = "08"             # most specific match wins (category > area > grid type > class)
@@ -62,6 +66,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from datetime import timedelta
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -70,7 +75,8 @@ from pathlib import Path
 from citygrid.engine.dispatch import Route, RoutingRule, RoutingRules
 from citygrid.engine.duplicates import DuplicatePolicy
 from citygrid.engine.errors import InvalidInput, NotFound
-from citygrid.engine.intake import IntakeConfig
+from citygrid.engine.events import CHANNELS
+from citygrid.engine.intake import MAX_REPORT_AGE, MAX_REPORT_AHEAD, IntakeConfig
 from citygrid.engine.lifecycle import EscalationPolicy
 from citygrid.engine.taxonomy import Taxonomy, load_taxonomy
 from citygrid.engine.workers import DEFAULT_DEPARTMENT
@@ -113,6 +119,12 @@ class IntakeSettings:
     clock_interval: float = CLOCK_INTERVAL_S
     #: Departments whose grid workers (网格员) take any matter of their own grid.
     first_responders: tuple[str, ...] = (DEFAULT_DEPARTMENT,)
+    #: The channels a report's ``source`` may name; a report from another is refused.
+    sources: tuple[str, ...] = tuple(CHANNELS)
+    #: How long before the server's clock a report may say it occurred (days) ...
+    max_report_age_days: float = MAX_REPORT_AGE / timedelta(days=1)
+    #: ... and how long after it (minutes); a report outside the window is refused.
+    max_report_ahead_minutes: float = MAX_REPORT_AHEAD / timedelta(minutes=1)
     #: Routing rules beyond the taxonomy's category -> department (``[[intake.routing]]`` tables:
     #: ``category`` or ``category_class``, optionally ``grid_type`` and ``area``, -> ``departments``
     #: and an optional ``skill``); the most specific matching rule wins.
@@ -130,6 +142,8 @@ class IntakeSettings:
         if self.street_escalation_after_minutes is not None:
             _check_number(self, "street_escalation_after_minutes", minimum=0.0)
         _check_number(self, "clock_interval", minimum=0.0, inclusive=False)
+        _check_number(self, "max_report_age_days", minimum=0.0, maximum=36500.0)
+        _check_number(self, "max_report_ahead_minutes", minimum=0.0, maximum=525600.0)
         _check_whole("max_hops", self.max_hops, minimum=0)
         _check_whole("max_batch", self.max_batch, minimum=1)
         if not isinstance(self.auto_register, bool):
@@ -144,6 +158,7 @@ class IntakeSettings:
         try:
             calendar = (HolidayCalendar.china() if self.calendar_file is None
                         else HolidayCalendar.from_file(self.calendar_file))
+            sources = _strings("sources", self.sources)
             config = IntakeConfig(
                 schedule=WorkSchedule(periods=self.working_hours, timezone=self.timezone, calendar=calendar),
                 duplicates=DuplicatePolicy(self.duplicate_distance_m, self.duplicate_window_minutes),
@@ -151,6 +166,9 @@ class IntakeSettings:
                 max_hops=self.max_hops,
                 auto_register=self.auto_register,
                 max_batch=self.max_batch,
+                sources=frozenset(sources),
+                max_report_age=timedelta(days=self.max_report_age_days),
+                max_report_ahead=timedelta(minutes=self.max_report_ahead_minutes),
             )
             taxonomy = None if self.taxonomy_file is None else load_taxonomy(self.taxonomy_file)
             responders = _strings("first_responders", self.first_responders)
@@ -162,6 +180,7 @@ class IntakeSettings:
         object.__setattr__(self, "intake_config", config)
         object.__setattr__(self, "taxonomy", taxonomy)
         object.__setattr__(self, "first_responders", responders)
+        object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "routing", tuple(dict(rule) for rule in self.routing))
         object.__setattr__(self, "routing_rules", routing)
 
@@ -181,12 +200,15 @@ class IntakeSettings:
         return cls(**values)
 
 
-def _check_number(settings: IntakeSettings, key: str, *, minimum: float, inclusive: bool = True) -> None:
+def _check_number(settings: IntakeSettings, key: str, *, minimum: float, inclusive: bool = True,
+                  maximum: float = math.inf) -> None:
     """Check a number of the settings and store it as a float."""
     value = getattr(settings, key)
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < minimum or (not inclusive and value == minimum):
+    if not ok or value < minimum or (not inclusive and value == minimum) or value > maximum:
         bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        if maximum < math.inf:
+            bound += f" and <= {maximum:g}"
         raise InvalidInput(f"[intake] {key} must be a number {bound}, got {value!r}")
     object.__setattr__(settings, key, float(value))
 

@@ -25,6 +25,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from citygrid.engine.events import CHANNELS
 from citygrid.engine.taxonomy import Category
 from citygrid.engine.worktime import HolidayCalendar
 
@@ -35,7 +36,8 @@ SPRING_FESTIVAL = {2024: date(2024, 2, 10), 2025: date(2025, 1, 29), 2026: date(
 
 @dataclass(frozen=True)
 class Source:
-    """An intake channel: code, Chinese name, multiplier on days off, hourly profile (local hours)."""
+    """An intake channel (one of :data:`citygrid.engine.events.CHANNELS`): code, Chinese name,
+    multiplier on days off, hourly profile (local hours)."""
 
     code: str
     name: str
@@ -44,15 +46,15 @@ class Source:
 
 
 SOURCES = (
-    Source("inspector_terminal", "网格员巡查终端", 0.4,
+    Source("inspector_terminal", CHANNELS["inspector_terminal"], 0.4,
            (0, 0, 0, 0, 0, 0, 0, .1, .8, 1.3, 1.3, 1.1, .3, .1, .9, 1.2, 1.2, 1.0, .4, .1, .05, 0, 0, 0)),
-    Source("hotline_12345", "12345政务服务热线", 1.1,
+    Source("hotline_12345", CHANNELS["hotline_12345"], 1.1,
            (.15, .08, .05, .04, .04, .06, .2, .5, .9, 1.2, 1.3, 1.2, .9, .8, 1, 1.1, 1.1, 1, .9, 1, 1, .9, .6, .3)),
-    Source("video_analytics", "视频智能分析", 1.1,
+    Source("video_analytics", CHANNELS["video_analytics"], 1.1,
            (.25, .2, .15, .12, .12, .2, .5, .9, 1, 1, 1, 1.1, 1.2, 1, .9, .9, 1, 1.2, 1.4, 1.5, 1.4, 1.1, .7, .4)),
-    Source("citizen_app", "市民随手拍（i深圳）", 1.25,
+    Source("citizen_app", CHANNELS["citizen_app"], 1.25,
            (.1, .05, .03, .02, .02, .05, .2, .6, .9, 1, 1, 1, 1.1, 1, .9, .9, .9, 1, 1.1, 1.3, 1.4, 1.2, .7, .3)),
-    Source("iot_sensor", "物联感知设备", 1.0, (1.0,) * 24),
+    Source("iot_sensor", CHANNELS["iot_sensor"], 1.0, (1.0,) * 24),
 )
 
 #: Source mix per class code (shares in the order of :data:`SOURCES`).

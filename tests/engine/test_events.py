@@ -79,6 +79,57 @@ def test_unknown_category_and_building(world):
     assert "unknown building" in str(receipts[1].error)
 
 
+def test_report_times_outside_the_window_around_the_clock_are_refused(world):
+    """Year 1 and 9999 are refused; the window's edges are the intake's (injected) clock minus
+    ``max_report_age`` and plus ``max_report_ahead``, whatever the hour."""
+    now = world.now[0]
+    config = world.intake.config
+    cases = {
+        "year 1": (datetime(1, 1, 1, tzinfo=CST), False),
+        "year 9999": (datetime(9999, 12, 31, tzinfo=CST), False),
+        "oldest": (now - config.max_report_age, True),
+        "older": (now - config.max_report_age - timedelta(seconds=1), False),
+        "latest": (now + config.max_report_ahead, True),
+        "later": (now + config.max_report_ahead + timedelta(seconds=1), False),
+        "now": (now, True),
+    }
+    reports = [world.report(i=k % 4, j=k // 4, occurred_at=t) for k, (t, _) in enumerate(cases.values())]
+    receipts = world.intake.submit(reports, INTAKE)
+    for (name, (_, taken)), receipt in zip(cases.items(), receipts):
+        assert receipt.ok is taken, name
+        if not taken:
+            assert isinstance(receipt.error, InvalidInput) and "outside the accepted window" in str(receipt.error)
+    assert (config.max_report_age, config.max_report_ahead) == (timedelta(days=3650), timedelta(minutes=10))
+
+
+def test_the_window_follows_the_configured_limits_at_night(tmp_path):
+    night = datetime(2026, 10, 1, 3, 0, tzinfo=CST)  # 03:00 on National Day
+    world = make_world(tmp_path, start=night,
+                       config=IntakeConfig(max_report_age=timedelta(hours=2), max_report_ahead=timedelta(0)))
+    receipts = world.intake.submit([world.report(occurred_at=night - timedelta(hours=2)),
+                                    world.report(i=2, occurred_at=night - timedelta(hours=2, seconds=1)),
+                                    world.report(i=3, occurred_at=night + timedelta(microseconds=1))], INTAKE)
+    assert [r.ok for r in receipts] == [True, False, False]
+
+
+def test_an_unknown_source_is_refused_in_its_receipt(world):
+    from citygrid.engine.demo.rhythms import SOURCES
+
+    assert world.intake.config.sources == {s.code for s in SOURCES}  # the demo's five by default
+    reports = [world.report(i=k, source=s.code) for k, s in enumerate(SOURCES[:4])]
+    reports.insert(2, world.report(i=0, j=3, source="carrier pigeon"))
+    receipts = world.intake.submit(reports, INTAKE)
+    assert [r.ok for r in receipts] == [True, True, False, True, True]
+    assert isinstance(receipts[2].error, InvalidInput)
+    assert "unknown source 'carrier pigeon'" in str(receipts[2].error) and "hotline_12345" in str(receipts[2].error)
+
+
+def test_the_configured_sources_are_the_ones_taken(tmp_path):
+    world = make_world(tmp_path, config=IntakeConfig(sources=frozenset({"pigeon"})))
+    receipts = world.intake.submit([world.report(source="pigeon"), world.report(i=2, source="hotline_12345")], INTAKE)
+    assert receipts[0].ok and isinstance(receipts[1].error, InvalidInput)
+
+
 def test_building_code_places_the_event(tmp_path):
     world = make_world(tmp_path)
     world.intake.buildings = {"B-1": centre(2, 1)}
@@ -436,7 +487,7 @@ def test_duplicate_policy_limits():
 def test_duplicates_are_linked_not_dispatched(world):
     intake = world.intake
     first = world.report(i=1, j=2)
-    again = world.report(i=1, j=2, dx=0.0002, source="video_ai")  # ~20 m away, minutes later
+    again = world.report(i=1, j=2, dx=0.0002, source="video_analytics")  # ~20 m away, minutes later
     other_kind = world.report(i=1, j=2, category="0501")
     receipts = intake.submit([first, again, other_kind], INTAKE)
     assert receipts[1].state is State.DUPLICATE and receipts[1].duplicate_of == first.event_id

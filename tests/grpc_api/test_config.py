@@ -57,6 +57,9 @@ max_hops = 2
 auto_register = false
 max_batch = 500
 clock_interval = 2.5
+sources = ["hotline_12345", "城管通"]
+max_report_age_days = 30
+max_report_ahead_minutes = 2.5
 """)
     config = load_config(path)
     settings = config.intake
@@ -75,6 +78,8 @@ clock_interval = 2.5
     assert (engine.duplicates.distance_m, engine.duplicates.window_minutes) == (12.5, 90.0)
     assert engine.escalation.street_after_minutes == 30.0
     assert (engine.max_hops, engine.auto_register, engine.max_batch) == (2, False, 500)
+    assert engine.sources == {"hotline_12345", "城管通"}
+    assert (engine.max_report_age, engine.max_report_ahead) == (timedelta(days=30), timedelta(minutes=2.5))
 
     taxonomy = settings.taxonomy
     assert taxonomy.version == "test" and len(taxonomy.classes) == 1
@@ -113,6 +118,11 @@ def test_no_intake_table_gives_the_engine_defaults():
     ("[intake]\ntaxonomy_file = \"missing.json\"", r"\[intake\] cannot read the taxonomy file .*missing.json"),
     ("[intake]\ntaxonomy_file = 7", r"\[intake\] taxonomy_file must be a file path, got 7"),
     ("[intake]\nfirst_responders = []", r"\[intake\] first_responders must be a non-empty list of names"),
+    ("[intake]\nsources = []", r"\[intake\] sources must be a non-empty list of names"),
+    ("[intake]\nsources = \"hotline_12345\"", r"\[intake\] sources must be a non-empty list of names"),
+    ("[intake]\nmax_report_age_days = -1", r"max_report_age_days must be a number >= 0 and <= 36500, got -1"),
+    ("[intake]\nmax_report_age_days = 1e9", r"max_report_age_days must be a number >= 0 and <= 36500"),
+    ("[intake]\nmax_report_ahead_minutes = \"soon\"", r"max_report_ahead_minutes must be a number >= 0"),
     ("[[intake.routing]]\ncategory = \"0101\"\ndepartments = [\"消防\"]\nteam = \"a\"",
      r"rule 1: unknown keys \['team'\]"),
     ("[[intake.routing]]\ndepartments = [\"消防\"]", r"rule 1 needs a category, category_class, grid_type or area"),

@@ -28,7 +28,7 @@ def reports(n: int) -> list[intake_pb2.EventReport]:
     for k in range(n):
         i, j = k % N, (k // N) % N
         r = intake_pb2.EventReport(
-            event_id=f"crash-{k:06d}", category_code=CATEGORIES[k % len(CATEGORIES)], source="video",
+            event_id=f"crash-{k:06d}", category_code=CATEGORIES[k % len(CATEGORIES)], source="video_analytics",
             lng=LNG0 + (i + 0.1 + 0.8 * ((k * 7919) % 97) / 97) * STEP,
             lat=LAT0 + (j + 0.1 + 0.8 * ((k * 104729) % 89) / 89) * STEP,
         )

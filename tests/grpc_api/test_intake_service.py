@@ -5,7 +5,7 @@ the status code of each refusal, the dispatch feed resumed across a reconnect, r
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
@@ -187,6 +187,25 @@ def test_not_found_and_invalid_arguments(staffed, admin):
     with pytest.raises(grpc.RpcError) as info:
         list(admin.list_events(states=["lost"]))
     assert code_of(info) is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_reports_from_year_1_or_9999_or_an_unknown_channel_are_refused_in_their_receipts(staffed, admin):
+    """The server's window is its clock minus 3,650 days to plus 10 minutes by default; the
+    reports' times are taken from the same clock, so the test holds at any hour."""
+    def at(when: datetime, **fields) -> intake_pb2.EventReport:
+        message = report(18, 3, **fields)  # a box no other test reports in
+        message.occurred_at.FromDatetime(when)
+        return message
+
+    now = datetime.now(timezone.utc)
+    batch = [at(datetime(1, 1, 1, tzinfo=timezone.utc)), at(datetime(9999, 12, 31, tzinfo=timezone.utc)),
+             at(now + timedelta(minutes=30)), at(now - timedelta(days=3651)), at(now, source="pigeon"),
+             at(now - timedelta(days=3600), dx=0.001), at(now, source="iot_sensor", dy=0.001)]
+    receipts = admin.submit_events(batch)
+    assert [r.error.code for r in receipts] == ["INVALID_ARGUMENT"] * 5 + ["", ""]
+    assert all("outside the accepted window" in r.error.message for r in receipts[:4])
+    assert "unknown source 'pigeon'" in receipts[4].error.message
+    assert all(r.created for r in receipts[5:])
 
 
 def test_oversized_batch_is_resource_exhausted(staffed, admin):
