@@ -1,7 +1,9 @@
 """``citygrid serve``: run the gRPC server on a data directory until SIGTERM or Ctrl-C.
 
 ``--demo`` generates the demo district into ``<data dir>/demo`` (or reuses it), imports it as a layer
-version, publishes and activates it when no version is active yet, and prints a fresh admin token.
+version, publishes and activates it when no version is active yet, and prints a fresh admin token
+(revoking the one a previous ``--demo`` start printed). It listens on 127.0.0.1 unless ``--host``
+says otherwise: a plain-text server on every interface is not a demo default.
 On SIGTERM or SIGINT the server drains: health turns NOT_SERVING, calls in flight get
 ``grace_seconds`` to finish, new calls are refused, then it stops.
 """
@@ -25,6 +27,10 @@ from citygrid.grpc_api.config import load_config
 from citygrid.grpc_api.server import create_server
 
 log = logging.getLogger("citygrid.serve")
+#: Where ``--demo`` listens unless ``--host`` is given.
+DEMO_HOST = "127.0.0.1"
+#: The principal of the admin token ``--demo`` prints (each start revokes the previous one).
+DEMO_ADMIN = "demo admin"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="run the gRPC server (GridService, LayerService, TokenService, IntakeService)")
@@ -33,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="data directory (overrides the config's data_dir)")
     parser.add_argument("--demo", action="store_true",
                         help="generate or reuse the demo district, serve it, print a fresh admin token")
-    parser.add_argument("--host", help="address to listen on (default [::], all interfaces)")
+    parser.add_argument("--host", help="address to listen on (default [::], all interfaces; with --demo 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (default 50051; 0: any free port)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus metrics port (default 9464; -1: off)")
     parser.add_argument("--replica", action="store_true",
@@ -45,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     data_dir = getattr(args, "serve_data_dir", None) or config.data_dir or args.data_dir
-    config = config.replace(data_dir=Path(data_dir), host=args.host, port=args.port,
+    host = args.host or (DEMO_HOST if args.demo else None)
+    config = config.replace(data_dir=Path(data_dir), host=host, port=args.port,
                             replica=True if args.replica else None)
     if args.metrics_port is not None:
         config = dataclasses.replace(config, metrics_port=None if args.metrics_port < 0 else args.metrics_port)
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             *(path if path.exists() else None for path in (demo_dir / "workers.parquet", demo_dir / "buildings.parquet"))
         )
         log.info("demo district: %d workers and %d building positions loaded into the intake", n_workers, n_buildings)
-        secret, info = server.resources.tokens.issue("demo admin", Role.ADMIN)
+        secret, info = server.resources.tokens.issue(DEMO_ADMIN, Role.ADMIN, replacing=True)
         log.info("demo district: layer version %s; admin token %s issued", version_id, info.token_id)
         print(f"admin token: {secret}", flush=True)
 

@@ -110,10 +110,11 @@ def random_points(rng, n: int, margin: float = 0.0):
     return lng, lat
 
 
-def start_serve(args: list[str], cwd) -> tuple[subprocess.Popen, int, list[str]]:
-    """Start ``citygrid serve`` and wait for its "listening on HOST:PORT" log line."""
+def start_serve(args: list[str], cwd, *, host: str | None = "127.0.0.1") -> tuple[subprocess.Popen, int, list[str]]:
+    """Start ``citygrid serve`` (``--host host`` unless ``None``) and wait for its "listening on
+    HOST:PORT" log line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "citygrid.cli.main", "serve", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "citygrid.cli.main", "serve", *(["--host", host] if host else []), "--port", "0",
          "--metrics-port", "-1", *args],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -124,7 +125,7 @@ def start_serve(args: list[str], cwd) -> tuple[subprocess.Popen, int, list[str]]
         if not line:
             break
         lines.append(line)
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        match = re.search(r"listening on \S+:(\d+) ", line)
         if match:
             reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
             reader.start()

@@ -1,5 +1,6 @@
-"""``citygrid serve --demo`` on the demo district: it prints a fresh admin token, serves the 3,823
-grids, and a community's dashboard sees its own grids only."""
+"""``citygrid serve --demo`` on the demo district: it listens on loopback, prints a fresh admin token
+(the previous start's no longer works), serves the 3,823 grids, and a community's dashboard sees its
+own grids only."""
 
 from __future__ import annotations
 
@@ -16,17 +17,43 @@ from citygrid.grpc_api.client import CityGridClient
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory, demo_dir, demo_layer):
+    """The demo served on a data directory for the second time (no ``--host``): the address, the
+    admin token, the log, and the admin token of the first start."""
     root = tmp_path_factory.mktemp("serve-demo")
     (root / "data" / "demo").mkdir(parents=True)
     (root / "data" / "demo" / "grids.parquet").symlink_to(demo_dir / "grids.parquet")  # reused, not regenerated
-    proc, port, lines = start_serve(["--data-dir", str(root / "data"), "--demo"], root)
-    token = next(m.group(1) for line in lines if (m := re.match(r"admin token: (\S+)", line)))
-    yield f"127.0.0.1:{port}", token, lines
+    args = ["--data-dir", str(root / "data"), "--demo"]
+    proc, _, lines = start_serve(args, root, host=None)
+    stop_serve(proc)
+    proc, port, again = start_serve(args, root, host=None)
+    yield f"127.0.0.1:{port}", _token(again), again, _token(lines)
     stop_serve(proc)
 
 
+def _token(lines: list[str]) -> str:
+    return next(m.group(1) for line in lines if (m := re.match(r"admin token: (\S+)", line)))
+
+
+def test_the_demo_listens_on_loopback_only(demo_server):
+    _, _, lines, _ = demo_server
+    [listening] = [line for line in lines if "listening on" in line]
+    assert re.search(r"listening on 127\.0\.0\.1:\d+ \(plain text\)", listening), listening
+
+
+def test_a_new_demo_start_revokes_the_previous_demo_admin_token(demo_server):
+    target, token, _, earlier = demo_server
+    assert token != earlier
+    with CityGridClient(target, token) as admin:
+        assert admin.whoami().principal == "demo admin"
+        assert [t.principal for t in admin.list_tokens().tokens].count("demo admin") == 1
+    with CityGridClient(target, earlier) as old:
+        with pytest.raises(grpc.RpcError) as info:
+            old.whoami()
+        assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED and "revoked" in info.value.details()
+
+
 def test_demo_serves_the_district_with_a_fresh_admin_token(demo_server, demo_layer, rng):
-    target, token, lines = demo_server
+    target, token, lines, _ = demo_server
     assert len(token) >= 40
     assert "generating the demo district" not in "".join(lines)  # the symlinked grids were reused
     grids = demo_layer.geometries()
@@ -44,7 +71,7 @@ def test_demo_serves_the_district_with_a_fresh_admin_token(demo_server, demo_lay
 
 
 def test_a_community_dashboard_sees_only_its_community(demo_server, demo_layer):
-    target, token, _ = demo_server
+    target, token, _, _ = demo_server
     community = demo_layer.record(0)["community_code"]
     own = set(demo_layer.codes[demo_layer.column("community_code") == community])
     with CityGridClient(target, token) as admin:
