@@ -158,6 +158,37 @@ def test_bad_inputs_raise_clear_errors(tmp_path, shared_data):
         sources.resolve_layer("no-such-version", tmp_path)
 
 
+@pytest.mark.parametrize("name, content", [
+    ("grids.geojson", b"this is not json"),
+    ("grids.zip", b"PK not a zip"),
+    ("grids.parquet", b"PAR1 not parquet"),
+    ("nocode.geojson", b'{"type": "FeatureCollection", "features": []}'),
+])
+def test_an_uploads_errors_name_the_file_as_sent_not_its_folder(tmp_path, name, content):
+    folder = tmp_path / "citygrid-upload-x1y2"
+    folder.mkdir()
+    (folder / name).write_bytes(content)
+    with pytest.raises(InvalidInput) as info:
+        sources.read_layer(folder / name, shown_as=name)
+    message = str(info.value)
+    assert message.startswith(name) and str(tmp_path) not in message and "citygrid-upload" not in message
+    with pytest.raises(InvalidInput) as info:
+        sources.read_layer(folder / name)
+    assert str(folder) in str(info.value)  # a local file keeps its path in the message
+
+
+@pytest.mark.parametrize("sent, kept", [("grids.geojson", "grids.geojson"), ("a/b/../grids.zip", "grids.zip"),
+                                        ("C:\\x\\grids.gpkg", "grids.gpkg"), ("格网.geojson", "格网.geojson")])
+def test_an_upload_is_kept_under_the_last_part_of_its_name(sent, kept):
+    assert sources.upload_name(sent) == kept
+
+
+@pytest.mark.parametrize("sent", ["", ".", "..", "x/..", "a\x00.geojson", "tab\t.geojson", "e" * 256])
+def test_an_upload_name_that_names_no_file_is_invalid(sent):
+    with pytest.raises(InvalidInput, match="file name"):
+        sources.upload_name(sent)
+
+
 def test_empty_and_null_geometries_are_kept_as_empty_grids():
     layer = GridLayer.from_geometries(
         [shapely.box(0, 0, 1, 1), None, shapely.Polygon()], {"grid_code": ["a", "b", "c"]}
