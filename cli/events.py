@@ -34,6 +34,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
+from citygrid.cli.common import add_crs_argument
 from citygrid.cli.remote import Leaves, connection_options, message_dict, parse_time, remote
 from citygrid.engine import coordinates
 from citygrid.engine.errors import InvalidInput
@@ -104,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("event_id")
     p.add_argument("--lng", type=float)
     p.add_argument("--lat", type=float)
-    p.add_argument("--crs", choices=sorted(CRS), default="wgs84", help="of --lng/--lat (default wgs84)")
+    add_crs_argument(p, of="--lng/--lat")
     p.add_argument("--building", default="", metavar="CODE", help="the building's position instead of --lng/--lat")
     p.add_argument("--note", default="")
     p.set_defaults(func=remote(_relocate))

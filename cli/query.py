@@ -4,7 +4,7 @@
     citygrid query grid 440307001001001
     citygrid query grids --community 440307001001
     citygrid query cell 8a4a...  |  citygrid query cells 440307001001001
-    citygrid query layer upload grids.zip --version-id v2
+    citygrid query layer upload grids.zip --version-id v2 --code-field GRID_ID
     citygrid query layer publish v2 --valid-from 2027-01-01T00:00:00+08:00
     citygrid query layer activate v2  |  citygrid query layer versions
     citygrid query token issue 市民热线 intake --jurisdiction 440307001
@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from citygrid.cli.common import add_crs_argument, add_field_arguments, given_fields
 from citygrid.cli.remote import Leaves, connection_options, message_dict, parse_time, print_message, remote
-from citygrid.grpc_api.client import CRS, CityGridClient
+from citygrid.grpc_api.client import CityGridClient
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("query", help="call a running CityGrid server (assign, grids, layers, tokens)",
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("point", help="the grid of one point")
     p.add_argument("lng", type=float)
     p.add_argument("lat", type=float)
-    p.add_argument("--crs", choices=sorted(CRS), default="wgs84")
+    add_crs_argument(p, of="LNG LAT")
     p.add_argument("--at", type=parse_time, help="use the layer version valid at this ISO time (with zone)")
     p.add_argument("--fallback-m", type=float, default=0.0, help="give points this close outside every grid the nearest")
     p.set_defaults(func=remote(_point))
@@ -64,9 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = layer_sub.add_parser("upload", help="upload a grid file as a new unpublished version")
     p.add_argument("file")
     p.add_argument("--version-id", default="")
-    for name in ("grid_code", "grid_name", "grid_type", "community_code", "street_code", "district_code"):
-        p.add_argument(f"--{name.replace('_code', '').replace('_', '-')}-field", dest=f"field_{name}", default="",
-                       metavar="COLUMN", help=f"source column of the {name.replace('_', ' ')}")
+    add_field_arguments(p, defaults=False)
     p.set_defaults(func=remote(_upload))
     p = layer_sub.add_parser("validate", help="coverage report of a version")
     p.add_argument("version_id")
@@ -116,8 +115,7 @@ def _grids(client: CityGridClient, args) -> None:
 
 
 def _upload(client: CityGridClient, args) -> None:
-    fields = {name[len("field_"):]: value for name, value in vars(args).items() if name.startswith("field_") and value}
-    print_message(client.upload_layer(args.file, version_id=args.version_id, fields=fields))
+    print_message(client.upload_layer(args.file, version_id=args.version_id, fields=given_fields(args)))
 
 
 def _validate(client: CityGridClient, args) -> int:

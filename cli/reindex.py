@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from citygrid.cli.common import add_field_arguments, field_map
+from citygrid.cli.common import add_crs_argument, add_field_arguments, field_map
 from citygrid.cluster.reindex import DEFAULT_TASK_ROWS, PARTITION_LEVELS, ReindexRequest
 from citygrid.engine.errors import InvalidInput
 from citygrid.engine.jobs import Job, JobState
@@ -45,8 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="id column of INPUT, kept in the output; created from row positions when absent (default: row_id)")
     parser.add_argument("--partition-by", choices=sorted(PARTITION_LEVELS), default="street",
                         help="level the output is partitioned by (default: street)")
-    parser.add_argument("--crs", choices=("wgs84", "gcj02", "bd09"), default="wgs84",
-                        help="coordinate system of INPUT's points (default: wgs84)")
+    add_crs_argument(parser, of="INPUT's points")
     parser.add_argument("--fallback-m", type=float, default=0.0, metavar="METRES",
                         help="give points this close outside every grid the nearest grid (default: 0, off)")
     parser.add_argument("--task-rows", type=int, default=DEFAULT_TASK_ROWS, metavar="N",
