@@ -7,13 +7,15 @@ import json
 
 from citygrid.cli.common import add_field_arguments, field_map
 from citygrid.engine import snapshots, sources
+from citygrid.engine.registry import LayerRegistry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("layer", help="grid layers: import, list, show, validate")
     layer_sub = parser.add_subparsers(dest="layer_command", metavar="LAYER_COMMAND", required=True)
 
-    imp = layer_sub.add_parser("import", help="read a grid file and save it as a layer version in --data-dir")
+    imp = layer_sub.add_parser("import", help="read a grid file and save it as a layer version in --data-dir "
+                               "(recorded, unpublished, in its registry)")
     imp.add_argument("grids", help="GeoJSON, TopoJSON, Shapefile (.shp or .zip), GeoPackage or GeoParquet")
     imp.add_argument("--version-id", help="name of the new version (default: derived from its content hash)")
     add_field_arguments(imp)
@@ -34,9 +36,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    """Save the version and record it in the data directory's layer registry: the registry a server on
+    that directory reads on every ListVersions, so a running server lists it at once (no second
+    registry, no restart)."""
     layer = sources.read_layer(args.grids, field_map(args), version_id=args.version_id)
-    path = snapshots.save_layer(layer, args.data_dir)
-    print(f"saved layer version {layer.version_id} ({layer.n_grids} grids) at {path}")
+    # Recording needs no point index: none is built (the active version is only mapped).
+    registry = LayerRegistry(args.data_dir, assigner_factory=lambda _: None)
+    try:
+        record = registry.register(layer)
+    finally:
+        registry.close()
+    path = snapshots.version_dir(args.data_dir, record.version_id)
+    print(f"saved layer version {record.version_id} ({record.n_grids} grids) at {path}")
+    if record.published:
+        print(f"it is already published (valid from {record.valid_from.isoformat()})")
+        return 0
+    print(f"recorded, unpublished, in the layer registry of {args.data_dir}; a server on this data directory "
+          "lists it now (citygrid query layer versions). Publish and activate it there:")
+    print(f"  citygrid query layer publish {record.version_id}")
+    print(f"  citygrid query layer activate {record.version_id}")
+    print("A server on another data directory takes the file itself: citygrid query layer upload "
+          f"{args.grids} --version-id {record.version_id} (and the same --*-field options)")
     return 0
 
 

@@ -64,7 +64,11 @@ def remote(action):
 
 
 def message_dict(message) -> dict:
-    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=False)
+    """``message`` as JSON-able data with every field: a zero, an empty string or list and the first
+    enum value are printed (``"row": 0``, ``"max_load": 0``, ``"moves": []``), not left out as
+    protobuf's JSON mapping does by default, so a script reads each field it knows. Only fields with
+    presence (messages, ``optional``) that are unset stay out: "not set" is what they say."""
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
 def print_message(message) -> None:
