@@ -3,9 +3,12 @@
 The output holds the input rows in their order, with ``grid_code``, ``status`` (``inside``,
 ``shared_boundary``, ``fallback``, ``outside`` or ``invalid``), ``grid_row`` and the parents
 (``community_code``, ``community_name``, ``street_code``, ``street_name``, ``district_code``,
-``district_name``) added; Parquet or CSV by the output's suffix. The file is streamed in batches, so
-its size is bounded by the disk, not the memory, and written to ``OUT.partial`` then renamed: an
-interrupted run leaves no half-written ``OUT``.
+``district_name``) added; Parquet (``.parquet``, ``.pq``) or CSV (``.csv``) by the output's suffix, any
+other suffix refused. The file is streamed in batches, so its size is bounded by the disk, not the
+memory, and written to ``OUT.partial`` then renamed: an interrupted run leaves no half-written ``OUT``.
+
+A coordinate that is missing, not a number or out of range makes its row ``invalid``; the other rows
+are assigned. A CSV file's numeric columns stay numeric (see :mod:`citygrid.cli.point_files`).
 
     citygrid assign --layer demo-v1 events.csv -o events-assigned.parquet --crs gcj02
 """
@@ -13,7 +16,6 @@ interrupted run leaves no half-written ``OUT``.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 from pathlib import Path
 
@@ -23,19 +25,15 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from citygrid.cli.common import add_field_arguments, field_map
+from citygrid.cli import point_files
+from citygrid.cli.common import add_crs_argument, add_field_arguments, field_map
 from citygrid.engine import sources
 from citygrid.engine.assignment import CHAIN, Assigner, Status
-from citygrid.engine.coordinates import CRS_NAMES
 from citygrid.engine.errors import InvalidInput, NotFound
 
 #: Column names tried (case-insensitive) when --lng-col / --lat-col are not given.
 LNG_NAMES = ("lng", "lon", "long", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
-#: Rows per batch read, assigned and written.
-BATCH_ROWS = 1 << 20
-#: Text that means "no value" in a CSV coordinate column (it becomes an invalid point, not an error).
-NULL_TEXT = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "-"]
 STATUS_NAMES = np.array([s.name.lower() for s in Status], dtype=object)
 
 
@@ -50,11 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layer", required=True, metavar="PATH|ID",
                         help="saved layer version id, version directory, or grid file")
     parser.add_argument("-o", "--output", required=True, type=Path,
-                        help="output file: .parquet or .csv (by its suffix)")
+                        help=f"output file: {', '.join(point_files.OUTPUT_FORMATS)} (Parquet or CSV by its suffix)")
     parser.add_argument("--lng-col", help=f"longitude column (default: the first of {', '.join(LNG_NAMES)})")
     parser.add_argument("--lat-col", help=f"latitude column (default: the first of {', '.join(LAT_NAMES)})")
-    parser.add_argument("--crs", default="wgs84", choices=CRS_NAMES,
-                        help="coordinate system of the points (default: wgs84)")
+    add_crs_argument(parser, of="the points")
     parser.add_argument("--fallback-m", type=float, default=0.0, metavar="M",
                         help="give a point outside every grid the nearest grid within M metres (default: 0, off)")
     parser.add_argument("--prefix", default="", help="prefix for the added column names (default: none)")
@@ -66,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
     points = Path(args.points)
     if not points.is_file():
         raise NotFound(f"no such file: {points}")
-    out_format = _format_of(args.output, "output")
-    in_format = _format_of(points, "input")
+    out_format = point_files.format_of(args.output, "output")
+    in_format = point_files.format_of(points, "input")
+    lng_col, lat_col = _coordinate_columns(point_files.column_names(points, in_format), args.lng_col, args.lat_col)
     layer = sources.resolve_layer(args.layer, args.data_dir, field_map(args))
     assigner = Assigner.for_layer(layer)
-    batches, schema, total = _read(points, in_format, args.lng_col, args.lat_col)
-    lng_col, lat_col = _coordinate_columns(schema, args.lng_col, args.lat_col)
+    batches, schema, total = point_files.read_points(points, in_format)
     added = _added_names(args.prefix)
     clash = sorted(set(added) & set(schema.names))
     if clash:
@@ -86,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
         with _writer(partial, out_format, out_schema) as writer, \
                 tqdm(total=total, unit="pts", disable=None) as progress:
             for batch in batches:
-                lng = _floats(batch.column(lng_col))
-                lat = _floats(batch.column(lat_col))
+                lng = point_files.coordinate_values(batch.column(lng_col))
+                lat = point_files.coordinate_values(batch.column(lat_col))
                 result = assigner.assign(lng, lat, crs=args.crs, fallback_m=args.fallback_m)
                 for name, n in result.counts().items():
                     counts[name] += n
@@ -102,56 +99,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_of(path: Path, role: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix in (".csv", ".txt"):
-        return "csv"
-    raise InvalidInput(f"{role} file {path}: use a .parquet or .csv file (got {suffix or 'no suffix'!r})")
-
-
-def _read(path: Path, fmt: str, lng_col: str | None, lat_col: str | None):
-    """(batches, schema, number of rows or None) of the input, streamed."""
-    if fmt == "parquet":
-        try:
-            source = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InvalidInput(f"{path}: cannot read it as Parquet ({exc})") from None
-        return source.iter_batches(batch_size=BATCH_ROWS), source.schema_arrow, source.metadata.num_rows
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), None)
-    if not header:
-        raise InvalidInput(f"{path}: the CSV file is empty (no header row)")
-    lng_name, lat_name = _coordinate_columns(pa.schema([(name, pa.string()) for name in header]), lng_col, lat_col)
-    # Every other column is read as text: kept exactly as written, and no type guessed from the first
-    # block can fail on a later one.
-    types = {name: pa.string() for name in header}
-    types.update({lng_name: pa.float64(), lat_name: pa.float64()})
-    try:
-        reader = pv.open_csv(
-            path,
-            read_options=pv.ReadOptions(block_size=64 << 20),
-            convert_options=pv.ConvertOptions(column_types=types, null_values=NULL_TEXT, strings_can_be_null=False),
-        )
-    except pa.ArrowInvalid as exc:
-        raise InvalidInput(f"{path}: cannot read it as CSV ({exc})") from None
-    return _csv_batches(reader, path), reader.schema, None
-
-
-def _csv_batches(reader, path: Path):
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            raise InvalidInput(f"{path}: a coordinate is not a number ({exc})") from None
-        yield batch
-
-
-def _coordinate_columns(schema: pa.Schema, lng_col: str | None, lat_col: str | None) -> tuple[str, str]:
-    names = schema.names
+def _coordinate_columns(names: list[str], lng_col: str | None, lat_col: str | None) -> tuple[str, str]:
     lower = {name.lower(): name for name in reversed(names)}
 
     def pick(given, candidates, what, flag):
@@ -165,12 +113,6 @@ def _coordinate_columns(schema: pa.Schema, lng_col: str | None, lat_col: str | N
         raise InvalidInput(f"no {what} column found among {names}: name it with {flag}")
 
     return pick(lng_col, LNG_NAMES, "longitude", "--lng-col"), pick(lat_col, LAT_NAMES, "latitude", "--lat-col")
-
-
-def _floats(column: pa.Array) -> np.ndarray:
-    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type) or pa.types.is_null(column.type)):
-        raise InvalidInput(f"coordinate column of type {column.type} is not numeric")
-    return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _added_names(prefix: str) -> dict[str, str]:

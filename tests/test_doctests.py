@@ -28,6 +28,7 @@ MODULES = [
     "citygrid.grpc_api.errors",
     "citygrid.grpc_api.config",
     "citygrid.grpc_api.metrics",
+    "citygrid.cli.point_files",
 ]
 
 
