@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     server, port = create_server(config)
     if args.demo:
         version_id = prepare_demo(server.resources.registry, Path(config.data_dir))
-        demo_dir = Path(config.data_dir) / "demo"
+        demo_dir = demo_folder(Path(config.data_dir))
         n_workers, n_buildings = server.resources.intake.load_staff(
             *(path if path.exists() else None for path in (demo_dir / "workers.parquet", demo_dir / "buildings.parquet"))
         )
@@ -89,10 +89,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_folder(data_dir: Path) -> Path:
+    """Where ``--demo`` writes the demo district's files (the README tells newcomers)."""
+    return data_dir / "demo"
+
+
 def prepare_demo(registry: LayerRegistry, data_dir: Path) -> str:
     """Generate (once) and register the demo district as version ``demo-<content hash>``; publish it
     and, when nothing is active yet, activate it. Returns its version id."""
-    demo_dir = data_dir / "demo"
+    demo_dir = demo_folder(data_dir)
     grids = demo_dir / "grids.parquet"
     if not grids.exists():
         log.info("generating the demo district in %s", demo_dir)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from citygrid.cli.main import build_parser
+from citygrid.cli.serve import demo_folder
 from citygrid.engine.coordinates import CRS_CODES, CRS_NAMES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -80,3 +81,16 @@ def test_the_readme_lists_the_coordinate_systems_of_assign_and_reindex():
         lines = [line for line in text.splitlines() if line.startswith(command) and "--crs" in line]
         assert lines and all(listed in line for line in lines), f"{command}: {lines}"
     assert re.search(r"`cgcs2000`.*EPSG:4490", text)
+
+
+def test_the_readme_says_where_the_demo_files_are(demo_dir):
+    """A newcomer finds the demo's events, workers and buildings from the README: the folder
+    ``serve --demo`` writes them to, and every file the generator writes is named there."""
+    text = README.read_text(encoding="utf-8")
+    folder = demo_folder(Path("DIR"))
+    assert f"`{folder.as_posix()}/`" in text
+    for name in ("events.parquet", "workers.parquet", "buildings.parquet"):
+        assert f"{folder.as_posix()}/{name}" in text or f"demo/{name}" in text, name
+    written = {p.name for p in demo_dir.iterdir()}
+    assert {"events.parquet", "workers.parquet", "buildings.parquet"} <= written
+    assert not [name for name in written if f"`{name}`" not in text and f"/{name}" not in text]
