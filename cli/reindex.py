@@ -129,4 +129,6 @@ def _print(job: Job, *, as_json: bool) -> None:
     else:
         print(f"job {job.job_id} {job.state.value}: {job.error or ''}".rstrip())
         if job.state.resumable:
-            print(f"{job.partitions_written} partition files kept; finish it with: citygrid reindex --resume {job.job_id}")
+            fix = "once the cause above is fixed, " if job.state is JobState.FAILED else ""
+            print(f"{job.partitions_written} partition files kept; {fix}finish it with: "
+                  f"citygrid reindex --resume {job.job_id}")

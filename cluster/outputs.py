@@ -47,17 +47,35 @@ def claim_output(path: str | os.PathLike, job_id: str, description: dict) -> Pat
     never mixes its files with another's.
     """
     root = Path(path)
-    marker = root / JOB_MARKER
-    if marker.is_file():
-        owner = json.loads(marker.read_text()).get("job_id")
-        if owner != job_id:
-            raise Conflict(f"{root} holds the output of job {owner}; choose another output directory or remove it")
+    if _owner(root) == job_id:
         return root
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise Conflict(f"{root} exists and is not empty; choose a new output directory")
+    check_free(root)
     root.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(marker, {"job_id": job_id, **description})
+    write_json_atomic(root / JOB_MARKER, {"job_id": job_id, **description})
     return root
+
+
+def check_free(path: str | os.PathLike) -> None:
+    """Refuse (:class:`Conflict`) an output path a new job cannot take: one that holds another job's
+    output, a file, or a directory that is not empty. Checked when a job is submitted, before Ray
+    starts, and again when it claims the directory."""
+    root = Path(path)
+    owner = _owner(root)
+    if owner is not None:
+        raise Conflict(f"{root} holds the output of job {owner}; choose another output directory or remove it "
+                       f"(to finish that job: citygrid reindex --resume {owner})")
+    if root.exists() and not root.is_dir():
+        raise Conflict(f"the output {root} is a file; give a new or empty directory")
+    if root.exists() and any(root.iterdir()):
+        raise Conflict(f"the output {root} exists and is not empty; give a new or empty directory")
+
+
+def _owner(root: Path) -> str | None:
+    """The job whose output ``root`` holds, if any."""
+    marker = root / JOB_MARKER
+    if not marker.is_file():
+        return None
+    return json.loads(marker.read_text()).get("job_id") or "(unknown)"
 
 
 def open_output(path: str | os.PathLike) -> ds.Dataset:

@@ -29,10 +29,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from citygrid.cluster import outputs
 from citygrid.cluster.reindex import KIND, ReindexRequest, run_reindex
 from citygrid.cluster.session import RaySession
 from citygrid.engine import changes, snapshots
-from citygrid.engine.errors import InvalidInput, NotFound, PreconditionFailed
+from citygrid.engine.errors import NotFound, PreconditionFailed
 from citygrid.engine.jobs import Job, JobState, JobStore, process_owner
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class JobRunner:
             raise PreconditionFailed("the job runner is shut down")
 
     def _check_request(self, request: ReindexRequest) -> None:
-        """Fail at submission on what can be seen now: a missing input or layer."""
+        """Fail at submission on what can be seen now: a missing input or layer, an output taken."""
         if not Path(request.input).exists():
             raise NotFound(f"no input at {request.input}")
         for spec in filter(None, (request.layer, request.previous)):
@@ -150,8 +151,7 @@ class JobRunner:
         for name in filter(None, (request.events, request.grid_workers)):
             if not Path(name).is_file():
                 raise NotFound(f"no file {name}")
-        if Path(request.output).exists() and not Path(request.output).is_dir():
-            raise InvalidInput(f"the output {request.output} is a file; give a directory")
+        outputs.check_free(request.output)  # here, not after Ray has started for the job
 
     def _work(self) -> None:
         while True:

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 #: Ray namespace of CityGrid's named actors and jobs.
 NAMESPACE = "citygrid"
+#: Level of Ray's own driver-side log. Ray's INFO and WARNING lines ("Started a local Ray instance",
+#: token authentication is enabled, no SIGTERM handler off the main thread) are its business, not the
+#: user's, and they broke the command's output; its errors still show, and a failed task or start
+#: still reaches the job record and the command as an error.
+RAY_LOG_LEVEL = logging.ERROR
 
 
 @dataclass
@@ -59,7 +64,7 @@ class RaySession:
                     "num_cpus and object_store_memory size a local Ray; a cluster at an address has its own"
                 )
             try:
-                ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+                ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=RAY_LOG_LEVEL)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise PreconditionFailed(f"cannot connect to the Ray cluster at {address}: {exc}") from None
             log.info("joined the Ray cluster at %s", address)
@@ -70,6 +75,7 @@ class RaySession:
             include_dashboard=False,
             namespace=NAMESPACE,
             log_to_driver=False,
+            logging_level=RAY_LOG_LEVEL,
         )
         log.info("started a local Ray with %s CPUs", num_cpus or "all")
         return cls(address=None, started=True)
