@@ -96,7 +96,7 @@ def run_local(layer, points: Path, out: Path) -> None:
     rows = rows[by_street]
     indices = pa.array(np.where(rows >= 0, rows, 0), mask=rows < 0)
     table = table.append_column("row_id", pa.array(np.arange(table.num_rows))).take(pa.array(by_street))
-    for name in ("grid_code", "community_code", "district_code"):
+    for name in ("grid_code", "community_code", "street_code", "district_code"):  # as the job writes them
         table = table.append_column(
             name, pa.DictionaryArray.from_arrays(indices, layer.attributes.column(name).combine_chunks()))
     table = table.append_column("status", pa.array(assignment.status[by_street]))

@@ -1,14 +1,24 @@
-"""The output of a batch job: a Hive-partitioned Parquet dataset written so nothing lands twice.
+"""The output of a batch job: a Parquet dataset, one folder per partition, written so nothing lands twice.
 
-Layout of an output directory (any Parquet reader that knows Hive partitioning takes it; from Python,
-:func:`open_output` gives it as a ``pyarrow.dataset``)::
+Layout of an output directory (any Parquet reader takes it as one table: point it at ``OUTPUT``; from
+Python, :func:`open_output` gives it as a ``pyarrow.dataset``)::
 
-    OUTPUT/_citygrid_job.json                      which job owns the directory
-    OUTPUT/street_code=440307001/part-00003.parquet  rows of task 3 in that street
-    OUTPUT/street_code=__HIVE_DEFAULT_PARTITION__/…  rows in no grid (outside, invalid)
+    OUTPUT/_citygrid_job.json                        which job owns the directory
+    OUTPUT/street_code/440307001/part-00003.parquet  rows of task 3 in that street
+    OUTPUT/street_code/@null/part-00003.parquet      rows in no street (outside, invalid)
     OUTPUT/_changes/report.json, transitions.parquet, events.parquet   the change report (re-indexing
-                                                    with a previous version)
-    OUTPUT/_SUCCESS                                 written last, when every task is done
+                                                     with a previous version)
+    OUTPUT/_SUCCESS                                  written last, when every task is done
+
+Every file holds every column, the partition column included, as text. The folders are *not* named
+Hive-style (``street_code=440307001``) on purpose: a Hive-aware reader (pyarrow with
+``partitioning="hive"``, ``pandas.read_parquet``, DuckDB, Spark) types a partition value from the
+folder name and reads ``440307001`` as an integer, dropping any leading zero, even when the files
+hold the column as text (pyarrow then refuses the clash, DuckDB lets the folder win), and neither
+reads a schema from ``_common_metadata``. A folder name that is not ``key=value`` is no partition to
+them, so every reader takes the codes from the files, as text. Filters still skip whole files: each
+file holds one partition value, so its statistics rule it in or out. The folder of a value is the
+value percent-encoded; ``@null`` (which no encoded value can be) holds the rows without one.
 
 Every file a task writes has a name fixed by the task number and the partition value, and appears by
 an atomic rename of a finished temporary file (``.part-00003.parquet.<random>.tmp``, hidden from
@@ -34,8 +44,10 @@ import pyarrow.parquet as pq
 from citygrid.engine.errors import Conflict, NotFound
 from citygrid.engine.snapshots import fsync_path, write_json
 
-#: The directory name Hive, Spark and pyarrow use for a null partition value.
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+#: The folder of the rows whose partition value is null (``@`` is always percent-encoded in a value).
+NULL_FOLDER = "@null"
+#: The folder of the empty string (which percent-encodes to nothing).
+EMPTY_FOLDER = "@empty"
 JOB_MARKER = "_citygrid_job.json"
 SUCCESS_MARKER = "_SUCCESS"
 
@@ -62,8 +74,8 @@ def check_free(path: str | os.PathLike) -> None:
     root = Path(path)
     owner = _owner(root)
     if owner is not None:
-        raise Conflict(f"{root} holds the output of job {owner}; choose another output directory or remove it "
-                       f"(to finish that job: citygrid reindex --resume {owner})")
+        raise Conflict(f"{root} holds the output of job {owner} (resume that job to finish it); choose another "
+                       "output directory or remove it")
     if root.exists() and not root.is_dir():
         raise Conflict(f"the output {root} is a file; give a new or empty directory")
     if root.exists() and any(root.iterdir()):
@@ -79,21 +91,17 @@ def _owner(root: Path) -> str | None:
 
 
 def open_output(path: str | os.PathLike) -> ds.Dataset:
-    """The finished output at ``path`` as a pyarrow dataset, its partition column a string column
-    (a reader left to infer it cannot type a level that is null throughout, such as the street of a
-    layer without streets)."""
+    """The finished output at ``path`` as a pyarrow dataset (the partition column is in the files)."""
     root = Path(path)
-    try:
-        marker = json.loads((root / JOB_MARKER).read_text())
-    except FileNotFoundError:
-        raise NotFound(f"{root} is not the output of a CityGrid job (no {JOB_MARKER})") from None
-    partitioning = ds.partitioning(pa.schema([(marker["partition_column"], pa.string())]), flavor="hive")
-    return ds.dataset(root, format="parquet", partitioning=partitioning)
+    if _owner(root) is None:
+        raise NotFound(f"{root} is not the output of a CityGrid job (no {JOB_MARKER})")
+    return ds.dataset(root, format="parquet")
 
 
 def partition_dir(column: str, value: str | None) -> str:
-    """``column=value`` with the value percent-encoded (pyarrow's default ``segment_encoding``)."""
-    return f"{column}={NULL_PARTITION if value is None else quote(value, safe='')}"
+    """``column/value``, the value percent-encoded (:data:`NULL_FOLDER` for null)."""
+    folder = NULL_FOLDER if value is None else quote(value, safe="") or EMPTY_FOLDER
+    return f"{column}/{folder}"
 
 
 def part_name(task: int) -> str:

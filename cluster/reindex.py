@@ -614,7 +614,7 @@ def _assign_task(task: int, spec: TaskSpec, placed: PlacedLayer, placed_previous
     if previous_rows is not None:
         previous_rows = previous_rows[by_partition]
     results = _result_columns(layer, grid_rows, status, attach(placed_previous).layer if placed_previous else None,
-                              previous_rows, spec.partition_column)
+                              previous_rows)
     starts = np.cumsum([0] + [len(q) for q in positions])  # of each slice's run in assignment order
     cuts = np.flatnonzero(np.diff(partition)) + 1
     files = []
@@ -689,12 +689,12 @@ def _code_column(layer: GridLayer, column: str) -> _CodeColumn:
 
 
 def _result_columns(layer: GridLayer, grid_rows: np.ndarray, status: np.ndarray, previous: GridLayer | None,
-                    previous_rows: np.ndarray | None, partition_column: str) -> dict[str, pa.Array]:
-    """The columns a row gains, by name: the code columns (but the partition column, which is the
-    directory name), the status and the previous grid code, as dictionary arrays (dictionaries of
-    the values present only)."""
+                    previous_rows: np.ndarray | None) -> dict[str, pa.Array]:
+    """The columns a row gains, by name: the code columns (the partition column too: a reader takes
+    it from the file, as text, see :mod:`citygrid.cluster.outputs`), the status and the previous grid
+    code, as dictionary arrays (dictionaries of the values present only)."""
     codes = _GridCodes(layer, grid_rows)
-    columns = {name: codes.column(name) for name in CODE_COLUMNS if name != partition_column}
+    columns = {name: codes.column(name) for name in CODE_COLUMNS}
     columns[STATUS_COLUMN] = pa.DictionaryArray.from_arrays(
         pa.array(status.astype(np.int8)), pa.array(STATUS_NAMES, pa.string()))
     if previous is not None:

@@ -205,9 +205,13 @@ def test_bad_column_fails_the_job_with_a_reason(ray_session, data_dir, tract_poi
     assert "no column 'longitude'" in job.error
 
 
-def test_output_directory_of_another_job_is_refused(ray_session, data_dir, tract_points, tmp_path):
+def test_output_directory_of_another_job_is_refused(data_dir, tract_points, tmp_path):
+    """At submission (before any Ray work), and again when a job claims it (taken in between)."""
     out = tmp_path / "taken"
     outputs.claim_output(out, "reindex-someone-else", {})
-    job = run_job(data_dir, ReindexRequest(input=str(tract_points), layer="tracts", output=str(out)))
-    assert job.state is JobState.FAILED and "reindex-someone-else" in job.error
+    with JobRunner(data_dir) as runner:
+        with pytest.raises(Conflict, match="holds the output of job reindex-someone-else"):
+            runner.submit_reindex(ReindexRequest(input=str(tract_points), layer="tracts", output=str(out)))
+    with pytest.raises(Conflict, match="reindex-someone-else"):
+        outputs.claim_output(out, "reindex-mine", {})
     assert os.listdir(out) == [outputs.JOB_MARKER]

@@ -34,8 +34,10 @@ def test_reindex_demo_buildings_by_street(ray_session, data_dir, demo_dir, demo_
     assert table.column("grid_code").cast(pa.string()).to_pylist() == table.column("input_grid_code").to_pylist()
     assert set(table.column("status").cast(pa.string()).to_pylist()) == {"inside"}
     # Partitioned by street: the 11 streets, each file's rows in its street.
-    streets = {f.parent.name for f in output_files(out)}
-    assert len(streets) == 11 and all(s.startswith("street_code=440307") for s in streets)
+    folders = {f.relative_to(out).parent for f in output_files(out)}
+    assert len(folders) == 11 and all(f.parent.name == "street_code" and f.name.startswith("440307") for f in folders)
+    assert all(pq.read_table(f).column("street_code").unique().to_pylist() == [f.parent.name]
+               for f in output_files(out))
     codes = table.column("grid_code").cast(pa.string()).to_pylist()
     assert all(g[:9] == s for g, s in zip(codes, table.column("street_code").to_pylist()))
     assert record["partitions_written"] == len(output_files(out))
