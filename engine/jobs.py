@@ -20,7 +20,7 @@ States and the moves between them::
 >>> job.state, store.start(job.job_id).state
 (<JobState.QUEUED: 'queued'>, <JobState.RUNNING: 'running'>)
 >>> _ = store.set_totals(job.job_id, rows_total=10, tasks_total=2)
->>> store.complete_task(job.job_id, 0, rows=6, files=["street_code=1/part-00000.parquet"]).progress
+>>> store.complete_task(job.job_id, 0, rows=6, files=["street_code/1/part-00000.parquet"]).progress
 0.6
 >>> store.finish(job.job_id, JobState.SUCCEEDED).state
 <JobState.SUCCEEDED: 'succeeded'>
