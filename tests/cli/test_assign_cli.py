@@ -147,14 +147,15 @@ def test_unknown_output_suffixes_are_refused_with_the_accepted_ones(boxes, tmp_p
 
 def test_csv_output_keeps_numbers_numeric_and_codes_as_written(boxes, tmp_path):
     points = tmp_path / "points.csv"
-    points.write_text("id,code,price,big,note,lng,lat\n"
-                      "1,007,1.5,123456789012345678901,x,114.05,22.05\n"
-                      "2,010,NA,5,\"a, b\",114.15,22.05\n"
-                      "-3,3,2e3,6,7,114.15,22.05\n")
+    points.write_text("id,code,price,big,note,odd,lng,lat\n"
+                      "1,007,1.5,123456789012345678901,x,1,114.05,22.05\n"
+                      "2,010,NA,5,\"a, b\",inf,114.15,22.05\n"
+                      "-3,3,2e3,6,7,0x1F,114.15,22.05\n")
     out = tmp_path / "out.csv"
     assert assign(boxes, points, out) == 0
     lines = out.read_text().splitlines()
-    assert lines[1].startswith('1,"007",1.5,"123456789012345678901","x",114.05,22.05,"A","inside",0,')
+    assert lines[1].startswith('1,"007",1.5,"123456789012345678901","x","1",114.05,22.05,"A","inside",0,')
+    assert ',"inf",' in lines[2] and ',"0x1F",' in lines[3]
     back = pv.read_csv(out)  # pyarrow's own inference reads the numbers back as numbers
     assert back.schema.field("id").type == pa.int64() and back.column("id").to_pylist() == [1, 2, -3]
     assert back.schema.field("price").type == pa.float64()
