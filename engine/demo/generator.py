@@ -17,17 +17,23 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from citygrid.engine.errors import Conflict, InvalidInput
 from citygrid.engine.taxonomy import load_taxonomy
 
+from citygrid.engine.houses.rentals import GroupRentingRule
+
+from .addresses import BuildingAddresses, address_buildings, address_units
 from .anomalies import Anomalies, anomaly_plan, inject_anomalies
 from .events import EventModel, Events, EventSpace, describe
 from .gridtypes import TYPE_BY_CODE, assign_grid_types
 from .hierarchy import Hierarchy, build_hierarchy
 from .landscape import Landscape
 from .names import sequential_ids
+from .occupancy import Occupancy, occupy
 from .outline import DISTRICT_CODE, DISTRICT_NAME, LocalPlane, area_m2, load_outline
 from .places import N_COMMUNITIES
 from .population import (
@@ -38,19 +44,36 @@ from .seeds import block_seeds
 from .staff import Staff, hire_staff
 from .tables import write_table
 from .tessellation import tessellate
+from .units import Units, lay_out_units
 
 N_GRIDS = 3823
 DEFAULT_SEED = 20261130
 DEFAULT_SIZES = {"events": 200_000, "buildings": 60_000, "residents": 200_000, "businesses": 20_000, "workers": 4_500}
 #: The stages, in order; each has its own random stream and reports progress when done.
-STAGES = ("outline", "seeds", "grids", "hierarchy", "types", "buildings", "residents", "businesses",
-          "workers", "events", "anomalies", "write")
-FILES = ("grids.parquet", "communities.parquet", "streets.parquet", "buildings.parquet", "residents.parquet",
-         "businesses.parquet", "workers.parquet", "events.parquet", "anomalies.parquet", "taxonomy.json",
-         "manifest.json")
-FORMAT_VERSION = 1
+STAGES = ("outline", "seeds", "grids", "hierarchy", "types", "buildings", "residents", "businesses", "units",
+          "addresses", "occupancy", "workers", "events", "anomalies", "write")
+#: The spawn key of each stage's random stream. Never renumber: a key fixes its stage's draws, so a
+#: stage added later takes a new key and every earlier stage draws exactly what it drew before.
+STREAM_KEYS = {"outline": 0, "seeds": 1, "grids": 2, "hierarchy": 3, "types": 4, "buildings": 5, "residents": 6,
+               "businesses": 7, "workers": 8, "events": 9, "anomalies": 10, "write": 11, "units": 12,
+               "addresses": 13, "occupancy": 14}
+FILES = ("grids.parquet", "communities.parquet", "streets.parquet", "buildings.parquet", "units.parquet",
+         "residents.parquet", "businesses.parquet", "workers.parquet", "events.parquet", "anomalies.parquet",
+         "taxonomy.json", "manifest.json")
+#: 2: units.parquet, building addresses, residents' and businesses' unit codes, the manifest's houses facts.
+FORMAT_VERSION = 2
 
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Houses:
+    """The houses stages' output: units, building and unit addresses, who is in which unit."""
+
+    units: Units
+    addresses: BuildingAddresses
+    unit_addresses: np.ndarray
+    occupancy: Occupancy
 
 
 @dataclass(frozen=True)
@@ -75,8 +98,8 @@ class DemoSummary:
             f"demo district 龙岗区 (seed {self.seed}) written to {self.outdir}",
             f"  {c['streets']} streets, {c['communities']} communities, {c['grids']:,} grids covering "
             f"{self.area_km2:.1f} km²",
-            f"  {c['buildings']:,} buildings, {c['residents']:,} residents, {c['businesses']:,} businesses, "
-            f"{c['workers']:,} workers",
+            f"  {c['buildings']:,} buildings with {c['units']:,} units, {c['residents']:,} residents, "
+            f"{c['businesses']:,} businesses, {c['workers']:,} workers",
             f"  {c['events']:,} events in {DEMO_YEAR}, of which {c['anomaly_events']:,} injected by "
             f"{c['anomalies']} labelled anomalies",
             f"  generated in {self.seconds:.1f} s ("
@@ -85,7 +108,7 @@ class DemoSummary:
 
 
 def _stream(seed: int, stage: str) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(STAGES.index(stage),))))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(STREAM_KEYS[stage],))))
 
 
 def _sizes(**requested: int | None) -> dict[str, int]:
@@ -169,6 +192,14 @@ def generate_demo(
     done("residents")
     businesses = open_businesses(buildings, sizes["businesses"], _stream(seed, "businesses"))
     done("businesses")
+    units = lay_out_units(buildings, businesses, _stream(seed, "units"))
+    done("units")
+    addresses = address_buildings(h, buildings, _stream(seed, "addresses"))
+    unit_addresses = address_units(addresses.address, buildings, units)
+    done("addresses")
+    rule = GroupRentingRule()
+    occupancy = occupy(buildings, units, residents, businesses, rule, _stream(seed, "occupancy"))
+    done("occupancy")
 
     events_rng = _stream(seed, "events")
     space = EventSpace.build(h.grids, grid_types, h.grid_area_m2, urban, green, buildings, residents, businesses,
@@ -188,29 +219,30 @@ def generate_demo(
     descriptions = describe(events, model.categories, model.profiles, anomalies_rng)
     done("anomalies")
 
-    paths = _write(out, h, grid_types, buildings, residents, businesses, staff, events, descriptions, anomalies,
-                   model, taxonomy_path)
+    houses = Houses(units, addresses, unit_addresses, occupancy)
+    paths = _write(out, h, grid_types, buildings, houses, residents, businesses, staff, events, descriptions,
+                   anomalies, model, taxonomy_path)
     counts_by_level = {
         "streets": len(h.street_code), "communities": len(h.community_code), "grids": len(h.grid_code),
-        "buildings": len(buildings), "residents": len(residents.resident_id),
+        "buildings": len(buildings), "units": len(units), "residents": len(residents.resident_id),
         "businesses": len(businesses.business_id), "workers": len(staff.worker_id), "events": len(events),
         "anomalies": len(anomalies.anomaly_id), "anomaly_events": int(anomalies.n_events.sum()),
     }
     area_km2 = float(area_m2(outline)) / 1e6
-    _write_manifest(out, seed, sizes, counts_by_level, area_km2)
+    _write_manifest(out, seed, sizes, counts_by_level, area_km2, houses_facts(buildings, houses, rule))
     paths["manifest.json"] = out / "manifest.json"
     done("write")
     return DemoSummary(out, seed, counts_by_level, area_km2, timings, paths)
 
 
 def _write(
-    out: Path, h: Hierarchy, grid_types: np.ndarray, buildings: Buildings, residents: Residents,
+    out: Path, h: Hierarchy, grid_types: np.ndarray, buildings: Buildings, houses: Houses, residents: Residents,
     businesses: Businesses, staff: Staff, events: Events, descriptions: np.ndarray, anomalies: Anomalies,
     model: EventModel, taxonomy_path: str | os.PathLike | None,
 ) -> dict[str, Path]:
     """Write every table and the taxonomy copy; returns the paths by file name."""
     _write_layers(out, h, grid_types)
-    _write_population(out, h, buildings, residents, businesses, staff)
+    _write_population(out, h, buildings, houses, residents, businesses, staff)
     _write_events(out, h, buildings, events, descriptions, anomalies, model)
     if taxonomy_path is None:
         taxonomy_bytes = resources.files("citygrid.engine").joinpath("data/taxonomy.json").read_bytes()
@@ -252,21 +284,39 @@ def _write_layers(out: Path, h: Hierarchy, grid_types: np.ndarray) -> None:
 
 
 def _write_population(
-    out: Path, h: Hierarchy, buildings: Buildings, residents: Residents, businesses: Businesses, staff: Staff
+    out: Path, h: Hierarchy, buildings: Buildings, houses: Houses, residents: Residents, businesses: Businesses,
+    staff: Staff,
 ) -> None:
-    """buildings and businesses (GeoParquet points), residents and workers (Parquet)."""
+    """buildings and businesses (GeoParquet points), units, residents and workers (Parquet)."""
     community_of_grid = h.community_code[h.grid_community]
+    a = houses.addresses
     write_table(out / "buildings.parquet", "buildings", {
         "building_code": buildings.code, "grid_code": h.grid_code[buildings.grid],
         "community_code": community_of_grid[buildings.grid], "building_type": buildings.kind,
         "floors": buildings.floors, "dwellings": buildings.dwellings, "built_year": buildings.built_year,
-        "lng": buildings.lng, "lat": buildings.lat,
+        "lng": buildings.lng, "lat": buildings.lat, "address": a.address, "road": a.road,
+        "door_number": a.door_number, "estate": a.estate, "building_number": a.building_number,
     }, shapely.points(buildings.lng, buildings.lat))
+    units = houses.units
+    write_table(out / "units.parquet", "units", {
+        "unit_code": units.code, "building_code": buildings.code[units.building],
+        "grid_code": h.grid_code[buildings.grid[units.building]], "kind": units.names("kind"),
+        "entrance": pa.array(units.entrance, mask=units.entrance == 0), "floor": units.floor,
+        "number": pc.cast(pa.array(units.number), pa.string()),
+        "area_m2": pa.array(units.area_m2, mask=np.isnan(units.area_m2)), "rental": units.rental,
+        "rental_class": units.names("rental_class"), "control_level": units.names("control_level"),
+        "address": houses.unit_addresses,
+    })
+
+    def unit_codes(rows: np.ndarray) -> pa.Array:  # row -1: no unit
+        return units.code.take(pa.array(rows, mask=rows < 0))
+
     write_table(out / "residents.parquet", "residents", {
         "resident_id": residents.resident_id, "name": residents.name, "gender": residents.gender,
         "birth_year": residents.birth_year, "population_type": residents.population_type,
         "origin_province": residents.origin_province, "building_code": buildings.code[residents.building],
         "grid_code": h.grid_code[buildings.grid[residents.building]],
+        "unit_code": unit_codes(houses.occupancy.resident_unit),
     })
     b = businesses.building
     write_table(out / "businesses.parquet", "businesses", {
@@ -274,6 +324,7 @@ def _write_population(
         "business_form": businesses.business_form, "employees": businesses.employees,
         "opened_year": businesses.opened_year, "building_code": buildings.code[b],
         "grid_code": h.grid_code[buildings.grid[b]], "lng": buildings.lng[b], "lat": buildings.lat[b],
+        "unit_code": unit_codes(houses.occupancy.business_unit),
     }, shapely.points(buildings.lng[b], buildings.lat[b]))
     write_table(out / "workers.parquet", "workers", {
         "worker_id": staff.worker_id, "name": staff.name, "role": staff.role, "department": staff.department,
@@ -312,7 +363,39 @@ def _write_events(
     })
 
 
-def _write_manifest(out: Path, seed: int, sizes: dict[str, int], counts: dict[str, int], area_km2: float) -> None:
+def houses_facts(buildings: Buildings, houses: Houses, rule: GroupRentingRule) -> dict:
+    """Labelled facts about the houses for tests and demos: units by kind, rentals by class and level,
+    the group-renting rule and every unit it flags (planted on purpose, see :mod:`.occupancy`)."""
+    units, occupancy = houses.units, houses.occupancy
+    residents = np.bincount(occupancy.resident_unit, minlength=len(units))
+    flagged = np.flatnonzero(rule.flags(residents, units.area_m2))
+    planted = dict(occupancy.planted)
+
+    def tally(column: str) -> dict[str, int]:
+        counts = units.names(column).value_counts()
+        return {str(v["values"]): int(v["counts"]) for v in counts.to_pylist() if v["values"] is not None}
+
+    return {
+        "units_by_kind": tally("kind"),
+        "rental_units": int(units.rental.sum()),
+        "rental_by_class": tally("rental_class"),
+        "rental_by_control_level": tally("control_level"),
+        "occupied_units": int((residents > 0).sum()),
+        "businesses_without_unit": int((occupancy.business_unit < 0).sum()),
+        "group_renting_rule": {"max_residents": rule.max_residents,
+                               "min_area_per_person_m2": rule.min_area_per_person_m2},
+        "group_renting": [
+            {"unit_code": units.code[int(u)].as_py(), "building_code": str(buildings.code[units.building[u]]),
+             "residents": int(residents[u]),
+             "area_m2": None if np.isnan(units.area_m2[u]) else float(units.area_m2[u]),
+             "reason": planted.get(int(u), "natural")}
+            for u in flagged
+        ],
+    }
+
+
+def _write_manifest(out: Path, seed: int, sizes: dict[str, int], counts: dict[str, int], area_km2: float,
+                    houses: dict) -> None:
     files = []
     for name in FILES:
         if name == "manifest.json":
@@ -322,6 +405,6 @@ def _write_manifest(out: Path, seed: int, sizes: dict[str, int], counts: dict[st
     manifest = {
         "generator": "citygrid demo", "format_version": FORMAT_VERSION, "seed": seed, "year": DEMO_YEAR,
         "district": {"code": DISTRICT_CODE, "name": DISTRICT_NAME, "area_km2": round(area_km2, 3)},
-        "sizes": sizes, "counts": counts, "files": files,
+        "sizes": sizes, "counts": counts, "houses": houses, "files": files,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -72,7 +72,26 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("built_year", pa.int32(), "year of construction"),
         ("lng", pa.float64(), "longitude, WGS84"),
         ("lat", pa.float64(), "latitude, WGS84"),
+        ("address", pa.string(), "address, e.g. 深圳市龙岗区布吉街道长龙社区长龙路128号翠景花园5栋"),
+        ("road", pa.string(), "road (or village lane) of the door number, e.g. 长龙路, 长龙新村3巷"),
+        ("door_number", pa.string(), "door number on the road or lane (门牌号), e.g. 128"),
+        ("estate", pa.string(), "estate, park, tower or campus (null for urban-village houses)"),
+        ("building_number", pa.string(), "building within the estate, e.g. 5 (5栋) or A (A座); null when none"),
         _GEOMETRY,
+    ],
+    "units": [
+        ("unit_code", pa.string(), "23-digit unit code: building code + 4-digit sequence"),
+        ("building_code", pa.string(), "code of the unit's building"),
+        ("grid_code", pa.string(), "code of the building's grid"),
+        ("kind", pa.string(), "dwelling, dormitory, shop, workshop or office"),
+        ("entrance", pa.int32(), "entrance (单元) of a low-rise block; null when the building has one"),
+        ("floor", pa.int32(), "floor, from 1 (ground floor)"),
+        ("number", pa.string(), "room number on the door: floor x 100 + door, e.g. 1203"),
+        ("area_m2", pa.float64(), "floor area in square metres; null when unknown"),
+        ("rental", pa.bool_(), "whether the unit is let (出租屋)"),
+        ("rental_class", pa.string(), "rental class (分类), e.g. 整租, 合租, 城中村出租房; null when not let"),
+        ("control_level", pa.string(), "control level (分级): 绿色, 黄色 or 红色; null when not let"),
+        ("address", pa.string(), "address: the building's + entrance + room, e.g. …5栋2单元502室"),
     ],
     "residents": [
         ("resident_id", pa.string(), "resident id R + 7 digits (or more)"),
@@ -83,6 +102,7 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("origin_province", pa.string(), "province of origin"),
         ("building_code", pa.string(), "code of the building the resident lives in"),
         ("grid_code", pa.string(), "code of the building's grid"),
+        ("unit_code", pa.string(), "code of the unit (dwelling or dormitory room) the resident lives in"),
     ],
     "businesses": [
         ("business_id", pa.string(), "business id B + 7 digits (or more)"),
@@ -95,6 +115,7 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("grid_code", pa.string(), "code of the building's grid"),
         ("lng", pa.float64(), "longitude of the building, WGS84"),
         ("lat", pa.float64(), "latitude of the building, WGS84"),
+        ("unit_code", pa.string(), "code of the shop, workshop or office it takes; null when it sits in the building"),
         _GEOMETRY,
     ],
     "workers": [
@@ -159,12 +180,17 @@ def _geo_metadata(geometries: np.ndarray) -> bytes:
 def write_table(path: Path, name: str, columns: dict[str, object], geometries: np.ndarray | None = None) -> int:
     """Write table ``name`` (columns by name, in schema order) to ``path``; returns the row count.
 
-    With ``geometries`` the file is GeoParquet: their WKB fills the ``geometry`` column.
+    With ``geometries`` the file is GeoParquet: their WKB fills the ``geometry`` column. A column may be
+    given as an Arrow array (cast to the schema's type) or as anything ``pyarrow.array`` takes.
     """
     fields, arrays = [], []
     for column, dtype, description in SCHEMAS[name]:
         values = shapely.to_wkb(geometries, output_dimension=2, byte_order=1) if column == "geometry" \
             else columns[column]
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            arrays.append(values.cast(dtype))
+            fields.append(pa.field(column, dtype, metadata={"description": description}))
+            continue
         if isinstance(values, np.ndarray) and values.dtype.kind in "OU":
             values = values.tolist()
         arrays.append(pa.array(values, type=dtype))

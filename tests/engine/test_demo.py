@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pyproj
 import pytest
@@ -24,7 +25,7 @@ from citygrid.engine.taxonomy import load_taxonomy
 REPO = Path(__file__).resolve().parents[2]
 STREET_NAMES = {"平湖", "坂田", "布吉", "南湾", "吉华", "横岗", "园山", "龙城", "龙岗", "坪地", "宝龙"}
 SMALL = dict(n_events=1_000, n_buildings=3_823, n_residents=2_000, n_businesses=500)
-TABLES = ("grids", "communities", "streets", "buildings", "residents", "businesses", "workers", "events",
+TABLES = ("grids", "communities", "streets", "buildings", "units", "residents", "businesses", "workers", "events",
           "anomalies")
 
 
@@ -212,6 +213,144 @@ def test_residents_businesses_and_workers_link_to_real_rows(demo_dir):
     assert all(skills and set(skills) <= classes for skills in workers.column("skills").to_pylist())
     departments = {c.department for c in load_taxonomy().categories} | {"网格员"}
     assert set(_strings(workers, "department")) <= departments
+
+
+# ---------------------------------------------------------------------- units, addresses, occupancy
+
+
+@pytest.fixture(scope="module")
+def houses(demo_dir):
+    """buildings, units, residents and businesses as pandas frames, and the manifest's houses facts."""
+    frames = {name: _read(demo_dir, name).to_pandas() for name in ("buildings", "units", "residents", "businesses")}
+    manifest = json.loads((demo_dir / "manifest.json").read_text("utf-8"))
+    return frames, manifest
+
+
+def test_units_are_coded_within_their_building(houses):
+    (frames, manifest) = houses
+    buildings, units = frames["buildings"], frames["units"]
+    codes = units["unit_code"]
+    assert codes.is_unique and len(units) == manifest["counts"]["units"]
+    assert codes.str.fullmatch(r"[0-9]{23}").all()
+    assert (codes.str[:19] == units["building_code"]).all()
+    by_code = buildings.set_index("building_code")
+    assert units["building_code"].isin(by_code.index).all()
+    assert (by_code.loc[units["building_code"], "grid_code"].to_numpy() == units["grid_code"].to_numpy()).all()
+    # the unit part is a sequence 0001, 0002, ... within each building, in code order
+    sequence = codes.str[19:].astype(int).to_numpy()
+    rank = units.groupby("building_code").cumcount().to_numpy() + 1
+    assert (sequence == rank).all()
+    # every dwelling of buildings.parquet is a unit (a dormitory room in a staff dormitory)
+    homes = units[units["kind"].isin(["dwelling", "dormitory"])].groupby("building_code").size()
+    expected = by_code["dwellings"][by_code["dwellings"] > 0]
+    assert homes.reindex(expected.index, fill_value=0).equals(expected.astype(homes.dtype))
+    kinds = set(units["kind"])
+    assert kinds == {"dwelling", "dormitory", "shop", "workshop", "office"}
+    assert manifest["houses"]["units_by_kind"] == units["kind"].value_counts().to_dict()
+    # room numbers: floor x 100 + a door number 1..99, floors within the building's
+    number = units["number"].astype(int)
+    assert ((number // 100 == units["floor"]) & (number % 100 >= 1)).all()
+    assert (units["floor"] >= 1).all()
+    assert (units["floor"].to_numpy() <= by_code.loc[units["building_code"], "floors"].to_numpy()).all()
+    none = {"学校", "医院", "公共设施"}
+    assert not by_code.loc[units["building_code"], "building_type"].isin(none).any()
+    assert (units["area_m2"].dropna() > 0).all() and units["area_m2"].isna().any()
+
+
+def test_rental_attributes_are_set_exactly_for_let_units(houses):
+    frames, manifest = houses
+    units = frames["units"]
+    let = units["rental"]
+    assert units.loc[let, "rental_class"].notna().all() and units.loc[~let, "rental_class"].isna().all()
+    assert units.loc[let, "control_level"].notna().all() and units.loc[~let, "control_level"].isna().all()
+    assert set(units["control_level"].dropna()) == {"绿色", "黄色", "红色"}
+    assert set(units["rental_class"].dropna()) == {"整租", "合租", "城中村出租房", "集体宿舍", "商铺出租", "厂房出租",
+                                                   "办公出租"}
+    residential = {"整租", "合租", "城中村出租房", "集体宿舍"}
+    kind_of_class = units.loc[let].groupby("rental_class")["kind"].agg(set)
+    assert all(kinds <= {"dwelling", "dormitory"} for c, kinds in kind_of_class.items() if c in residential)
+    assert manifest["houses"]["rental_units"] == int(let.sum())
+    assert manifest["houses"]["rental_by_class"] == units["rental_class"].value_counts().to_dict()
+    assert 0.4 < let.mean() < 0.9  # Longgang rents out most of its housing
+
+
+def test_addresses_take_the_chinese_form_and_are_unique(houses, demo_dir):
+    frames, _ = houses
+    buildings, units = frames["buildings"], frames["units"]
+    grids = _read(demo_dir, "grids").to_pandas().set_index("grid_code")
+    address = buildings["address"]
+    assert address.is_unique and units["address"].is_unique
+    head = ("深圳市龙岗区" + grids.loc[buildings["grid_code"], "street_name"].to_numpy()
+            + grids.loc[buildings["grid_code"], "community_name"].to_numpy())
+    assert all(a.startswith(h) for a, h in zip(address, head))
+    rest = [a[len(h):] for a, h in zip(address, head)]
+    label = np.where(buildings["building_number"].str.fullmatch("[A-Z]").fillna(False), "座", "栋")
+    def text(v) -> str:
+        return v if isinstance(v, str) else ""
+
+    expected = [f"{r}{n}号{text(e)}{text(b) and text(b) + l}" for r, n, e, b, l in zip(
+        buildings["road"], buildings["door_number"], buildings["estate"], buildings["building_number"], label)]
+    assert rest == expected
+    assert buildings["road"].str.contains(r"(?:路|街|大道|巷|段）)$").all()
+    village = buildings["building_type"] == "城中村自建房"
+    assert buildings.loc[village, "road"].str.endswith("巷").all() and buildings.loc[village, "estate"].isna().all()
+    assert buildings.loc[~village, "estate"].notna().all()
+    # door numbers: odd on one side, even on the other, one number per place on a road
+    places = buildings.loc[~village].groupby(["road", "door_number"])["estate"].nunique()
+    assert (places == 1).all()
+    # a unit's address is its building's, then the entrance and the room
+    of_unit = buildings.set_index("building_code").loc[units["building_code"], "address"].to_numpy()
+    entrance = units["entrance"].map(lambda e: "" if pd.isna(e) else f"{int(e)}单元")
+    room = [f"{b}{e}{n}" for b, e, n in zip(of_unit, entrance, units["number"])]
+    assert all(a.startswith(r) and a[len(r):] in {"室", "房", "铺"} for a, r in zip(units["address"], room))
+    assert units["entrance"].notna().any()
+
+
+def test_every_resident_lives_in_one_home_of_their_building(houses):
+    frames, _ = houses
+    buildings, units, residents = frames["buildings"], frames["units"], frames["residents"]
+    assert len(residents) == 200_000 and residents["unit_code"].notna().all()
+    unit = units.set_index("unit_code").loc[residents["unit_code"]]
+    assert (unit["building_code"].to_numpy() == residents["building_code"].to_numpy()).all()
+    assert unit["kind"].isin(["dwelling", "dormitory"]).all()
+    kinds = buildings.set_index("building_code").loc[residents["building_code"], "building_type"]
+    assert kinds.isin(["住宅", "商住楼", "城中村自建房", "员工宿舍"]).all()
+    # residents' own columns are as settle_residents made them: ids in order, sorted by building
+    assert residents["resident_id"].is_monotonic_increasing
+    assert residents["building_code"].is_monotonic_increasing
+    businesses = frames["businesses"]
+    placed = businesses["unit_code"].notna()
+    assert placed.mean() > 0.99
+    unit = units.set_index("unit_code").loc[businesses.loc[placed, "unit_code"]]
+    assert (unit["building_code"].to_numpy() == businesses.loc[placed, "building_code"].to_numpy()).all()
+    assert unit["kind"].isin(["shop", "workshop", "office"]).all()
+    unplaced = buildings.set_index("building_code").loc[businesses.loc[~placed, "building_code"], "building_type"]
+    assert unplaced.isin(["学校", "医院", "公共设施", "员工宿舍"]).all()
+
+
+def test_the_planted_group_renting_units_are_exactly_the_ones_the_rule_flags(houses):
+    frames, manifest = houses
+    units, residents = frames["units"], frames["residents"]
+    facts = manifest["houses"]
+    rule = facts["group_renting_rule"]
+    assert rule == {"max_residents": 8, "min_area_per_person_m2": 6.0}
+    heads = residents.groupby("unit_code").size().reindex(units["unit_code"], fill_value=0).to_numpy()
+    area = units["area_m2"].to_numpy()
+    crowded = heads > 8
+    cramped = (heads > 0) & (area < 6.0 * heads)  # NaN area: never cramped
+    flagged = set(units["unit_code"][crowded | cramped])
+    listed = {g["unit_code"]: g for g in facts["group_renting"]}
+    assert flagged == set(listed)
+    assert {g["reason"] for g in listed.values()} == {"residents", "area"}  # both kinds planted, none natural
+    assert sum(g["reason"] == "residents" for g in listed.values()) >= 5
+    assert sum(g["reason"] == "area" for g in listed.values()) >= 3
+    by_code = units.set_index("unit_code")
+    for code, fact in listed.items():
+        assert fact["residents"] == heads[units["unit_code"].to_numpy() == code][0]
+        assert by_code.loc[code, "rental"] and by_code.loc[code, "kind"] == "dwelling"
+        if fact["reason"] == "area":
+            assert fact["residents"] <= 8 and fact["area_m2"] < 6.0 * fact["residents"]
+    assert facts["occupied_units"] == int((heads > 0).sum())
 
 
 # ---------------------------------------------------------------------- events and anomalies
