@@ -25,6 +25,8 @@ MODULES = [
     "citygrid.engine.adjacency",
     "citygrid.engine.registry",
     "citygrid.engine.tokens",
+    "citygrid.engine.houses.codes",
+    "citygrid.engine.houses.rentals",
     "citygrid.grpc_api.errors",
     "citygrid.grpc_api.config",
     "citygrid.grpc_api.metrics",

@@ -53,16 +53,12 @@ The signature is the payload's credential, so a payload that cannot be verified 
 the registry for a genuine payload whose building or unit it does not hold.
 
 >>> keyring = QrKeyring({"K1": b"0123456789abcdef0123456789abcdef"}, current="K1")
->>> payload = keyring.sign("44030700300100100100010003")
-Traceback (most recent call last):
-...
-citygrid.engine.errors.InvalidInput: '44030700300100100100010003' is not a building code (19 digits) or a unit code (23 digits)
->>> payload = keyring.sign("44030700300100100100010003"[:23])
->>> payload
-'CG1.K1.44030700300100100100010.CK...'
->>> keyring.resolve(payload).code
-UnitCode(code='44030700300100100100010')
->>> keyring.resolve(payload.replace("CG1.K1.4403", "CG1.K1.4404"))
+>>> payload = keyring.sign("44030700300100100100012")
+>>> payload, len(payload)
+('CG1.K1.44030700300100100100012.5GTBUBVI7SUTDQAC', 47)
+>>> keyring.resolve(payload).code.building_code
+'4403070030010010010'
+>>> keyring.resolve(payload.replace(".4403070030", ".4403070040"))
 Traceback (most recent call last):
 ...
 citygrid.engine.errors.Unauthorized: the QR payload's signature does not verify: it was altered or not issued by this server
