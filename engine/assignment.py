@@ -33,6 +33,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Iterator
 
 import numpy as np
 
@@ -136,23 +137,12 @@ class Assigner:
         value) and ``cancel`` are checked before each chunk; when the deadline has passed or ``cancel``
         is set, :class:`DeadlineExceeded` is raised and nothing is returned.
         """
-        lng, lat = _coordinates(lng, lat)
-        wgs84 = coordinates.is_wgs84(crs)
+        n, chunks = wgs84_chunks(lng, lat, crs, chunk_size, deadline, cancel)
         fallback_m = _check_fallback(fallback_m)
-        chunk_size = int(chunk_size)
-        if chunk_size < 1:
-            raise InvalidInput(f"chunk_size must be at least 1, got {chunk_size}")
-        n = len(lng)
         rows = np.empty(n, dtype=np.int32)
         status = np.empty(n, dtype=np.uint8)
-        for start in range(0, n, chunk_size):
-            _check_deadline(deadline, cancel, start, n)
-            stop = min(n, start + chunk_size)
-            x = np.ascontiguousarray(lng[start:stop])
-            y = np.ascontiguousarray(lat[start:stop])
-            if not wgs84:
-                x, y = coordinates.to_wgs84(x, y, crs)
-            self._locate(_frozen(x), _frozen(y), rows[start:stop], status[start:stop], fallback_m)
+        for start, stop, x, y in chunks:
+            self._locate(x, y, rows[start:stop], status[start:stop], fallback_m)
         return Assignment(rows, status)
 
     def _locate(self, x, y, rows, status, fallback_m: float) -> None:
@@ -282,6 +272,33 @@ def _check_fallback(fallback_m) -> float:
     if not (math.isfinite(value) and 0.0 <= value <= MAX_FALLBACK_M):
         raise InvalidInput(f"fallback_m must be between 0 and {MAX_FALLBACK_M:g} metres, got {fallback_m!r}")
     return value
+
+
+def wgs84_chunks(lng, lat, crs: str, chunk_size: int, deadline: float | None = None,
+                 cancel: threading.Event | None = None) -> tuple[int, Iterator[tuple[int, int, np.ndarray, np.ndarray]]]:
+    """Points checked at once (:class:`InvalidInput`), then handed out in chunks for a kernel.
+
+    Returns the point count and an iterator of ``(start, stop, x, y)``: ``x``, ``y`` the chunk's
+    points as read-only contiguous WGS84 float64 arrays (converted from ``crs``). ``deadline`` and
+    ``cancel`` are checked before each chunk (:class:`DeadlineExceeded`)."""
+    lng, lat = _coordinates(lng, lat)
+    wgs84 = coordinates.is_wgs84(crs)
+    chunk_size = int(chunk_size)
+    if chunk_size < 1:
+        raise InvalidInput(f"chunk_size must be at least 1, got {chunk_size}")
+    n = len(lng)
+
+    def chunks() -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        for start in range(0, n, chunk_size):
+            _check_deadline(deadline, cancel, start, n)
+            stop = min(n, start + chunk_size)
+            x = np.ascontiguousarray(lng[start:stop])
+            y = np.ascontiguousarray(lat[start:stop])
+            if not wgs84:
+                x, y = coordinates.to_wgs84(x, y, crs)
+            yield start, stop, _frozen(x), _frozen(y)
+
+    return n, chunks()
 
 
 def _check_deadline(deadline: float | None, cancel: threading.Event | None, done: int, total: int) -> None:

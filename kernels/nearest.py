@@ -36,6 +36,7 @@ import numba
 import numpy as np
 
 from citygrid.kernels._jit import njit, pnjit
+from citygrid.kernels.locate import strip_of
 
 #: Mean Earth radius (IUGG), metres.
 EARTH_RADIUS_M = 6371008.8
@@ -71,16 +72,6 @@ def metres_of_chord2(c2):
 
 
 @njit
-def _cell_of(v, v0, scale, count):
-    t = (v - v0) * scale
-    if not t > 0.0:
-        return 0
-    if t >= count:
-        return count - 1
-    return int(t)
-
-
-@njit
 def nearest_block(lo, hi, lng, lat, radius_m, cell_box, nx, ny, cell_offsets, xyz, rows, out_rows, out_distance):
     """:func:`nearest_buildings` for points ``lo:hi`` on the calling thread."""
     limit = chord2_of_metres(radius_m)
@@ -101,8 +92,8 @@ def nearest_block(lo, hi, lng, lat, radius_m, cell_box, nx, ny, cell_offsets, xy
         qy = c * math.sin(lam)
         qz = math.sin(phi)
         cos_max = min(cell_box[4], c)  # the bound needs the smaller cosine of the two latitudes
-        ci = _cell_of(px, cell_box[0], cell_box[2], nx)
-        cj = _cell_of(py, cell_box[1], cell_box[3], ny)
+        ci = strip_of(px, cell_box[0], cell_box[2], nx)
+        cj = strip_of(py, cell_box[1], cell_box[3], ny)
         best = limit
         best_row = -1
         for k in range(max_ring + 1):

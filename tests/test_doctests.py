@@ -27,6 +27,8 @@ MODULES = [
     "citygrid.engine.tokens",
     "citygrid.engine.houses.codes",
     "citygrid.engine.houses.rentals",
+    "citygrid.engine.houses.address",
+    "citygrid.engine.houses.spatial",
     "citygrid.grpc_api.errors",
     "citygrid.grpc_api.config",
     "citygrid.grpc_api.metrics",

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from citygrid.engine import coordinates
-from citygrid.engine.assignment import SERIAL_BELOW, _check_deadline, _coordinates, _frozen
+from citygrid.engine.assignment import SERIAL_BELOW, _coordinates, _frozen, wgs84_chunks
 from citygrid.engine.errors import InvalidInput
 from citygrid.kernels import nearest as kernels
 
@@ -112,24 +111,13 @@ class BuildingIndex:
         ``cancel`` are checked before each, and :class:`~citygrid.engine.errors.DeadlineExceeded` is
         raised when either stops the work.
         """
-        lng, lat = _coordinates(lng, lat)
-        wgs84 = coordinates.is_wgs84(crs)
+        n, chunks = wgs84_chunks(lng, lat, crs, chunk_size, deadline, cancel)
         radius_m = float(radius_m)
         if not (math.isfinite(radius_m) and 0.0 < radius_m <= MAX_RADIUS_M):
             raise InvalidInput(f"radius_m must be more than 0 and at most {MAX_RADIUS_M:,.0f} metres, not {radius_m}")
-        chunk_size = int(chunk_size)
-        if chunk_size < 1:
-            raise InvalidInput(f"chunk_size must be at least 1, got {chunk_size}")
-        n = len(lng)
         rows = np.empty(n, dtype=np.int64)
         distance = np.empty(n, dtype=np.float64)
-        for start in range(0, n, chunk_size):
-            _check_deadline(deadline, cancel, start, n)
-            stop = min(n, start + chunk_size)
-            x = np.ascontiguousarray(lng[start:stop])
-            y = np.ascontiguousarray(lat[start:stop])
-            if not wgs84:
-                x, y = coordinates.to_wgs84(x, y, crs)
+        for start, stop, x, y in chunks:
             kernel = kernels.nearest_buildings_serial if stop - start < SERIAL_BELOW else kernels.nearest_buildings
-            kernel(_frozen(x), _frozen(y), radius_m, *self._args, rows[start:stop], distance[start:stop])
+            kernel(x, y, radius_m, *self._args, rows[start:stop], distance[start:stop])
         return Nearest(rows, distance)
