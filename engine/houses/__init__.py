@@ -1,7 +1,8 @@
 """The houses wing: buildings, units, their codes and QR payloads, addresses, nearest-building lookups.
 
 一楼一码、一房一码: every building and every unit (dwelling, shop, workshop, office) has a code
-(:mod:`.codes`) that a signed QR payload on its door plate names; addresses are normalised and
-searched in :mod:`.address`; :mod:`.spatial` finds the nearest building to points. The registry's
-stores and its service build on these.
+(:mod:`.codes`) that a signed QR payload on its door plate names; :mod:`.rentals` declares unit
+kinds, rental classes and control levels (出租屋分类分级) and the group-renting (群租) rule;
+addresses are normalised and searched in :mod:`.address`; :mod:`.spatial` finds the nearest
+building to points. The registry's stores and its service build on these.
 """
