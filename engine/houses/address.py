@@ -22,8 +22,11 @@ buildings and units:
 
 1. **candidates**: an inverted index of character bigrams of the canonical building addresses
    (Arrow-style CSR: sorted bigram keys, posting offsets, building rows), weighted by inverse document
-   frequency; a query's candidates are the :data:`CANDIDATES` buildings holding the largest share of
-   its bigrams' weight (bigrams in more than half the addresses are skipped);
+   frequency (bigrams in more than half the addresses weigh nothing); a query reads the postings of
+   its rarest bigrams, up to :data:`POSTING_BUDGET` of them (so its cost does not grow with the
+   number of addresses), and keeps the :data:`CANDIDATES` buildings with the most weight there; each
+   candidate's score is then the share of the query's whole bigram weight its address holds (the
+   commoner bigrams looked up in their postings by binary search);
 2. **re-ranking** by the parts: each part the query names (road, door number, estate, building)
    adds its weight (:data:`PART_WEIGHTS`) when a candidate has the same (for names: one ends with the
    other), and takes it off when the candidate has another or none;
@@ -55,6 +58,8 @@ from citygrid.engine.errors import InvalidInput
 PREFIXES = ("中华人民共和国", "中国", "广东省", "广东", "深圳市", "深圳", "龙岗区")
 #: Buildings re-ranked per query.
 CANDIDATES = 40
+#: Postings read per query to find the candidates (from the rarest bigrams of the query on).
+POSTING_BUDGET = 20_000
 #: Longest query accepted (characters).
 MAX_QUERY = 200
 #: Weights of the parts in re-ranking (the bigram share is between 0 and 1).
@@ -261,16 +266,30 @@ class AddressIndex:
         at, weights = at[weights > 0], weights[weights > 0]  # stop bigrams (in most addresses) add nothing
         if at.size == 0:
             return []
+        # candidates from the rarest bigrams, up to POSTING_BUDGET postings, so a query's cost does not
+        # grow with the number of addresses; the candidates' full share is then counted from their own
         lo, hi = self._offsets[at], self._offsets[at + 1]
-        postings = np.concatenate([self._rows[a:b] for a, b in zip(lo, hi)])
-        score = np.bincount(postings, weights=np.repeat(weights, hi - lo), minlength=self.n_buildings) / total
-        k = min(CANDIDATES, self.n_buildings)
-        top = np.argpartition(-score, k - 1)[:k]
-        top = top[score[top] > 0]
+        rarest = np.argsort(hi - lo, kind="stable")
+        used = rarest[: max(1, int(np.searchsorted(np.cumsum((hi - lo)[rarest]), POSTING_BUDGET, side="right")))]
+        postings = np.concatenate([self._rows[lo[u]:hi[u]] for u in used])
+        rows, inverse = np.unique(postings, return_inverse=True)
+        partial = np.bincount(inverse, weights=np.repeat(weights[used], (hi - lo)[used]))
+        k = CANDIDATES
+        if len(rows) > k:  # the k best, the lowest rows among those tied at the cut
+            kth = np.partition(partial, len(partial) - k)[len(partial) - k]
+            above = np.flatnonzero(partial > kth)
+            pick = np.concatenate([above, np.flatnonzero(partial == kth)[: k - len(above)]])
+            rows, partial = rows[pick], partial[pick]
+        for u in np.setdiff1d(np.arange(len(at)), used):  # the commoner bigrams: look the candidates up
+            posting = self._rows[lo[u]:hi[u]]  # rows ascending
+            place = np.minimum(np.searchsorted(posting, rows), len(posting) - 1)
+            partial = partial + weights[u] * (posting[place] == rows)
+        top = rows.tolist()
+        score = (partial / total).tolist()
         asked = [(part, weight, getattr(wanted, part)) for part, weight in PART_WEIGHTS.items()
                  if getattr(wanted, part) is not None]
         ranked = []
-        for row, value in zip(top.tolist(), score[top].tolist()):
+        for row, value in zip(top, score):
             have = self.parts_of(row)
             for part, weight, want in asked:
                 value += weight if _same(part, getattr(have, part), want) else -weight
