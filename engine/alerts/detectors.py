@@ -46,13 +46,13 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.stats import norm
 
-from citygrid.engine.errors import DeadlineExceeded, InvalidInput
+from citygrid.engine.alerts.budget import Budget
+from citygrid.engine.errors import InvalidInput
 from citygrid.kernels import detectors as kd
 from citygrid.kernels import farrington as kf
 
@@ -190,7 +190,7 @@ def detect(method: str, counts, options=None, *, freq: int = 52, start: int | No
         raise InvalidInput(f"{method} takes {OPTION_TYPES[method].__name__}, got {type(options).__name__}")
     y = as_counts(counts)
     freq = _positive_int(freq, "freq")
-    budget = _Budget(deadline, cancel)
+    budget = Budget(deadline, cancel)
     if method == "ears":
         return _ears(y, options, start, budget)
     if method == "bayes":
@@ -238,7 +238,7 @@ def _ears(y: np.ndarray, o: EarsOptions, start: int | None, budget) -> Detection
     start = _start(start, first, y.shape[1], f"EARS {name} with a baseline of {baseline}")
     out = _outputs(y.shape)
     z = float(norm.ppf(1.0 - alpha))
-    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES):
+    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         kd.detect_ears(y[lo:hi], methods[name], baseline, z, min_sigma, rules[o.c3_rule], start,
                        out["expected"][lo:hi], out["upperbound"][lo:hi], out["statistic"][lo:hi],
                        out["alarm"][lo:hi])
@@ -256,7 +256,7 @@ def _bayes(y: np.ndarray, o: BayesOptions, freq: int, start: int | None, budget)
     first = max(b * freq + w, w if o.act_y else 0)
     start = _start(start, first, y.shape[1], f"the Bayes method with b={b}, w={w}")
     out = _outputs(y.shape)
-    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES):
+    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         kd.detect_bayes(y[lo:hi], b, w, bool(o.act_y), freq, float(o.alpha), start,
                         out["expected"][lo:hi], out["upperbound"][lo:hi], out["statistic"][lo:hi],
                         out["alarm"][lo:hi])
@@ -284,7 +284,7 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
                                f"{n_coef} training periods, got {n_train}")
         mu0 = np.empty_like(y)
         status = np.empty(y.shape[0], dtype=np.int64)
-        for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES):
+        for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
             kd.fit_seasonal_means(y[lo:hi], n_train, period, harmonics, bool(ic.trend), mu0[lo:hi], status[lo:hi])
         extra["fit_status"] = status
         first = n_train
@@ -301,7 +301,7 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
     out = _outputs(y.shape)
     out["expected"][:, start:] = mu0[:, start:]
     with_bound = method == "cusum" or bool(o.bound)
-    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES):
+    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         if method == "cusum":
             kappa = float(o.kappa)
             if not (math.isfinite(kappa) and kappa > 0):
@@ -350,7 +350,7 @@ def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | Non
     trend = np.empty(n_tasks, dtype=np.uint8)
     alarm = np.empty(n_tasks, dtype=np.uint8)
     status = np.empty(n_tasks, dtype=np.uint8)
-    for lo, hi in budget.chunks(n_tasks, CHUNK_TASKS):
+    for lo, hi in budget.chunks(n_tasks, CHUNK_TASKS, "series-periods"):
         kf.detect_farrington(
             y, task_series[lo:hi], task_time[lo:hi],
             b, w, freq, periods, past,
@@ -374,22 +374,6 @@ def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | Non
 
 
 # ---------------------------------------------------------------------------------------- helpers
-
-
-class _Budget:
-    """Deadline and cancellation, checked between kernel calls."""
-
-    def __init__(self, deadline: float | None, cancel: threading.Event | None):
-        self.deadline = deadline
-        self.cancel = cancel
-
-    def chunks(self, n: int, size: int):
-        for lo in range(0, n, size):
-            if self.cancel is not None and self.cancel.is_set():
-                raise DeadlineExceeded(f"detection cancelled after {lo:,} of {n:,}")
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                raise DeadlineExceeded(f"the deadline passed after {lo:,} of {n:,}; retry with more time")
-            yield lo, min(n, lo + size)
 
 
 def _outputs(shape) -> dict[str, np.ndarray]:
