@@ -78,7 +78,7 @@ def next_poisson(state, mu):
             if term == 0.0 and k > mu:
                 break
         return state, np.int64(k)
-    k0 = math.floor(mu - 40.0 * math.sqrt(mu))
+    k0 = max(0.0, math.floor(mu - 40.0 * math.sqrt(mu)))
     lterm = k0 * math.log(mu) - mu - math.lgamma(k0 + 1.0)
     cdf = math.exp(lterm)
     k = k0

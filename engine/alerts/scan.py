@@ -146,7 +146,7 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     ln_rest = np.empty(nnz * n_windows)
     ks.stp_cylinders(offsets, nbr_index, nbr_km, location_totals, window_totals, total, share * total, min_cases,
                      c_min, ln_s, ln_rest)
-    ln_window = np.log(window_totals.astype(np.float64))
+    ln_window = np.array([math.log(t) for t in window_totals])  # libm's log, as the kernels take it
     ln_total = math.log(total)
     xlx = ks.x_log_x_table(total + 1)
     best_llr = np.empty(n_locations)
