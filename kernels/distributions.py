@@ -207,17 +207,18 @@ def _beta_continued_fraction(a, b, x):
 
 
 @njit
-def regularized_beta(x, a, b):
-    """I_x(a, b), the regularised incomplete beta function."""
+def regularized_beta(x, a, b, one_minus_x):
+    """I_x(a, b), the regularised incomplete beta function; ``one_minus_x`` is 1 - x computed
+    without cancellation by the caller."""
     if x <= 0.0:
         return 0.0
-    if x >= 1.0:
+    if one_minus_x <= 0.0:
         return 1.0
     front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
+                     + a * math.log(x) + b * math.log(one_minus_x))
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - front * _beta_continued_fraction(b, a, 1.0 - x) / b
+    return 1.0 - front * _beta_continued_fraction(b, a, one_minus_x) / b
 
 
 @njit
@@ -227,4 +228,7 @@ def student_t_two_sided(t, df):
         return np.nan
     if t == 0.0:
         return 1.0
-    return regularized_beta(df / (df + t * t), 0.5 * df, 0.5)
+    if math.isinf(t):
+        return 0.0
+    t2 = t * t
+    return regularized_beta(df / (df + t2), 0.5 * df, 0.5, t2 / (df + t2))

@@ -213,7 +213,7 @@ def as_counts(counts) -> np.ndarray:
     bad = ~np.isfinite(y) | (y < 0) | (y != np.floor(y))
     if bad.any():
         s, t = np.argwhere(bad)[0]
-        raise InvalidInput(f"counts must be whole numbers >= 0; series {s}, period {t} holds {y[s, t]!r}")
+        raise InvalidInput(f"counts must be whole numbers >= 0; series {s}, period {t} holds {float(y[s, t])!r}")
     return y
 
 
@@ -267,6 +267,9 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
     threshold = float(o.threshold)
     if not (math.isfinite(threshold) and threshold > 0):
         raise InvalidInput(f"the threshold must be a positive number, got {o.threshold!r}")
+    kappa = float(o.kappa) if method == "cusum" else 1.0
+    if not (math.isfinite(kappa) and kappa > 0):
+        raise InvalidInput(f"kappa (the log rate ratio to detect) must be positive, got {o.kappa!r}")
     extra: dict[str, np.ndarray] = {}
     if expected is None:
         ic = o.in_control
@@ -295,7 +298,7 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
         bad = ~(np.isfinite(mu0) & (mu0 > 0))
         if bad.any():
             s, t = np.argwhere(bad)[0]
-            raise InvalidInput(f"expected counts must be positive; series {s}, period {t} holds {mu0[s, t]!r}")
+            raise InvalidInput(f"expected counts must be positive; series {s}, period {t} holds {float(mu0[s, t])!r}")
         first = 0
     start = _start(start, first, y.shape[1], f"the {method.upper()} detector")
     out = _outputs(y.shape)
@@ -303,9 +306,6 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
     with_bound = method == "cusum" or bool(o.bound)
     for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         if method == "cusum":
-            kappa = float(o.kappa)
-            if not (math.isfinite(kappa) and kappa > 0):
-                raise InvalidInput(f"kappa (the log rate ratio to detect) must be positive, got {o.kappa!r}")
             kd.detect_cusum(y[lo:hi], mu0[lo:hi], kappa, threshold, start, out["statistic"][lo:hi],
                             out["upperbound"][lo:hi], out["alarm"][lo:hi])
         else:

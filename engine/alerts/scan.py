@@ -146,7 +146,8 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     ln_rest = np.empty(nnz * n_windows)
     ks.stp_cylinders(offsets, nbr_index, nbr_km, location_totals, window_totals, total, share * total, min_cases,
                      c_min, ln_s, ln_rest)
-    ln_window = np.array([math.log(t) for t in window_totals])  # libm's log, as the kernels take it
+    # libm's log, as the kernels take it; a window without cases has no cylinder to score
+    ln_window = np.array([math.log(t) if t > 0 else -math.inf for t in window_totals])
     ln_total = math.log(total)
     xlx = ks.x_log_x_table(total + 1)
     best_llr = np.empty(n_locations)
@@ -237,7 +238,7 @@ def expectation_based_poisson(counts, baselines, lng, lat, options: EbpOptions |
     if bad.any():
         loc, back = np.argwhere(bad)[0]
         raise InvalidInput(f"baselines of the scanned periods must be positive numbers; location {loc}, "
-                           f"period {n_periods - 1 - back} holds {recent[loc, back]!r}")
+                           f"period {n_periods - 1 - back} holds {float(recent[loc, back])!r}")
     window_counts = np.ascontiguousarray(np.cumsum(y[:, ::-1][:, :n_windows], axis=1))
     base_cum = np.empty_like(recent)
     for w in range(n_windows):
@@ -326,7 +327,7 @@ def _count_matrix(counts, name: str) -> np.ndarray:
     bad = ~np.isfinite(y) | (y < 0) | (y != np.floor(y))
     if bad.any():
         loc, t = np.argwhere(bad)[0]
-        raise InvalidInput(f"{name} must be whole numbers >= 0; location {loc}, period {t} holds {y[loc, t]!r}")
+        raise InvalidInput(f"{name} must be whole numbers >= 0; location {loc}, period {t} holds {float(y[loc, t])!r}")
     return np.ascontiguousarray(y.astype(np.int64))
 
 
@@ -338,7 +339,7 @@ def _cartesian(lng, lat, n: int) -> np.ndarray:
     bad = ~((lng >= -180) & (lng <= 180) & (lat >= -90) & (lat <= 90))  # NaN fails too
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InvalidInput(f"location {i} has longitude {lng[i]!r}, latitude {lat[i]!r}: "
+        raise InvalidInput(f"location {i} has longitude {float(lng[i])!r}, latitude {float(lat[i])!r}: "
                            "need -180..180 and -90..90 degrees")
     xyz = np.empty((n, 3))
     ks.to_cartesian(np.ascontiguousarray(lng), np.ascontiguousarray(lat), xyz)

@@ -341,6 +341,20 @@ def test_null_p_values_are_not_all_small():
     assert sum(p <= 0.05 for p in p_values) <= 4
 
 
+def test_quiet_last_days_are_scanned(rng):
+    """No case on the last days: those windows have nothing to score, the longer ones still do."""
+    counts, lng, lat = _world(rng, n=20, days=15, spread_km=2)
+    counts[:, -2:] = 0
+    counts[:4, -4:-2] += 4
+    result = S.space_time_permutation(counts, lng, lat, S.StpOptions(max_radius_km=1.0, max_days=5, reps=19, seed=1))
+    clusters, maxima = brute_stp(counts, lng, lat, S.StpOptions(max_radius_km=1.0, max_days=5, reps=19, seed=1))
+    assert result.replicate_maxima.tolist() == maxima
+    _same_clusters(result, clusters, counts.shape[1])
+    assert result.clusters[0].start <= 12
+    empty = S.space_time_permutation(np.zeros((5, 4)), lng[:5], lat[:5])
+    assert empty.clusters == [] and empty.total == 0
+
+
 def test_bad_inputs_are_named():
     counts, lng, lat = _world(np.random.default_rng(1), n=5, days=4)
     with pytest.raises(InvalidInput, match="latitude"):
