@@ -163,8 +163,10 @@ def detect_cusum(counts, mu0, kappa, c, start, statistic, upperbound, alarm):
 
 @njit
 def _glr_term(sum_y, sum_mu):
-    """sup over kappa >= 0 of kappa*sum_y - (e^kappa - 1)*sum_mu."""
+    """sup over kappa >= 0 of kappa*sum_y - (e^kappa - 1)*sum_mu (inf for counts where none are expected)."""
     if sum_y > sum_mu:
+        if sum_mu <= 0.0:
+            return np.inf
         return sum_y * math.log(sum_y / sum_mu) - sum_y + sum_mu
     return 0.0
 
@@ -185,71 +187,74 @@ def _glr_total_at_least(c, sum_mu):
     return t
 
 
+@njit
+def _glr_with(before, sums_mu, size, x):
+    """GLR(n) if the count at n were x: before[j] = counts of candidate j's segment before n."""
+    best = 0.0
+    for j in range(size):
+        g = _glr_term(before[j] + x, sums_mu[j])
+        if g > best:
+            best = g
+    return best
+
+
 @pnjit
 def detect_glr(counts, mu0, c, start, with_bound, statistic, upperbound, alarm):
-    """Poisson GLR-CUSUM for a rise in the intercept, restarting after each alarm."""
+    """Poisson GLR-CUSUM for a rise in the intercept, restarting after each alarm.
+
+    Each candidate start keeps its own running sums of counts and means (no differences of
+    prefix sums, which would cancel when early means dwarf late ones).
+    """
     n_series, n_time = counts.shape
     for s in prange(n_series):
         y = counts[s]
         mu = mu0[s]
-        cand_d = np.empty(n_time)
-        cand_y = np.empty(n_time)   # cumulative counts before the candidate start
-        cand_mu = np.empty(n_time)  # cumulative means before the candidate start
+        cand_d = np.empty(n_time)   # cumulative excess before the candidate start
+        sum_y = np.empty(n_time)    # counts of the candidate's segment
+        sum_mu = np.empty(n_time)   # means of the candidate's segment
         size = 0
-        cum_y = 0.0
-        cum_mu = 0.0
+        excess = 0.0
         for n in range(start, n_time):
-            d = cum_y - cum_mu
-            while size > 0 and cand_d[size - 1] >= d:
+            while size > 0 and cand_d[size - 1] >= excess:
                 size -= 1
-            cand_d[size] = d
-            cand_y[size] = cum_y
-            cand_mu[size] = cum_mu
+            cand_d[size] = excess
+            sum_y[size] = 0.0
+            sum_mu[size] = 0.0
             size += 1
-            y_before = cum_y
-            cum_y += y[n]
-            cum_mu += mu[n]
-            best = 0.0
             for j in range(size):
-                g = _glr_term(cum_y - cand_y[j], cum_mu - cand_mu[j])
-                if g > best:
-                    best = g
-            statistic[s, n] = best
+                sum_mu[j] += mu[n]
             if with_bound:
-                # smallest count x at n with GLR(n) >= c
+                # smallest count x at n with GLR(n) >= c (sum_y still holds the counts before n)
                 x_best = np.inf
                 for j in range(size):
-                    sum_mu = cum_mu - cand_mu[j]
-                    before = y_before - cand_y[j]
-                    if sum_mu > 0.0:
-                        need = _glr_total_at_least(c, sum_mu) - before
+                    if sum_mu[j] > 0.0:
+                        need = _glr_total_at_least(c, sum_mu[j]) - sum_y[j]
                         x = math.ceil(need) if need > 0.0 else 0.0
                         if x < x_best:
                             x_best = x
+                    else:
+                        x_best = min(x_best, 1.0)
                 if x_best < np.inf:
                     # settle rounding at the boundary with the statistic itself
-                    while x_best > 0.0 and _glr_with(y_before, cum_mu, cand_y, cand_mu, size, x_best - 1.0) >= c:
+                    while x_best > 0.0 and _glr_with(sum_y, sum_mu, size, x_best - 1.0) >= c:
                         x_best -= 1.0
-                    while _glr_with(y_before, cum_mu, cand_y, cand_mu, size, x_best) < c:
+                    while _glr_with(sum_y, sum_mu, size, x_best) < c:
                         x_best += 1.0
                 upperbound[s, n] = x_best
+            best = 0.0
+            for j in range(size):
+                sum_y[j] += y[n]
+                g = _glr_term(sum_y[j], sum_mu[j])
+                if g > best:
+                    best = g
+            statistic[s, n] = best
+            excess += y[n] - mu[n]
             if best >= c:
                 alarm[s, n] = 1
                 size = 0
-                cum_y = 0.0
-                cum_mu = 0.0
+                excess = 0.0
             else:
                 alarm[s, n] = 0
-
-
-@njit
-def _glr_with(y_before, cum_mu, cand_y, cand_mu, size, x):
-    best = 0.0
-    for j in range(size):
-        g = _glr_term(y_before + x - cand_y[j], cum_mu - cand_mu[j])
-        if g > best:
-            best = g
-    return best
 
 
 @pnjit

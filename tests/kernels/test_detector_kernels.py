@@ -187,3 +187,19 @@ def test_glm_fit_solves_the_score_equations(seed, harmonics, trend):
     assert np.abs(score).max() < 1e-5 * max(1.0, y.sum())
     # R factor of the last step: R^T R = X^T W X
     np.testing.assert_allclose(r.T @ r, X.T @ (wt[:, None] * X), rtol=1e-9, atol=1e-9)
+
+
+def test_glr_with_vanishing_in_control_means():
+    """Means of 1e-42 beside 1e-9 (a GLM fitted on zeros): no cancellation, no division by zero."""
+    mu = np.array([1e-9] * 5 + [1e-42] * 5 + [0.2] * 10)
+    y = np.zeros(20)
+    y[7] = 1.0
+    y[15] = 3.0
+    statistic = np.full((1, 20), np.nan)
+    bound = np.full((1, 20), np.nan)
+    alarm = np.zeros((1, 20), dtype=np.uint8)
+    kd.detect_glr(y.reshape(1, -1), mu.reshape(1, -1), 5.0, 0, True, statistic, bound, alarm)
+    want_stat, want_bound, want_alarm = _brute_glr(y.tolist(), mu.tolist(), 5.0, 0)
+    assert (alarm[0] == want_alarm).all() and alarm[0, 7]
+    assert (bound[0] == want_bound).all()
+    np.testing.assert_allclose(statistic[0], want_stat, rtol=1e-9)
