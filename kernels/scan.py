@@ -198,12 +198,17 @@ def _stp_best_of_centre(ci, offsets, nbr_index, c_min, ln_s, ln_rest_tab, ln_win
     best_pos = -1
     best_w = -1
     best_c = 0
+    last = n_windows - 1
     for pos in range(offsets[ci], offsets[ci + 1]):
         loc = nbr_index[pos]
+        if window_counts[loc, last] != 0:
+            for w in range(n_windows):
+                cum[w] += window_counts[loc, w]
+        if cum[last] == 0:
+            continue  # no case in the circle yet: every count is 0, below any threshold
         base = pos * n_windows
         for w in range(n_windows):
-            c = cum[w] + window_counts[loc, w]
-            cum[w] = c
+            c = cum[w]
             if c >= c_min[base + w]:
                 llr = _stp_llr(xlx, c, total, ln_s[pos], ln_window[w], ln_total, ln_rest_tab[base + w])
                 if llr > best:
@@ -259,8 +264,9 @@ def stp_replicate_cases(seed, replicate, n_cases, n_window_cases, picked, seen, 
 
 
 @pnjit
-def stp_thresholds(c_min, ln_s, ln_rest_tab, ln_window, ln_total, total, xlx, level, c_need):
-    """c_need[pos*W + w] = the least count >= c_min whose LLR reaches ``level`` (NOT_A_CYLINDER if none).
+def stp_thresholds(c_min, ln_s, ln_rest_tab, ln_window, ln_total, total, c_cap, xlx, level, c_need):
+    """c_need[pos*W + w] = the least count >= c_min, at most c_cap (the most a replication can put
+    in a cylinder: the window's cases), whose LLR reaches ``level`` (NOT_A_CYLINDER if none).
 
     The LLR grows with the count above the expected one, so a replication's cylinders below
     c_need cannot reach ``level``: a replication whose largest LLR is at least ``level`` can be
@@ -272,7 +278,7 @@ def stp_thresholds(c_min, ln_s, ln_rest_tab, ln_window, ln_total, total, xlx, le
         for w in range(n_windows):
             i = pos * n_windows + w
             lo = c_min[i]
-            if lo == NOT_A_CYLINDER:
+            if lo == NOT_A_CYLINDER or lo > c_cap:
                 c_need[i] = NOT_A_CYLINDER
                 continue
             if _stp_llr(xlx, lo, total, ln_s[pos], ln_window[w], ln_total, ln_rest_tab[i]) >= level:
@@ -281,12 +287,15 @@ def stp_thresholds(c_min, ln_s, ln_rest_tab, ln_window, ln_total, total, xlx, le
             # exponential then binary search for the least c with LLR(c) >= level in (lo, total]
             step = 1
             hi = lo + step
-            while hi <= total and _stp_llr(xlx, hi, total, ln_s[pos], ln_window[w], ln_total, ln_rest_tab[i]) < level:
+            while hi <= c_cap and _stp_llr(xlx, hi, total, ln_s[pos], ln_window[w], ln_total, ln_rest_tab[i]) < level:
                 lo = hi
                 step *= 2
                 hi = lo + step
-            if hi > total:
-                hi = total
+            if hi > c_cap:
+                hi = c_cap
+                if hi <= lo:
+                    c_need[i] = NOT_A_CYLINDER
+                    continue
                 if _stp_llr(xlx, hi, total, ln_s[pos], ln_window[w], ln_total, ln_rest_tab[i]) < level:
                     c_need[i] = NOT_A_CYLINDER
                     continue

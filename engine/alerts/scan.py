@@ -31,6 +31,7 @@ Distances are the chord on a sphere of 6,367 km, as SaTScan computes them for la
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ PILOT_REPS = 20
 #: Margin below the acceptance level when deriving the count thresholds, far above the rounding
 #: error of an LLR (about 1e-9 for a million cases), so no cylinder at the level is skipped.
 LLR_SLACK = 1e-6
+#: Neighbour lists kept (per set of locations and radius).
+NEIGHBOUR_CACHE_SIZE = 4
+_NEIGHBOUR_CACHE: dict = {}
+_NEIGHBOUR_LOCK = threading.Lock()
 #: Largest number of replications accepted.
 MAX_REPS = 99_999
 
@@ -167,7 +172,8 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
         if lo == pilot and pilot > 0 and maxima[:pilot].min() > 0:
             accept = 0.5 * float(maxima[:pilot].min())
             c_need = np.empty_like(c_min)
-            ks.stp_thresholds(c_min, ln_s, ln_rest, ln_window, ln_total, total, xlx, accept - LLR_SLACK, c_need)
+            ks.stp_thresholds(c_min, ln_s, ln_rest, ln_window, ln_total, total, int(window_totals[-1]), xlx,
+                              accept - LLR_SLACK, c_need)
         ks.stp_replicate_maxima(seed, lo, hi, case_location, window_day_totals, offsets, nbr_index, c_min, c_need,
                                 accept, ln_s, ln_rest, ln_window, ln_total, total, xlx, n_locations, maxima[lo:hi])
 
@@ -201,6 +207,13 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
 
 
 def _neighbours_within(xyz: np.ndarray, radius_km: float):
+    """CSR lists of each location's neighbours within the radius; the last few are kept, as a centre
+    scans the same locations category after category."""
+    key = (hashlib.sha1(xyz.tobytes()).hexdigest(), radius_km)
+    with _NEIGHBOUR_LOCK:
+        cached = _NEIGHBOUR_CACHE.get(key)
+    if cached is not None:
+        return cached
     n = len(xyz)
     counts = np.empty(n, dtype=np.int64)
     ks.count_within(xyz, radius_km, counts)
@@ -209,6 +222,12 @@ def _neighbours_within(xyz: np.ndarray, radius_km: float):
     nbr_index = np.empty(offsets[-1], dtype=np.int64)
     nbr_km = np.empty(offsets[-1])
     ks.fill_within(xyz, radius_km, offsets, nbr_index, nbr_km)
+    for array in (offsets, nbr_index, nbr_km):
+        array.flags.writeable = False
+    with _NEIGHBOUR_LOCK:
+        while len(_NEIGHBOUR_CACHE) >= NEIGHBOUR_CACHE_SIZE:
+            _NEIGHBOUR_CACHE.pop(next(iter(_NEIGHBOUR_CACHE)))
+        _NEIGHBOUR_CACHE[key] = (offsets, nbr_index, nbr_km)
     return offsets, nbr_index, nbr_km
 
 
