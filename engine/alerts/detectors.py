@@ -191,6 +191,17 @@ def detect(method: str, counts, options=None, *, freq: int = 52, start: int | No
     y = as_counts(counts)
     freq = _positive_int(freq, "freq")
     budget = Budget(deadline, cancel)
+    # Series without a single count all get the same answer: compute it once (with the others).
+    empty = ~y.any(axis=1)
+    if expected is not None or empty.sum() < 2:
+        return _run(method, y, options, freq, start, expected, budget)
+    keep = ~empty
+    keep[np.flatnonzero(empty)[0]] = True
+    part = _run(method, np.ascontiguousarray(y[keep]), options, freq, start, None, budget)
+    return _broadcast(part, keep, np.flatnonzero(empty)[0])
+
+
+def _run(method, y, options, freq, start, expected, budget) -> Detection:
     if method == "ears":
         return _ears(y, options, start, budget)
     if method == "bayes":
@@ -198,6 +209,37 @@ def detect(method: str, counts, options=None, *, freq: int = 52, start: int | No
     if method == "farrington":
         return _farrington(y, options, freq, start, budget)
     return _sequential(method, y, options, freq, start, expected, budget)
+
+
+def _broadcast(part: Detection, keep: np.ndarray, first_empty: int) -> Detection:
+    """Spread a detection over the rows kept back to every row (empty rows copy the first empty one)."""
+    rows = np.cumsum(keep) - 1  # row of the part for each kept row
+    source = np.where(keep, rows, rows[first_empty])
+
+    def spread(a):
+        return a[source] if a.ndim >= 1 and a.shape[0] == keep.sum() else a
+
+    return Detection(method=part.method, options=part.options, start=part.start, expected=spread(part.expected),
+                     upperbound=spread(part.upperbound), statistic=spread(part.statistic), alarm=spread(part.alarm),
+                     extra={k: spread(v) for k, v in part.extra.items()})
+
+
+def in_control_means(counts, in_control: InControl | None = None, *, freq: int = 52) -> np.ndarray:
+    """The in-control means the CUSUM and GLR would fit (pass them as ``expected`` to run both on one fit).
+
+    Periods before ``train`` hold the fitted values too; NaN for a series whose fit failed.
+    """
+    y = as_counts(counts)
+    ic = in_control or InControl()
+    freq = _positive_int(freq, "freq")
+    empty = ~y.any(axis=1)
+    if empty.sum() < 2:
+        return _fit_in_control(y, ic, freq, Budget())[0]
+    keep = ~empty
+    keep[np.flatnonzero(empty)[0]] = True
+    part = _fit_in_control(np.ascontiguousarray(y[keep]), ic, freq, Budget())[0]
+    rows = np.cumsum(keep) - 1
+    return part[np.where(keep, rows, rows[np.flatnonzero(empty)[0]])]
 
 
 def as_counts(counts) -> np.ndarray:
@@ -272,25 +314,8 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
         raise InvalidInput(f"kappa (the log rate ratio to detect) must be positive, got {o.kappa!r}")
     extra: dict[str, np.ndarray] = {}
     if expected is None:
-        ic = o.in_control
-        n_train = y.shape[1] // 2 if ic.train is None else _positive_int(ic.train, "train")
-        if n_train >= y.shape[1]:
-            raise InvalidInput(f"the in-control fit uses {n_train} periods, leaving none of the "
-                               f"{y.shape[1]} to monitor")
-        harmonics = _non_negative_int(ic.harmonics, "harmonics")
-        period = float(freq if ic.period is None else ic.period)
-        if not (math.isfinite(period) and period > 0):
-            raise InvalidInput(f"the harmonic period must be positive, got {ic.period!r}")
-        n_coef = 1 + int(bool(ic.trend)) + 2 * harmonics
-        if n_train < n_coef + 1:
-            raise InvalidInput(f"the in-control fit has {n_coef} coefficients and needs more than "
-                               f"{n_coef} training periods, got {n_train}")
-        mu0 = np.empty_like(y)
-        status = np.empty(y.shape[0], dtype=np.int64)
-        for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
-            kd.fit_seasonal_means(y[lo:hi], n_train, period, harmonics, bool(ic.trend), mu0[lo:hi], status[lo:hi])
+        mu0, status, first = _fit_in_control(y, o.in_control, freq, budget)
         extra["fit_status"] = status
-        first = n_train
     else:
         mu0 = np.array(expected, dtype=np.float64, order="C", ndmin=2)
         if mu0.shape != y.shape:
@@ -312,6 +337,27 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
             kd.detect_glr(y[lo:hi], mu0[lo:hi], threshold, start, with_bound, out["statistic"][lo:hi],
                           out["upperbound"][lo:hi], out["alarm"][lo:hi])
     return _detection(method, o, start, out, extra)
+
+
+def _fit_in_control(y: np.ndarray, ic: InControl, freq: int, budget) -> tuple[np.ndarray, np.ndarray, int]:
+    """(means, fit status per series, periods used) of the in-control Poisson GLM of each series."""
+    n_train = y.shape[1] // 2 if ic.train is None else _positive_int(ic.train, "train")
+    if n_train >= y.shape[1]:
+        raise InvalidInput(f"the in-control fit uses {n_train} periods, leaving none of the "
+                           f"{y.shape[1]} to monitor")
+    harmonics = _non_negative_int(ic.harmonics, "harmonics")
+    period = float(freq if ic.period is None else ic.period)
+    if not (math.isfinite(period) and period > 0):
+        raise InvalidInput(f"the harmonic period must be positive, got {ic.period!r}")
+    n_coef = 1 + int(bool(ic.trend)) + 2 * harmonics
+    if n_train < n_coef + 1:
+        raise InvalidInput(f"the in-control fit has {n_coef} coefficients and needs more than "
+                           f"{n_coef} training periods, got {n_train}")
+    mu0 = np.empty_like(y)
+    status = np.empty(y.shape[0], dtype=np.int64)
+    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
+        kd.fit_seasonal_means(y[lo:hi], n_train, period, harmonics, bool(ic.trend), mu0[lo:hi], status[lo:hi])
+    return mu0, status, n_train
 
 
 def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | None, budget) -> Detection:

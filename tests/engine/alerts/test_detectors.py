@@ -19,6 +19,21 @@ def test_a_matrix_of_series_is_judged_row_by_row(rng):
     assert np.isnan(together.upperbound[:, :6]).all() and not together.alarm[:, :6].any()
 
 
+@pytest.mark.parametrize("method", D.METHODS)
+def test_series_without_counts_share_one_answer(rng, method):
+    """Empty series are computed once and copied: the same answers as each series alone."""
+    y = rng.poisson(2.0, size=(6, 5 * 52 + 12)).astype(float)
+    y[[0, 2, 3, 5]] = 0.0
+    together = D.detect(method, y, freq=52)
+    for s in range(6):
+        alone = D.detect(method, y[s], freq=52)
+        for name in ("expected", "upperbound", "statistic", "alarm"):
+            np.testing.assert_array_equal(getattr(alone, name)[0], getattr(together, name)[s], err_msg=f"{method} {name}")
+    mu = D.in_control_means(y, D.InControl(train=60))
+    np.testing.assert_array_equal(mu[1], D.in_control_means(y[1], D.InControl(train=60))[0])
+    np.testing.assert_array_equal(mu[5], D.in_control_means(y[5], D.InControl(train=60))[0])
+
+
 def test_given_in_control_means_are_used_from_the_start(rng):
     y = rng.poisson(3.0, size=(2, 50)).astype(float)
     y[1, 40:44] += 10
