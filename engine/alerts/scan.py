@@ -202,8 +202,11 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
             expected=float(location_totals[nbr_index[offsets[ci]:pos + 1]].sum()) * float(window_totals[w]) / total,
             llr=float(llr), p=p,
             recurrence_days=(1.0 / p) if p is not None else None))
+    sizes = np.where(best_pos >= 0, best_pos - offsets[:-1] + 1, 0)
     return ScanResult("stp", o, clusters, maxima, total, n_days,
-                      {"candidates": len(candidates), "windows": n_windows})
+                      {"candidates": len(candidates), "windows": n_windows,
+                       # each centre's most likely cylinder (LLR 0, size 0 when it has none)
+                       "centre_llr": best_llr, "centre_size": sizes, "centre_days": np.where(best_pos >= 0, best_w + 1, 0)})
 
 
 def _neighbours_within(xyz: np.ndarray, radius_km: float):

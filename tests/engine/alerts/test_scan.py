@@ -118,7 +118,7 @@ def brute_stp(counts, lng, lat, o: S.StpOptions):
         taken |= set(b[4])
         clusters.append(dict(center=i, locations=list(b[4]), llr=b[0], window=w, observed=b[3], expected=b[6],
                              radius_m=b[5] * 1000.0, p=rank / (o.reps + 1)))
-    return clusters, maxima
+    return clusters, maxima, observed
 
 
 def brute_ebp(counts, baselines, lng, lat, o: S.EbpOptions):
@@ -193,6 +193,8 @@ def _world(rng, n=24, days=12, rate=0.4, spread_km=2.0, grid=False):
         lng = 114.0 + rng.uniform(0, spread_km / 102.0, n)
         lat = 22.6 + rng.uniform(0, spread_km / 111.0, n)
     counts = rng.poisson(rate * rng.uniform(0.3, 1.7, (n, 1)), size=(n, days))
+    # a few locations share a point (several ids at one address): exact ties in every distance
+    lng[-3:], lat[-3:] = lng[:3], lat[:3]
     return counts, lng, lat
 
 
@@ -218,8 +220,15 @@ def test_stp_equals_brute_force(case):
         counts[:3, -2:] += 3  # a cluster in the last two days
     o = S.StpOptions(max_radius_km=[0.6, 0.9, 1.5, 3.0, 0.5, 1.0][case], max_share=[0.5, 0.5, 0.3, 0.5, 1.0, 0.5][case],
                      max_days=[3, 7, 5, 7, 4, 30][case], min_cases=[2, 2, 3, 1, 2, 2][case], reps=19, seed=7 + case)
+    if case in (1, 3):
+        counts[:, -2] = 0  # a day without cases: its window ties with the shorter one
     result = S.space_time_permutation(counts, lng, lat, o)
-    clusters, maxima = brute_stp(counts, lng, lat, o)
+    clusters, maxima, centres = brute_stp(counts, lng, lat, o)
+    # every centre's most likely cylinder (ties in distance enter together; ties in LLR go to fewer
+    # locations, then the shorter window)
+    assert result.extra["centre_llr"].tolist() == [b[0] if b else 0.0 for b in centres]
+    assert result.extra["centre_size"].tolist() == [len(b[4]) if b else 0 for b in centres]
+    assert result.extra["centre_days"].tolist() == [b[2] + 1 if b else 0 for b in centres]
     assert result.replicate_maxima.tolist() == maxima
     _same_clusters(result, clusters, counts.shape[1])
     assert result.clusters, "every case has a cluster to report"
@@ -347,7 +356,7 @@ def test_quiet_last_days_are_scanned(rng):
     counts[:, -2:] = 0
     counts[:4, -4:-2] += 4
     result = S.space_time_permutation(counts, lng, lat, S.StpOptions(max_radius_km=1.0, max_days=5, reps=19, seed=1))
-    clusters, maxima = brute_stp(counts, lng, lat, S.StpOptions(max_radius_km=1.0, max_days=5, reps=19, seed=1))
+    clusters, maxima, _ = brute_stp(counts, lng, lat, S.StpOptions(max_radius_km=1.0, max_days=5, reps=19, seed=1))
     assert result.replicate_maxima.tolist() == maxima
     _same_clusters(result, clusters, counts.shape[1])
     assert result.clusters[0].start <= 12
