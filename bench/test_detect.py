@@ -9,8 +9,8 @@ once; its events are counted per grid, category and local day into (grids x 365)
 per category (all of them, empty series included: about 190,000 series, 70 million cells). One
 round runs EARS C1, C2 and C3 (``min_sigma`` 0.5), the Poisson CUSUM and GLR (in-control GLM with a
 weekly harmonic on the first 91 days; the GLR with its upper bound) and the Bayes predictive method
-(b = 0, w = 6) over all of them. Farrington needs at least three years and is left out of the
-year's run (its speed against R is measured on the sample below).
+(b = 0, w = 6) over all of them. Farrington needs at least three years and is left out (its
+agreement with R is tested on the fixtures of ``tests/engine/alerts``; its speed is not measured).
 
 The R peer runs the same methods through ``bench/oracle/surveillance_fixtures.R`` on
 ``CITYGRID_BENCH_R_SERIES`` (default 40) series drawn among those with at least 20 events, one R
