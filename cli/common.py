@@ -61,3 +61,12 @@ class _DeprecatedFlag(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"{parser.prog}: {option_string} is deprecated, use {self.const}", file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after an option's help, except for flags and options without a default."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)

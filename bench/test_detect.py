@@ -1,0 +1,158 @@
+"""Every detector over every grid x category daily series of the demo year, and R ``surveillance``
+on a sample of the same series in the same run.
+
+    .venv/bin/pytest bench/test_detect.py --benchmark-only -s
+
+Series without a single count (about 58 %) share one computation (the engine computes an empty
+series once). The demo district (3,823 grids, the taxonomy's categories, 200,000 events of 2025) is generated
+once; its events are counted per grid, category and local day into (grids x 365) matrices, one
+per category (all of them, empty series included: about 190,000 series, 70 million cells). One
+round runs EARS C1, C2 and C3 (``min_sigma`` 0.5), the Poisson CUSUM and GLR (in-control GLM with a
+weekly harmonic on the first 91 days; the GLR with its upper bound) and the Bayes predictive method
+(b = 0, w = 6) over all of them. Farrington needs at least three years and is left out (its
+agreement with R is tested on the fixtures of ``tests/engine/alerts``; its speed is not measured).
+
+The R peer runs the same methods through ``bench/oracle/surveillance_fixtures.R`` on
+``CITYGRID_BENCH_R_SERIES`` (default 40) series drawn among those with at least 20 events, one R
+call per series and method as an analyst would; we compare seconds per series (ours: the whole
+round divided by the number of series) and require identical alarms. Skipped without Rscript.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citygrid.engine.alerts import detectors as D
+
+HERE = Path(__file__).resolve().parent
+SEED = 20261130
+TRAIN = 91
+R_SERIES = int(os.environ.get("CITYGRID_BENCH_R_SERIES", "40"))
+
+#: name -> (method, options, R control) of one round
+METHODS = {
+    "ears C1": ("ears", D.EarsOptions(method="C1", min_sigma=0.5), {"method": "C1", "baseline": 7, "minSigma": 0.5}),
+    "ears C2": ("ears", D.EarsOptions(method="C2", min_sigma=0.5), {"method": "C2", "baseline": 7, "minSigma": 0.5}),
+    "ears C3": ("ears", D.EarsOptions(method="C3", min_sigma=0.5, c3_rule="surveillance"),
+                {"method": "C3", "baseline": 7, "minSigma": 0.5}),
+    "cusum": ("cusum", D.CusumOptions(in_control=D.InControl(train=TRAIN, period=7)),
+              {"c": 5.0, "ret": "cases", "kappa": float(np.log(2)), "S": 1, "trend": False}),
+    "glr": ("glr", D.GlrOptions(in_control=D.InControl(train=TRAIN, period=7)),
+            {"c": 5.0, "ret": "cases", "S": 1, "trend": False}),
+    "bayes": ("bayes", D.BayesOptions(b=0, w=6, alpha=0.05), {"b": 0, "w": 6, "actY": True, "alpha": 0.05}),
+}
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory):
+    """(categories, list of (grids x 365) float64 count matrices, one per category)."""
+    import pyarrow.parquet as pq
+
+    from citygrid.engine.demo import generate_demo
+
+    root = tmp_path_factory.mktemp("bench-detect-demo")
+    generate_demo(root, seed=SEED)
+    grids = pq.read_table(root / "grids.parquet", columns=["grid_code"]).column("grid_code").to_pylist()
+    events = pq.read_table(root / "events.parquet", columns=["grid_code", "category_code", "occurred_at"])
+    row = {code: i for i, code in enumerate(grids)}
+    grid = np.array([row[c] for c in events.column("grid_code").to_pylist()])
+    categories = sorted(set(events.column("category_code").to_pylist()))
+    cat_of = {c: i for i, c in enumerate(categories)}
+    cat = np.array([cat_of[c] for c in events.column("category_code").to_pylist()])
+    ms = events.column("occurred_at").cast("int64").to_numpy()
+    day = ((ms + 8 * 3600 * 1000) // 86_400_000 - 20089).astype(np.int64)  # local days since 2025-01-01
+    assert day.min() == 0 and day.max() == 364
+    cube = np.zeros((len(categories), len(grids), 365))
+    np.add.at(cube, (cat, grid, day), 1)
+    return categories, [np.ascontiguousarray(cube[k]) for k in range(len(categories))]
+
+
+#: Seconds each method took over every series in this run (read by the R comparison).
+_SECONDS: dict[str, float] = {}
+
+
+def _round(matrices):
+    alarms = {}
+    for name, (method, options, _) in METHODS.items():
+        started = time.perf_counter()
+        alarms[name] = [D.detect(method, m, options, freq=365).alarm for m in matrices]
+        _SECONDS[name] = time.perf_counter() - started
+    return alarms
+
+
+@pytest.fixture(scope="module")
+def warm(year):
+    _, matrices = year
+    _round([matrices[0][:50]])  # compile every kernel first
+
+
+def test_all_detectors_over_the_year(benchmark, year, warm):
+    categories, matrices = year
+    n_series = sum(m.shape[0] for m in matrices)
+    cells = sum(m.size for m in matrices)
+    started = time.process_time()
+    alarms = benchmark.pedantic(_round, args=(matrices,), rounds=1, iterations=1)
+    cpu = time.process_time() - started
+    wall = benchmark.stats.stats.mean
+    benchmark.extra_info.update(series=n_series, cells=cells, categories=len(categories), cpu_s=cpu)
+    counts = {name: int(sum(a.sum() for a in per)) for name, per in alarms.items()}
+    print(f"\nall detectors over {n_series:,} grid x category daily series ({cells / 1e6:.1f} M cells, "
+          f"{len(categories)} categories): {wall:.2f} s wall, {cpu:.2f} s CPU on {os.cpu_count()} cores; "
+          f"{wall / n_series * 1e6:.1f} us per series; alarms {counts}; seconds by method "
+          + ", ".join(f"{k} {v:.2f}" for k, v in _SECONDS.items()))
+    assert all(v > 0 for v in counts.values())
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="R (Rscript) is not installed")
+def test_against_r_surveillance(benchmark, year, warm):
+    _, matrices = year
+    everything = np.concatenate(matrices)
+    rng = np.random.default_rng(SEED)
+    active = np.flatnonzero(everything.sum(axis=1) >= 20)
+    sample = everything[rng.choice(active, size=min(R_SERIES, len(active)), replace=False)]
+
+    if not _SECONDS:
+        _round(matrices)
+    # our time per series: each method's time over every series of the year
+    ours = {name: seconds / len(everything) for name, seconds in _SECONDS.items()}
+
+    jobs = []
+    for name, (method, options, control) in METHODS.items():
+        first = {"ears C1": 8, "ears C2": 10, "ears C3": 12, "bayes": 7}.get(name, TRAIN + 1)
+        for s, y in enumerate(sample):
+            jobs.append({"id": len(jobs), "name": name, "series": s, "method": method.split()[0], "y": y.astype(int).tolist(),
+                         "freq": 7, "first": first, "control": control})
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "jobs.json", Path(tmp) / "answers.json"
+        src.write_text(json.dumps(jobs))
+        subprocess.run(["Rscript", str(HERE / "oracle" / "surveillance_fixtures.R"), str(src), str(dst)],
+                       check=True, capture_output=True)
+        answers = {a["id"]: a for a in json.loads(dst.read_text())["answers"]}
+
+    rows = []
+    for name, (method, options, _) in METHODS.items():
+        mine = D.detect(method, sample, options, freq=365)
+        r_seconds, mismatched = [], 0
+        for job in (j for j in jobs if j["name"] == name):
+            answer = answers[job["id"]]
+            assert "error" not in answer, answer
+            r_seconds.append(answer["seconds"])
+            theirs = np.array([bool(v) if v is not None else False for v in answer["alarm"]])
+            mismatched += int((mine.alarm[job["series"], job["first"] - 1:] != theirs).sum())
+        per_r = float(np.mean(r_seconds))
+        rows.append((name, ours[name], per_r, per_r / ours[name], mismatched))
+        assert mismatched == 0, f"{name}: {mismatched} alarms differ from R"
+    print(f"\nR surveillance on {len(sample)} series (seconds per series; ours over all {len(everything):,}):")
+    for name, t_ours, t_r, ratio, bad in rows:
+        print(f"  {name:8s} ours {t_ours * 1e6:9.1f} us   R {t_r * 1e3:8.1f} ms   {ratio:9.0f}x   alarms differing {bad}")
+    benchmark.extra_info.update({name: {"ours_s": a, "r_s": b, "ratio": c} for name, a, b, c, _ in rows})
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)

@@ -1,0 +1,479 @@
+"""Detectors over count series: validation, options, one kernel call per chunk of series, results.
+
+Every detector runs over a (series x time) matrix of counts at once (a grid x category x day cube
+flattened to rows, say) and answers, per series and period, the expected count, the upper bound,
+the method's statistic and the alarm. Periods before the first one a method can judge (its
+``start``) hold NaN and no alarm.
+
+=============  ======================================================================================
+method         definition (and the R ``surveillance`` function it is checked against)
+=============  ======================================================================================
+``ears``       CDC EARS C1, C2, C3 (Hutwagner et al. 2003; Fricker, Hegler and Dunfee 2008); ``earsC``
+``cusum``      Poisson CUSUM for a rise of size ``kappa`` (Lucas 1985; Hoehle and Paul 2008);
+               ``glrpois`` with ``theta = kappa``
+``glr``        Poisson GLR-CUSUM for a rise in the intercept (Hoehle and Paul 2008); ``glrpois``
+``bayes``      Bayes predictive (negative binomial from a Poisson with Jeffreys' prior); ``algo.bayes``
+``farrington`` Farrington flexible with Noufaily et al. (2013)'s improvements for series of at least
+               ``b`` >= 3 years; ``farringtonFlexible``
+=============  ======================================================================================
+
+Where R and the published definition differ:
+
+- EARS C3: R 1.20's ``earsC`` sets the bound to ``y_t + sigma_t (z - L)`` (``L`` the two earlier
+  days' ``max(0, C2 - 1)``), so its alarm does not depend on the day's own count. The published C3
+  (Fricker et al. 2008, the package's own documentation) is ``C3 = sum over t-2..t of
+  max(0, C2 - 1)`` with an alarm when it exceeds z: that is the default here (``c3_rule =
+  "published"``); ``c3_rule = "surveillance"`` reproduces R's numbers.
+- Farrington's exceedance score: R compares the count with the prediction on the link scale
+  (``log mu``) for the ``nbplugin`` and ``muan`` thresholds; this is kept (the alarm equals
+  "count above the bound" whenever the bound exceeds ``log mu``). R reports no upper bound when the
+  5-in-4 rule (``limit``) suppresses the alarm; here the bound is always reported.
+- Farrington's dispersion after down-weighting: the published method (Farrington et al. 1996,
+  eq. 3.6) estimates it from the reweighted fit, ``sum(w_i (y_i - mu_i)^2 / mu_i) / (n - p)`` with
+  the working weights. R 1.20 overwrites the fit's weights with the down-weighting weights before
+  summarising it, so the standard error of the prediction (``muan`` and ``delta`` bounds) and the
+  trend's t-test use ``sum(omega_i ((y_i - mu_i) / mu_i)^2) / (n - p)`` instead (its ``phi``, the
+  over-dispersion of the bound, is the published one). ``dispersion_rule = "published"`` is the
+  default; ``"surveillance"`` reproduces R. Without reweighting, or with the Noufaily defaults
+  (``nbplugin``, ``p_trend = 1``), both give the same answers.
+
+The in-control mean of the CUSUM and GLR is either given (``expected``) or fitted per series, as
+``glrpois`` does, by a Poisson GLM with harmonics (:class:`InControl`) on the first periods, which
+are then not monitored.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.stats import norm
+
+from citygrid.engine.alerts.budget import Budget
+from citygrid.engine.errors import InvalidInput
+from citygrid.kernels import detectors as kd
+from citygrid.kernels import farrington as kf
+
+METHODS = ("ears", "cusum", "glr", "bayes", "farrington")
+#: Series per kernel call (deadline and cancel are checked between calls).
+CHUNK_SERIES = 8192
+#: Farrington periods per kernel call.
+CHUNK_TASKS = 4096
+
+
+@dataclass(frozen=True)
+class InControl:
+    """How the CUSUM and GLR estimate the in-control mean when it is not given.
+
+    A Poisson GLM ``1 (+ t) + sum_{s<=harmonics} cos(2 pi s t / period) + sin(2 pi s t / period)``
+    on the first ``train`` periods of each series (default: the first half), predicted for the
+    rest; ``period`` defaults to the series' periods per year.
+    """
+
+    train: int | None = None
+    period: float | None = None
+    harmonics: int = 1
+    trend: bool = False
+
+
+@dataclass(frozen=True)
+class EarsOptions:
+    method: str = "C1"
+    baseline: int = 7
+    #: One-sided level of the bound; None: 0.001 for C1 and C2, 0.025 for C3 (the CDC's choices).
+    alpha: float | None = None
+    #: Floor of the baseline standard deviation (Burkom suggests 0.5 or 1 for sparse counts).
+    min_sigma: float = 0.0
+    #: ``"published"`` or ``"surveillance"`` (R 1.20's C3 formula; see the module docstring).
+    c3_rule: str = "published"
+
+
+@dataclass(frozen=True)
+class CusumOptions:
+    #: Log rate ratio of the rise to detect (log 2: a doubling).
+    kappa: float = math.log(2.0)
+    threshold: float = 5.0
+    in_control: InControl = field(default_factory=InControl)
+
+
+@dataclass(frozen=True)
+class GlrOptions:
+    threshold: float = 5.0
+    in_control: InControl = field(default_factory=InControl)
+    #: Compute the upper bound (the smallest count that would sound the alarm); costs a root-find.
+    bound: bool = True
+
+
+@dataclass(frozen=True)
+class BayesOptions:
+    b: int = 0
+    w: int = 6
+    act_y: bool = True
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class FarringtonOptions:
+    """Defaults: Noufaily et al. (2013) as R's ``farringtonFlexible`` documents them."""
+
+    b: int = 5
+    w: int = 3
+    #: Levels of the seasonal factor (1: Farrington's original comparable windows only).
+    periods: int = 10
+    #: Recent periods left out of the fit (None: w, as in Farrington 1996).
+    past_excluded: int | None = 26
+    reweight: bool = True
+    weights_threshold: float = 2.58
+    trend: bool = True
+    p_trend: float = 1.0
+    #: ``"nbplugin"`` (Noufaily), ``"muan"`` or ``"delta"`` (Farrington).
+    threshold: str = "nbplugin"
+    #: Power transformation of the delta threshold: ``"none"``, ``"1/2"`` or ``"2/3"``.
+    power: str = "2/3"
+    alpha: float = 0.05
+    #: No alarm unless at least ``limit_cases`` were counted in the ``limit_periods`` periods up to now.
+    limit_cases: int = 5
+    limit_periods: int = 4
+    #: ``"published"`` or ``"surveillance"`` (R 1.20's dispersion after reweighting; see the module docstring).
+    dispersion_rule: str = "published"
+
+
+OPTION_TYPES = {
+    "ears": EarsOptions,
+    "cusum": CusumOptions,
+    "glr": GlrOptions,
+    "bayes": BayesOptions,
+    "farrington": FarringtonOptions,
+}
+STATISTIC_NAMES = {"ears": "c", "cusum": "cusum", "glr": "glr", "bayes": "p_value", "farrington": "score"}
+
+
+@dataclass
+class Detection:
+    """A detector's answer over a (series x time) matrix; entries before ``start`` are NaN / False."""
+
+    method: str
+    options: object
+    start: int
+    expected: np.ndarray
+    upperbound: np.ndarray
+    statistic: np.ndarray
+    alarm: np.ndarray
+    #: Method-specific per-period arrays (Farrington: p_value, phi, trend; in-control fit status ...).
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def statistic_name(self) -> str:
+        return STATISTIC_NAMES[self.method]
+
+    @property
+    def n_alarms(self) -> int:
+        return int(self.alarm.sum())
+
+
+def detect(method: str, counts, options=None, *, freq: int = 52, start: int | None = None,
+           expected=None, deadline: float | None = None, cancel: threading.Event | None = None) -> Detection:
+    """Run one detector over ``counts`` (series x time, or one series as a 1-D array).
+
+    ``freq`` is the number of periods in a year (52 weekly, 365 daily, 12 monthly); ``start`` the first
+    period to judge (default: the first one the method can); ``expected`` the in-control means for
+    ``cusum`` and ``glr`` (same shape as counts; default: fitted, see :class:`InControl`).
+    ``deadline`` (``time.monotonic()``) and ``cancel`` are checked between chunks of series.
+    """
+    if method not in METHODS:
+        raise InvalidInput(f"unknown detector {method!r}; choose one of {', '.join(METHODS)}")
+    if options is None:
+        options = OPTION_TYPES[method]()
+    elif not isinstance(options, OPTION_TYPES[method]):
+        raise InvalidInput(f"{method} takes {OPTION_TYPES[method].__name__}, got {type(options).__name__}")
+    y = as_counts(counts)
+    freq = _positive_int(freq, "freq")
+    budget = Budget(deadline, cancel)
+    # Series without a single count all get the same answer: compute it once (with the others).
+    empty = ~y.any(axis=1)
+    if expected is not None or empty.sum() < 2:
+        return _run(method, y, options, freq, start, expected, budget)
+    keep = ~empty
+    keep[np.flatnonzero(empty)[0]] = True
+    part = _run(method, np.ascontiguousarray(y[keep]), options, freq, start, None, budget)
+    return _broadcast(part, keep, np.flatnonzero(empty)[0])
+
+
+def _run(method, y, options, freq, start, expected, budget) -> Detection:
+    if method == "ears":
+        return _ears(y, options, start, budget)
+    if method == "bayes":
+        return _bayes(y, options, freq, start, budget)
+    if method == "farrington":
+        return _farrington(y, options, freq, start, budget)
+    return _sequential(method, y, options, freq, start, expected, budget)
+
+
+def _broadcast(part: Detection, keep: np.ndarray, first_empty: int) -> Detection:
+    """Spread a detection over the rows kept back to every row (empty rows copy the first empty one)."""
+    rows = np.cumsum(keep) - 1  # row of the part for each kept row
+    source = np.where(keep, rows, rows[first_empty])
+
+    def spread(a):
+        return a[source] if a.ndim >= 1 and a.shape[0] == keep.sum() else a
+
+    return Detection(method=part.method, options=part.options, start=part.start, expected=spread(part.expected),
+                     upperbound=spread(part.upperbound), statistic=spread(part.statistic), alarm=spread(part.alarm),
+                     extra={k: spread(v) for k, v in part.extra.items()})
+
+
+def in_control_means(counts, in_control: InControl | None = None, *, freq: int = 52) -> np.ndarray:
+    """The in-control means the CUSUM and GLR would fit (pass them as ``expected`` to run both on one fit).
+
+    Periods before ``train`` hold the fitted values too; NaN for a series whose fit failed.
+    """
+    y = as_counts(counts)
+    ic = in_control or InControl()
+    freq = _positive_int(freq, "freq")
+    empty = ~y.any(axis=1)
+    if empty.sum() < 2:
+        return _fit_in_control(y, ic, freq, Budget())[0]
+    keep = ~empty
+    keep[np.flatnonzero(empty)[0]] = True
+    part = _fit_in_control(np.ascontiguousarray(y[keep]), ic, freq, Budget())[0]
+    rows = np.cumsum(keep) - 1
+    return part[np.where(keep, rows, rows[np.flatnonzero(empty)[0]])]
+
+
+def as_counts(counts) -> np.ndarray:
+    """Counts as a C-ordered float64 (series x time) matrix; InvalidInput unless finite whole numbers >= 0."""
+    try:
+        y = np.array(counts, dtype=np.float64, order="C", ndmin=1)
+    except (TypeError, ValueError):
+        raise InvalidInput("counts must be numbers") from None
+    if y.ndim == 1:
+        y = y.reshape(1, -1)
+    if y.ndim != 2:
+        raise InvalidInput(f"counts must be a series x time matrix, got {y.ndim} dimensions")
+    bad = ~np.isfinite(y) | (y < 0) | (y != np.floor(y))
+    if bad.any():
+        s, t = np.argwhere(bad)[0]
+        raise InvalidInput(f"counts must be whole numbers >= 0; series {s}, period {t} holds {float(y[s, t])!r}")
+    return y
+
+
+# ---------------------------------------------------------------------------------------- methods
+
+
+def _ears(y: np.ndarray, o: EarsOptions, start: int | None, budget) -> Detection:
+    methods = {"C1": kd.EARS_C1, "C2": kd.EARS_C2, "C3": kd.EARS_C3}
+    name = str(o.method).upper()
+    if name not in methods:
+        raise InvalidInput(f"EARS method must be C1, C2 or C3, got {o.method!r}")
+    baseline = _positive_int(o.baseline, "baseline")
+    if baseline < 3:
+        raise InvalidInput(f"the EARS baseline must be at least 3 periods, got {baseline}")
+    alpha = o.alpha if o.alpha is not None else (0.025 if name == "C3" else 0.001)
+    _probability(alpha, "alpha")
+    min_sigma = _non_negative(o.min_sigma, "min_sigma")
+    rules = {"published": kd.C3_PUBLISHED, "surveillance": kd.C3_SURVEILLANCE}
+    if o.c3_rule not in rules:
+        raise InvalidInput(f"c3_rule must be 'published' or 'surveillance', got {o.c3_rule!r}")
+    first = baseline + {"C1": 0, "C2": 2, "C3": 4}[name]
+    start = _start(start, first, y.shape[1], f"EARS {name} with a baseline of {baseline}")
+    out = _outputs(y.shape)
+    z = float(norm.ppf(1.0 - alpha))
+    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
+        kd.detect_ears(y[lo:hi], methods[name], baseline, z, min_sigma, rules[o.c3_rule], start,
+                       out["expected"][lo:hi], out["upperbound"][lo:hi], out["statistic"][lo:hi],
+                       out["alarm"][lo:hi])
+    return _detection("ears", replace(o, method=name, alpha=alpha), start, out)
+
+
+def _bayes(y: np.ndarray, o: BayesOptions, freq: int, start: int | None, budget) -> Detection:
+    b = _non_negative_int(o.b, "b")
+    w = _non_negative_int(o.w, "w")
+    _probability(o.alpha, "alpha")
+    if not o.act_y and b == 0:
+        raise InvalidInput("the Bayes method needs reference values: use act_y or b >= 1")
+    if o.act_y and w == 0 and b == 0:
+        raise InvalidInput("the Bayes method needs reference values: w must be at least 1")
+    first = max(b * freq + w, w if o.act_y else 0)
+    start = _start(start, first, y.shape[1], f"the Bayes method with b={b}, w={w}")
+    out = _outputs(y.shape)
+    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
+        kd.detect_bayes(y[lo:hi], b, w, bool(o.act_y), freq, float(o.alpha), start,
+                        out["expected"][lo:hi], out["upperbound"][lo:hi], out["statistic"][lo:hi],
+                        out["alarm"][lo:hi])
+    return _detection("bayes", o, start, out)
+
+
+def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, expected, budget) -> Detection:
+    threshold = float(o.threshold)
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise InvalidInput(f"the threshold must be a positive number, got {o.threshold!r}")
+    kappa = float(o.kappa) if method == "cusum" else 1.0
+    if not (math.isfinite(kappa) and kappa > 0):
+        raise InvalidInput(f"kappa (the log rate ratio to detect) must be positive, got {o.kappa!r}")
+    extra: dict[str, np.ndarray] = {}
+    if expected is None:
+        mu0, status, first = _fit_in_control(y, o.in_control, freq, budget)
+        extra["fit_status"] = status
+    else:
+        mu0 = np.array(expected, dtype=np.float64, order="C", ndmin=2)
+        if mu0.shape != y.shape:
+            raise InvalidInput(f"expected has shape {mu0.shape}; the counts have {y.shape}")
+        bad = ~(np.isfinite(mu0) & (mu0 > 0))
+        if bad.any():
+            s, t = np.argwhere(bad)[0]
+            raise InvalidInput(f"expected counts must be positive; series {s}, period {t} holds {float(mu0[s, t])!r}")
+        first = 0
+    start = _start(start, first, y.shape[1], f"the {method.upper()} detector")
+    out = _outputs(y.shape)
+    out["expected"][:, start:] = mu0[:, start:]
+    with_bound = method == "cusum" or bool(o.bound)
+    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
+        if method == "cusum":
+            kd.detect_cusum(y[lo:hi], mu0[lo:hi], kappa, threshold, start, out["statistic"][lo:hi],
+                            out["upperbound"][lo:hi], out["alarm"][lo:hi])
+        else:
+            kd.detect_glr(y[lo:hi], mu0[lo:hi], threshold, start, with_bound, out["statistic"][lo:hi],
+                          out["upperbound"][lo:hi], out["alarm"][lo:hi])
+    return _detection(method, o, start, out, extra)
+
+
+def _fit_in_control(y: np.ndarray, ic: InControl, freq: int, budget) -> tuple[np.ndarray, np.ndarray, int]:
+    """(means, fit status per series, periods used) of the in-control Poisson GLM of each series."""
+    n_train = y.shape[1] // 2 if ic.train is None else _positive_int(ic.train, "train")
+    if n_train >= y.shape[1]:
+        raise InvalidInput(f"the in-control fit uses {n_train} periods, leaving none of the "
+                           f"{y.shape[1]} to monitor")
+    harmonics = _non_negative_int(ic.harmonics, "harmonics")
+    period = float(freq if ic.period is None else ic.period)
+    if not (math.isfinite(period) and period > 0):
+        raise InvalidInput(f"the harmonic period must be positive, got {ic.period!r}")
+    n_coef = 1 + int(bool(ic.trend)) + 2 * harmonics
+    if n_train < n_coef + 1:
+        raise InvalidInput(f"the in-control fit has {n_coef} coefficients and needs more than "
+                           f"{n_coef} training periods, got {n_train}")
+    mu0 = np.empty_like(y)
+    status = np.empty(y.shape[0], dtype=np.int64)
+    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
+        kd.fit_seasonal_means(y[lo:hi], n_train, period, harmonics, bool(ic.trend), mu0[lo:hi], status[lo:hi])
+    return mu0, status, n_train
+
+
+def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | None, budget) -> Detection:
+    thresholds = {"delta": kf.THRESHOLD_DELTA, "nbplugin": kf.THRESHOLD_NBPLUGIN, "muan": kf.THRESHOLD_MUAN}
+    powers = {"none": kf.POWER_NONE, "1/2": kf.POWER_HALF, "2/3": kf.POWER_TWO_THIRDS}
+    method = str(o.threshold).lower()
+    if method not in thresholds:
+        raise InvalidInput(f"threshold must be one of {', '.join(thresholds)}, got {o.threshold!r}")
+    rules = {"published": kf.DISPERSION_PUBLISHED, "surveillance": kf.DISPERSION_SURVEILLANCE}
+    if o.dispersion_rule not in rules:
+        raise InvalidInput(f"dispersion_rule must be 'published' or 'surveillance', got {o.dispersion_rule!r}")
+    if o.power not in powers:
+        raise InvalidInput(f"power must be one of {', '.join(powers)}, got {o.power!r}")
+    b = _positive_int(o.b, "b")
+    w = _non_negative_int(o.w, "w")
+    periods = _positive_int(o.periods, "periods")
+    past = w if o.past_excluded is None else _non_negative_int(o.past_excluded, "past_excluded")
+    _probability(o.alpha, "alpha")
+    limit_cases = _non_negative_int(o.limit_cases, "limit_cases")
+    limit_periods = _positive_int(o.limit_periods, "limit_periods")
+    if 2 * w + 1 > freq:
+        raise InvalidInput(f"the window 2w+1 = {2 * w + 1} is longer than a year of {freq} periods")
+    if periods > 1 and freq - 2 * w - 1 < periods - 1:
+        raise InvalidInput(f"{periods} seasonal levels need at least {periods - 1} periods between the "
+                           f"windows; a year of {freq} with w={w} leaves {freq - 2 * w - 1}")
+    if past >= freq - w:
+        raise InvalidInput(f"past_excluded={past} would leave out last year's window (freq={freq}, w={w})")
+    first = max(b * freq + w, limit_periods - 1)
+    start = _start(start, first, y.shape[1], f"Farrington with b={b} years of {freq} periods, w={w}")
+    z = float(norm.ppf(1.0 - o.alpha))
+    n_series, n_time = y.shape
+    task_series = np.repeat(np.arange(n_series, dtype=np.int64), n_time - start)
+    task_time = np.tile(np.arange(start, n_time, dtype=np.int64), n_series)
+    n_tasks = len(task_series)
+    flat = {name: np.empty(n_tasks) for name in ("expected", "upperbound", "statistic", "p_value", "phi")}
+    trend = np.empty(n_tasks, dtype=np.uint8)
+    alarm = np.empty(n_tasks, dtype=np.uint8)
+    status = np.empty(n_tasks, dtype=np.uint8)
+    for lo, hi in budget.chunks(n_tasks, CHUNK_TASKS, "series-periods"):
+        kf.detect_farrington(
+            y, task_series[lo:hi], task_time[lo:hi],
+            b, w, freq, periods, past,
+            bool(o.reweight), float(o.weights_threshold), bool(o.trend), float(o.p_trend),
+            thresholds[method], powers[o.power], z, float(o.alpha), rules[o.dispersion_rule],
+            float(limit_cases), limit_periods,
+            flat["expected"][lo:hi], flat["upperbound"][lo:hi], flat["statistic"][lo:hi],
+            flat["p_value"][lo:hi], flat["phi"][lo:hi], trend[lo:hi], alarm[lo:hi], status[lo:hi],
+        )
+    out = _outputs(y.shape)
+    extra = {"p_value": np.full(y.shape, np.nan), "phi": np.full(y.shape, np.nan),
+             "trend": np.zeros(y.shape, dtype=bool), "fitted": np.zeros(y.shape, dtype=bool)}
+    for name in ("expected", "upperbound", "statistic"):
+        out[name][:, start:] = flat[name].reshape(n_series, -1)
+    out["alarm"][:, start:] = alarm.reshape(n_series, -1)
+    extra["p_value"][:, start:] = flat["p_value"].reshape(n_series, -1)
+    extra["phi"][:, start:] = flat["phi"].reshape(n_series, -1)
+    extra["trend"][:, start:] = trend.reshape(n_series, -1) == 1
+    extra["fitted"][:, start:] = status.reshape(n_series, -1) == kf.STATUS_OK
+    return _detection("farrington", replace(o, threshold=method, past_excluded=past), start, out, extra)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _outputs(shape) -> dict[str, np.ndarray]:
+    out = {name: np.full(shape, np.nan) for name in ("expected", "upperbound", "statistic")}
+    out["alarm"] = np.zeros(shape, dtype=np.uint8)
+    return out
+
+
+def _detection(method: str, options, start: int, out, extra=None) -> Detection:
+    return Detection(method=method, options=options, start=start, expected=out["expected"],
+                     upperbound=out["upperbound"], statistic=out["statistic"],
+                     alarm=out["alarm"].astype(bool), extra=extra or {})
+
+
+def _start(start: int | None, first: int, n_time: int, what: str) -> int:
+    if start is None:
+        start = first
+    else:
+        start = _non_negative_int(start, "start")
+        if start < first:
+            raise InvalidInput(f"{what} can judge period {first} onwards (0-based), not {start}")
+    if start >= n_time:
+        raise InvalidInput(f"{what} needs more than {first} periods of history; the series have {n_time}")
+    return start
+
+
+def _positive_int(value, name: str) -> int:
+    v = _non_negative_int(value, name)
+    if v < 1:
+        raise InvalidInput(f"{name} must be at least 1, got {value!r}")
+    return v
+
+
+def _non_negative_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidInput(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _non_negative(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise InvalidInput(f"{name} must be a number >= 0, got {value!r}")
+    return v
+
+
+def _probability(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a number, got {value!r}") from None
+    if not (0.0 < v < 1.0):
+        raise InvalidInput(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    return v

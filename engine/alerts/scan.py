@@ -1,0 +1,387 @@
+"""Space-time scans: the prospective space-time permutation scan and the expectation-based Poisson scan.
+
+Both take a (location x period) matrix of counts whose last period is "now", the locations'
+longitudes and latitudes, and options; both answer a ranked list of :class:`Cluster` with Monte
+Carlo p-values. The arithmetic lives in :mod:`citygrid.kernels.scan` (see its docstring for the
+statistics); this module validates, builds cylinders and zones, runs the replications in chunks
+(deadline and cancel are checked between them) and applies the reporting rules.
+
+**Space-time permutation** (Kulldorff, Heffernan, Hartman, Assuncao and Mostashari 2005; SaTScan's
+space-time permutation model, prospective): every location is a centre; cylinders are the
+locations within ``max_radius_km`` of it (while they hold at most ``max_share`` of all cases) times
+the last 1 .. ``max_days`` days; expected counts from the space and time margins; the LLR for high
+rates with at least ``min_cases`` observed. The p-value of a cluster is ``rank / (reps + 1)``, its
+rank being 1 + the number of replications whose largest LLR is at least its own; the recurrence
+interval ``1 / p`` days (one analysis a day). Reporting as SaTScan does: each centre's most likely
+cylinder is a candidate (ties go to fewer locations, then the shorter window); candidates in
+decreasing LLR (then fewer locations, shorter window, lower centre) are reported when they share no
+location with a cluster reported before them, and, except the first, when their rank is within
+the replications (``rank <= reps``, i.e. ``p < 1``).
+
+**Expectation-based Poisson** (Neill, Moore, Sabhnani and Daniel 2005): zones are each location's
+1 .. ``knn`` nearest locations (duplicates removed, the first centre keeps a zone), windows the last
+1 .. ``max_duration`` periods, expected counts the summed baselines, score ``C ln(C/B) + B - C`` when
+``C > B``; each zone's best window is a candidate and the ``top`` highest-scoring ones that share no
+location with a higher one are reported, with p-values against replications drawn from
+Poisson(baseline) (rank among the replications' maxima as above).
+
+Distances are the chord on a sphere of 6,367 km, as SaTScan computes them for latitude / longitude;
+``radius_m`` is the distance from the centre to the farthest location of the cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from citygrid.engine.alerts.budget import Budget
+from citygrid.engine.errors import InvalidInput
+from citygrid.kernels import scan as ks
+
+#: Replications per kernel call (deadline and cancel are checked between calls).
+CHUNK_REPS = 50
+#: Replications of the pilot run that scans every cylinder (see space_time_permutation).
+PILOT_REPS = 20
+#: Margin below the acceptance level when deriving the count thresholds, far above the rounding
+#: error of an LLR (about 1e-9 for a million cases), so no cylinder at the level is skipped.
+LLR_SLACK = 1e-6
+#: Neighbour lists kept (per set of locations and radius).
+NEIGHBOUR_CACHE_SIZE = 4
+_NEIGHBOUR_CACHE: dict = {}
+_NEIGHBOUR_LOCK = threading.Lock()
+#: Largest number of replications accepted.
+MAX_REPS = 99_999
+
+
+@dataclass(frozen=True)
+class StpOptions:
+    max_radius_km: float = 1.0
+    max_share: float = 0.5
+    max_days: int = 7
+    min_cases: int = 2
+    reps: int = 999
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EbpOptions:
+    knn: int = 15
+    max_duration: int = 4
+    top: int = 5
+    reps: int = 999
+    seed: int = 0
+
+
+@dataclass
+class Cluster:
+    """A reported cluster. Periods are 0-based indices into the scanned matrix's columns."""
+
+    rank: int
+    center: int
+    locations: np.ndarray
+    radius_m: float
+    start: int
+    end: int
+    observed: int
+    expected: float
+    #: The LLR (space-time permutation) or the score (expectation-based Poisson).
+    llr: float
+    p: float | None
+    recurrence_days: float | None
+
+    @property
+    def ratio(self) -> float:
+        return self.observed / self.expected if self.expected > 0 else math.inf
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.start + 1
+
+
+@dataclass
+class ScanResult:
+    method: str
+    options: object
+    clusters: list[Cluster]
+    #: Largest statistic of each replication (empty with reps = 0).
+    replicate_maxima: np.ndarray
+    #: Cases in the study (space-time permutation) or counted in the scanned windows (expectation-based).
+    total: int
+    n_periods: int
+    extra: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ space-time permutation
+
+
+def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, *,
+                           deadline: float | None = None, cancel: threading.Event | None = None) -> ScanResult:
+    """Prospective space-time permutation scan of ``counts`` (locations x days; the last day is now)."""
+    o = options or StpOptions()
+    y = _count_matrix(counts, "counts")
+    n_locations, n_days = y.shape
+    xyz = _cartesian(lng, lat, n_locations)
+    radius = _positive(o.max_radius_km, "max_radius_km")
+    share = _positive(o.max_share, "max_share")
+    if share > 1:
+        raise InvalidInput(f"max_share is a share of all cases, at most 1; got {o.max_share!r}")
+    max_days = _whole(o.max_days, "max_days", 1)
+    min_cases = _whole(o.min_cases, "min_cases", 1)
+    reps = _whole(o.reps, "reps", 0, MAX_REPS)
+    seed = _whole(o.seed, "seed", 0, 2**63 - 1)
+    budget = Budget(deadline, cancel)
+    n_windows = min(max_days, n_days)
+    total = int(y.sum())
+    if total == 0:
+        return ScanResult("stp", o, [], np.zeros(0), 0, n_days)
+    location_totals = y.sum(axis=1)
+    day_totals = y.sum(axis=0)
+    window_day_totals = np.ascontiguousarray(day_totals[::-1][:n_windows])
+    window_totals = np.cumsum(window_day_totals)
+    window_counts = np.ascontiguousarray(np.cumsum(y[:, ::-1][:, :n_windows], axis=1), dtype=np.int32)
+
+    offsets, nbr_index, nbr_km = _neighbours_within(xyz, radius)
+    nnz = len(nbr_index)
+    c_min = np.empty(nnz * n_windows, dtype=np.int32)
+    ln_s = np.empty(nnz)
+    ln_rest = np.empty(nnz * n_windows)
+    ks.stp_cylinders(offsets, nbr_index, nbr_km, location_totals, window_totals, total, share * total, min_cases,
+                     c_min, ln_s, ln_rest)
+    # libm's log, as the kernels take it; a window without cases has no cylinder to score
+    ln_window = np.array([math.log(t) if t > 0 else -math.inf for t in window_totals])
+    ln_total = math.log(total)
+    xlx = ks.x_log_x_table(total + 1)
+    best_llr = np.empty(n_locations)
+    best_pos = np.empty(n_locations, dtype=np.int64)
+    best_w = np.empty(n_locations, dtype=np.int64)
+    best_c = np.empty(n_locations, dtype=np.int64)
+    ks.stp_scan(offsets, nbr_index, c_min, ln_s, ln_rest, ln_window, ln_total, window_counts, total, xlx,
+                best_llr, best_pos, best_w, best_c)
+
+    maxima = np.empty(reps)
+    case_location = np.repeat(np.arange(n_locations, dtype=np.int64), location_totals)
+    # A pilot run scans every cylinder; the rest first compare counts with the least count that
+    # reaches half the pilot's smallest maximum (and rescan fully any replication that falls short).
+    c_need, accept = c_min, 0.0
+    pilot = min(reps, PILOT_REPS)
+    for lo, hi in budget.chunks(reps, CHUNK_REPS, "replications", first=pilot):
+        if lo == pilot and pilot > 0 and maxima[:pilot].min() > 0:
+            accept = 0.5 * float(maxima[:pilot].min())
+            c_need = np.empty_like(c_min)
+            ks.stp_thresholds(c_min, ln_s, ln_rest, ln_window, ln_total, total, int(window_totals[-1]), xlx,
+                              accept - LLR_SLACK, c_need)
+        ks.stp_replicate_maxima(seed, lo, hi, case_location, window_day_totals, offsets, nbr_index, c_min, c_need,
+                                accept, ln_s, ln_rest, ln_window, ln_total, total, xlx, n_locations, maxima[lo:hi])
+
+    candidates = []
+    for ci in np.flatnonzero(best_pos >= 0):
+        pos = int(best_pos[ci])
+        size = pos - int(offsets[ci]) + 1
+        w = int(best_w[ci])
+        candidates.append((-best_llr[ci], size, w, int(ci), pos))
+    candidates.sort()
+    clusters = []
+    taken = np.zeros(n_locations, dtype=bool)
+    for neg_llr, size, w, ci, pos in candidates:
+        llr = -neg_llr
+        locations = nbr_index[offsets[ci]:pos + 1]
+        if taken[locations].any():
+            continue
+        rank_mc = 1 + int((maxima >= llr).sum())
+        if clusters and reps > 0 and rank_mc > reps:
+            continue
+        taken[locations] = True
+        p = rank_mc / (reps + 1) if reps > 0 else None
+        clusters.append(Cluster(
+            rank=len(clusters) + 1, center=ci, locations=locations.copy(), radius_m=float(nbr_km[pos]) * 1000.0,
+            start=n_days - 1 - w, end=n_days - 1, observed=int(best_c[ci]),
+            expected=float(location_totals[nbr_index[offsets[ci]:pos + 1]].sum()) * float(window_totals[w]) / total,
+            llr=float(llr), p=p,
+            recurrence_days=(1.0 / p) if p is not None else None))
+    sizes = np.where(best_pos >= 0, best_pos - offsets[:-1] + 1, 0)
+    return ScanResult("stp", o, clusters, maxima, total, n_days,
+                      {"candidates": len(candidates), "windows": n_windows,
+                       # each centre's most likely cylinder (LLR 0, size 0 when it has none)
+                       "centre_llr": best_llr, "centre_size": sizes, "centre_days": np.where(best_pos >= 0, best_w + 1, 0)})
+
+
+def _neighbours_within(xyz: np.ndarray, radius_km: float):
+    """CSR lists of each location's neighbours within the radius; the last few are kept, as a centre
+    scans the same locations category after category."""
+    key = (hashlib.sha1(xyz.tobytes()).hexdigest(), radius_km)
+    with _NEIGHBOUR_LOCK:
+        cached = _NEIGHBOUR_CACHE.get(key)
+    if cached is not None:
+        return cached
+    n = len(xyz)
+    counts = np.empty(n, dtype=np.int64)
+    ks.count_within(xyz, radius_km, counts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    nbr_index = np.empty(offsets[-1], dtype=np.int64)
+    nbr_km = np.empty(offsets[-1])
+    ks.fill_within(xyz, radius_km, offsets, nbr_index, nbr_km)
+    for array in (offsets, nbr_index, nbr_km):
+        array.flags.writeable = False
+    with _NEIGHBOUR_LOCK:
+        while len(_NEIGHBOUR_CACHE) >= NEIGHBOUR_CACHE_SIZE:
+            _NEIGHBOUR_CACHE.pop(next(iter(_NEIGHBOUR_CACHE)))
+        _NEIGHBOUR_CACHE[key] = (offsets, nbr_index, nbr_km)
+    return offsets, nbr_index, nbr_km
+
+
+# ------------------------------------------------------------------ expectation-based Poisson
+
+
+def expectation_based_poisson(counts, baselines, lng, lat, options: EbpOptions | None = None, *,
+                              deadline: float | None = None, cancel: threading.Event | None = None) -> ScanResult:
+    """Expectation-based Poisson scan of ``counts`` against ``baselines`` (locations x periods; the last is now)."""
+    o = options or EbpOptions()
+    y = _count_matrix(counts, "counts")
+    n_locations, n_periods = y.shape
+    base = np.array(baselines, dtype=np.float64, order="C", ndmin=2)
+    if base.shape != y.shape:
+        raise InvalidInput(f"baselines have shape {base.shape}; the counts have {y.shape}")
+    xyz = _cartesian(lng, lat, n_locations)
+    knn = _whole(o.knn, "knn", 1)
+    knn = min(knn, n_locations)
+    max_duration = _whole(o.max_duration, "max_duration", 1)
+    top = _whole(o.top, "top", 1)
+    reps = _whole(o.reps, "reps", 0, MAX_REPS)
+    seed = _whole(o.seed, "seed", 0, 2**63 - 1)
+    budget = Budget(deadline, cancel)
+    n_windows = min(max_duration, n_periods)
+    recent = np.ascontiguousarray(base[:, ::-1][:, :n_windows])
+    bad = ~(np.isfinite(recent) & (recent > 0))
+    if bad.any():
+        loc, back = np.argwhere(bad)[0]
+        raise InvalidInput(f"baselines of the scanned periods must be positive numbers; location {loc}, "
+                           f"period {n_periods - 1 - back} holds {float(recent[loc, back])!r}")
+    window_counts = np.ascontiguousarray(np.cumsum(y[:, ::-1][:, :n_windows], axis=1))
+    base_cum = np.empty_like(recent)
+    for w in range(n_windows):
+        base_cum[:, w] = recent[:, w] if w == 0 else base_cum[:, w - 1] + recent[:, w]
+
+    knn_index = np.empty((n_locations, knn), dtype=np.int64)
+    knn_km = np.empty((n_locations, knn))
+    ks.nearest_k(xyz, knn, knn_index, knn_km)
+    zone_b = np.empty((n_locations, knn, n_windows))
+    zone_ln_b = np.empty_like(zone_b)
+    ks.ebp_zone_baselines(knn_index, base_cum, zone_b, zone_ln_b)
+    observed_max = int(window_counts[:, -1].sum())
+    xlx = ks.x_log_x_table(max(observed_max, int(4 * zone_b.max()) + 64) + 1)
+    scores = np.empty((n_locations, knn, n_windows))
+    zone_c = np.empty((n_locations, knn, n_windows), dtype=np.int64)
+    ks.ebp_scan(knn_index, window_counts, zone_b, zone_ln_b, xlx, scores, zone_c)
+
+    maxima = np.empty(reps)
+    for lo, hi in budget.chunks(reps, CHUNK_REPS, "replications"):
+        ks.ebp_replicate_maxima(seed, lo, hi, recent, knn_index, zone_b, zone_ln_b, xlx, maxima[lo:hi])
+
+    # each distinct zone's best window (duplicates: the first centre, in (centre, size) order, keeps it)
+    keep = _distinct_zones(knn_index)
+    candidates = []
+    for i, k in zip(*np.nonzero(keep)):
+        w = int(np.argmax(scores[i, k]))  # first maximum: the shortest window among ties
+        if scores[i, k, w] > 0:
+            candidates.append((-scores[i, k, w], int(k) + 1, w, int(i), int(k)))
+    candidates.sort()
+    clusters = []
+    taken = np.zeros(n_locations, dtype=bool)
+    for neg, size, w, i, k in candidates:
+        if len(clusters) == top:
+            break
+        locations = knn_index[i, :k + 1]
+        if taken[locations].any():
+            continue
+        taken[locations] = True
+        score = -neg
+        rank_mc = 1 + int((maxima >= score).sum())
+        p = rank_mc / (reps + 1) if reps > 0 else None
+        clusters.append(Cluster(
+            rank=len(clusters) + 1, center=i, locations=locations.copy(), radius_m=float(knn_km[i, k]) * 1000.0,
+            start=n_periods - 1 - w, end=n_periods - 1, observed=int(zone_c[i, k, w]),
+            expected=float(zone_b[i, k, w]), llr=float(score), p=p,
+            recurrence_days=(1.0 / p) if p is not None else None))
+    return ScanResult("ebp", o, clusters, maxima, int(window_counts[:, -1].sum()), n_periods,
+                      {"zones": int(keep.sum()), "windows": n_windows})
+
+
+def _distinct_zones(knn_index: np.ndarray) -> np.ndarray:
+    """keep[i, k]: zone (centre i, k+1 nearest) is the first occurrence of its set of locations."""
+    n, k = knn_index.shape
+    keys = np.random.default_rng(0x5CA7).integers(0, 2**63 - 1, size=n, dtype=np.int64)
+    hashes = np.bitwise_xor.accumulate(keys[knn_index], axis=1)
+    keep = np.zeros((n, k), dtype=bool)
+    first: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for i in range(n):
+        for j in range(k):
+            key = (j, int(hashes[i, j]))
+            seen = first.get(key)
+            zone = knn_index[i, :j + 1]
+            if seen is None:
+                first[key] = [(i, j)]
+                keep[i, j] = True
+                continue
+            # equal hashes: compare the sets themselves (a true duplicate, or a hash collision)
+            members = set(zone.tolist())
+            if any(set(knn_index[a, :b + 1].tolist()) == members for a, b in seen):
+                continue
+            seen.append((i, j))
+            keep[i, j] = True
+    return keep
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _count_matrix(counts, name: str) -> np.ndarray:
+    try:
+        y = np.array(counts, dtype=np.float64, ndmin=2)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be numbers") from None
+    if y.ndim != 2 or y.shape[0] == 0 or y.shape[1] == 0:
+        raise InvalidInput(f"{name} must be a non-empty location x period matrix, got shape {y.shape}")
+    bad = ~np.isfinite(y) | (y < 0) | (y != np.floor(y))
+    if bad.any():
+        loc, t = np.argwhere(bad)[0]
+        raise InvalidInput(f"{name} must be whole numbers >= 0; location {loc}, period {t} holds {float(y[loc, t])!r}")
+    return np.ascontiguousarray(y.astype(np.int64))
+
+
+def _cartesian(lng, lat, n: int) -> np.ndarray:
+    lng = np.asarray(lng, dtype=np.float64).ravel()
+    lat = np.asarray(lat, dtype=np.float64).ravel()
+    if lng.shape != (n,) or lat.shape != (n,):
+        raise InvalidInput(f"{n} locations need {n} longitudes and latitudes, got {lng.size} and {lat.size}")
+    bad = ~((lng >= -180) & (lng <= 180) & (lat >= -90) & (lat <= 90))  # NaN fails too
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInput(f"location {i} has longitude {float(lng[i])!r}, latitude {float(lat[i])!r}: "
+                           "need -180..180 and -90..90 degrees")
+    xyz = np.empty((n, 3))
+    ks.to_cartesian(np.ascontiguousarray(lng), np.ascontiguousarray(lat), xyz)
+    return xyz
+
+
+def _positive(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise InvalidInput(f"{name} must be a positive number, got {value!r}")
+    return v
+
+
+def _whole(value, name: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidInput(f"{name} must be a whole number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        span = f"at least {low}" if high is None else f"between {low} and {high:,}"
+        raise InvalidInput(f"{name} must be {span}, got {value!r}")
+    return int(value)
