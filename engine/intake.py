@@ -290,10 +290,12 @@ class Intake:
                 with self._writing():
                     now_us = self._now_us()
                     self.store.workers.upsert(workers, now_us)
-                    self._rebuild_dispatcher(self.store.workers.all(), self._loads_by_id())
+                    roster = self.store.workers.all()
+                    self._rebuild_dispatcher(roster, self._loads_by_id())
+                    now = {w.worker_id: w for w in roster}
                     for w in workers:
                         old = before.get(w.worker_id)
-                        if not w.available and old is not None and old.available:
+                        if not now[w.worker_id].available and old is not None and old.available:
                             self._redispatch_from(w.worker_id, now_us, f"{w.worker_id} is no longer available")
                     self._dispatch_waiting(now_us)
             except BaseException:
@@ -315,7 +317,7 @@ class Intake:
             try:
                 with self._writing():
                     now_us = self._now_us()
-                    self.store.workers.update(updated, now_us)
+                    self.store.workers.set_duty(worker_id, on_duty, now_us, f"{principal.name} ({principal.role.value})")
                     self.dispatcher.available[w] = updated.available
                     if was and not updated.available:
                         self._redispatch_from(worker_id, now_us, f"{worker_id} went off duty")

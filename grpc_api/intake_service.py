@@ -412,7 +412,7 @@ def _worker_in(m: intake_pb2.Worker) -> Worker:
         worker_id=m.worker_id, grid_code=m.grid_code, name=m.name, department=m.department or DEFAULT_DEPARTMENT,
         skills=frozenset(m.skills), shift=m.shift or DEFAULT_SHIFT,
         capacity=m.capacity if m.HasField("capacity") else DEFAULT_CAPACITY,
-        on_duty=m.on_duty if m.HasField("on_duty") else True, active=m.active if m.HasField("active") else True,
+        on_duty=m.on_duty if m.HasField("on_duty") else None, active=m.active if m.HasField("active") else True,
     )
 
 

@@ -8,7 +8,7 @@ import itertools
 from datetime import datetime, timedelta, timezone
 import grpc
 import pytest
-from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, populate
+from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, populate, start_server
 
 from citygrid.engine.clock import ManualClock
 from citygrid.engine.events import EventReport
@@ -319,3 +319,32 @@ def test_activating_a_version_moves_the_open_events(tmp_path):
     finally:
         host.close()
         registry.close()
+
+
+def test_duty_set_by_set_duty_survives_a_server_restart(tmp_path):
+    """SetDuty off, stop the server, start another on the same data directory and load the same
+    roster again (as ``serve --demo`` does at every start): the worker is still off duty and a report
+    in their box goes to their neighbour."""
+    populate(tmp_path)
+    roster = [intake_pb2.Worker(worker_id=worker_of(i, 0), grid_code=grid(i, 0), skills=CLASSES, shift="always")
+              for i in (0, 1)]
+    first = start_server(tmp_path)
+    try:
+        with first.client() as admin:
+            admin.intake.PutWorkers(intake_pb2.PutWorkersRequest(workers=roster), metadata=admin.metadata)
+            off = admin.intake.SetDuty(intake_pb2.SetDutyRequest(worker_id=worker_of(0, 0), on_duty=False),
+                                       metadata=admin.metadata)
+            assert not off.on_duty
+    finally:
+        assert first.server.stop(0).wait(10)
+    second = start_server(tmp_path)
+    try:
+        with second.client() as admin:
+            admin.intake.PutWorkers(intake_pb2.PutWorkersRequest(workers=roster), metadata=admin.metadata)
+            again = admin.intake.GetWorker(intake_pb2.GetWorkerRequest(worker_id=worker_of(0, 0)),
+                                           metadata=admin.metadata)
+            assert not again.on_duty
+            [receipt] = admin.submit_events([report(0, 0)])
+            assert (receipt.state, receipt.worker_id) == ("dispatched", worker_of(1, 0))
+    finally:
+        assert second.server.stop(0).wait(10)
