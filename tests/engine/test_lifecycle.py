@@ -46,6 +46,77 @@ def test_every_action_is_allowed_exactly_from_its_states(action, state):
             assert allowed.value in message
 
 
+_S, _A = State, Action
+#: The standard loop (闭环) written out by hand from the documented lifecycle, independently of
+#: ``TRANSITIONS``: (state, action) -> the state it leads to. Every pair not listed is refused.
+STANDARD_LOOP = {
+    (_S.REPORTED, _A.REGISTER): _S.REGISTERED,
+    (_S.REPORTED, _A.REJECT): _S.REJECTED,
+    (_S.REGISTERED, _A.DISPATCH): _S.DISPATCHED,
+    (_S.DISPATCHED, _A.DISPATCH): _S.DISPATCHED,  # re-dispatch to another worker
+    (_S.HANDLING, _A.DISPATCH): _S.DISPATCHED,
+    (_S.DISPATCHED, _A.HANDLE): _S.HANDLING,
+    (_S.DISPATCHED, _A.FEEDBACK): _S.FED_BACK,
+    (_S.HANDLING, _A.FEEDBACK): _S.FED_BACK,
+    (_S.DISPATCHED, _A.RETURN): _S.REGISTERED,
+    (_S.HANDLING, _A.RETURN): _S.REGISTERED,
+    (_S.FED_BACK, _A.VERIFY): _S.VERIFIED,
+    (_S.FED_BACK, _A.REWORK): _S.DISPATCHED,
+    (_S.VERIFIED, _A.CLOSE): _S.CLOSED,  # closing only after verification
+    (_S.DISPATCHED, _A.EXTEND): _S.DISPATCHED,
+    (_S.HANDLING, _A.EXTEND): _S.HANDLING,
+    (_S.REGISTERED, _A.PARK): _S.PARKED,
+    (_S.DISPATCHED, _A.PARK): _S.PARKED,
+    (_S.HANDLING, _A.PARK): _S.PARKED,
+    (_S.PARKED, _A.UNPARK): _S.REGISTERED,
+}
+#: Who takes each action (admins may take every one), written out by hand as well.
+ROLES = {
+    _A.REGISTER: {Role.DISPATCHER}, _A.REJECT: {Role.DISPATCHER}, _A.DISPATCH: {Role.DISPATCHER},
+    _A.HANDLE: {Role.WORKER}, _A.FEEDBACK: {Role.WORKER}, _A.RETURN: {Role.WORKER},
+    _A.VERIFY: {Role.VERIFIER}, _A.REWORK: {Role.VERIFIER}, _A.CLOSE: {Role.DISPATCHER, Role.SUPERVISOR},
+    _A.EXTEND: {Role.SUPERVISOR}, _A.PARK: {Role.SUPERVISOR}, _A.UNPARK: {Role.SUPERVISOR},
+}
+
+
+@pytest.mark.parametrize("action", list(Action))
+@pytest.mark.parametrize("state", list(State))
+def test_the_transitions_are_the_standard_loop(action, state):
+    """Each (state, action) against the written-out loop: allowed exactly where it is listed, to
+    the state it names, for the roles it names and no other."""
+    for role in Role:
+        principal = Principal("p", role, worker_id="w1")
+        allowed_role = role is Role.ADMIN or role in ROLES[action]
+        if not allowed_role:
+            with pytest.raises(Forbidden):
+                authorize(action, state, principal, "w1")
+        elif (state, action) in STANDARD_LOOP:
+            assert authorize(action, state, principal, "w1") is STANDARD_LOOP[(state, action)]
+        else:
+            with pytest.raises(PreconditionFailed):
+                authorize(action, state, principal, "w1")
+
+
+def test_closing_a_dispatched_event_is_refused_by_the_intake(world):
+    """Through the intake: a dispatched event cannot be closed (nor one in hand or fed back); it
+    stays as it was, with no audit row; after verification it can."""
+    intake = world.intake
+    receipt = submit_one(world)
+    assert receipt.state is State.DISPATCHED
+    for who in (DISPATCHER, SUPERVISOR, ADMIN):
+        with pytest.raises(PreconditionFailed, match="cannot close an event that is dispatched"):
+            intake.act(receipt.event_id, Action.CLOSE, who)
+    me = worker(1, 1)
+    intake.act(receipt.event_id, Action.FEEDBACK, me)
+    with pytest.raises(PreconditionFailed, match="cannot close an event that is fed_back"):
+        intake.act(receipt.event_id, Action.CLOSE, DISPATCHER)
+    event = intake.get(receipt.event_id, ADMIN)
+    assert event.state is State.FED_BACK and event.worker_id == worker_id(1, 1)
+    assert [a.action for a in intake.audit(receipt.event_id, ADMIN)] == ["report", "feedback"]
+    intake.act(receipt.event_id, Action.VERIFY, VERIFIER)
+    assert intake.act(receipt.event_id, Action.CLOSE, DISPATCHER).state is State.CLOSED
+
+
 @pytest.mark.parametrize("action", list(Action))
 def test_wrong_role_is_forbidden(action):
     t = TRANSITIONS[action]
