@@ -313,6 +313,32 @@ def test_capacity_then_neighbours_then_waiting(world):
     assert intake.get(receipts[15].event_id, ADMIN).worker_id == worker_id(3, 3)
 
 
+def test_redispatch_skips_a_worker_at_capacity(world):
+    """The corner grid (3, 3)'s worker goes off duty holding three matters; of its two neighbours,
+    (2, 3) is at capacity (5 of 5) and (3, 2) has room for one: one goes to (3, 2), the other two
+    wait for a worker, and (2, 3) never holds more than its capacity."""
+    intake = world.intake
+
+    def matters(i: int, j: int, n: int) -> list[str]:
+        lng0, lat0 = 114.20 + i * 0.005, 22.70 + j * 0.005
+        reports = [world.report(category="1001", lng=lng0 + 0.0006 + 0.0011 * (k % 4),
+                                lat=lat0 + 0.0006 + 0.0011 * (k // 4)) for k in range(n)]
+        receipts = intake.submit(reports, INTAKE)
+        assert [r.worker_id for r in receipts] == [worker_id(i, j)] * n
+        return [r.event_id for r in receipts]
+
+    matters(2, 3, 5)
+    matters(3, 2, 4)
+    held = matters(3, 3, 3)
+    intake.set_duty(worker_id(3, 3), False, worker(3, 3))
+    after = [intake.get(e, ADMIN) for e in held]
+    assert [(e.state, e.worker_id) for e in after] == [
+        (State.DISPATCHED, worker_id(3, 2)), (State.REGISTERED, None), (State.REGISTERED, None)]
+    assert [intake.worker_load(worker_id(*g)) for g in ((2, 3), (3, 2), (3, 3))] == [5, 5, 0]
+    trail = intake.audit(held[1], ADMIN)
+    assert trail[-1].action == "redispatch" and "no other eligible worker" in trail[-1].note
+
+
 def test_relocation_moves_grid_and_worker(world):
     intake = world.intake
     event_id = submit_one(world, i=0, j=0, category="1001").event_id
