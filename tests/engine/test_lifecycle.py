@@ -7,7 +7,9 @@ import pytest
 from intake_world import ADMIN, DISPATCHER, INTAKE, SUPERVISOR, VERIFIER, grid_code, make_world, worker, worker_id
 
 from citygrid.engine.errors import Forbidden, InvalidInput, PreconditionFailed
-from citygrid.engine.lifecycle import TRANSITIONS, Action, State, allowed_actions, authorize
+from citygrid.engine.lifecycle import (
+    TRANSITIONS, Action, Escalation, EscalationPolicy, State, allowed_actions, authorize, restarts_clock,
+)
 from citygrid.engine.principals import Principal, Role
 from citygrid.engine.taxonomy import load_taxonomy
 from citygrid.engine.worktime import WorkSchedule
@@ -130,9 +132,89 @@ def test_wrong_role_is_forbidden(action):
                 authorize(action, state, principal, "w1")
 
 
-def test_a_worker_acts_only_on_their_own_events():
-    with pytest.raises(Forbidden, match="only events dispatched to them"):
-        authorize(Action.HANDLE, State.DISPATCHED, Principal("a", Role.WORKER, worker_id="w1"), "w2")
+@pytest.mark.parametrize("action", [Action.HANDLE, Action.FEEDBACK, Action.RETURN])
+def test_a_worker_acts_only_on_their_own_events(action):
+    """The worker's own actions (written out: handle, feedback, return) only on events dispatched to
+    them; admins on anyone's."""
+    me = Principal("a", Role.WORKER, worker_id="w1")
+    with pytest.raises(Forbidden, match="only events dispatched to them; this one is dispatched to another"):
+        authorize(action, State.DISPATCHED, me, "w2")
+    with pytest.raises(Forbidden, match="only events dispatched to them$"):
+        authorize(action, State.DISPATCHED, me, None)
+    assert authorize(action, State.DISPATCHED, me, "w1") is STANDARD_LOOP[(State.DISPATCHED, action)]
+    admin = Principal("root", Role.ADMIN)
+    assert authorize(action, State.DISPATCHED, admin, "w2") is STANDARD_LOOP[(State.DISPATCHED, action)]
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("state", list(State))
+def test_allowed_actions_for_a_role_are_those_of_the_written_out_loop(state, role):
+    principal = Principal("p", role, worker_id="w1")
+    expected = {a for (s, a) in STANDARD_LOOP if s is state and (role is Role.ADMIN or role in ROLES[a])}
+    assert set(allowed_actions(state, principal)) == expected
+    assert set(allowed_actions(state)) == {a for (s, a) in STANDARD_LOOP if s is state}
+
+
+def test_which_states_are_open():
+    """Open (a later report of the same matter is its duplicate; it may be relocated): every state
+    but closed, rejected and duplicate."""
+    closed = {State.CLOSED, State.REJECTED, State.DUPLICATE}
+    assert {s for s in State if s.is_open is True} == set(State) - closed
+    assert all(s.is_open is False for s in closed)
+
+
+#: Which moves start a new stage clock, written out: entering a stage from another stage (or from
+#: nothing: a new report) starts one; moving within a stage (dispatched <-> handling, re-dispatch,
+#: fed back -> verified) keeps the running one; entering a state with no clock starts none.
+NEW_CLOCK = {
+    (None, State.REPORTED), (None, State.REGISTERED), (None, State.DISPATCHED),
+    (State.REPORTED, State.REGISTERED), (State.REGISTERED, State.DISPATCHED), (State.PARKED, State.REGISTERED),
+    (State.DISPATCHED, State.REGISTERED), (State.HANDLING, State.REGISTERED), (State.HANDLING, State.FED_BACK),
+    (State.DISPATCHED, State.FED_BACK), (State.FED_BACK, State.DISPATCHED), (State.VERIFIED, State.DISPATCHED),
+}
+
+
+@pytest.mark.parametrize("after", list(State))
+@pytest.mark.parametrize("before", [None, *State])
+def test_which_moves_start_a_new_stage_clock(before, after):
+    stages = {State.REPORTED: "register", State.REGISTERED: "dispatch", State.DISPATCHED: "handle",
+              State.HANDLING: "handle", State.FED_BACK: "verify", State.VERIFIED: "verify"}
+    expected = after in stages and (before is None or stages.get(before) != stages[after])
+    assert restarts_clock(before, after) is expected
+    if (before, after) in NEW_CLOCK:
+        assert expected
+
+
+@pytest.mark.parametrize("overdue, limit, street_after, level", [
+    (-5.0, 60, None, Escalation.NONE), (0.0, 60, None, Escalation.NONE), (0.01, 60, None, Escalation.COMMUNITY),
+    (59.9, 60, None, Escalation.COMMUNITY), (60.0, 60, None, Escalation.STREET), (500.0, 60, None, Escalation.STREET),
+    (29.9, 240, 30.0, Escalation.COMMUNITY), (30.0, 240, 30.0, Escalation.STREET),
+])
+def test_escalation_levels_at_their_boundaries(overdue, limit, street_after, level):
+    """Not overdue: nobody (level 0, as stored); overdue: the community (1); overdue by the stage's
+    limit again, or by ``street_after`` minutes: the street (2)."""
+    got = EscalationPolicy(street_after).level(overdue, limit)
+    assert got is level and int(got) == {Escalation.NONE: 0, Escalation.COMMUNITY: 1, Escalation.STREET: 2}[level]
+
+
+def test_a_stage_clock_runs_on_within_its_stage(world):
+    """Accepting a dispatched event and re-dispatching it keep its handling deadline; feeding back
+    starts the verification clock."""
+    intake = world.intake
+    receipt = submit_one(world)
+    first = intake.get(receipt.event_id, ADMIN)
+    world.advance(minutes=40)
+    handling = intake.act(receipt.event_id, Action.HANDLE, worker(1, 1))
+    assert (handling.deadline, handling.stage_started) == (first.deadline, first.stage_started)
+    world.advance(minutes=40)
+    moved = intake.act(receipt.event_id, Action.DISPATCH, DISPATCHER, worker_id=worker_id(2, 2))
+    assert (moved.deadline, moved.stage_started) == (first.deadline, first.stage_started)
+    world.advance(minutes=10)
+    fed = intake.act(receipt.event_id, Action.FEEDBACK, worker(2, 2))
+    assert fed.stage_started == world.now[0]
+    assert fed.deadline == WorkSchedule().add_working_minutes(world.now[0], LIMITS.verify)
+    closed = [intake.act(receipt.event_id, a, p) for a, p in ((Action.VERIFY, VERIFIER), (Action.CLOSE, DISPATCHER))][-1]
+    assert (closed.stage_started, closed.deadline, closed.escalation) == (None, None, 0)
 
 
 # ---------------------------------------------------------------------- the loop
