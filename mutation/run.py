@@ -14,7 +14,9 @@ module with uncommitted changes and checks it is unchanged at the end)::
 Sessions are kept in ``mutation/sessions/<target>.sqlite`` (git-ignored); running again resumes a
 session (``--fresh`` starts over). The report lists each survivor: the module, line, operator and
 the diff of the mutant. Numba compiles the mutated kernel module again for each mutant, so a kernel
-mutant costs its tests' time plus a compilation.
+mutant costs its tests' time plus a compilation; the tests run with ``NUMBA_BOUNDSCHECK=1``, so a
+mutant that indexes past an array fails loudly instead of writing past it unseen. Mutants inside
+type annotations are skipped (never evaluated). What a run found: ``mutation/FINDINGS.md``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ CONFIG = """[cosmic-ray]
 module-path = "{module}"
 timeout = {timeout}
 excluded-modules = []
-test-command = "{python} -m pytest -x -q -p no:cacheprovider {tests}"
+test-command = "env NUMBA_BOUNDSCHECK=1 {python} -m pytest -x -q -p no:cacheprovider {tests}"
 
 [cosmic-ray.distributor]
 name = "local"
@@ -52,12 +54,15 @@ name = "local"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("targets", nargs="*", choices=[[], *TARGETS], help="default: all of them")
+    parser.add_argument("targets", nargs="*", metavar="TARGET", help=f"of {', '.join(TARGETS)}; default: all of them")
     parser.add_argument("--sample", type=int, help="run only this many mutants of each target (seeded)")
     parser.add_argument("--seed", type=int, default=20261207)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant before it counts as killed")
     parser.add_argument("--fresh", action="store_true", help="start the sessions over")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.targets) - set(TARGETS))
+    if unknown:
+        parser.error(f"unknown targets {unknown}; the targets are {', '.join(TARGETS)}")
     SESSIONS.mkdir(parents=True, exist_ok=True)
     survivors = 0
     for name in args.targets or list(TARGETS):
