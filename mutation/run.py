@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -89,6 +90,10 @@ def run_target(name: str, args) -> int:
         if args.sample:
             sample(session, args.sample, args.seed)
     print(f"mutation: {name}: {module} against {' '.join(tests)}", flush=True)
+    baseline = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                              cwd=ROOT, env={**os.environ, "NUMBA_BOUNDSCHECK": "1"})
+    if baseline.returncode:
+        sys.exit(f"mutation: the tests of {name} fail without any mutant; fix them first")
     try:
         subprocess.run([str(Path(sys.executable).with_name("cosmic-ray")), "exec", str(config), str(session)],
                        cwd=ROOT, check=True)
