@@ -8,7 +8,7 @@ from intake_world import ADMIN, DISPATCHER, INTAKE, SUPERVISOR, VERIFIER, grid_c
 
 from citygrid.engine.errors import Forbidden, InvalidInput, PreconditionFailed
 from citygrid.engine.lifecycle import (
-    TRANSITIONS, Action, Escalation, EscalationPolicy, State, allowed_actions, authorize, restarts_clock,
+    TRANSITIONS, Action, EscalationPolicy, State, allowed_actions, authorize, restarts_clock,
 )
 from citygrid.engine.principals import Principal, Role
 from citygrid.engine.taxonomy import load_taxonomy
@@ -186,15 +186,14 @@ def test_which_moves_start_a_new_stage_clock(before, after):
 
 
 @pytest.mark.parametrize("overdue, limit, street_after, level", [
-    (-5.0, 60, None, Escalation.NONE), (0.0, 60, None, Escalation.NONE), (0.01, 60, None, Escalation.COMMUNITY),
-    (59.9, 60, None, Escalation.COMMUNITY), (60.0, 60, None, Escalation.STREET), (500.0, 60, None, Escalation.STREET),
-    (29.9, 240, 30.0, Escalation.COMMUNITY), (30.0, 240, 30.0, Escalation.STREET),
+    (-5.0, 60, None, 0), (0.0, 60, None, 0), (0.01, 60, None, 1), (59.9, 60, None, 1), (60.0, 60, None, 2),
+    (500.0, 60, None, 2), (29.9, 240, 30.0, 1), (30.0, 240, 30.0, 2),
 ])
 def test_escalation_levels_at_their_boundaries(overdue, limit, street_after, level):
     """Not overdue: nobody (level 0, as stored); overdue: the community (1); overdue by the stage's
     limit again, or by ``street_after`` minutes: the street (2)."""
     got = EscalationPolicy(street_after).level(overdue, limit)
-    assert got is level and int(got) == {Escalation.NONE: 0, Escalation.COMMUNITY: 1, Escalation.STREET: 2}[level]
+    assert int(got) == level and got.name == ("NONE", "COMMUNITY", "STREET")[level]
 
 
 def test_a_stage_clock_runs_on_within_its_stage(world):
