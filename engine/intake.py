@@ -38,10 +38,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -49,6 +49,7 @@ import numpy as np
 from citygrid.engine import coordinates
 from citygrid.engine.adjacency import adjacency_of
 from citygrid.engine.assignment import Assigner, Status
+from citygrid.engine.clock import Clock, system_clock
 from citygrid.engine.dispatch import Dispatcher, RoutingRules, rebalance
 from citygrid.engine.duplicates import DuplicateIndex, DuplicatePolicy
 from citygrid.engine.errors import CityGridError, Conflict, Forbidden, InvalidInput, Overloaded, PreconditionFailed
@@ -198,7 +199,7 @@ class Intake:
         routing: RoutingRules | None = None,
         buildings: Mapping[str, tuple[float, float]] | None = None,
         config: IntakeConfig | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
     ):
         self.store = store
         self.config = config or IntakeConfig()
@@ -212,7 +213,8 @@ class Intake:
         self._check_open_categories()
         self.routing = routing or RoutingRules.from_taxonomy(self.taxonomy)
         self.buildings = dict(buildings or {})
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        #: The present time of every shift, deadline, escalation and duplicate window (:mod:`~citygrid.engine.clock`).
+        self.clock: Clock = clock or system_clock
         self._writer = threading.RLock()
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
@@ -288,10 +290,12 @@ class Intake:
                 with self._writing():
                     now_us = self._now_us()
                     self.store.workers.upsert(workers, now_us)
-                    self._rebuild_dispatcher(self.store.workers.all(), self._loads_by_id())
+                    roster = self.store.workers.all()
+                    self._rebuild_dispatcher(roster, self._loads_by_id())
+                    now = {w.worker_id: w for w in roster}
                     for w in workers:
                         old = before.get(w.worker_id)
-                        if not w.available and old is not None and old.available:
+                        if not now[w.worker_id].available and old is not None and old.available:
                             self._redispatch_from(w.worker_id, now_us, f"{w.worker_id} is no longer available")
                     self._dispatch_waiting(now_us)
             except BaseException:
@@ -313,7 +317,7 @@ class Intake:
             try:
                 with self._writing():
                     now_us = self._now_us()
-                    self.store.workers.update(updated, now_us)
+                    self.store.workers.set_duty(worker_id, on_duty, now_us, f"{principal.name} ({principal.role.value})")
                     self.dispatcher.available[w] = updated.available
                     if was and not updated.available:
                         self._redispatch_from(worker_id, now_us, f"{worker_id} went off duty")

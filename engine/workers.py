@@ -7,6 +7,11 @@ flag the worker or the dispatcher switches; going off duty re-dispatches their o
 their weekly shift at the dispatch time, has the skill the event's category asks for, and holds fewer
 open events than their capacity.
 
+Duty is a state of its own, not part of the roster: :meth:`WorkerStore.set_duty` (``SetDuty``) records
+it with who changed it and when, in the ``worker_duty`` table, and a roster loaded again (``PutWorkers``,
+``citygrid workers load``, ``serve --demo`` at each start) keeps it unless the roster states
+``on_duty`` for that worker (``Worker.on_duty is None``: as it is; a new worker starts on duty).
+
 Shifts are weekly patterns in the schedule's local time, written like ``"mon-fri 08:00-18:00"`` or
 ``"mon-fri 08:00-12:00,14:00-18:00; sat 09:00-12:00"`` (a period whose end is not after its start
 runs past midnight), or one of the named :data:`SHIFT_PRESETS`. They are held as one boolean per
@@ -89,7 +94,8 @@ class Worker:
     skills: frozenset[str] = field(default_factory=frozenset)
     shift: str = DEFAULT_SHIFT
     capacity: int = DEFAULT_CAPACITY
-    on_duty: bool = True
+    #: On duty (值班中) or not; ``None`` in a roster: keep the stored duty (a new worker: on duty).
+    on_duty: bool | None = None
     active: bool = True
 
     def __post_init__(self) -> None:
@@ -108,7 +114,7 @@ class Worker:
     @property
     def available(self) -> bool:
         """Active and on duty (the shift is checked at the dispatch time, not here)."""
-        return self.active and self.on_duty
+        return self.active and self.on_duty is not False
 
 
 _SHIFTS: dict[str, Shift] = {}
@@ -125,7 +131,7 @@ def shift_of(spec: str) -> Shift:
 def read_workers(path) -> list[Worker]:
     """Workers from a Parquet table with the columns of the demo's ``workers.parquet``
     (``worker_id``, ``grid_code``, ``name``, ``department``, ``skills``, ``shift``, ``capacity``;
-    optional ``on_duty``, ``active``)."""
+    optional ``on_duty`` (absent or null: keep the stored duty), ``active``)."""
     import pyarrow.parquet as pq
 
     try:
@@ -141,7 +147,7 @@ def read_workers(path) -> list[Worker]:
             worker_id=r["worker_id"], grid_code=r["grid_code"], name=r.get("name") or "",
             department=r.get("department") or DEFAULT_DEPARTMENT, skills=frozenset(r.get("skills") or ()),
             shift=r.get("shift") or DEFAULT_SHIFT, capacity=int(r.get("capacity", DEFAULT_CAPACITY)),
-            on_duty=bool(r.get("on_duty", True)), active=bool(r.get("active", True)),
+            on_duty=None if r.get("on_duty") is None else bool(r["on_duty"]), active=bool(r.get("active", True)),
         ))
     return out
 
@@ -170,10 +176,26 @@ MIGRATIONS = [
             updated_at INTEGER NOT NULL
         )""",
         "CREATE INDEX workers_grid ON workers (grid_code)",
-    ]
+    ],
+    # Duty moves to a table of its own, so that loading the roster again keeps it.
+    [
+        """CREATE TABLE worker_duty (
+            worker_id TEXT PRIMARY KEY,
+            on_duty INTEGER NOT NULL,
+            changed_at INTEGER NOT NULL,
+            changed_by TEXT NOT NULL
+        )""",
+        "INSERT INTO worker_duty SELECT worker_id, on_duty, updated_at, 'roster' FROM workers",
+        "ALTER TABLE workers DROP COLUMN on_duty",
+    ],
 ]
 
-_COLUMNS = "worker_id, name, grid_code, department, skills, shift, capacity, on_duty, active"
+_ROSTER = "worker_id, name, grid_code, department, skills, shift, capacity, active"
+_COLUMNS = ("w.worker_id, w.name, w.grid_code, w.department, w.skills, w.shift, w.capacity, "
+            "coalesce(d.on_duty, 1), w.active")
+_FROM = "FROM workers w LEFT JOIN worker_duty d ON d.worker_id = w.worker_id"
+#: Who :meth:`WorkerStore.upsert` names for a duty a roster states.
+ROSTER = "roster"
 
 
 class WorkerStore:
@@ -186,45 +208,60 @@ class WorkerStore:
         self._read = read
 
     def upsert(self, workers: Iterable[Worker], now_us: int) -> int:
+        """Add or replace roster entries; a worker's duty changes only where the roster states it."""
+        workers = list(workers)
         rows = [
             (
                 w.worker_id, w.name, w.grid_code, w.department, json.dumps(sorted(w.skills), ensure_ascii=False),
-                w.shift, w.capacity, int(w.on_duty), int(w.active), now_us,
+                w.shift, w.capacity, int(w.active), now_us,
             )
             for w in workers
         ]
         self._conn.executemany(
-            f"INSERT INTO workers ({_COLUMNS}, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            f"INSERT INTO workers ({_ROSTER}, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(worker_id) DO UPDATE SET name=excluded.name, grid_code=excluded.grid_code, "
             "department=excluded.department, skills=excluded.skills, shift=excluded.shift, "
-            "capacity=excluded.capacity, on_duty=excluded.on_duty, active=excluded.active, "
-            "updated_at=excluded.updated_at",
+            "capacity=excluded.capacity, active=excluded.active, updated_at=excluded.updated_at",
             rows,
         )
+        stated = [(w.worker_id, int(w.on_duty), now_us, ROSTER) for w in workers if w.on_duty is not None]
+        self._conn.executemany(_SET_DUTY, stated)
         return len(rows)
 
+    def set_duty(self, worker_id: str, on_duty: bool, now_us: int, changed_by: str) -> None:
+        """Record that ``worker_id`` is now on (or off) duty, as ``changed_by`` said at ``now_us``."""
+        self._conn.execute(_SET_DUTY, (worker_id, int(on_duty), now_us, changed_by))
+
+    def duty_record(self, worker_id: str) -> tuple[bool, int, str] | None:
+        """(on duty, changed at µs, changed by) of a worker's last duty change; ``None``: never set."""
+        rows = self._read("SELECT on_duty, changed_at, changed_by FROM worker_duty WHERE worker_id = ?", (worker_id,))
+        return (bool(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
+
     def get(self, worker_id: str) -> Worker:
-        rows = self._read(f"SELECT {_COLUMNS} FROM workers WHERE worker_id = ?", (worker_id,))
+        rows = self._read(f"SELECT {_COLUMNS} {_FROM} WHERE w.worker_id = ?", (worker_id,))
         if not rows:
             raise NotFound(f"no worker {worker_id!r}")
         return _worker(rows[0])
 
     def all(self) -> list[Worker]:
-        return [_worker(r) for r in self._read(f"SELECT {_COLUMNS} FROM workers ORDER BY worker_id", ())]
+        return [_worker(r) for r in self._read(f"SELECT {_COLUMNS} {_FROM} ORDER BY w.worker_id", ())]
 
     def list(
         self, *, grid_codes: Sequence[str] | None = None, after: str = "", limit: int = 1000
     ) -> list[Worker]:
         """Workers ordered by id, after the id ``after`` (paging), optionally in some grids."""
-        sql, params = f"SELECT {_COLUMNS} FROM workers WHERE worker_id > ?", [after]
+        sql, params = f"SELECT {_COLUMNS} {_FROM} WHERE w.worker_id > ?", [after]
         if grid_codes is not None:
-            sql += f" AND grid_code IN ({','.join('?' * len(grid_codes))})"
+            sql += f" AND w.grid_code IN ({','.join('?' * len(grid_codes))})"
             params += list(grid_codes)
-        sql += " ORDER BY worker_id LIMIT ?"
+        sql += " ORDER BY w.worker_id LIMIT ?"
         return [_worker(r) for r in self._read(sql, [*params, limit])]
 
-    def update(self, worker: Worker, now_us: int) -> None:
-        self.upsert([worker], now_us)
+_SET_DUTY = (
+    "INSERT INTO worker_duty (worker_id, on_duty, changed_at, changed_by) VALUES (?,?,?,?) "
+    "ON CONFLICT(worker_id) DO UPDATE SET on_duty=excluded.on_duty, changed_at=excluded.changed_at, "
+    "changed_by=excluded.changed_by"
+)
 
 
 def _worker(row) -> Worker:

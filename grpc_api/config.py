@@ -1,7 +1,8 @@
 """Server configuration: a TOML file's ``[server]`` and ``[intake]`` tables; the command line
 overrides some ``[server]`` keys.
 
-Example ``citygrid.toml`` (every key optional; these are the defaults but for the paths and token)::
+Example ``citygrid.toml`` (every key optional; these are the defaults but for the paths, the token and
+clock_start)::
 
     [server]
     data_dir = "/var/lib/citygrid"
@@ -37,6 +38,9 @@ Example ``citygrid.toml`` (every key optional; these are the defaults but for th
     max_batch = 10000                 # most reports in one SubmitEvents call
     clock_interval = 60.0             # seconds between ticks of the intake's clock (dispatch waiting
                                       # events, escalate overdue ones)
+    clock_start = 2026-12-07T03:05:00+08:00  # the intake's clock reads this when the server starts and
+                                      # runs on from it (tests, rehearsals of a night or a holiday);
+                                      # unset: the system clock
     first_responders = ["网格员"]      # departments whose grid workers take any matter of their grid
     sources = ["inspector_terminal", "hotline_12345", "video_analytics", "citizen_app", "iot_sensor"]
                                       # the channels a report's source may name
@@ -70,8 +74,10 @@ from datetime import timedelta
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from citygrid.engine.clock import Clock, StartedClock, aware
 from citygrid.engine.dispatch import Route, RoutingRule, RoutingRules
 from citygrid.engine.duplicates import DuplicatePolicy
 from citygrid.engine.errors import InvalidInput, NotFound
@@ -117,6 +123,11 @@ class IntakeSettings:
     auto_register: bool = IntakeConfig.auto_register
     max_batch: int = IntakeConfig.max_batch
     clock_interval: float = CLOCK_INTERVAL_S
+    #: The time the intake's clock reads when the server starts (it runs on from there,
+    #: :class:`~citygrid.engine.clock.StartedClock`): a TOML date-time with an offset, or the same as
+    #: an ISO 8601 string. ``None``: the system clock. Shifts, deadlines, escalation and the
+    #: duplicate window all follow the intake's clock.
+    clock_start: datetime | None = None
     #: Departments whose grid workers (网格员) take any matter of their own grid.
     first_responders: tuple[str, ...] = (DEFAULT_DEPARTMENT,)
     #: The channels a report's ``source`` may name; a report from another is refused.
@@ -152,6 +163,8 @@ class IntakeSettings:
         if isinstance(hours, str) or not all(isinstance(h, str) for h in hours):
             raise InvalidInput(f'[intake] working_hours must be a list of "HH:MM-HH:MM" strings, got {hours!r}')
         object.__setattr__(self, "working_hours", tuple(hours))
+        if self.clock_start is not None:
+            object.__setattr__(self, "clock_start", _instant("clock_start", self.clock_start))
         if not isinstance(self.timezone, str):
             raise InvalidInput(f"[intake] timezone must be an IANA name like Asia/Shanghai, got {self.timezone!r}")
         # Built now, so that a bad schedule, calendar or taxonomy file stops the server at start-up.
@@ -183,6 +196,10 @@ class IntakeSettings:
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "routing", tuple(dict(rule) for rule in self.routing))
         object.__setattr__(self, "routing_rules", routing)
+
+    def clock(self) -> Clock | None:
+        """A fresh clock for an intake: started at ``clock_start``, or ``None`` (the system clock)."""
+        return None if self.clock_start is None else StartedClock(self.clock_start)
 
     @classmethod
     def from_table(cls, table: dict, *, base: Path | None = None) -> "IntakeSettings":
@@ -236,6 +253,17 @@ def _routing_rule(k: int, rule, taxonomy: Taxonomy) -> RoutingRule:
     departments = _strings(f"{where} departments", rule.get("departments", ()))
     return RoutingRule(Route(frozenset(departments), rule.get("skill")), category=rule.get("category"),
                        category_class=rule.get("category_class"), grid_type=rule.get("grid_type"), area=rule.get("area"))
+
+
+def _instant(key: str, value) -> datetime:
+    """An aware datetime from a TOML offset date-time or an ISO 8601 string."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"[intake] {key} must be a date and time like 2026-12-07T03:05:00+08:00, "
+                               f"got {value!r}") from None
+    return aware(value, f"[intake] {key}")
 
 
 def _strings(key: str, values) -> tuple[str, ...]:

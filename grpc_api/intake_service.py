@@ -34,6 +34,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from citygrid.engine.clock import Clock
 from citygrid.engine.errors import CityGridError, InvalidInput
 from citygrid.engine.events import (
     AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt, SqliteEventStore,
@@ -70,10 +71,13 @@ class IntakeHost:
     up by ``settings`` (the ``[intake]`` table of the server's config; the engine's defaults when
     ``None``)."""
 
-    def __init__(self, data_dir: Path, registry: LayerRegistry, settings: IntakeSettings | None = None):
+    def __init__(self, data_dir: Path, registry: LayerRegistry, settings: IntakeSettings | None = None,
+                 *, clock: Clock | None = None):
         self._data_dir = Path(data_dir)
         self._registry = registry
         self._settings = settings or IntakeSettings()
+        #: The intake's clock: the one given, else ``[intake] clock_start``'s, else the system's.
+        self.clock: Clock | None = clock or self._settings.clock()
         self._lock = threading.Lock()
         self._intake: Intake | None = None
         self._buildings: dict[str, tuple[float, float]] = {}
@@ -93,7 +97,7 @@ class IntakeHost:
                 settings = self._settings
                 self._intake = Intake(SqliteEventStore(self._data_dir), locator, buildings=self._buildings,
                                       config=settings.intake_config, taxonomy=settings.taxonomy,
-                                      routing=settings.routing_rules)
+                                      routing=settings.routing_rules, clock=self.clock)
                 self._clock = threading.Thread(target=self._intake.run_clock, args=(self._stop, settings.clock_interval),
                                                name="citygrid-intake-clock", daemon=True)
                 self._clock.start()
@@ -408,7 +412,7 @@ def _worker_in(m: intake_pb2.Worker) -> Worker:
         worker_id=m.worker_id, grid_code=m.grid_code, name=m.name, department=m.department or DEFAULT_DEPARTMENT,
         skills=frozenset(m.skills), shift=m.shift or DEFAULT_SHIFT,
         capacity=m.capacity if m.HasField("capacity") else DEFAULT_CAPACITY,
-        on_duty=m.on_duty if m.HasField("on_duty") else True, active=m.active if m.HasField("active") else True,
+        on_duty=m.on_duty if m.HasField("on_duty") else None, active=m.active if m.HasField("active") else True,
     )
 
 
@@ -433,7 +437,7 @@ def _page_size(size: int) -> int:
 def add_to_server(server: grpc.Server, resources) -> str:
     """Register the servicer on ``server`` (its intake in ``resources.intake``, set up by the config's
     ``[intake]`` table); return the service name."""
-    host = IntakeHost(resources.config.data_dir, resources.registry, resources.config.intake)
+    host = IntakeHost(resources.config.data_dir, resources.registry, resources.config.intake, clock=resources.clock)
     resources.intake = host
     resources.on_close(host.close)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(host, resources.auth), server)

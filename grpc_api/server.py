@@ -41,6 +41,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from citygrid.engine.clock import Clock
 from citygrid.engine.errors import InvalidInput
 from citygrid.engine.principals import Role
 from citygrid.engine.registry import LayerRegistry
@@ -66,6 +67,8 @@ class Resources:
     metrics: Metrics
     #: The event intake (:class:`citygrid.grpc_api.intake_service.IntakeHost`), set by its service.
     intake: object | None = None
+    #: The intake's clock (:mod:`citygrid.engine.clock`); ``None``: ``[intake] clock_start``'s, else the system's.
+    clock: Clock | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def on_close(self, close: Callable[[], None]) -> None:
@@ -138,8 +141,10 @@ class Server:
         return self.grpc_server.wait_for_termination(timeout)
 
 
-def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | None = None) -> tuple[Server, int]:
-    """Build (not start) a server for ``config``; return it and the port it bound."""
+def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | None = None,
+                  clock: Clock | None = None) -> tuple[Server, int]:
+    """Build (not start) a server for ``config``; return it and the port it bound. ``clock`` is the
+    intake's present time (tests inject one; default: ``[intake] clock_start``, else the system's)."""
     if config.data_dir is None:
         raise InvalidInput("the server needs a data directory (data_dir in the config, or --data-dir)")
     registry = LayerRegistry(config.data_dir)
@@ -147,7 +152,7 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
     if config.admin_token:
         tokens.ensure(config.admin_token, "admin (config)", Role.ADMIN)
     auth = Authenticator(tokens)
-    resources = Resources(config, registry, tokens, auth, Metrics())
+    resources = Resources(config, registry, tokens, auth, Metrics(), clock=clock)
     try:
         return _build(config, resources, service_modules)
     except BaseException:

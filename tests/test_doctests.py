@@ -19,6 +19,7 @@ MODULES = [
     "citygrid.engine.coordinates",
     "citygrid.kernels.predicates",
     "citygrid.engine.worktime",
+    "citygrid.engine.clock",
     "citygrid.engine.workers",
     "citygrid.engine.lifecycle",
     "citygrid.engine.duplicates",

@@ -206,7 +206,7 @@ def generate_demo(
                              events_rng)
     model = EventModel(taxonomy, DEMO_YEAR)
     staff = hire_staff(taxonomy, h.grid_community, h.grid_street, space.grid_share("street") + 1e-9,
-                       sizes["workers"], _stream(seed, "workers"))
+                       sizes["workers"], _stream(seed, "workers"), neighbours=_adjacency(h))
     done("workers")
 
     anomalies_rng = _stream(seed, "anomalies")
@@ -408,3 +408,12 @@ def _write_manifest(out: Path, seed: int, sizes: dict[str, int], counts: dict[st
         "sizes": sizes, "counts": counts, "houses": houses, "files": files,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _adjacency(h: Hierarchy) -> tuple[np.ndarray, np.ndarray]:
+    """The grids' adjacency (CSR offsets, rows) by the dispatcher's own definition (a shared edge)."""
+    from citygrid.engine.adjacency import compute_adjacency
+    from citygrid.engine.layers import GridLayer
+
+    adjacency = compute_adjacency(GridLayer.from_geometries(h.grids, {"grid_code": h.grid_code.tolist()}))
+    return adjacency.offsets, adjacency.rows

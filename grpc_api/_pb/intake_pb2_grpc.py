@@ -173,7 +173,8 @@ class IntakeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetDuty(self, request, context):
-        """A worker goes on or off duty (off: their open work is re-dispatched).
+        """A worker goes on or off duty (off: their open work is re-dispatched); durable, and kept when the
+        roster is loaded again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,7 +1,9 @@
 """``citygrid events`` and ``citygrid workers`` against a real server (in this process, on a free port)
 serving the demo district: the demo's workers and events go in through the commands, in batches,
 idempotently; refused reports are listed and exit 1; get / list / act / relocate / rebalance / duty
-answer what the server holds; failed calls exit 2 with the status."""
+answer what the server holds; failed calls exit 2 with the status. The server's intake runs on an
+injected clock (:data:`NOW`, a working Monday morning), so what is dispatched does not depend on the
+hour the tests run at."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import io
 import json
 import re
 from contextlib import redirect_stderr, redirect_stdout
+from datetime import datetime
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +22,7 @@ import pytest
 
 from citygrid.cli.main import main
 from citygrid.cli.serve import prepare_demo
+from citygrid.engine.clock import ManualClock
 from citygrid.engine.registry import LayerRegistry
 from citygrid.grpc_api.config import IntakeSettings, ServerConfig
 from citygrid.grpc_api.server import create_server
@@ -25,6 +30,8 @@ from citygrid.grpc_api.server import create_server
 TOKEN = "events-cli-test-admin-token-not-a-secret"
 #: Demo events sent by the module's submission (three batches of 1,000).
 SENT = 3000
+#: The present time of the server's intake.
+NOW = datetime(2026, 3, 9, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +48,7 @@ def server(tmp_path_factory, demo_dir):
         registry.close()
     config = ServerConfig(data_dir=data, host="127.0.0.1", port=0, metrics_port=None, admin_token=TOKEN,
                           max_workers=8, intake=IntakeSettings(clock_interval=3600.0))
-    grpc_server, port = create_server(config)
+    grpc_server, port = create_server(config, clock=ManualClock(NOW))
     grpc_server.start()
     grpc_server.resources.intake.load_staff(buildings_path=demo_dir / "buildings.parquet")
     yield SimpleNamespace(target=f"127.0.0.1:{port}", server=grpc_server, demo=demo_dir)

@@ -499,8 +499,43 @@ def test_taxonomy_refuses_duplicate_codes(tmp_path):
         load_taxonomy(path)
 
 
-@pytest.mark.parametrize("name", ["citygrid.engine.taxonomy", "citygrid.engine.demo.outline"])
+@pytest.mark.parametrize("name", ["citygrid.engine.taxonomy", "citygrid.engine.demo.outline", "citygrid.engine.demo.staff"])
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ---------------------------------------------------------------------- night duty (值班)
+
+
+def test_night_duty_leaves_no_grid_without_an_urgent_responder(demo_dir, demo_layer):
+    """At every hour of the week (and at 12:30, the lunch break) every grid has a worker on shift whom the route of each urgent category (class 04, 突发事件: its department or the grid
+    workers, with skill 04) admits, in the grid or a neighbouring one: within the dispatcher's
+    default reach of one hop. Counted from the workers file's shifts and skills."""
+    from citygrid.engine.adjacency import compute_adjacency
+    from citygrid.engine.dispatch import RoutingRules
+    from citygrid.engine.workers import read_workers, shift_of
+
+    taxonomy = load_taxonomy()
+    routing = RoutingRules.from_taxonomy(taxonomy)
+    workers = read_workers(demo_dir / "workers.parquet")
+    row_of = {code: row for row, code in enumerate(demo_layer.codes.tolist())}
+    adjacency = compute_adjacency(demo_layer)
+    times = [(day, hour * 60) for day in range(7) for hour in range(24)] + [(day, 12 * 60 + 30) for day in range(7)]
+    for category in (c for c in taxonomy.categories if c.class_code == "04"):
+        route = routing.route(category.code, category.class_code)
+        admitted = [w for w in workers if route.admits(w)]
+        for day, at in times:
+            minute = day * 1440 + at
+            staffed = np.zeros(demo_layer.n_grids, dtype=bool)
+            staffed[[row_of[w.grid_code] for w in admitted if shift_of(w.shift).minutes[minute]]] = True
+            reached = staffed.copy()
+            for row in np.flatnonzero(staffed):
+                reached[adjacency.neighbours(row)] = True
+            assert reached.all(), (f"{category.code} {category.name}, day {day} {at // 60:02d}:{at % 60:02d}: "
+                                   f"{np.count_nonzero(~reached)} grids without a responder")
+    duty = [len(clause.split()[0].split(",")) for w in workers for clause in w.shift.split("; ")[1:]]
+    night = [w for w in workers if "18:00-08:30" in w.shift]
+    assert len(night) > demo_layer.n_grids // 2  # the duties go round ...
+    assert sum(duty) / len(night) < 4  # ... a few a week each

@@ -549,3 +549,23 @@ def test_a_taxonomy_without_an_open_events_category_is_refused(tmp_path):
         Intake(store, AssignerLocator.for_layer(world.layer), taxonomy=load_taxonomy(path))
     # The shipped taxonomy still has it.
     Intake(store, AssignerLocator.for_layer(world.layer), clock=lambda: world.now[0])
+
+
+def test_demo_events_submitted_at_three_in_the_morning_are_dispatched(demo_dir, demo_layer, tmp_path):
+    """A newcomer loads the demo's workers and submits its events at 03:05 on a Monday night: the
+    workers on night duty (值班) take them; every urgent one (class 04, 突发事件) is dispatched, and most
+    of the others (71 % of the first 1,000: those that need a skill the duty worker lacks wait for the
+    morning's shift)."""
+    reports = read_reports(demo_dir / "events.parquet", limit=1000)
+    night = datetime(2026, 12, 7, 3, 5, tzinfo=CST)
+    intake = Intake(SqliteEventStore(tmp_path), AssignerLocator.for_layer(demo_layer), clock=lambda: night)
+    intake.put_workers(read_workers(demo_dir / "workers.parquet"), ADMIN)
+    receipts = intake.submit(reports, INTAKE)
+    registered = [(report, r) for report, r in zip(reports, receipts) if r.state is not State.DUPLICATE]
+    urgent = [r for report, r in registered if report.category_code.startswith("04")]
+    assert urgent and all(r.state is State.DISPATCHED for r in urgent)
+    dispatched = sum(r.state is State.DISPATCHED for _, r in registered)
+    assert dispatched > 0.6 * len(registered)
+    on_duty = {r.worker_id for _, r in registered if r.worker_id}
+    shifts = {w.worker_id: w.shift for w in read_workers(demo_dir / "workers.parquet")}
+    assert all("18:00-08:30" in shifts[w] for w in on_duty)  # all taken by workers on night duty

@@ -7,7 +7,9 @@ import pytest
 from intake_world import ADMIN, DISPATCHER, INTAKE, SUPERVISOR, VERIFIER, grid_code, make_world, worker, worker_id
 
 from citygrid.engine.errors import Forbidden, InvalidInput, PreconditionFailed
-from citygrid.engine.lifecycle import TRANSITIONS, Action, State, allowed_actions, authorize
+from citygrid.engine.lifecycle import (
+    TRANSITIONS, Action, EscalationPolicy, State, allowed_actions, authorize, restarts_clock,
+)
 from citygrid.engine.principals import Principal, Role
 from citygrid.engine.taxonomy import load_taxonomy
 from citygrid.engine.worktime import WorkSchedule
@@ -46,6 +48,77 @@ def test_every_action_is_allowed_exactly_from_its_states(action, state):
             assert allowed.value in message
 
 
+_S, _A = State, Action
+#: The standard loop (闭环) written out by hand from the documented lifecycle, independently of
+#: ``TRANSITIONS``: (state, action) -> the state it leads to. Every pair not listed is refused.
+STANDARD_LOOP = {
+    (_S.REPORTED, _A.REGISTER): _S.REGISTERED,
+    (_S.REPORTED, _A.REJECT): _S.REJECTED,
+    (_S.REGISTERED, _A.DISPATCH): _S.DISPATCHED,
+    (_S.DISPATCHED, _A.DISPATCH): _S.DISPATCHED,  # re-dispatch to another worker
+    (_S.HANDLING, _A.DISPATCH): _S.DISPATCHED,
+    (_S.DISPATCHED, _A.HANDLE): _S.HANDLING,
+    (_S.DISPATCHED, _A.FEEDBACK): _S.FED_BACK,
+    (_S.HANDLING, _A.FEEDBACK): _S.FED_BACK,
+    (_S.DISPATCHED, _A.RETURN): _S.REGISTERED,
+    (_S.HANDLING, _A.RETURN): _S.REGISTERED,
+    (_S.FED_BACK, _A.VERIFY): _S.VERIFIED,
+    (_S.FED_BACK, _A.REWORK): _S.DISPATCHED,
+    (_S.VERIFIED, _A.CLOSE): _S.CLOSED,  # closing only after verification
+    (_S.DISPATCHED, _A.EXTEND): _S.DISPATCHED,
+    (_S.HANDLING, _A.EXTEND): _S.HANDLING,
+    (_S.REGISTERED, _A.PARK): _S.PARKED,
+    (_S.DISPATCHED, _A.PARK): _S.PARKED,
+    (_S.HANDLING, _A.PARK): _S.PARKED,
+    (_S.PARKED, _A.UNPARK): _S.REGISTERED,
+}
+#: Who takes each action (admins may take every one), written out by hand as well.
+ROLES = {
+    _A.REGISTER: {Role.DISPATCHER}, _A.REJECT: {Role.DISPATCHER}, _A.DISPATCH: {Role.DISPATCHER},
+    _A.HANDLE: {Role.WORKER}, _A.FEEDBACK: {Role.WORKER}, _A.RETURN: {Role.WORKER},
+    _A.VERIFY: {Role.VERIFIER}, _A.REWORK: {Role.VERIFIER}, _A.CLOSE: {Role.DISPATCHER, Role.SUPERVISOR},
+    _A.EXTEND: {Role.SUPERVISOR}, _A.PARK: {Role.SUPERVISOR}, _A.UNPARK: {Role.SUPERVISOR},
+}
+
+
+@pytest.mark.parametrize("action", list(Action))
+@pytest.mark.parametrize("state", list(State))
+def test_the_transitions_are_the_standard_loop(action, state):
+    """Each (state, action) against the written-out loop: allowed exactly where it is listed, to
+    the state it names, for the roles it names and no other."""
+    for role in Role:
+        principal = Principal("p", role, worker_id="w1")
+        allowed_role = role is Role.ADMIN or role in ROLES[action]
+        if not allowed_role:
+            with pytest.raises(Forbidden):
+                authorize(action, state, principal, "w1")
+        elif (state, action) in STANDARD_LOOP:
+            assert authorize(action, state, principal, "w1") is STANDARD_LOOP[(state, action)]
+        else:
+            with pytest.raises(PreconditionFailed):
+                authorize(action, state, principal, "w1")
+
+
+def test_closing_a_dispatched_event_is_refused_by_the_intake(world):
+    """Through the intake: a dispatched event cannot be closed (nor one in hand or fed back); it
+    stays as it was, with no audit row; after verification it can."""
+    intake = world.intake
+    receipt = submit_one(world)
+    assert receipt.state is State.DISPATCHED
+    for who in (DISPATCHER, SUPERVISOR, ADMIN):
+        with pytest.raises(PreconditionFailed, match="cannot close an event that is dispatched"):
+            intake.act(receipt.event_id, Action.CLOSE, who)
+    me = worker(1, 1)
+    intake.act(receipt.event_id, Action.FEEDBACK, me)
+    with pytest.raises(PreconditionFailed, match="cannot close an event that is fed_back"):
+        intake.act(receipt.event_id, Action.CLOSE, DISPATCHER)
+    event = intake.get(receipt.event_id, ADMIN)
+    assert event.state is State.FED_BACK and event.worker_id == worker_id(1, 1)
+    assert [a.action for a in intake.audit(receipt.event_id, ADMIN)] == ["report", "feedback"]
+    intake.act(receipt.event_id, Action.VERIFY, VERIFIER)
+    assert intake.act(receipt.event_id, Action.CLOSE, DISPATCHER).state is State.CLOSED
+
+
 @pytest.mark.parametrize("action", list(Action))
 def test_wrong_role_is_forbidden(action):
     t = TRANSITIONS[action]
@@ -59,9 +132,88 @@ def test_wrong_role_is_forbidden(action):
                 authorize(action, state, principal, "w1")
 
 
-def test_a_worker_acts_only_on_their_own_events():
-    with pytest.raises(Forbidden, match="only events dispatched to them"):
-        authorize(Action.HANDLE, State.DISPATCHED, Principal("a", Role.WORKER, worker_id="w1"), "w2")
+@pytest.mark.parametrize("action", [Action.HANDLE, Action.FEEDBACK, Action.RETURN])
+def test_a_worker_acts_only_on_their_own_events(action):
+    """The worker's own actions (written out: handle, feedback, return) only on events dispatched to
+    them; admins on anyone's."""
+    me = Principal("a", Role.WORKER, worker_id="w1")
+    with pytest.raises(Forbidden, match="only events dispatched to them; this one is dispatched to another"):
+        authorize(action, State.DISPATCHED, me, "w2")
+    with pytest.raises(Forbidden, match="only events dispatched to them$"):
+        authorize(action, State.DISPATCHED, me, None)
+    assert authorize(action, State.DISPATCHED, me, "w1") is STANDARD_LOOP[(State.DISPATCHED, action)]
+    admin = Principal("root", Role.ADMIN)
+    assert authorize(action, State.DISPATCHED, admin, "w2") is STANDARD_LOOP[(State.DISPATCHED, action)]
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("state", list(State))
+def test_allowed_actions_for_a_role_are_those_of_the_written_out_loop(state, role):
+    principal = Principal("p", role, worker_id="w1")
+    expected = {a for (s, a) in STANDARD_LOOP if s is state and (role is Role.ADMIN or role in ROLES[a])}
+    assert set(allowed_actions(state, principal)) == expected
+    assert set(allowed_actions(state)) == {a for (s, a) in STANDARD_LOOP if s is state}
+
+
+def test_which_states_are_open():
+    """Open (a later report of the same matter is its duplicate; it may be relocated): every state
+    but closed, rejected and duplicate."""
+    closed = {State.CLOSED, State.REJECTED, State.DUPLICATE}
+    assert {s for s in State if s.is_open is True} == set(State) - closed
+    assert all(s.is_open is False for s in closed)
+
+
+#: Which moves start a new stage clock, written out: entering a stage from another stage (or from
+#: nothing: a new report) starts one; moving within a stage (dispatched <-> handling, re-dispatch,
+#: fed back -> verified) keeps the running one; entering a state with no clock starts none.
+NEW_CLOCK = {
+    (None, State.REPORTED), (None, State.REGISTERED), (None, State.DISPATCHED),
+    (State.REPORTED, State.REGISTERED), (State.REGISTERED, State.DISPATCHED), (State.PARKED, State.REGISTERED),
+    (State.DISPATCHED, State.REGISTERED), (State.HANDLING, State.REGISTERED), (State.HANDLING, State.FED_BACK),
+    (State.DISPATCHED, State.FED_BACK), (State.FED_BACK, State.DISPATCHED), (State.VERIFIED, State.DISPATCHED),
+}
+
+
+@pytest.mark.parametrize("after", list(State))
+@pytest.mark.parametrize("before", [None, *State])
+def test_which_moves_start_a_new_stage_clock(before, after):
+    stages = {State.REPORTED: "register", State.REGISTERED: "dispatch", State.DISPATCHED: "handle",
+              State.HANDLING: "handle", State.FED_BACK: "verify", State.VERIFIED: "verify"}
+    expected = after in stages and (before is None or stages.get(before) != stages[after])
+    assert restarts_clock(before, after) is expected
+    if (before, after) in NEW_CLOCK:
+        assert expected
+
+
+@pytest.mark.parametrize("overdue, limit, street_after, level", [
+    (-5.0, 60, None, 0), (0.0, 60, None, 0), (0.01, 60, None, 1), (59.9, 60, None, 1), (60.0, 60, None, 2),
+    (500.0, 60, None, 2), (29.9, 240, 30.0, 1), (30.0, 240, 30.0, 2),
+])
+def test_escalation_levels_at_their_boundaries(overdue, limit, street_after, level):
+    """Not overdue: nobody (level 0, as stored); overdue: the community (1); overdue by the stage's
+    limit again, or by ``street_after`` minutes: the street (2)."""
+    got = EscalationPolicy(street_after).level(overdue, limit)
+    assert int(got) == level and got.name == ("NONE", "COMMUNITY", "STREET")[level]
+
+
+def test_a_stage_clock_runs_on_within_its_stage(world):
+    """Accepting a dispatched event and re-dispatching it keep its handling deadline; feeding back
+    starts the verification clock."""
+    intake = world.intake
+    receipt = submit_one(world)
+    first = intake.get(receipt.event_id, ADMIN)
+    world.advance(minutes=40)
+    handling = intake.act(receipt.event_id, Action.HANDLE, worker(1, 1))
+    assert (handling.deadline, handling.stage_started) == (first.deadline, first.stage_started)
+    world.advance(minutes=40)
+    moved = intake.act(receipt.event_id, Action.DISPATCH, DISPATCHER, worker_id=worker_id(2, 2))
+    assert (moved.deadline, moved.stage_started) == (first.deadline, first.stage_started)
+    world.advance(minutes=10)
+    fed = intake.act(receipt.event_id, Action.FEEDBACK, worker(2, 2))
+    assert fed.stage_started == world.now[0]
+    assert fed.deadline == WorkSchedule().add_working_minutes(world.now[0], LIMITS.verify)
+    closed = [intake.act(receipt.event_id, a, p) for a, p in ((Action.VERIFY, VERIFIER), (Action.CLOSE, DISPATCHER))][-1]
+    assert (closed.stage_started, closed.deadline, closed.escalation) == (None, None, 0)
 
 
 # ---------------------------------------------------------------------- the loop
@@ -240,6 +392,32 @@ def test_capacity_then_neighbours_then_waiting(world):
     intake.act(receipts[0].event_id, Action.FEEDBACK, worker(3, 3))
     assert intake.tick().dispatched == 1
     assert intake.get(receipts[15].event_id, ADMIN).worker_id == worker_id(3, 3)
+
+
+def test_redispatch_skips_a_worker_at_capacity(world):
+    """The corner grid (3, 3)'s worker goes off duty holding three matters; of its two neighbours,
+    (2, 3) is at capacity (5 of 5) and (3, 2) has room for one: one goes to (3, 2), the other two
+    wait for a worker, and (2, 3) never holds more than its capacity."""
+    intake = world.intake
+
+    def matters(i: int, j: int, n: int) -> list[str]:
+        lng0, lat0 = 114.20 + i * 0.005, 22.70 + j * 0.005
+        reports = [world.report(category="1001", lng=lng0 + 0.0006 + 0.0011 * (k % 4),
+                                lat=lat0 + 0.0006 + 0.0011 * (k // 4)) for k in range(n)]
+        receipts = intake.submit(reports, INTAKE)
+        assert [r.worker_id for r in receipts] == [worker_id(i, j)] * n
+        return [r.event_id for r in receipts]
+
+    matters(2, 3, 5)
+    matters(3, 2, 4)
+    held = matters(3, 3, 3)
+    intake.set_duty(worker_id(3, 3), False, worker(3, 3))
+    after = [intake.get(e, ADMIN) for e in held]
+    assert [(e.state, e.worker_id) for e in after] == [
+        (State.DISPATCHED, worker_id(3, 2)), (State.REGISTERED, None), (State.REGISTERED, None)]
+    assert [intake.worker_load(worker_id(*g)) for g in ((2, 3), (3, 2), (3, 3))] == [5, 5, 0]
+    trail = intake.audit(held[1], ADMIN)
+    assert trail[-1].action == "redispatch" and "no other eligible worker" in trail[-1].note
 
 
 def test_relocation_moves_grid_and_worker(world):

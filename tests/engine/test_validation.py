@@ -127,6 +127,23 @@ def test_slivers_below_the_tolerance_do_not_invalidate():
     assert not strict.valid and len(strict.overlaps) == 1 and not strict.sliver_overlaps
 
 
+@pytest.mark.parametrize("target_m2, sliver", [(0.4, True), (3.0, False), (8.0, False)])
+def test_the_default_sliver_tolerance_is_one_square_metre(target_m2, sliver):
+    """With no tolerance given, an overlap under 1 m² is a sliver (the layer stays valid) and one of
+    3 or 8 m² is an overlap (invalid): a thin strip along the shared edge of two boxes."""
+    width = target_m2 / geodesic_m2(cell(0, 0)) * STEP  # that share of a box's width
+    a = cell(0, 0)
+    b = shapely.box(LNG0 + STEP - width, LAT0, LNG0 + 2 * STEP, LAT0 + STEP)
+    area = geodesic_m2(a & b)
+    assert 0.8 * target_m2 < area < 1.2 * target_m2
+    report = validate_layer(layer_of([a, b]))
+    assert report.sliver_m2 == 1.0
+    assert report.valid is sliver
+    assert [o.area_m2 for o in (report.sliver_overlaps if sliver else report.overlaps)] == [
+        pytest.approx(area, rel=1e-3)]
+    assert not (report.overlaps if sliver else report.sliver_overlaps)
+
+
 def test_boundary_coverage_uncovered_and_outside():
     boundary = cell(0, 0, 3)
     exact = validate_layer(layer_of(boxes(3, 3)), boundary=boundary)

@@ -9,8 +9,11 @@ import pytest
 from intake_world import ADMIN, DISPATCHER, INTAKE, SUPERVISOR, grid_code, make_world, worker, worker_id
 
 from citygrid.engine.errors import Forbidden, InvalidInput, NotFound
+from citygrid.engine.events import SqliteEventStore
+from citygrid.engine.intake import AssignerLocator, Intake
 from citygrid.engine.principals import Principal, Role
 from citygrid.engine.workers import MINUTES_PER_WEEK, Shift, Worker, minute_of_week, read_workers
+from citygrid.engine.worktime import to_us
 
 
 def minute(day: int, hh: int, mm: int = 0) -> int:
@@ -151,3 +154,53 @@ def test_the_clock_thread_dispatches_when_a_shift_starts(tmp_path):
     with pytest.raises(InvalidInput):
         intake.submit_one(world.report(category="nope"), INTAKE)
     assert intake.submit_one(world.report(i=1, j=1), INTAKE).created
+
+
+# ---------------------------------------------------------------------- duty is durable
+
+
+def roster_of(world) -> list[Worker]:
+    """The world's roster as a file would give it again: every field but the duty."""
+    return [Worker(**{**w.__dict__, "on_duty": None}) for w in world.store.workers.all()]
+
+
+def test_duty_survives_a_restart_and_a_roster_loaded_again(tmp_path):
+    """Off duty stays off across a restart and across the roster loaded again (as ``serve --demo``
+    does at every start) when the roster does not state the duty; a roster that states it sets it."""
+    world = make_world(tmp_path)
+    off = worker_id(1, 1)
+    world.intake.set_duty(off, False, DISPATCHER)
+    roster = roster_of(world)
+    world.intake.close()
+
+    restarted = Intake(SqliteEventStore(tmp_path), AssignerLocator.for_layer(world.layer), clock=lambda: world.now[0])
+    assert restarted.get_worker(off, ADMIN).on_duty is False
+    restarted.put_workers(roster, SUPERVISOR)
+    assert restarted.get_worker(off, ADMIN).on_duty is False
+    assert restarted.store.workers.duty_record(off) == (False, to_us(world.now[0]), f"{DISPATCHER.name} (dispatcher)")
+    [receipt] = restarted.submit([world.report(i=1, j=1, category="1001")], INTAKE)
+    assert receipt.worker_id not in (None, off)  # a neighbour takes it, not the worker off duty
+
+    restarted.put_workers([Worker(**{**roster[0].__dict__, "worker_id": off, "grid_code": grid_code(1, 1),
+                                     "on_duty": True})], SUPERVISOR)
+    assert restarted.get_worker(off, ADMIN).on_duty is True
+    assert restarted.store.workers.duty_record(off)[2] == "roster"
+    assert restarted.get_worker(worker_id(2, 2), ADMIN).on_duty is True  # never switched: on duty
+
+
+def test_a_database_of_the_old_layout_keeps_its_duties(tmp_path):
+    """The migration moves each worker's duty out of the ``workers`` table into ``worker_duty``."""
+    from citygrid.engine.database import open_database
+    from citygrid.engine.workers import MIGRATIONS
+
+    old = open_database(tmp_path, "workers", MIGRATIONS[:1])
+    old.executemany("INSERT INTO workers VALUES (?,?,?,?,?,?,?,?,?,?)", [
+        ("A1", "甲", grid_code(0, 0), "网格员", '["01"]', "always", 5, 0, 1, 1_000),
+        ("A2", "乙", grid_code(1, 0), "网格员", '["01"]', "always", 5, 1, 1, 2_000)])
+    old.close()
+    store = SqliteEventStore(tmp_path)
+    try:
+        assert [(w.worker_id, w.on_duty) for w in store.workers.all()] == [("A1", False), ("A2", True)]
+        assert store.workers.duty_record("A1") == (False, 1_000, "roster")
+    finally:
+        store.close()

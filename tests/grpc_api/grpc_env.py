@@ -1,6 +1,9 @@
 """Helpers for the gRPC tests: an in-process server on port 0 over a data directory with three
 published layer versions.
 
+The server's intake runs on an injected clock (:data:`NOW`, standing still unless a test moves it),
+so no test depends on the hour it runs at; reports are dated :data:`NOW` too.
+
 The versions tile the same square of Longgang with boxes of different sizes, so a point's grid (row
 and code) differs between versions, and every code carries its version (``G003004@v2``): an answer
 is consistent when its grid is the one the engine gives for the version it reports. Grids nest in
@@ -22,6 +25,7 @@ from pathlib import Path
 import pytest
 import shapely
 
+from citygrid.engine.clock import Clock, ManualClock
 from citygrid.engine.layers import GridLayer
 from citygrid.engine.registry import LayerRegistry
 from citygrid.grpc_api.client import CityGridClient
@@ -33,6 +37,8 @@ LNG0, LAT0, SPAN = 114.20, 22.65, 0.10
 #: Version id -> boxes per side.
 VERSIONS = {"v1": 20, "v2": 16, "v3": 10}
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+#: The present time of the test servers' intake: a working Monday morning in Shenzhen (10:00 +08:00).
+NOW = datetime(2026, 3, 9, 2, 0, tzinfo=timezone.utc)
 #: A small limit so the RESOURCE_EXHAUSTED test sends little.
 MAX_POINTS = 200_000
 
@@ -93,12 +99,13 @@ def populate(data_dir: Path) -> dict[str, GridLayer]:
 
 
 
-def start_server(data_dir: Path, **overrides) -> Env:
-    """A started server over ``data_dir`` on a free port (metrics too), admin token :data:`ADMIN_TOKEN`."""
+def start_server(data_dir: Path, *, clock: Clock | None = None, **overrides) -> Env:
+    """A started server over ``data_dir`` on a free port (metrics too), admin token :data:`ADMIN_TOKEN`,
+    its intake's clock ``clock`` (default: a :class:`ManualClock` at :data:`NOW`)."""
     settings = dict(data_dir=data_dir, host="127.0.0.1", port=0, metrics_port=0, admin_token=ADMIN_TOKEN,
                     max_points_per_request=MAX_POINTS, max_workers=8, chunk_size=4096)
     settings.update(overrides)
-    server, port = create_server(ServerConfig(**settings))
+    server, port = create_server(ServerConfig(**settings), clock=clock or ManualClock(NOW))
     server.start()
     return Env(server, port, data_dir, {})
 

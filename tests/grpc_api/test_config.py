@@ -11,7 +11,7 @@ from importlib import resources
 
 import grpc
 import pytest
-from grpc_env import LAT0, LNG0, SPAN, box_layer, start_server
+from grpc_env import LAT0, LNG0, NOW, SPAN, box_layer, start_server
 
 from citygrid.engine.duplicates import distance_m
 from citygrid.engine.errors import InvalidInput
@@ -60,12 +60,17 @@ clock_interval = 2.5
 sources = ["hotline_12345", "城管通"]
 max_report_age_days = 30
 max_report_ahead_minutes = 2.5
+clock_start = 2026-12-07T03:05:00+08:00
 """)
     config = load_config(path)
     settings = config.intake
     assert config.data_dir == tmp_path / "conf" / "data"
     assert settings.taxonomy_file == tmp_path / "conf" / "taxonomy.json"  # relative to the file's folder
     assert settings.clock_interval == 2.5
+    start = datetime(2026, 12, 6, 19, 5, tzinfo=timezone.utc)
+    assert settings.clock_start == start
+    clock = settings.clock()  # starts at clock_start and runs on from there
+    assert timedelta(0) <= clock() - start < timedelta(minutes=1)
 
     engine = settings.intake_config
     assert isinstance(engine, IntakeConfig)
@@ -92,6 +97,7 @@ def test_no_intake_table_gives_the_engine_defaults():
     assert config.intake.intake_config == IntakeConfig()
     assert config.intake.taxonomy is None  # the intake loads the shipped one
     assert config.intake.clock_interval == CLOCK_INTERVAL_S
+    assert config.intake.clock_start is None and config.intake.clock() is None  # the system clock
     assert config.intake.intake_config.schedule.calendar == HolidayCalendar.china()
 
 
@@ -109,6 +115,9 @@ def test_no_intake_table_gives_the_engine_defaults():
     ("[intake]\nduplicate_distance_m = inf", r"duplicate_distance_m must be a number >= 0, got inf"),
     ("[intake]\nstreet_escalation_after_minutes = -1", r"street_escalation_after_minutes must be a number >= 0"),
     ("[intake]\nclock_interval = 0", r"clock_interval must be a number > 0, got 0"),
+    ("[intake]\nclock_start = 2026-12-07T03:05:00", r"\[intake\] clock_start 2026-12-07T03:05:00 has no time zone"),
+    ("[intake]\nclock_start = \"tonight\"", r"\[intake\] clock_start must be a date and time like 2026-"),
+    ("[intake]\nclock_start = 2026-12-07", r"\[intake\] clock_start must be a date and time, got datetime.date"),
     ("[intake]\nworking_hours = \"08:00-12:00\"", r"working_hours must be a list of \"HH:MM-HH:MM\" strings"),
     ("[intake]\nworking_hours = [\"8-12\"]", r"\[intake\] bad working period '8-12'"),
     ("[intake]\nworking_hours = [\"14:00-18:00\", \"08:00-12:00\"]", r"\[intake\] working periods must be in order"),
@@ -172,7 +181,7 @@ def short_duplicates(tmp_path):
 
 
 def test_a_short_duplicate_distance_and_window_over_grpc(short_duplicates):
-    t0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+    t0 = NOW - timedelta(hours=2)
     lng, lat = LNG0 + 2.5 * SPAN / 8, LAT0 + 2.5 * SPAN / 8
 
     def report(event_id: str, metres_east: float, minutes: float) -> intake_pb2.EventReport:
@@ -240,7 +249,7 @@ def test_a_routing_rule_of_the_config_dispatches_over_grpc(tmp_path):
         def report(event_id: str, i: int, j: int) -> intake_pb2.EventReport:
             message = intake_pb2.EventReport(event_id=event_id, category_code="0101", source="hotline_12345",
                                              lng=LNG0 + (i + 0.5) * step, lat=LAT0 + (j + 0.5) * step)
-            message.occurred_at.FromDatetime(datetime.now(timezone.utc))
+            message.occurred_at.FromDatetime(NOW)
             return message
 
         with env.client() as admin:

@@ -6,7 +6,7 @@ duplicate (acknowledged and committed-but-unacknowledged reports come back as re
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
@@ -51,7 +51,8 @@ def run_crash(tmp_path, n: int, kill_after: int) -> None:
     data_dir = tmp_path / "data"
     populate(data_dir)
     config = tmp_path / "citygrid.toml"
-    config.write_text(f'[server]\ndata_dir = "data"\nadmin_token = "{ADMIN_TOKEN}"\n')
+    config.write_text(f'[server]\ndata_dir = "data"\nadmin_token = "{ADMIN_TOKEN}"\n'
+                      f'[intake]\nclock_start = {(OCCURRED + timedelta(hours=1)).isoformat()}\n')
     sent = reports(n)
 
     proc, port, lines = start_serve(["--config", str(config)], tmp_path)

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta, timezone
-
 import grpc
 import pytest
-from grpc_env import LAT0, LNG0, SPAN, VERSIONS, populate
+from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, populate, start_server
 
+from citygrid.engine.clock import ManualClock
 from citygrid.engine.events import EventReport
 from citygrid.engine.intake import MAX_BATCH
 from citygrid.engine.registry import LayerRegistry
 from citygrid.engine.taxonomy import load_taxonomy
+from citygrid.engine.worktime import WorkSchedule
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
 from citygrid.grpc_api.config import IntakeSettings
@@ -22,7 +23,6 @@ from citygrid.grpc_api.intake_service import LAYER_ACTIVATION, IntakeHost
 
 N = VERSIONS["v1"]
 STEP = SPAN / N
-NOW = datetime.now(timezone.utc)
 TAXONOMY = load_taxonomy()
 CATEGORIES = [c.code for c in TAXONOMY.categories]
 CLASSES = sorted({c.class_code for c in TAXONOMY.categories})
@@ -86,6 +86,12 @@ def test_batch_is_placed_dispatched_and_idempotent(staffed, admin):
     assert [r.grid_code for r in receipts] == [grid(1, 2), grid(3, 4), grid(7, 7)]
     assert [r.state for r in receipts] == ["dispatched"] * 3
     assert [r.worker_id for r in receipts] == [worker_of(1, 2), worker_of(3, 4), worker_of(7, 7)]
+
+    # The server's intake runs on the injected clock: received then, the handling deadline counted from then.
+    stored = admin.get_event(receipts[0].event_id).event
+    limit = TAXONOMY.category(reports[0].category_code).limits.handle
+    assert stored.received_at.ToDatetime(tzinfo=timezone.utc) == NOW
+    assert stored.deadline.ToDatetime(tzinfo=timezone.utc) == WorkSchedule().add_working_minutes(NOW, limit)
 
     again = admin.submit_events(reports)
     assert [r.created for r in again] == [False] * 3
@@ -191,13 +197,13 @@ def test_not_found_and_invalid_arguments(staffed, admin):
 
 def test_reports_from_year_1_or_9999_or_an_unknown_channel_are_refused_in_their_receipts(staffed, admin):
     """The server's window is its clock minus 3,650 days to plus 10 minutes by default; the
-    reports' times are taken from the same clock, so the test holds at any hour."""
+    reports' times are taken from the same (injected) clock, so the test holds at any hour."""
     def at(when: datetime, **fields) -> intake_pb2.EventReport:
         message = report(18, 3, **fields)  # a box no other test reports in
         message.occurred_at.FromDatetime(when)
         return message
 
-    now = datetime.now(timezone.utc)
+    now = NOW  # the server intake's (injected) clock
     batch = [at(datetime(1, 1, 1, tzinfo=timezone.utc)), at(datetime(9999, 12, 31, tzinfo=timezone.utc)),
              at(now + timedelta(minutes=30)), at(now - timedelta(days=3651)), at(now, source="pigeon"),
              at(now - timedelta(days=3600), dx=0.001), at(now, source="iot_sensor", dy=0.001)]
@@ -299,7 +305,7 @@ def test_activating_a_version_moves_the_open_events(tmp_path):
     v1 box code differs from v2's), audited as the layer activation's."""
     populate(tmp_path)
     registry = LayerRegistry(tmp_path)
-    host = IntakeHost(tmp_path, registry, IntakeSettings(clock_interval=3600))
+    host = IntakeHost(tmp_path, registry, IntakeSettings(clock_interval=3600), clock=ManualClock(NOW))
     try:
         intake = host.intake()
         step = SPAN / VERSIONS["v1"]
@@ -313,3 +319,32 @@ def test_activating_a_version_moves_the_open_events(tmp_path):
     finally:
         host.close()
         registry.close()
+
+
+def test_duty_set_by_set_duty_survives_a_server_restart(tmp_path):
+    """SetDuty off, stop the server, start another on the same data directory and load the same
+    roster again (as ``serve --demo`` does at every start): the worker is still off duty and a report
+    in their box goes to their neighbour."""
+    populate(tmp_path)
+    roster = [intake_pb2.Worker(worker_id=worker_of(i, 0), grid_code=grid(i, 0), skills=CLASSES, shift="always")
+              for i in (0, 1)]
+    first = start_server(tmp_path)
+    try:
+        with first.client() as admin:
+            admin.intake.PutWorkers(intake_pb2.PutWorkersRequest(workers=roster), metadata=admin.metadata)
+            off = admin.intake.SetDuty(intake_pb2.SetDutyRequest(worker_id=worker_of(0, 0), on_duty=False),
+                                       metadata=admin.metadata)
+            assert not off.on_duty
+    finally:
+        assert first.server.stop(0).wait(10)
+    second = start_server(tmp_path)
+    try:
+        with second.client() as admin:
+            admin.intake.PutWorkers(intake_pb2.PutWorkersRequest(workers=roster), metadata=admin.metadata)
+            again = admin.intake.GetWorker(intake_pb2.GetWorkerRequest(worker_id=worker_of(0, 0)),
+                                           metadata=admin.metadata)
+            assert not again.on_duty
+            [receipt] = admin.submit_events([report(0, 0)])
+            assert (receipt.state, receipt.worker_id) == ("dispatched", worker_of(1, 0))
+    finally:
+        assert second.server.stop(0).wait(10)

@@ -4,7 +4,8 @@
   their community, then their street; the stream delivers each escalation once, resumable from a
   cursor across a reconnect, and a caller with a jurisdiction sees only its own area's. The fast test
   moves the server's own intake clock with ``Intake.tick(now)`` (the engine's clock seam: a tick at a
-  given time, nothing mocked); the slow one waits for the server's clock thread in real time.
+  given time, nothing mocked); the slow one waits for the server's clock thread, its intake's clock
+  running in real time from a fixed start.
 - A layer activation through ``LayerService`` while events are open: new reports go on the new
   version, open events in a redrawn grid move and are dispatched again (``WatchDispatches`` shows the
   revocation and the new dispatch), everything else stays as it was.
@@ -20,8 +21,9 @@ from importlib import resources
 import grpc
 import pytest
 import shapely
-from grpc_env import LAT0, LNG0, SPAN, box_layer, start_server
+from grpc_env import LAT0, LNG0, NOW, SPAN, box_layer, start_server
 
+from citygrid.engine.clock import StartedClock
 from citygrid.engine.layers import GridLayer
 from citygrid.engine.registry import LayerRegistry
 from citygrid.grpc_api._pb import intake_pb2
@@ -46,7 +48,7 @@ def worker_of(i: int, j: int) -> str:
 def report(event_id: str, i: int, j: int, *, dx: float = 0.0, dy: float = 0.0) -> intake_pb2.EventReport:
     message = intake_pb2.EventReport(event_id=event_id, category_code="0101", source="inspector_terminal",
                                      lng=LNG0 + (i + 0.5) * STEP + dx, lat=LAT0 + (j + 0.5) * STEP + dy)
-    message.occurred_at.FromDatetime(datetime.now(timezone.utc))
+    message.occurred_at.FromDatetime(NOW)
     return message
 
 
@@ -174,7 +176,7 @@ def test_watch_overdue_escalates_to_community_then_street_resumably_by_jurisdict
 def test_the_server_clock_escalates_in_real_time(tmp_path):
     """No seam at all: the server's clock thread (every 0.5 s) finds the events late after their
     1-minute limit and tells the street 6 seconds later; a reconnecting watcher misses nothing."""
-    env = start_server(data_dir_with(tmp_path, box_layer("o1", N)),
+    env = start_server(data_dir_with(tmp_path, box_layer("o1", N)), clock=StartedClock(NOW),
                        intake=one_minute_settings(tmp_path, clock_interval=0.5, street_escalation_after_minutes=0.1))
     try:
         with env.client() as admin:

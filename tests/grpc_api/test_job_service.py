@@ -3,14 +3,12 @@ against the local engine, and the status codes of the calls that must fail."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import grpc
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from grpc_env import LAT0, LNG0, SPAN, VERSIONS, random_points
+from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, random_points
 
 from citygrid.cluster import outputs
 from citygrid.cluster.reindex import STATUS_NAMES
@@ -161,7 +159,7 @@ def test_change_report_lists_the_intakes_open_events_and_workers(job_env, admin,
     for k, (i, j) in enumerate([(0, 0), (7, 3), (12, 18)]):
         message = intake_pb2.EventReport(event_id=f"job-{k}", category_code="0101", source="hotline_12345",
                                          lng=LNG0 + (i + 0.5) * step, lat=LAT0 + (j + 0.5) * step)
-        message.occurred_at.FromDatetime(datetime.now(timezone.utc))
+        message.occurred_at.FromDatetime(NOW)
         reports.append(message)
     request = intake_pb2.SubmitEventsRequest(events=reports)
     receipts = admin.intake.SubmitEvents(request, metadata=admin.metadata).receipts

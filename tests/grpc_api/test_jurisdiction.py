@@ -5,12 +5,11 @@ manages workers only inside it."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 
 import grpc
 import numpy as np
 import pytest
-from grpc_env import LAT0, LNG0, SPAN, VERSIONS, random_points
+from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, random_points
 
 from citygrid.engine.taxonomy import load_taxonomy
 from citygrid.grpc_api._pb import intake_pb2
@@ -180,7 +179,7 @@ def report(i: int, j: int, dx: float = 0.0) -> intake_pb2.EventReport:
     message = intake_pb2.EventReport(event_id=f"j-{uuid.uuid4().hex[:12]}", category_code="0101",
                                      source="hotline_12345", lng=LNG0 + (i + 0.5) * STEP + dx,
                                      lat=LAT0 + (j + 0.5) * STEP)
-    message.occurred_at.FromDatetime(datetime.now(timezone.utc))
+    message.occurred_at.FromDatetime(NOW)
     return message
 
 

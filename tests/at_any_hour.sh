@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The default test suite on a shifted system clock, to show that no test depends on the hour or the
+# day it runs at: once at 03:05 on a Monday night in Shenzhen, outside every day shift, and once at
+# 10:00 on National Day (2026-10-01, an official holiday in engine/data/calendar_cn.json). The wall
+# clock starts at the given instant and runs on; every process the tests start (servers, Ray)
+# inherits it through LD_PRELOAD. Extra arguments go to pytest.
+#
+# The library is the libfaketime that the `libfaketime` package from PyPI ships (installed into .venv
+# when absent), with only the wall clock shifted (FAKETIME_DONT_FAKE_MONOTONIC=1). Debian's faketime
+# 0.9.10 does not serve: with the monotonic clock shifted, CPython's timed waits (Condition.wait,
+# through sem_clockwait, which it does not intercept) sleep for the whole shift; with it unshifted,
+# its clock_nanosleep still takes the shift off absolute monotonic deadlines, so time.sleep fails
+# with EINVAL. The PyPI build intercepts only the clock reads, so every wait and sleep stays real.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+find_lib() {
+  .venv/bin/python - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("libfaketime")
+print(pathlib.Path(spec.origin).parent / "vendor/libfaketime/src/libfaketime.so.1" if spec else "")
+PY
+}
+lib=$(find_lib)
+if [ -z "$lib" ]; then
+  .venv/bin/pip install -q libfaketime
+  lib=$(find_lib)
+fi
+for at in "2026-12-07 03:05:00 +0800" "2026-10-01 10:00:00 +0800"; do
+  echo "at_any_hour: pytest at $at"
+  shift_s=$(( $(date -d "$at" +%s) - $(date +%s) ))
+  LD_PRELOAD="$lib" FAKETIME="${shift_s:+$( [ "$shift_s" -ge 0 ] && echo + )}$shift_s" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+    .venv/bin/pytest -q "$@"
+done
