@@ -12,6 +12,7 @@
 ``list``                         ``ListEvents``: filters, pages, the caller's jurisdiction
 ``dispatches``                   ``WatchDispatches``: a worker's feed after a cursor, waiting for news
 ``overdue``                      ``WatchOverdue``: escalations (督办) after a cursor
+``on_news``                      a callback after each commit with news for a feed (waiting without a thread)
 ``rebalance``                    ``Rebalance``: the backlog at the least maximum load (exact)
 ``put_workers`` / ``set_duty``   workers, their grids, skills, shifts, capacity; on / off duty
 ``get_worker`` / ``list_workers``
@@ -229,6 +230,7 @@ class Intake:
         self._feed_lock = threading.Lock()
         self._feed_news: dict[str, int] = {}
         self._feed_waiters: dict[str, threading.Condition] = {}
+        self._feed_listeners: dict[str, list[Callable[[], None]]] = {}
         with self._writer:
             self._use_locator(locator)
             self._dedup = DuplicateIndex(self.config.duplicates)
@@ -1042,14 +1044,45 @@ class Intake:
                         news = self._feed_waiters[key] = threading.Condition(self._feed_lock)
                     news.wait(remaining)
 
+    def on_news(self, callback: Callable[[], None], worker_id: str | None = None) -> Callable[[], None]:
+        """Call ``callback()`` after each commit that brings news to ``worker_id``'s dispatch feed
+        (``None``: the overdue feed), until the function returned is called.
+
+        This is how a caller waits for news without a thread of its own: an event loop passes
+        something like ``lambda: loop.call_soon_threadsafe(news.set)``, awaits the event, then reads
+        with :meth:`dispatches` or :meth:`overdue` (``wait=0``). Subscribe before the first read and
+        clear the event before each read, and no news is missed. The callback runs in the committing
+        thread after the commit and must return at once; an error in it is logged, not raised.
+        """
+        key = _OVERDUE if worker_id is None else worker_id
+        with self._feed_lock:
+            self._feed_listeners.setdefault(key, []).append(callback)
+
+        def stop() -> None:
+            with self._feed_lock:
+                listeners = self._feed_listeners.get(key, [])
+                if callback in listeners:
+                    listeners.remove(callback)
+                if not listeners:
+                    self._feed_listeners.pop(key, None)
+
+        return stop
+
     def _wake(self, keys) -> None:
         """After a commit: count news for these workers (or the overdue feed) and wake their watchers."""
+        listeners: list[Callable[[], None]] = []
         with self._feed_lock:
             for key in keys:
                 self._feed_news[key] = self._feed_news.get(key, 0) + 1
                 news = self._feed_waiters.get(key)
                 if news is not None:
                     news.notify_all()
+                listeners.extend(self._feed_listeners.get(key, ()))
+        for callback in listeners:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a watcher's bug must not fail the commit that is already done
+                log.warning("a feed listener failed", exc_info=True)
 
     # ------------------------------------------------------------------ the clock
 

@@ -419,6 +419,33 @@ def test_dispatch_feed_resumes_from_a_cursor(world):
     assert intake.dispatches(worker_id(2, 1), SUPERVISOR)  # a supervisor may watch anyone in jurisdiction
 
 
+def test_news_callbacks_follow_the_commits_of_their_feed(world, caplog):
+    """``on_news`` calls back after each commit with news for its feed only, until stopped; a
+    failing callback is logged and the commit stands."""
+    intake = world.intake
+    calls = {"mine": 0, "other": 0, "overdue": 0}
+
+    def count(name):
+        return lambda: calls.__setitem__(name, calls[name] + 1)
+
+    stop_mine = intake.on_news(count("mine"), worker_id(2, 1))
+    intake.on_news(count("other"), worker_id(0, 0))
+    intake.on_news(count("overdue"))
+    intake.on_news(lambda: 1 / 0, worker_id(2, 1))
+    with caplog.at_level("WARNING", logger="citygrid.engine.intake"):
+        [receipt] = intake.submit([world.report(i=2, j=1)], INTAKE)
+    assert calls == {"mine": 1, "other": 0, "overdue": 0}
+    assert "feed listener failed" in caplog.text
+    assert [n.event_id for n in intake.dispatches(worker_id(2, 1), worker(2, 1))] == [receipt.event_id]
+    stop_mine()
+    stop_mine()  # stopping twice is harmless
+    intake.submit([world.report(i=2, j=1, category="0501")], INTAKE)
+    assert calls == {"mine": 1, "other": 0, "overdue": 0}
+    world.advance(hours=6, minutes=1)  # past the handle limit of the first report (240 working minutes)
+    assert intake.tick().escalated >= 1
+    assert calls == {"mine": 1, "other": 0, "overdue": 1}
+
+
 # ---------------------------------------------------------------------- duplicates
 
 
