@@ -3,7 +3,9 @@
 ``--demo`` generates the demo district into ``<data dir>/demo`` (or reuses it), imports it as a layer
 version, publishes and activates it when no version is active yet, and prints a fresh admin token
 (revoking the one a previous ``--demo`` start printed). It listens on 127.0.0.1 unless ``--host``
-says otherwise: a plain-text server on every interface is not a demo default.
+says otherwise: a plain-text server on every interface is not a demo default. The server listens
+first: while the demo is prepared (a minute on the first start) health checks answer NOT_SERVING and
+other calls UNAVAILABLE; "ready" is logged when it serves.
 On SIGTERM or SIGINT the server drains: health turns NOT_SERVING, calls in flight get
 ``grace_seconds`` to finish, new calls are refused, then it stops.
 """
@@ -60,28 +62,33 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput("--demo writes to the data directory; a --replica never writes")
 
     server, port = create_server(config)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server.start(ready=not args.demo)
+    log.info(
+        "listening on %s:%d (%s%s); metrics %s; data %s",
+        config.host, port, "TLS" if config.tls else "plain text", ", replica" if config.replica else "",
+        f"on port {server.metrics_port}" if server.metrics_port else "off", config.data_dir,
+    )
     if args.demo:
-        version_id = prepare_demo(server.resources.registry, Path(config.data_dir))
-        demo_dir = demo_folder(Path(config.data_dir))
-        n_workers, n_buildings = server.resources.intake.load_staff(
-            *(path if path.exists() else None for path in (demo_dir / "workers.parquet", demo_dir / "buildings.parquet"))
-        )
+        try:
+            version_id = prepare_demo(server.resources.registry, Path(config.data_dir))
+            demo_dir = demo_folder(Path(config.data_dir))
+            n_workers, n_buildings = server.resources.intake.load_staff(
+                *(path if path.exists() else None for path in (demo_dir / "workers.parquet", demo_dir / "buildings.parquet"))
+            )
+        except BaseException:
+            server.stop(0).wait()
+            raise
         log.info("demo district: %d workers and %d building positions loaded into the intake", n_workers, n_buildings)
         secret, info = server.resources.tokens.issue(DEMO_ADMIN, Role.ADMIN, replacing=True)
         log.info("demo district: layer version %s; admin token %s issued", version_id, info.token_id)
         print(f"admin token: {secret}", flush=True)
 
     runtime.settle()  # start-up state frozen, fewer collections (see citygrid.engine.runtime)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    server.start()
-    log.info(
-        "listening on %s:%d (%s%s); metrics %s; data %s; active layer version %s",
-        config.host, port, "TLS" if config.tls else "plain text", ", replica" if config.replica else "",
-        f"on port {server.metrics_port}" if server.metrics_port else "off", config.data_dir,
-        server.resources.registry.active_version_id or "none",
-    )
+    server.set_ready()
+    log.info("ready: active layer version %s", server.resources.registry.active_version_id or "none")
     stop.wait()
     log.info("stopping: draining calls in flight for up to %.1f s", config.grace_seconds)
     server.stop(config.grace_seconds).wait()

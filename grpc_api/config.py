@@ -9,8 +9,10 @@ clock_start)::
     host = "[::]"
     port = 50051                      # 0: any free port (logged at start-up)
     metrics_port = 9464               # Prometheus text at http://host:9464/metrics; -1: off
-    max_workers = 32                  # gRPC handler threads
-    max_concurrent_rpcs = 256         # beyond this, calls get RESOURCE_EXHAUSTED at once
+    max_workers = 32                  # handler threads for blocking work (unary calls, streams' engine steps)
+    max_concurrent_rpcs = 256         # unary calls running or waiting for a thread; beyond: RESOURCE_EXHAUSTED
+    max_streams_per_token = 100       # open streams (watches, AssignStream, SubmitStream, uploads) per token;
+                                      # beyond: RESOURCE_EXHAUSTED. Streams hold no thread: thousands may be open
     max_points_per_request = 2000000  # AssignPoints limit; sets the message size limits too
     max_upload_bytes = 536870912      # UploadLayer limit (512 MiB)
     chunk_size = 262144               # points per kernel chunk: deadlines are checked between chunks
@@ -294,6 +296,7 @@ class ServerConfig:
     metrics_port: int | None = 9464
     max_workers: int = 32
     max_concurrent_rpcs: int = 256
+    max_streams_per_token: int = 100
     max_points_per_request: int = 2_000_000
     max_upload_bytes: int = 512 << 20
     chunk_size: int = 1 << 18
@@ -311,7 +314,8 @@ class ServerConfig:
     def __post_init__(self):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidInput("TLS needs both tls_cert and tls_key (or neither)")
-        for name in ("max_workers", "max_concurrent_rpcs", "max_points_per_request", "max_upload_bytes", "chunk_size"):
+        for name in ("max_workers", "max_concurrent_rpcs", "max_streams_per_token", "max_points_per_request",
+                     "max_upload_bytes", "chunk_size"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.port < 0:

@@ -5,10 +5,17 @@ Servicers raise the classes of :mod:`citygrid.engine.errors`; the error intercep
 is written for a person. Anything else is ``INTERNAL``: logged with its traceback under a reference id,
 and only that id is sent.
 
+What is sent is bounded in one place, :func:`details_of`: a message that echoes a huge input (a
+megabyte-long grid code) would otherwise exceed the client's metadata limit, and the client would
+see RESOURCE_EXHAUSTED instead of the error.
+
 >>> status_of(NotFound("no grid with code 'X'"))
 <StatusCode.NOT_FOUND: (5, 'not found')>
 >>> status_of(KeyError("x")) is None
 True
+>>> details = details_of(NotFound(f"no grid with code {'X' * 100_000!r}; list the grids"))
+>>> len(details.encode()) <= MAX_DETAILS_BYTES, details[:22], details[-16:]
+(True, "no grid with code 'XXX", '; list the grids')
 """
 
 from __future__ import annotations
@@ -37,6 +44,27 @@ STATUS_CODES: dict[type[CityGridError], grpc.StatusCode] = {
     Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
+
+
+#: Most UTF-8 bytes of an error message sent to a client. gRPC sends the message in a trailer,
+#: percent-encoding every byte outside printable ASCII (3 characters each), and clients refuse
+#: trailers over 8 KiB by default: 1,024 bytes stay under that even in Chinese.
+MAX_DETAILS_BYTES = 1024
+#: Bytes kept from the start of a longer message (what failed) and from its end (what to do); the
+#: rest of the budget is for the note between them.
+_HEAD_BYTES, _TAIL_BYTES = 640, 320
+
+
+def details_of(exc: BaseException) -> str:
+    """The message of ``exc`` as sent to a client: at most :data:`MAX_DETAILS_BYTES` UTF-8 bytes; a
+    longer one keeps its start and its end, and says how much was left out between them."""
+    text = str(exc)
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= MAX_DETAILS_BYTES:
+        return text
+    head = raw[:_HEAD_BYTES].decode("utf-8", "ignore")
+    tail = raw[-_TAIL_BYTES:].decode("utf-8", "ignore")
+    return f"{head} ... [{len(raw) - _HEAD_BYTES - _TAIL_BYTES:,} bytes left out] ... {tail}"
 
 
 def status_of(exc: BaseException) -> grpc.StatusCode | None:

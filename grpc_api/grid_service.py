@@ -2,7 +2,10 @@
 
 Every call takes one :class:`~citygrid.engine.registry.LayerSnapshot` (the version valid at the
 request's time, or the active one) and works on it to the end, so an activation during the call
-changes nothing for it. Batches go to the engine in chunks of ``chunk_size`` points; the engine checks
+changes nothing for it. A point that is not a valid lng, lat (NaN, infinite, out of range) gets
+``POINT_STATUS_INVALID`` and no grid in every method, as a bad point inside a batch does.
+``AssignStream`` is async (it waits for the client's next point on the event loop) and assigns each
+point in a handler thread; the other methods are plain unary methods. Batches go to the engine in chunks of ``chunk_size`` points; the engine checks
 the call's deadline (``context.time_remaining()``) and cancellation (``context.add_callback``) between
 chunks and stops with DEADLINE_EXCEEDED, leaving no work running.
 
@@ -27,6 +30,7 @@ from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.convert import GridCatalogs, crs_name, from_timestamp
 from citygrid.grpc_api.interceptors import Authenticator
+from citygrid.grpc_api.threads import Blocking
 
 SERVICE_NAME = grid_pb2.DESCRIPTOR.services_by_name["GridService"].full_name
 #: ListGrids page size when the request gives none, and the most it may ask for.
@@ -38,9 +42,10 @@ _INSIDE_STATUSES = frozenset(
 
 
 class GridServicer(grid_pb2_grpc.GridServiceServicer):
-    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig):
+    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig, blocking: Blocking):
         self._registry = registry
         self._auth = auth
+        self._blocking = blocking
         self._max_points = config.max_points_per_request
         self._chunk_size = config.chunk_size
         self._catalogs = GridCatalogs()
@@ -50,18 +55,12 @@ class GridServicer(grid_pb2_grpc.GridServiceServicer):
     def AssignPoint(self, request, context):
         principal = self._auth.principal()
         snapshot = self._snapshot(request, "event_time")
-        response = self._assign_one(snapshot, principal, request)
-        if response.status == grid_pb2.POINT_STATUS_INVALID:
-            raise InvalidInput(
-                f"coordinates ({request.lng!r}, {request.lat!r}) are not a valid lng, lat: lng must be in "
-                "[-180, 180] and lat in [-90, 90], both finite"
-            )
-        return response
+        return self._assign_one(snapshot, principal, request)
 
-    def AssignStream(self, request_iterator, context):
+    async def AssignStream(self, request_iterator, context):
         principal = self._auth.principal()
-        for request in request_iterator:
-            yield self._assign_one(self._snapshot(request, "event_time"), principal, request)
+        async for request in request_iterator:
+            yield await self._blocking(self._assign_request, principal, request)
 
     def AssignPoints(self, request, context):
         principal = self._auth.principal()
@@ -102,6 +101,9 @@ class GridServicer(grid_pb2_grpc.GridServiceServicer):
         response.statuses = statuses.tobytes()
         response.layer_version = snapshot.version_id
         return response
+
+    def _assign_request(self, principal, request) -> grid_pb2.AssignPointResponse:
+        return self._assign_one(self._snapshot(request, "event_time"), principal, request)
 
     def _assign_one(self, snapshot: LayerSnapshot, principal, request) -> grid_pb2.AssignPointResponse:
         result = snapshot.assigner.assign(
@@ -230,6 +232,6 @@ def _parse_page_token(token: str) -> tuple[str, int]:
 def add_to_server(server: grpc.Server, resources) -> str:
     """Register the servicer on ``server``; return the service's full name."""
     grid_pb2_grpc.add_GridServiceServicer_to_server(
-        GridServicer(resources.registry, resources.auth, resources.config), server
+        GridServicer(resources.registry, resources.auth, resources.config, resources.blocking), server
     )
     return SERVICE_NAME

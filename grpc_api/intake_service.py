@@ -16,17 +16,22 @@ are dispatched again; every call compares the version id, one attribute read), r
 intake's clock in a thread (dispatching waiting events and escalating overdue ones every
 ``clock_interval`` seconds) and closes the store when the server stops.
 
-``SubmitStream`` reads the client's reports in a thread of its own and submits whatever has arrived
-when the previous commit ends (at most :data:`STREAM_BATCH`), so a client that sends without
-waiting for each receipt gets its reports committed in groups; the receipts go back one per report,
-in order, each sent only once its report is durable. The watch streams wait for news in slices of
-:data:`WATCH_POLL_S` and check between them whether the call is still active and its deadline.
+The streaming methods are async and hold no thread while they wait (:mod:`citygrid.grpc_api.threads`);
+their engine calls (commits, feed reads) run in the server's handler threads. ``SubmitStream`` reads
+the client's reports as they come and submits whatever has arrived when the previous commit ends (at
+most :data:`STREAM_BATCH`), so a client that sends without waiting for each receipt gets its reports
+committed in groups; the receipts go back one per report, in order, each sent only once its report is
+durable. The watch streams read their feed, and when it has nothing new wait for the intake's news
+of it (:meth:`~citygrid.engine.intake.Intake.on_news`) on the event loop; a call that ends (the client
+goes away, its deadline passes) simply stops waiting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
-import queue
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -48,18 +53,19 @@ from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import intake_pb2, intake_pb2_grpc
 from citygrid.grpc_api.config import IntakeSettings
 from citygrid.grpc_api.convert import STATUS_OFFSET, crs_name, from_timestamp, to_timestamp
-from citygrid.grpc_api.errors import status_of
+from citygrid.grpc_api.errors import details_of, status_of
 from citygrid.grpc_api.interceptors import Authenticator
+from citygrid.grpc_api.threads import Blocking
 
 log = logging.getLogger("citygrid.grpc_api")
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
 #: Most reports of a SubmitStream that go into one commit.
 STREAM_BATCH = 1000
-#: Longest a watch stream waits for news before it checks the call again.
-WATCH_POLL_S = 1.0
 #: Page size when a request gives none.
 DEFAULT_PAGE_SIZE = 100
+#: Notices a watch stream reads at a time.
+WATCH_PAGE = 100
 #: Who the audit trail names for the workers loaded at start-up (``--demo``).
 STARTUP = Principal("citygrid start-up", Role.ADMIN)
 #: Who the audit trail names for the open events moved to another grid when a layer version is activated.
@@ -140,9 +146,10 @@ class IntakeHost:
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
-    def __init__(self, host: IntakeHost, auth: Authenticator):
+    def __init__(self, host: IntakeHost, auth: Authenticator, blocking: Blocking):
         self._host = host
         self._auth = auth
+        self._blocking = blocking
 
     # ------------------------------------------------------------------ intake
 
@@ -154,25 +161,27 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         _receipts(_submit(self._host.intake(), request.events, principal), response.receipts.add)
         return response
 
-    def SubmitStream(self, request_iterator, context):
+    async def SubmitStream(self, request_iterator, context):
         principal = self._auth.principal()
-        intake = self._host.intake()
-        inbox: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=_read_into, args=(request_iterator, inbox), daemon=True,
-                                  name="citygrid-submit-stream")
-        reader.start()
-        finished = False
-        while not finished and context.is_active():
-            batch = [inbox.get()]
-            while len(batch) < STREAM_BATCH and not inbox.empty():
-                batch.append(inbox.get_nowait())
-            if batch[-1] is _END:
-                batch.pop()
-                finished = True
-            elif isinstance(batch[-1], BaseException):
-                raise batch[-1]
-            if batch:
-                yield from _receipts(_submit(intake, batch, principal))
+        intake = await self._blocking(self._host.intake)
+        inbox: asyncio.Queue = asyncio.Queue()
+        reader = asyncio.ensure_future(_read_into(request_iterator, inbox))
+        try:
+            finished = False
+            while not finished:
+                batch = [await inbox.get()]
+                while len(batch) < STREAM_BATCH and not inbox.empty():
+                    batch.append(inbox.get_nowait())
+                if batch[-1] is _END:
+                    batch.pop()
+                    finished = True
+                elif isinstance(batch[-1], BaseException):
+                    raise batch[-1]
+                if batch:
+                    for receipt in _receipts(await self._blocking(_submit, intake, batch, principal)):
+                        yield receipt
+        finally:
+            reader.cancel()
 
     def GetEvent(self, request, context):
         principal = self._auth.principal()
@@ -217,20 +226,24 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
 
     # ------------------------------------------------------------------ feeds
 
-    def WatchDispatches(self, request, context):
+    async def WatchDispatches(self, request, context):
         principal = self._auth.principal()
         worker_id = request.worker_id or principal.worker_id
         if not worker_id:
             raise InvalidInput("name the worker_id to watch (only a worker's own token may leave it empty)")
-        intake = self._host.intake()
-        yield from _watch(context, request.after, _dispatch_notice,
-                          lambda after, wait: intake.dispatches(worker_id, principal, after=after, wait=wait))
+        intake = await self._blocking(self._host.intake)
+        read = functools.partial(intake.dispatches, worker_id, principal, limit=WATCH_PAGE)
+        async with contextlib.aclosing(_watch(self._blocking, intake, worker_id, request.after, read)) as notices:
+            async for notice in notices:
+                yield _dispatch_notice(notice)
 
-    def WatchOverdue(self, request, context):
+    async def WatchOverdue(self, request, context):
         principal = self._auth.principal()
-        intake = self._host.intake()
-        yield from _watch(context, request.after, _overdue_notice,
-                          lambda after, wait: intake.overdue(principal, after=after, wait=wait))
+        intake = await self._blocking(self._host.intake)
+        read = functools.partial(intake.overdue, principal, limit=WATCH_PAGE)
+        async with contextlib.aclosing(_watch(self._blocking, intake, None, request.after, read)) as notices:
+            async for notice in notices:
+                yield _overdue_notice(notice)
 
     # ------------------------------------------------------------------ dispatch and workers
 
@@ -291,29 +304,35 @@ def _submit(intake: Intake, messages, principal: Principal) -> list[Receipt]:
 _END = object()
 
 
-def _read_into(request_iterator, inbox: queue.Queue) -> None:
+async def _read_into(request_iterator, inbox: asyncio.Queue) -> None:
     """Move a stream's requests into ``inbox``, then :data:`_END` (or the error that ended it)."""
     try:
-        for message in request_iterator:
-            inbox.put(message)
-        inbox.put(_END)
-    except grpc.RpcError:
-        inbox.put(_END)  # the client went away: what is already in the inbox still gets committed
-    except Exception as exc:  # noqa: BLE001 - handed to the handler thread, which raises it
-        inbox.put(exc)
+        async for message in request_iterator:
+            inbox.put_nowait(message)
+        inbox.put_nowait(_END)
+    except Exception as exc:  # noqa: BLE001 - handed to the stream's coroutine, which raises it
+        inbox.put_nowait(exc)
 
 
-def _watch(context: grpc.ServicerContext, after: int, convert_one, read):
-    """Yield the feed's notices after the cursor ``after`` until the call ends or its deadline passes."""
-    cursor = after
-    while context.is_active():
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            return
-        wait = WATCH_POLL_S if remaining is None else min(WATCH_POLL_S, remaining)
-        for notice in read(cursor, wait):
-            yield convert_one(notice)
-            cursor = notice.cursor
+async def _watch(blocking: Blocking, intake: Intake, worker_id: str | None, after: int, read):
+    """The notices of a feed (``worker_id``'s dispatches; ``None``: the overdue feed) after the
+    cursor ``after``, for as long as the call lasts: ``read(after=cursor)`` in a handler thread, and when
+    it has nothing new, a wait for the intake's news of the feed that holds no thread."""
+    loop = asyncio.get_running_loop()
+    news = asyncio.Event()
+    stop = intake.on_news(lambda: loop.call_soon_threadsafe(news.set), worker_id)
+    try:
+        cursor = after
+        while True:
+            news.clear()  # before the read: news committed after this point wakes the wait below
+            notices = await blocking(read, after=cursor)
+            for notice in notices:
+                yield notice
+                cursor = notice.cursor
+            if len(notices) < WATCH_PAGE:  # all there is: wait for news
+                await news.wait()
+    finally:
+        stop()
 
 
 # ---------------------------------------------------------------------- conversions
@@ -344,7 +363,7 @@ def _receipts(receipts, make=intake_pb2.Receipt) -> list[intake_pb2.Receipt]:
         if r.error is not None:
             code = status_of(r.error)
             out.append(make(event_id=r.event_id, error=intake_pb2.ReportError(
-                code=code.name if code is not None else "INTERNAL", message=str(r.error))))
+                code=code.name if code is not None else "INTERNAL", message=details_of(r.error))))
             continue
         received = stamps.get(r.received_at)
         if received is None and r.received_at is not None:
@@ -440,5 +459,6 @@ def add_to_server(server: grpc.Server, resources) -> str:
     host = IntakeHost(resources.config.data_dir, resources.registry, resources.config.intake, clock=resources.clock)
     resources.intake = host
     resources.on_close(host.close)
-    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(host, resources.auth), server)
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(host, resources.auth, resources.blocking),
+                                                        server)
     return SERVICE_NAME

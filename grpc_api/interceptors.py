@@ -1,160 +1,62 @@
-"""Server interceptors: metrics (outermost), errors, auth (innermost), in that order on every call.
+"""What wraps every call: metrics (outermost), readiness, admission, auth, errors, for the asyncio server.
 
-Each layer wraps the behaviour of a method's handler, for all four kinds of method (a
-response-streaming behaviour is wrapped by a generator, so errors raised while streaming are handled
-too). Servicers stay thin: they raise :mod:`citygrid.engine.errors` classes and read the caller with
-:meth:`Authenticator.principal`.
+The layers are applied once per method, when a servicer registers its handlers on the
+:class:`Registrar` (the object ``add_to_server`` functions get as their server), so a call pays no
+interceptor look-up. Servicers stay thin: they raise :mod:`citygrid.engine.errors` classes and read
+the caller with :meth:`Authenticator.principal`.
 
-- :class:`MetricsInterceptor` counts each call by its final status code, times it, and tracks calls in
-  flight.
-- :class:`ErrorInterceptor` maps CityGrid errors to status codes through the one table in
-  :mod:`citygrid.grpc_api.errors`; anything else becomes ``INTERNAL`` with a reference id, and the
-  traceback is logged under that id, never sent.
-- :class:`AuthInterceptor` resolves ``authorization: Bearer <token>`` to the caller's token
-  (:class:`~citygrid.engine.tokens.TokenInfo`) before the servicer runs, for every method but the
-  exempt ones (health checking).
+- Metrics: each call counted by its final status code, timed, and tracked in flight
+  (:class:`~citygrid.grpc_api.metrics.Metrics`).
+- Readiness: while the server is not ready (``Interceptors.ready`` false: ``serve --demo`` preparing
+  the demo district) every call but health checking gets UNAVAILABLE, and health says NOT_SERVING.
+- Admission: at most ``max_concurrent_rpcs`` unary calls run or wait for a handler thread; beyond
+  that RESOURCE_EXHAUSTED at once. At most ``max_streams_per_token`` streams (any call that streams
+  requests or responses) are open per token; beyond that RESOURCE_EXHAUSTED with a message that says
+  what to do (:class:`StreamLimit`).
+- Auth: ``authorization: Bearer <token>`` resolved to the caller's token
+  (:class:`~citygrid.engine.tokens.TokenInfo`) in a handler thread (the token store is SQLite) before
+  the servicer runs, for every method but the exempt ones (health checking).
+- Errors: CityGrid errors become their status codes through the one table in
+  :mod:`citygrid.grpc_api.errors`, with the error's message bounded (:func:`~citygrid.grpc_api.errors.details_of`);
+  anything else becomes ``INTERNAL`` with a reference id, and the traceback is logged under that id,
+  never sent.
 
-The three are installed as one ``grpc.ServerInterceptor`` (:class:`InterceptorChain`) that wraps each
-method's handler once and reuses it: grpcio runs every interceptor's ``intercept_service`` on every
-call, and rebuilding the wrapped handler each time cost about a tenth of a unary call's server time.
+How a method runs (:mod:`citygrid.grpc_api.threads`): a plain ``def`` unary method runs in a handler
+thread, whole (auth, servicer, error mapping), with a :class:`~citygrid.grpc_api.threads.SyncContext`;
+the coroutine only waits for it. A streaming method must be ``async`` (an async generator, or a
+coroutine that writes with ``context.write``) and runs on the event loop, handing its blocking work to
+``resources.blocking``; a plain ``def`` streaming method is refused when it is registered, since it
+would hold a thread while it waits.
 """
 
 from __future__ import annotations
 
-import abc
+import asyncio
+import contextlib
 import contextvars
+import inspect
 import logging
 import secrets
+import threading
 import time
 from typing import Callable, Iterable
 
 import grpc
 
-from citygrid.engine.errors import Unauthorized
+from citygrid.engine.errors import Overloaded, Unauthorized
 from citygrid.engine.principals import Principal
 from citygrid.engine.tokens import TokenInfo, TokenStore
-from citygrid.grpc_api.errors import status_of
+from citygrid.grpc_api.errors import details_of, status_of
 from citygrid.grpc_api.metrics import Metrics
+from citygrid.grpc_api.threads import Aborted, Blocking, SyncContext
 
 log = logging.getLogger("citygrid.grpc_api")
 
-#: Methods callable without a token (by prefix).
+#: Methods callable without a token, and while the server is not ready (by prefix).
 AUTH_EXEMPT = ("/grpc.health.v1.Health/",)
-
-Behavior = Callable  # (request or request iterator, context) -> response or response iterator
-Around = Callable[[str, Behavior, bool], Behavior]  # (method, behaviour, streams responses) -> behaviour
-
-
-def wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, around: Around) -> grpc.RpcMethodHandler | None:
-    """The handler with its behaviour replaced by ``around(method, behaviour, response_streaming)``."""
-    if handler is None:
-        return None
-    if handler.unary_unary:
-        return handler._replace(unary_unary=around(method, handler.unary_unary, False))
-    if handler.unary_stream:
-        return handler._replace(unary_stream=around(method, handler.unary_stream, True))
-    if handler.stream_unary:
-        return handler._replace(stream_unary=around(method, handler.stream_unary, False))
-    return handler._replace(stream_stream=around(method, handler.stream_stream, True))
-
-
-class _Layer(abc.ABC):
-    @abc.abstractmethod
-    def around(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
-        """The behaviour wrapped in this layer."""
-
-
-class InterceptorChain(grpc.ServerInterceptor):
-    """The layers (the first outermost) around each method's handler, built once per method."""
-
-    def __init__(self, layers: list[_Layer]):
-        self._layers = layers
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-
-    def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        handler = self._handlers.get(method)
-        if handler is None:
-            handler = continuation(handler_call_details)
-            if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED; nothing to cache
-                return None
-            for layer in reversed(self._layers):
-                handler = wrap_handler(handler, method, layer.around)
-            self._handlers[method] = handler
-        return handler
-
-
-class MetricsInterceptor(_Layer):
-    def __init__(self, metrics: Metrics):
-        self._metrics = metrics
-
-    def around(self, method, behavior, streaming):
-        metrics = self._metrics
-
-        if streaming:
-            def call_streaming(request, context):
-                metrics.started(method)
-                start = time.perf_counter()
-                code = "OK"
-                try:
-                    yield from behavior(request, context)
-                except BaseException:
-                    code = _code_name(context, default="CANCELLED")
-                    raise
-                finally:
-                    metrics.finished(method, code, time.perf_counter() - start)
-
-            return call_streaming
-
-        def call(request, context):
-            metrics.started(method)
-            start = time.perf_counter()
-            code = "OK"
-            try:
-                return behavior(request, context)
-            except BaseException:
-                code = _code_name(context, default="UNKNOWN")
-                raise
-            finally:
-                metrics.finished(method, code, time.perf_counter() - start)
-
-        return call
-
-
-class ErrorInterceptor(_Layer):
-    def around(self, method, behavior, streaming):
-        if streaming:
-            def call_streaming(request, context):
-                try:
-                    yield from behavior(request, context)
-                except Exception as exc:
-                    _abort(method, context, exc)
-
-            return call_streaming
-
-        def call(request, context):
-            try:
-                return behavior(request, context)
-            except Exception as exc:
-                _abort(method, context, exc)
-
-        return call
-
-
-def _abort(method: str, context: grpc.ServicerContext, exc: Exception):
-    code = status_of(exc)
-    if code is not None:
-        context.abort(code, str(exc))
-    if context.code() is not None or not context.is_active():
-        raise exc  # already aborted further in, or the call is gone (cancelled, deadline passed)
-    reference = secrets.token_hex(4)
-    log.error("internal error %s in %s", reference, method, exc_info=exc)
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error (reference {reference}); the server logged the details")
-
-
-def _code_name(context: grpc.ServicerContext, default: str) -> str:
-    code = context.code()
-    return code.name if isinstance(code, grpc.StatusCode) else default
+#: What a call gets while the server is not ready.
+NOT_READY = ("the server is starting (serve --demo prepares the demo district on its first start); retry when "
+             "the health check (citygrid query health) says SERVING")
 
 
 class Authenticator:
@@ -183,43 +85,255 @@ class Authenticator:
                 return self.tokens.lookup(secret.strip())
         raise Unauthorized("no token: send the header 'authorization: Bearer <token>'")
 
-    def enter(self, context: grpc.ServicerContext) -> contextvars.Token:
-        return self._caller.set(self.authenticate(context.invocation_metadata()))
-
-    def exit(self, token: contextvars.Token) -> None:
-        self._caller.reset(token)
+    def assume(self, info: TokenInfo) -> None:
+        """Make ``info`` the caller for the rest of the current context (a call's own task or thread context)."""
+        self._caller.set(info)
 
 
-class AuthInterceptor(_Layer):
-    def __init__(self, authenticator: Authenticator, exempt: tuple[str, ...] = AUTH_EXEMPT):
-        self._auth = authenticator
+class StreamLimit:
+    """Open streams per token, at most ``per_token`` each. Used on the event loop only (no lock)."""
+
+    def __init__(self, per_token: int):
+        self.per_token = per_token
+        self._open: dict[str, int] = {}
+
+    def open(self, info: TokenInfo) -> Callable[[], None]:
+        """Count a stream of ``info``'s token (:class:`Overloaded` beyond the limit); returns the
+        function that closes it (calling it again does nothing)."""
+        token_id = info.token_id
+        n = self._open.get(token_id, 0)
+        if n >= self.per_token:
+            raise Overloaded(
+                f"the token {token_id} of {info.principal.name} already has {n} streams open, the most one token "
+                "may hold (max_streams_per_token in the server's [server] config); close a stream you no longer "
+                "read, or give each terminal a token of its own"
+            )
+        self._open[token_id] = n + 1
+        closed = False
+
+        def close() -> None:
+            nonlocal closed
+            if closed:
+                return
+            closed = True
+            left = self._open[token_id] - 1
+            if left:
+                self._open[token_id] = left
+            else:
+                del self._open[token_id]
+
+        return close
+
+    def count(self, token_id: str) -> int:
+        return self._open.get(token_id, 0)
+
+
+class Interceptors:
+    """The layers of the module docstring around each method's handler (:meth:`wrap`)."""
+
+    def __init__(self, metrics: Metrics, auth: Authenticator, blocking: Blocking, *, max_calls: int,
+                 max_streams_per_token: int, exempt: tuple[str, ...] = AUTH_EXEMPT):
+        self.metrics = metrics
+        self.auth = auth
+        self.blocking = blocking
+        self.streams = StreamLimit(max_streams_per_token)
+        #: False while the server prepares what it serves: calls but health checks get UNAVAILABLE.
+        self.ready = True
         self._exempt = exempt
+        self._max_calls = max_calls
+        self._calls = 0
+        self._calls_lock = threading.Lock()
 
-    def around(self, method, behavior, streaming):
-        if method.startswith(self._exempt):
-            return behavior
-        auth = self._auth
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+        """The handler with every layer around its behaviour."""
+        if handler is None:
+            return None
+        if not handler.request_streaming and not handler.response_streaming:
+            behavior = handler.unary_unary
+            if inspect.iscoroutinefunction(behavior):
+                return handler._replace(unary_unary=self._async_call(method, behavior, streaming=False))
+            return handler._replace(unary_unary=self._threaded_call(method, behavior))
+        kind = {(False, True): "unary_stream", (True, False): "stream_unary", (True, True): "stream_stream"}[
+            (handler.request_streaming, handler.response_streaming)]
+        behavior = getattr(handler, kind)
+        if inspect.isasyncgenfunction(behavior):
+            wrapped = self._async_stream(method, behavior)
+        elif inspect.iscoroutinefunction(behavior):
+            wrapped = self._async_call(method, behavior, streaming=True)
+        else:
+            raise TypeError(
+                f"{method} streams, so its servicer method must be async (an async generator, or a coroutine "
+                "using context.write); a plain def would hold a handler thread while it waits (see "
+                "citygrid.grpc_api.threads)"
+            )
+        return handler._replace(**{kind: wrapped})
 
-        if streaming:
-            def call_streaming(request, context):
-                token = auth.enter(context)
-                try:
-                    yield from behavior(request, context)
-                finally:
-                    auth.exit(token)
+    # ------------------------------------------------------------------ unary methods in a handler thread
 
-            return call_streaming
+    def _threaded_call(self, method: str, behavior: Callable):
+        metrics, auth, executor = self.metrics, self.auth, self.blocking.executor
+        exempt = method.startswith(self._exempt)
 
-        def call(request, context):
-            token = auth.enter(context)
+        def serve(request, context: SyncContext, start: float):
+            """In a handler thread: auth, the servicer, errors; returns (response, code, details)."""
+            response, code, details = None, None, ""
             try:
-                return behavior(request, context)
+                if context.ended:
+                    code = grpc.StatusCode.CANCELLED  # cancelled, or past its deadline, while it waited
+                    return None, code, ""
+                if not exempt:
+                    auth.assume(auth.authenticate(context.invocation_metadata()))
+                response = behavior(request, context)
+                if context.code() not in (None, grpc.StatusCode.OK):
+                    code, details = context.code(), context.details()
+            except Aborted as aborted:
+                code, details = aborted.code, aborted.details
+            except Exception as exc:  # noqa: BLE001 - every error becomes a status here
+                code, details = _status(method, exc, ended=context.ended)
             finally:
-                auth.exit(token)
+                with self._calls_lock:
+                    self._calls -= 1
+                metrics.finished(method, code.name if code is not None else "OK", time.perf_counter() - start)
+            return response, code, details
+
+        async def call(request, context):
+            if not self.ready and not exempt:
+                self._refuse(method)
+                await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_READY)
+            with self._calls_lock:
+                admitted = self._calls < self._max_calls
+                if admitted:
+                    self._calls += 1
+            if not admitted:
+                self._refuse(method, "RESOURCE_EXHAUSTED")
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, (
+                    f"the server already has {self._max_calls} calls running or waiting for a handler thread "
+                    "(max_concurrent_rpcs); retry with backoff"))
+            metrics.started(method)
+            sync = SyncContext(context)
+            future = executor.submit(contextvars.Context().run, serve, request, sync, time.perf_counter())
+            try:
+                # Shielded: a cancelled call still lets the thread finish (and count itself) once it
+                # has started; SyncContext.end() tells it (and the engine) to stop early.
+                response, code, details = await asyncio.shield(asyncio.wrap_future(future))
+            finally:
+                sync.end()
+            if code is not None:
+                await context.abort(code, details)
+            return response
 
         return call
 
+    # ------------------------------------------------------------------ async methods on the event loop
 
-def server_interceptors(metrics: Metrics, authenticator: Authenticator) -> list[grpc.ServerInterceptor]:
-    """The server's interceptors: metrics, errors and auth (outermost first) in one chain."""
-    return [InterceptorChain([MetricsInterceptor(metrics), ErrorInterceptor(), AuthInterceptor(authenticator)])]
+    async def _enter(self, method: str, context, exempt: bool, streaming: bool) -> Callable[[], None] | None:
+        """Readiness, auth and the stream limit of an async call; returns what closes its stream."""
+        if exempt:
+            return None
+        if not self.ready:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_READY)
+        info = await self.blocking(self.auth.authenticate, context.invocation_metadata())
+        self.auth.assume(info)
+        return self.streams.open(info) if streaming else None
+
+    @contextlib.asynccontextmanager
+    async def _served(self, method: str, context, streaming: bool):
+        """Every layer of an async call around its body (the ``async with`` block)."""
+        self.metrics.started(method)
+        start, ok, release = time.perf_counter(), False, None
+        try:
+            release = await self._enter(method, context, method.startswith(self._exempt), streaming)
+            yield
+            ok = True
+        except BaseException as exc:
+            await _fail(method, context, exc)
+            raise
+        finally:
+            if release is not None:
+                release()
+            self.metrics.finished(method, _code_name(context, ok), time.perf_counter() - start)
+
+    def _async_call(self, method: str, behavior: Callable, *, streaming: bool):
+        async def call(request, context):
+            async with self._served(method, context, streaming):
+                return await behavior(request, context)
+
+        return call
+
+    def _async_stream(self, method: str, behavior: Callable):
+        async def call(request, context):
+            async with self._served(method, context, True), contextlib.aclosing(behavior(request, context)) as responses:
+                async for response in responses:
+                    yield response
+
+        return call
+
+    def _refuse(self, method: str, code: str = "UNAVAILABLE") -> None:
+        self.metrics.started(method)
+        self.metrics.finished(method, code, 0.0)
+
+
+def _status(method: str, exc: Exception, *, ended: bool) -> tuple[grpc.StatusCode, str]:
+    """The status code and message for an error a servicer raised."""
+    code = status_of(exc)
+    if code is not None:
+        return code, details_of(exc)
+    if ended:  # the call is gone (cancelled, deadline passed): what failed after it no longer matters
+        log.debug("%s failed after its call ended", method, exc_info=exc)
+        return grpc.StatusCode.CANCELLED, ""
+    reference = secrets.token_hex(4)
+    log.error("internal error %s in %s", reference, method, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error (reference {reference}); the server logged the details"
+
+
+async def _fail(method: str, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    """End an async call that raised ``exc`` with its status; returns (the caller re-raises) when
+    there is nothing to send: cancelled, already aborted, or not an error at all."""
+    if not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError) or context.done():
+        return
+    code, details = _status(method, exc, ended=context.cancelled())
+    if code is not grpc.StatusCode.CANCELLED:
+        await context.abort(code, details)
+
+
+def _code_name(context: grpc.aio.ServicerContext, ok: bool) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return "OK" if ok else "CANCELLED"
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers are wrapped on first use (once per method)."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, interceptors: Interceptors):
+        self._inner = inner
+        self._interceptors = interceptors
+        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
+
+    def service(self, handler_call_details):
+        method = handler_call_details.method
+        try:
+            return self._handlers[method]
+        except KeyError:
+            handler = self._interceptors.wrap(method, self._inner.service(handler_call_details))
+            if handler is not None:
+                self._handlers[method] = handler
+            return handler
+
+
+class Registrar:
+    """The "server" that ``add_to_server`` functions (and the generated ``add_*Servicer_to_server``)
+    register on: each handler goes to the ``grpc.aio`` server wrapped by :class:`Interceptors`."""
+
+    def __init__(self, server: grpc.aio.Server, interceptors: Interceptors):
+        self.server = server
+        self.interceptors = interceptors
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers) -> None:
+        self.server.add_generic_rpc_handlers([_WrappedGeneric(h, self.interceptors) for h in generic_rpc_handlers])
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: dict) -> None:
+        wrap = self.interceptors.wrap
+        self.server.add_registered_method_handlers(
+            service_name, {name: wrap(f"/{service_name}/{name}", h) for name, h in method_handlers.items()})

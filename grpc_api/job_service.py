@@ -11,12 +11,14 @@ server that never runs a job never touches Ray; the runner itself starts or join
 first job runs, and marks the jobs a previous server left unfinished as interrupted when it is
 built) and closed when the server stops (a running job then ends as interrupted, resumable).
 
-``WatchJob`` reads the job's changes in slices of :data:`WATCH_POLL_S` and checks between them
-whether the call is still active and its deadline, so a client that goes away frees its thread.
+``WatchJob`` is async: it reads the job in a handler thread every :data:`WATCH_POLL_S` seconds and
+sends each change; between reads it waits on the event loop, holding no thread, and a client that goes
+away (or a deadline that passes) ends it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -30,10 +32,11 @@ from citygrid.engine.principals import Role
 from citygrid.grpc_api._pb import job_pb2, job_pb2_grpc
 from citygrid.grpc_api.convert import crs_name, to_timestamp
 from citygrid.grpc_api.interceptors import Authenticator
+from citygrid.grpc_api.threads import Blocking
 
 SERVICE_NAME = job_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
-#: Longest a watch waits for a change before it checks the call again.
-WATCH_POLL_S = 1.0
+#: Seconds between a watch's reads of its job.
+WATCH_POLL_S = 0.25
 #: Roles that may submit, cancel and resume jobs (admins always may).
 OPERATORS = (Role.SUPERVISOR,)
 
@@ -65,9 +68,10 @@ class JobHost:
 
 
 class JobServicer(job_pb2_grpc.JobServiceServicer):
-    def __init__(self, host: JobHost, auth: Authenticator):
+    def __init__(self, host: JobHost, auth: Authenticator, blocking: Blocking):
         self._host = host
         self._auth = auth
+        self._blocking = blocking
 
     def SubmitReindex(self, request, context):
         self._operator("submit jobs")
@@ -78,23 +82,20 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         self._auth.principal()
         return job_message(self._host.runner().get(_job_id(request)))
 
-    def WatchJob(self, request, context):
+    async def WatchJob(self, request, context):
         self._auth.principal()
-        runner = self._host.runner()
         job_id = _job_id(request)
+        runner = await self._blocking(self._host.runner)
         last = None
-        while context.is_active():
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
+        while True:
+            job = await self._blocking(runner.get, job_id)
+            message = job_message(job)
+            if _news(message) != last:
+                last = _news(message)
+                yield message
+            if not job.state.active:
                 return
-            wait = WATCH_POLL_S if remaining is None else min(WATCH_POLL_S, remaining)
-            for job in runner.watch(job_id, timeout=wait):
-                message = job_message(job)
-                if _news(message) != last:
-                    last = _news(message)
-                    yield message
-                if not job.state.active:
-                    return
+            await asyncio.sleep(WATCH_POLL_S)
 
     def CancelJob(self, request, context):
         self._operator("cancel jobs")
@@ -171,5 +172,5 @@ def add_to_server(server: grpc.Server, resources) -> str:
         feeds = dict(open_events=intake.open_event_locations, grid_workers=intake.grid_workers)
     host = JobHost(config.data_dir, address=config.ray_address, num_cpus=config.ray_num_cpus, **feeds)
     resources.on_close(host.close)
-    job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(host, resources.auth), server)
+    job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(host, resources.auth, resources.blocking), server)
     return SERVICE_NAME

@@ -4,7 +4,8 @@ admins only; listing needs any token).
 An upload is client-streamed: an ``UploadHeader`` (file name, version id, field names), then the file's
 bytes in chunks. The bytes go to a temporary file named like the upload, which the engine's readers
 open as they would a local file (a ``.zip`` is read as a zipped Shapefile); the layer is saved as a new,
-unpublished version.
+unpublished version. ``UploadLayer`` is async: it waits for chunks on the event loop and writes,
+reads and saves in a handler thread.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from citygrid.grpc_api._pb import layer_pb2, layer_pb2_grpc
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.convert import from_timestamp, layer_version
 from citygrid.grpc_api.interceptors import Authenticator
+from citygrid.grpc_api.threads import Blocking
 
 log = logging.getLogger("citygrid.grpc_api")
 
@@ -33,14 +35,16 @@ SERVICE_NAME = layer_pb2.DESCRIPTOR.services_by_name["LayerService"].full_name
 
 
 class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
-    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig):
+    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig, blocking: Blocking):
         self._registry = registry
         self._auth = auth
         self._max_upload_bytes = config.max_upload_bytes
+        self._blocking = blocking
 
-    def UploadLayer(self, request_iterator, context):
+    async def UploadLayer(self, request_iterator, context):
         principal = self._admin("upload a layer")
-        first = next(request_iterator, None)
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
         if first is None or first.WhichOneof("part") != "header":
             raise InvalidInput("an upload starts with an UploadHeader message (file name, version id), then chunks")
         header = first.header
@@ -49,7 +53,7 @@ class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
             path = Path(tmp) / name
             size = 0
             with open(path, "wb") as fh:
-                for message in request_iterator:
+                async for message in requests:
                     if message.WhichOneof("part") != "chunk":
                         raise InvalidInput("only chunk messages may follow the UploadHeader")
                     size += len(message.chunk)
@@ -58,13 +62,13 @@ class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
                             f"the upload exceeds the limit of {self._max_upload_bytes:,} bytes; simplify the "
                             "layer or ask the operator to raise max_upload_bytes"
                         )
-                    fh.write(message.chunk)
+                    await self._blocking(fh.write, message.chunk)
             if size == 0:
                 raise InvalidInput(f"the upload of {name} has no bytes")
-            layer = sources.read_layer(path, _field_map(header.fields), version_id=header.version_id or None,
-                                       shown_as=name)
+            layer = await self._blocking(sources.read_layer, path, _field_map(header.fields),
+                                         version_id=header.version_id or None, shown_as=name)
         layer = dataclasses.replace(layer, source=f"upload:{name}")
-        record = self._registry.register(layer)
+        record = await self._blocking(self._registry.register, layer)
         log.info("%s uploaded layer version %s (%d grids) from %s", principal.name, record.version_id,
                  record.n_grids, name)
         return layer_version(record)
@@ -118,7 +122,7 @@ def _field_map(fields: layer_pb2.FieldMap) -> FieldMap:
 
 def add_to_server(server: grpc.Server, resources) -> str:
     layer_pb2_grpc.add_LayerServiceServicer_to_server(
-        LayerServicer(resources.registry, resources.auth, resources.config), server
+        LayerServicer(resources.registry, resources.auth, resources.config, resources.blocking), server
     )
     return SERVICE_NAME
 

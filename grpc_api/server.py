@@ -8,12 +8,34 @@ What a server is made of:
   a service, write such a module and add its name to the tuple; a service with stores of its own opens
   them from ``resources.config.data_dir`` and registers their ``close`` with ``resources.on_close``;
 - standard health checking (``grpc.health.v1``, no token needed) and server reflection;
-- the interceptors (metrics, errors, auth; :mod:`citygrid.grpc_api.interceptors`);
+- the interceptors (metrics, readiness, admission, auth, errors; :mod:`citygrid.grpc_api.interceptors`),
+  applied to each method's handler once, when it is registered;
 - the Prometheus exporter on ``metrics_port``;
-- a thread pool of ``max_workers`` handler threads. Python runs one handler at a time, but the engine's
-  Numba kernels release the GIL, so a few threads per core keep both busy; more threads only help
-  callers that hold a stream open (``AssignStream``) while others call;
 - message size limits derived from ``max_points_per_request`` (:class:`ServerConfig`).
+
+Threading model (:mod:`citygrid.grpc_api.threads`). The server is grpcio's asyncio server
+(``grpc.aio``): every call is a coroutine on one event loop (one loop thread per process, shared by
+its servers), so a call that waits holds no thread. A district keeps a stream open per terminal all
+day (``WatchDispatches``, thousands at once), and an open stream costs a coroutine and a little
+memory, not a thread. Work that blocks runs in the server's ``max_workers`` handler threads, never on
+the loop:
+
+- a unary method is a plain ``def``, as in grpcio's synchronous API, and runs in a handler thread
+  whole (auth, servicer, error mapping) with a ``context`` that offers what handlers use
+  (``time_remaining``, ``add_callback``, ``is_active``, ``abort``, ``invocation_metadata``);
+- a streaming method is ``async`` (an async generator) and hands its blocking steps (a SQLite read or
+  commit, a kernel call) to ``resources.blocking``; between them it waits on the loop: for the
+  client's next message, or for news (``Intake.on_news`` wakes a watch without a thread).
+
+Python runs one thread at a time, but the engine's Numba kernels release the GIL, so a few handler
+threads per core keep the cores busy; more threads than that only queue. Unary calls running or
+waiting for a thread are capped by ``max_concurrent_rpcs`` and streams per token by
+``max_streams_per_token`` (beyond either: RESOURCE_EXHAUSTED at once).
+
+The :class:`Server` object is driven from ordinary threads (``start``, ``stop``, the CLI's signal
+handling); it runs what must happen on the loop there. ``start(ready=False)`` serves health checks
+only (NOT_SERVING; other calls get UNAVAILABLE) until ``set_ready()``: ``serve --demo`` listens at once
+and prepares the demo district meanwhile.
 
 Deployment shape. One process owns every write: it serves every service, publishes and activates
 layer versions and issues tokens (``citygrid serve``). To use every core for the read-only assignment
@@ -30,6 +52,7 @@ and everything else to the writer's.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import threading
@@ -39,7 +62,7 @@ from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from citygrid.engine.clock import Clock
 from citygrid.engine.errors import InvalidInput
@@ -47,8 +70,9 @@ from citygrid.engine.principals import Role
 from citygrid.engine.registry import LayerRegistry
 from citygrid.engine.tokens import TokenStore
 from citygrid.grpc_api.config import ServerConfig
-from citygrid.grpc_api.interceptors import Authenticator, server_interceptors
+from citygrid.grpc_api.interceptors import Authenticator, Interceptors, Registrar
 from citygrid.grpc_api.metrics import Metrics, MetricsExporter
+from citygrid.grpc_api.threads import Blocking, event_loop, run_in_loop
 
 log = logging.getLogger("citygrid.grpc_api")
 
@@ -65,6 +89,9 @@ class Resources:
     tokens: TokenStore
     auth: Authenticator
     metrics: Metrics
+    #: Runs blocking work in the server's handler threads: ``await resources.blocking(fn, *args)``
+    #: (for async streaming methods; see :mod:`citygrid.grpc_api.threads`).
+    blocking: Blocking
     #: The event intake (:class:`citygrid.grpc_api.intake_service.IntakeHost`), set by its service.
     intake: object | None = None
     #: The intake's clock (:mod:`citygrid.engine.clock`); ``None``: ``[intake] clock_start``'s, else the system's.
@@ -76,6 +103,8 @@ class Resources:
         self._closers.append(close)
 
     def close(self) -> None:
+        """Wait for the handler threads to finish their work, then close everything."""
+        self.blocking.executor.shutdown(wait=True, cancel_futures=True)
         for close in reversed(self._closers):
             close()
         self.registry.close()
@@ -83,30 +112,41 @@ class Resources:
 
 
 class Server:
-    """A started-or-not CityGrid server: the ``grpc.Server`` and everything it owns.
+    """A started-or-not CityGrid server: the ``grpc.aio`` server and everything it owns.
 
-    ``stop(grace)`` first marks every service NOT_SERVING (so load balancers drain it), lets calls in
-    flight finish for up to ``grace`` seconds, refuses new ones, then closes the stores.
+    ``stop(grace)`` first marks every service NOT_SERVING (so load balancers drain it), refuses new
+    calls, lets calls in flight finish for up to ``grace`` seconds (then cancels them), waits for the
+    handler threads, then closes the stores.
     """
 
-    def __init__(self, grpc_server: grpc.Server, health_servicer: health.HealthServicer,
-                 resources: Resources, exporter: MetricsExporter | None, port: int):
+    def __init__(self, grpc_server: grpc.aio.Server, health_servicer, interceptors: Interceptors,
+                 registrar: Registrar, service_names: list[str], resources: Resources,
+                 exporter: MetricsExporter | None, port: int):
         self.grpc_server = grpc_server
+        self.interceptors = interceptors
+        #: Where more handlers may be registered before ``start`` (wrapped like the services').
+        self.registrar = registrar
         self.resources = resources
         self.port = port
         self.metrics_port = exporter.port if exporter else None
         self._health = health_servicer
+        self._service_names = service_names
         self._exporter = exporter
         self._follow_stop = threading.Event()
+        self._terminated = threading.Event()
         self._stopped: threading.Event | None = None
         self._stop_lock = threading.Lock()
+        self._started = False
 
     @property
     def metrics(self) -> Metrics:
         return self.resources.metrics
 
-    def start(self) -> None:
-        self.grpc_server.start()
+    def start(self, *, ready: bool = True) -> None:
+        """Listen. With ``ready=False`` health checks answer NOT_SERVING and other calls UNAVAILABLE
+        until :meth:`set_ready`."""
+        run_in_loop(self._start(ready))
+        self._started = True
         if self._exporter:
             self._exporter.start()
         if self.resources.config.replica:
@@ -117,28 +157,54 @@ class Server:
                 daemon=True,
             ).start()
 
+    async def _start(self, ready: bool) -> None:
+        self.interceptors.ready = ready
+        await self._set_health(ready)
+        await self.grpc_server.start()
+
+    def set_ready(self) -> None:
+        """Serve every call; health checks answer SERVING."""
+        run_in_loop(self._set_ready())
+
+    async def _set_ready(self) -> None:
+        self.interceptors.ready = True
+        await self._set_health(True)
+
+    async def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *self._service_names):
+            await self._health.set(name, status)
+
     def stop(self, grace: float | None = None) -> threading.Event:
         """Drain and stop; the returned event is set once everything is closed. Idempotent."""
         with self._stop_lock:
             if self._stopped is not None:
                 return self._stopped
             self._stopped = done = threading.Event()
-        self._health.enter_graceful_shutdown()
         self._follow_stop.set()
-        grpc_done = self.grpc_server.stop(grace)
+        stopping = asyncio.run_coroutine_threadsafe(self._stop(grace), event_loop())
 
         def finish():
-            grpc_done.wait()
+            try:
+                stopping.result()
+            except Exception:  # noqa: BLE001 - the stores must be closed all the same
+                log.exception("stopping the gRPC server failed")
             if self._exporter:
                 self._exporter.stop()
             self.resources.close()
+            self._terminated.set()
             done.set()
 
         threading.Thread(target=finish, name="citygrid-stop", daemon=True).start()
         return done
 
+    async def _stop(self, grace: float | None) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self.grpc_server.stop(grace)
+
     def wait_for_termination(self, timeout: float | None = None) -> bool:
-        return self.grpc_server.wait_for_termination(timeout)
+        """Block until the server has stopped (or ``timeout``); ``True`` when it timed out."""
+        return not self._terminated.wait(timeout)
 
 
 def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | None = None,
@@ -152,34 +218,35 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
     if config.admin_token:
         tokens.ensure(config.admin_token, "admin (config)", Role.ADMIN)
     auth = Authenticator(tokens)
-    resources = Resources(config, registry, tokens, auth, Metrics(), clock=clock)
+    blocking = Blocking(ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="citygrid-grpc"))
+    resources = Resources(config, registry, tokens, auth, Metrics(), blocking, clock=clock)
     try:
-        return _build(config, resources, service_modules)
+        return run_in_loop(_build(config, resources, service_modules))
     except BaseException:
         resources.close()
         raise
 
 
-def _build(config: ServerConfig, resources: Resources, service_modules) -> tuple[Server, int]:
+async def _build(config: ServerConfig, resources: Resources, service_modules) -> tuple[Server, int]:
+    """On the event loop (where a ``grpc.aio`` server must be made)."""
     modules = service_modules or (REPLICA_SERVICE_MODULES if config.replica else SERVICE_MODULES)
-    grpc_server = grpc.server(
-        ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="citygrid-grpc"),
-        interceptors=server_interceptors(resources.metrics, resources.auth),
+    grpc_server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.max_receive_message_bytes),
             ("grpc.max_send_message_length", config.max_send_message_bytes),
             ("grpc.so_reuseport", 1 if config.replica else 0),
         ],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    names = [importlib.import_module(f"citygrid.grpc_api.{m}").add_to_server(grpc_server, resources) for m in modules]
+    interceptors = Interceptors(resources.metrics, resources.auth, resources.blocking,
+                                max_calls=config.max_concurrent_rpcs,
+                                max_streams_per_token=config.max_streams_per_token)
+    registrar = Registrar(grpc_server, interceptors)
+    names = [importlib.import_module(f"citygrid.grpc_api.{m}").add_to_server(registrar, resources) for m in modules]
 
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    for name in ("", *names):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer((*names, health.SERVICE_NAME, reflection.SERVICE_NAME)), registrar
     )
 
     address = f"{config.host}:{config.port}"
@@ -201,4 +268,5 @@ def _build(config: ServerConfig, resources: Resources, service_modules) -> tuple
             exporter = MetricsExporter(resources.metrics, config.host, config.metrics_port)
         except OSError as exc:
             raise InvalidInput(f"cannot serve metrics on port {config.metrics_port}: {exc}") from None
-    return Server(grpc_server, health_servicer, resources, exporter, port), port
+    server = Server(grpc_server, health_servicer, interceptors, registrar, names, resources, exporter, port)
+    return server, port

@@ -75,7 +75,8 @@ class GridServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def AssignPoint(self, request, context):
-        """One point. Out-of-range coordinates are INVALID_ARGUMENT.
+        """One point; one that is not a valid lng, lat (NaN, infinite, out of range) gets POINT_STATUS_INVALID
+        and no grid, as in a batch or a stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

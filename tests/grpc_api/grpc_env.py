@@ -110,6 +110,16 @@ def start_server(data_dir: Path, *, clock: Clock | None = None, **overrides) -> 
     return Env(server, port, data_dir, {})
 
 
+def wait_until(predicate, timeout: float) -> bool:
+    """Whether ``predicate()`` holds within ``timeout`` seconds (checked every 10 ms)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
 def random_points(rng, n: int, margin: float = 0.0):
     """Uniform points over the test square (grown by ``margin`` degrees on each side)."""
     lng = rng.uniform(LNG0 - margin, LNG0 + SPAN + margin, n)
@@ -140,6 +150,19 @@ def start_serve(args: list[str], cwd, *, host: str | None = "127.0.0.1") -> tupl
             return proc, int(match.group(1)), lines
     stop_serve(proc)
     pytest.fail("serve did not start:\n" + "".join(lines))
+
+
+def wait_for_line(proc: subprocess.Popen, lines: list[str], pattern: str, timeout: float = 180) -> re.Match:
+    """The first match of ``pattern`` in the output of a process from :func:`start_serve`, waiting for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            if match := re.search(pattern, line):
+                return match
+        if proc.poll() is not None and not proc.reader.is_alive():
+            break
+        time.sleep(0.05)
+    pytest.fail(f"no line matching {pattern!r} in the output of serve:\n" + "".join(lines))
 
 
 def stop_serve(proc: subprocess.Popen) -> None:

@@ -1,6 +1,6 @@
-"""``citygrid serve --demo`` on the demo district: it listens on loopback, prints a fresh admin token
-(the previous start's no longer works), serves the 3,823 grids, and a community's dashboard sees its
-own grids only."""
+"""``citygrid serve --demo`` on the demo district: it listens on loopback at once and answers health
+checks NOT_SERVING while it prepares the district, then prints a fresh admin token (the previous
+start's no longer works), serves the 3,823 grids, and a community's dashboard sees its own grids only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 import pytest
 import shapely
-from grpc_env import start_serve, stop_serve
+from grpc_env import start_serve, stop_serve, wait_for_line
 
 from citygrid.grpc_api.client import CityGridClient
 
@@ -18,30 +18,52 @@ from citygrid.grpc_api.client import CityGridClient
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory, demo_dir, demo_layer):
     """The demo served on a data directory for the second time (no ``--host``): the address, the
-    admin token, the log, and the admin token of the first start."""
+    admin token, the log, the admin token of the first start, and what health and a call answered
+    right after the first start began listening, while it imported the layer (index, cover) and
+    loaded the 4,500 workers (the demo's files are there, reused, not regenerated)."""
     root = tmp_path_factory.mktemp("serve-demo")
     (root / "data" / "demo").mkdir(parents=True)
-    (root / "data" / "demo" / "grids.parquet").symlink_to(demo_dir / "grids.parquet")  # reused, not regenerated
+    for name in ("grids.parquet", "workers.parquet", "buildings.parquet"):
+        (root / "data" / "demo" / name).symlink_to(demo_dir / name)
     args = ["--data-dir", str(root / "data"), "--demo"]
-    proc, _, lines = start_serve(args, root, host=None)
+    proc, port, lines = start_serve(args, root, host=None)
+    with CityGridClient(f"127.0.0.1:{port}", timeout=5) as early:
+        starting = early.health()
+        with pytest.raises(grpc.RpcError) as refused:
+            early.list_versions()
+    first = _token(proc, lines)
+    with CityGridClient(f"127.0.0.1:{port}", timeout=5) as late:
+        ready = late.health()
     stop_serve(proc)
     proc, port, again = start_serve(args, root, host=None)
-    yield f"127.0.0.1:{port}", _token(again), again, _token(lines)
+    yield f"127.0.0.1:{port}", _token(proc, again), again, first, (starting, refused.value, ready)
     stop_serve(proc)
 
 
-def _token(lines: list[str]) -> str:
-    return next(m.group(1) for line in lines if (m := re.match(r"admin token: (\S+)", line)))
+def _token(proc, lines: list[str]) -> str:
+    """The admin token a start printed, once it is ready."""
+    token = wait_for_line(proc, lines, r"admin token: (\S+)").group(1)
+    wait_for_line(proc, lines, r"ready: active layer version demo-")
+    return token
+
+
+def test_health_says_not_serving_while_the_demo_is_prepared(demo_server):
+    """Not a timeout: the server listens first, answers NOT_SERVING (other calls UNAVAILABLE with a
+    reason) while it imports the demo district, and SERVING once it is ready."""
+    *_, (starting, refused, ready) = demo_server
+    assert starting == "NOT_SERVING"
+    assert refused.code() is grpc.StatusCode.UNAVAILABLE and "starting" in refused.details()
+    assert ready == "SERVING"
 
 
 def test_the_demo_listens_on_loopback_only(demo_server):
-    _, _, lines, _ = demo_server
+    _, _, lines, *_ = demo_server
     [listening] = [line for line in lines if "listening on" in line]
     assert re.search(r"listening on 127\.0\.0\.1:\d+ \(plain text\)", listening), listening
 
 
 def test_a_new_demo_start_revokes_the_previous_demo_admin_token(demo_server):
-    target, token, _, earlier = demo_server
+    target, token, _, earlier, _ = demo_server
     assert token != earlier
     with CityGridClient(target, token) as admin:
         assert admin.whoami().principal == "demo admin"
@@ -53,7 +75,7 @@ def test_a_new_demo_start_revokes_the_previous_demo_admin_token(demo_server):
 
 
 def test_demo_serves_the_district_with_a_fresh_admin_token(demo_server, demo_layer, rng):
-    target, token, lines, _ = demo_server
+    target, token, lines, *_ = demo_server
     assert len(token) >= 40
     assert "generating the demo district" not in "".join(lines)  # the symlinked grids were reused
     grids = demo_layer.geometries()
@@ -71,7 +93,7 @@ def test_demo_serves_the_district_with_a_fresh_admin_token(demo_server, demo_lay
 
 
 def test_a_community_dashboard_sees_only_its_community(demo_server, demo_layer):
-    target, token, _, _ = demo_server
+    target, token, *_ = demo_server
     community = demo_layer.record(0)["community_code"]
     own = set(demo_layer.codes[demo_layer.column("community_code") == community])
     with CityGridClient(target, token) as admin:

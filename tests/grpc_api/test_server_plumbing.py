@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import subprocess
 import urllib.request
 
 import grpc
 import pytest
-from grpc_env import ADMIN_TOKEN, LAT0, LNG0, SPAN, start_server
+from grpc_env import ADMIN_TOKEN, LAT0, LNG0, SPAN, populate, start_server, wait_until
 
 from citygrid.engine.errors import InvalidInput
 from citygrid.grpc_api._pb import grid_pb2
@@ -88,6 +89,10 @@ def test_config_from_toml(tmp_path):
         ServerConfig.from_toml('[server]\nprot = 1\n')
     with pytest.raises(InvalidInput, match="both"):
         ServerConfig.from_toml('[server]\ntls_cert = "a.crt"\n')
+    assert ServerConfig().max_streams_per_token == 100
+    assert ServerConfig.from_toml('[server]\nmax_streams_per_token = 5\n').max_streams_per_token == 5
+    with pytest.raises(InvalidInput, match="max_streams_per_token must be at least 1"):
+        ServerConfig.from_toml('[server]\nmax_streams_per_token = 0\n')
 
 
 def test_a_replica_serves_grids_only_and_follows_activations(env, admin):
@@ -116,3 +121,36 @@ def test_the_client_encodes_batches_as_protobuf_would(rng):
         expected = grid_pb2.AssignPointsRequest(lng=lng.tobytes(), lat=lat.tobytes(), fallback_m=5.0, rows_only=True,
                                                 crs=grid_pb2.COORDINATE_SYSTEM_GCJ02)
         assert grid_pb2.AssignPointsRequest.FromString(raw) == expected
+
+
+def test_unary_calls_beyond_max_concurrent_rpcs_are_refused_at_once(tmp_path):
+    """Unary calls running or waiting for a handler thread are capped: beyond max_concurrent_rpcs a
+    call gets RESOURCE_EXHAUSTED at once (not after a queue), and health checks still answer."""
+    populate(tmp_path)
+    release = threading.Event()
+
+    def wait(request, context):
+        release.wait(30)
+        return b"done"
+
+    env = start_server(tmp_path, max_workers=1, max_concurrent_rpcs=2, metrics_port=None)
+    handlers = {"Wait": grpc.unary_unary_rpc_method_handler(wait)}
+    env.server.registrar.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Slow", handlers)])
+    try:
+        with env.client(timeout=10) as client:
+            slow = client.channel.unary_unary("/test.Slow/Wait")
+            held = [slow.future(b"", metadata=client.metadata, timeout=30) for _ in range(2)]  # one runs, one waits
+            assert wait_until(lambda: env.server.metrics.in_flight("/test.Slow/Wait") == 2, 10)
+            start = time.monotonic()
+            with pytest.raises(grpc.RpcError) as info:
+                client.assign_point(LNG0 + 0.012, LAT0 + 0.012)
+            assert time.monotonic() - start < 5
+            assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "max_concurrent_rpcs" in info.value.details()
+            assert client.health() == "SERVING"
+            release.set()
+            assert [f.result() for f in held] == [b"done", b"done"]
+            assert client.assign_point(LNG0 + 0.012, LAT0 + 0.012).grid.code == "G002002@v1"
+    finally:
+        release.set()
+        assert env.server.stop(0).wait(30)

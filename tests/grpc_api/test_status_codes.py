@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import grpc
@@ -11,14 +10,16 @@ import numpy as np
 import pytest
 
 from citygrid.engine.errors import DeadlineExceeded, InvalidInput, NotFound
-from citygrid.engine.tokens import TokenStore
+from citygrid.grpc_api._pb import grid_pb2
 from citygrid.grpc_api.errors import STATUS_CODES, status_of
-from citygrid.grpc_api.interceptors import Authenticator, server_interceptors
-from citygrid.grpc_api.metrics import Metrics
+from citygrid.grpc_api.server import create_server
+from citygrid.grpc_api.config import ServerConfig
 
-from grpc_env import ADMIN_TOKEN, LAT0, LNG0, MAX_POINTS, T0, box_layer
+from grpc_env import ADMIN_TOKEN, LAT0, LNG0, MAX_POINTS, T0, box_layer, wait_until
 
 ASSIGN_POINTS = "/citygrid.v1.GridService/AssignPoints"
+#: UTF-8 bytes of a message that fit a client's 8 KiB trailer limit even percent-encoded (3 characters a byte).
+MESSAGE_BUDGET = 1024
 
 
 def code_of(call) -> tuple[grpc.StatusCode, str]:
@@ -34,12 +35,23 @@ def test_the_table_covers_every_error_class():
     assert status_of(ValueError("x")) is None
 
 
-def test_invalid_argument_out_of_range_point(admin):
-    code, details = code_of(lambda: admin.assign_point(200.0, 22.7))
-    assert code is grpc.StatusCode.INVALID_ARGUMENT
-    assert "lng must be in [-180, 180]" in details
-    code, _ = code_of(lambda: admin.assign_point(float("nan"), 22.7))
-    assert code is grpc.StatusCode.INVALID_ARGUMENT
+BAD_POINTS = [(200.0, 22.7), (114.2, -91.0), (float("nan"), 22.7), (114.2, float("inf")), (float("-inf"), 0.0)]
+
+
+def test_a_bad_point_gets_status_invalid_in_every_method(admin):
+    """NaN, infinite or out-of-range coordinates: status INVALID and no grid, whether sent alone, in a
+    stream or in a batch (the README's promise), and the good points around them are answered."""
+    for lng, lat in BAD_POINTS:
+        answer = admin.assign_point(lng, lat)
+        assert answer.status == grid_pb2.POINT_STATUS_INVALID and not answer.grid.code, (lng, lat)
+    good = (LNG0 + 0.001, LAT0 + 0.001)
+    points = [good, *BAD_POINTS, good]
+    streamed = list(admin.assign_stream(grid_pb2.AssignPointRequest(lng=x, lat=y) for x, y in points))
+    batch = admin.assign_points([x for x, _ in points], [y for _, y in points])
+    invalid = [False] + [True] * len(BAD_POINTS) + [False]
+    assert [a.status == grid_pb2.POINT_STATUS_INVALID for a in streamed] == invalid
+    assert [s == grid_pb2.POINT_STATUS_INVALID for s in batch.statuses] == invalid
+    assert streamed[0].grid.code and streamed[-1].grid.code and batch.grid_rows[0] >= 0
 
 
 def test_invalid_argument_empty_or_ragged_batch(admin):
@@ -54,6 +66,16 @@ def test_a_bad_point_in_a_batch_gets_its_own_status(admin):
     assert result.statuses.tolist()[1:3] == [5, 5]  # POINT_STATUS_INVALID
     assert result.grid_rows[1] == -1 and result.grid_rows[2] == -1
     assert result.grid_rows[0] >= 0 and result.grid_rows[3] >= 0
+
+
+@pytest.mark.parametrize("unit", ["X", "网"], ids=["ascii", "chinese"])
+def test_a_huge_echoed_input_is_cut_from_the_message_not_the_answer(admin, unit):
+    """A megabyte-long grid code is NOT_FOUND with a message bounded at the server (the client's
+    metadata limit would otherwise turn it into RESOURCE_EXHAUSTED), keeping its start and its end."""
+    code, details = code_of(lambda: admin.get_grid(unit * 1_000_000))
+    assert code is grpc.StatusCode.NOT_FOUND
+    assert len(details.encode()) <= MESSAGE_BUDGET
+    assert details.startswith("no grid") and unit * 50 in details and "bytes left out" in details
 
 
 def test_not_found_unknown_code_and_missing_version(admin):
@@ -122,18 +144,16 @@ def test_deadline_exceeded_long_batch(env, admin, rng):
     for fraction in (0.5, 0.3, 0.7, 0.2, 0.8):
         code, _ = code_of(lambda: admin.assign_points(lng, lat, crs="gcj02", rows_only=True, timeout=full * fraction))
         assert code is grpc.StatusCode.DEADLINE_EXCEEDED
-        if _wait_until(lambda: metrics.in_flight(ASSIGN_POINTS) == 0 and metrics.count(ASSIGN_POINTS) > 0):
+        if wait_until(lambda: metrics.in_flight(ASSIGN_POINTS) == 0 and metrics.count(ASSIGN_POINTS) > 0, 2.0):
             if metrics.count(ASSIGN_POINTS, "DEADLINE_EXCEEDED") > before:
                 break
     assert metrics.count(ASSIGN_POINTS, "DEADLINE_EXCEEDED") > before, "the server never stopped a batch on its deadline"
-    assert _wait_until(lambda: metrics.in_flight(ASSIGN_POINTS) == 0), "a batch is still running after its deadline"
+    assert wait_until(lambda: metrics.in_flight(ASSIGN_POINTS) == 0, 2.0), "a batch is still running after its deadline"
 
 
 def test_internal_errors_send_no_traceback(caplog, tmp_path):
-    """Anything but a CityGrid error is INTERNAL with a reference; the traceback is logged, not sent."""
-    store = TokenStore(tmp_path)
-    store.ensure(ADMIN_TOKEN, "admin", "admin")
-    auth = Authenticator(store)
+    """Anything but a CityGrid error is INTERNAL with a reference; the traceback is logged, not sent;
+    in a plain unary method (run in a handler thread) and in an async streaming one (on the loop)."""
 
     def broken(request, context):
         raise KeyError("secret internals")
@@ -141,11 +161,16 @@ def test_internal_errors_send_no_traceback(caplog, tmp_path):
     def invalid(request, context):
         raise InvalidInput("bad thing; do this instead")
 
+    async def broken_stream(request, context):
+        yield b"first"
+        raise KeyError("secret stream internals")
+
     handlers = {"Broken": grpc.unary_unary_rpc_method_handler(broken),
-                "Invalid": grpc.unary_unary_rpc_method_handler(invalid)}
-    server = grpc.server(ThreadPoolExecutor(2), interceptors=server_interceptors(Metrics(), auth))
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Broken", handlers)])
-    port = server.add_insecure_port("127.0.0.1:0")
+                "Invalid": grpc.unary_unary_rpc_method_handler(invalid),
+                "BrokenStream": grpc.unary_stream_rpc_method_handler(broken_stream)}
+    config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, admin_token=ADMIN_TOKEN)
+    server, port = create_server(config, service_modules=("token_service",))
+    server.registrar.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Broken", handlers)])
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, caplog.at_level(logging.ERROR):
@@ -157,9 +182,13 @@ def test_internal_errors_send_no_traceback(caplog, tmp_path):
             assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
             code, details = code_of(lambda: channel.unary_unary("/test.Broken/Invalid")(b"", metadata=md))
             assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, "bad thing; do this instead")
+            answers = []
+            code, details = code_of(lambda: answers.extend(channel.unary_stream("/test.Broken/BrokenStream")(b"", metadata=md)))
+            assert answers == [b"first"] and code is grpc.StatusCode.INTERNAL and "secret" not in details
+            reference = details.split("reference ")[1].split(")")[0]
+            assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
     finally:
-        server.stop(None)
-        store.close()
+        assert server.stop(None).wait(10)
 
 
 def time_call(call) -> float:
@@ -168,17 +197,6 @@ def time_call(call) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
-
-
-def _wait_until(predicate, timeout: float = 2.0) -> bool:
-    import time
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def _write_geojson(layer, path) -> None:
