@@ -80,6 +80,7 @@ class CityGridClient:
         else:
             roots = None if tls_ca is True else (tls_ca if isinstance(tls_ca, bytes) else Path(tls_ca).read_bytes())
             self.channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(roots), options=options)
+        self.target = target
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
         self.grids = grid_pb2_grpc.GridServiceStub(self.channel)

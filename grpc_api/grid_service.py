@@ -106,14 +106,10 @@ class GridServicer(grid_pb2_grpc.GridServiceServicer):
         return self._assign_one(self._snapshot(request, "event_time"), principal, request)
 
     def _assign_one(self, snapshot: LayerSnapshot, principal, request) -> grid_pb2.AssignPointResponse:
-        result = snapshot.assigner.assign(
-            np.array([request.lng]),
-            np.array([request.lat]),
-            crs=crs_name(request.crs),
-            fallback_m=request.fallback_m,
+        row, engine_status = snapshot.assigner.assign_one(
+            request.lng, request.lat, crs=crs_name(request.crs), fallback_m=request.fallback_m
         )
-        row = int(result.grid_rows[0])
-        status = convert.point_status(result.status[0])
+        status = convert.point_status(engine_status)
         response = grid_pb2.AssignPointResponse(
             status=status, layer_version=snapshot.version_id, request_id=request.request_id
         )

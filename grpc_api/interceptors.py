@@ -31,7 +31,6 @@ would hold a thread while it waits.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import inspect
@@ -171,7 +170,7 @@ class Interceptors:
     # ------------------------------------------------------------------ unary methods in a handler thread
 
     def _threaded_call(self, method: str, behavior: Callable):
-        metrics, auth, executor = self.metrics, self.auth, self.blocking.executor
+        metrics, auth, threads = self.metrics, self.auth, self.blocking.threads
         exempt = method.startswith(self._exempt)
 
         def serve(request, context: SyncContext, start: float):
@@ -211,11 +210,11 @@ class Interceptors:
                     "(max_concurrent_rpcs); retry with backoff"))
             metrics.started(method)
             sync = SyncContext(context)
-            future = executor.submit(contextvars.Context().run, serve, request, sync, time.perf_counter())
             try:
-                # Shielded: a cancelled call still lets the thread finish (and count itself) once it
-                # has started; SyncContext.end() tells it (and the engine) to stop early.
-                response, code, details = await asyncio.shield(asyncio.wrap_future(future))
+                # A cancelled call's job still runs (and counts itself); SyncContext.end() tells it
+                # (and the engine) to stop early.
+                response, code, details = await threads.run(contextvars.Context().run, serve, request, sync,
+                                                            time.perf_counter())
             finally:
                 sync.end()
             if code is not None:

@@ -56,7 +56,6 @@ import asyncio
 import importlib
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -72,7 +71,7 @@ from citygrid.engine.tokens import TokenStore
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.interceptors import Authenticator, Interceptors, Registrar
 from citygrid.grpc_api.metrics import Metrics, MetricsExporter
-from citygrid.grpc_api.threads import Blocking, event_loop, run_in_loop
+from citygrid.grpc_api.threads import Blocking, HandlerThreads, event_loop, run_in_loop
 
 log = logging.getLogger("citygrid.grpc_api")
 
@@ -104,7 +103,7 @@ class Resources:
 
     def close(self) -> None:
         """Wait for the handler threads to finish their work, then close everything."""
-        self.blocking.executor.shutdown(wait=True, cancel_futures=True)
+        self.blocking.threads.shutdown()
         for close in reversed(self._closers):
             close()
         self.registry.close()
@@ -218,7 +217,7 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
     if config.admin_token:
         tokens.ensure(config.admin_token, "admin (config)", Role.ADMIN)
     auth = Authenticator(tokens)
-    blocking = Blocking(ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="citygrid-grpc"))
+    blocking = Blocking(HandlerThreads(config.max_workers))
     resources = Resources(config, registry, tokens, auth, Metrics(), blocking, clock=clock)
     try:
         return run_in_loop(_build(config, resources, service_modules))

@@ -4,9 +4,10 @@
   and shared by every server of the process. grpcio's asyncio stack polls one completion queue per
   process, bound to the loop that first used it (events of calls on another loop are handed over
   through that one), so a process runs one loop for all its servers (tests start several).
-- :class:`Blocking`: runs a function in a server's handler threads (``max_workers`` of them) and
-  awaits it, so the loop never waits on engine work: Numba kernels (they release the GIL, so the
-  loop goes on meanwhile), SQLite reads and commits (fsync), token look-ups, file writes.
+- :class:`HandlerThreads`, :class:`Blocking`: a server's handler threads (``max_workers`` of them)
+  and ``await blocking(fn, ...)``, which runs a function in one of them, so the loop never waits on
+  engine work: Numba kernels (they release the GIL, so the loop goes on meanwhile), SQLite reads and
+  commits (fsync), token look-ups, file writes.
 - :class:`SyncContext`: the ``context`` a synchronous (unary) handler gets in its handler thread:
   the methods of ``grpc.ServicerContext`` that handlers use, over the asyncio call. ``abort`` raises
   :class:`Aborted`, which ends the call with its status once the thread is done; ``add_callback``
@@ -22,9 +23,9 @@ import asyncio
 import contextvars
 import functools
 import logging
+import queue
 import threading
-from concurrent.futures import Executor
-from typing import Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 import grpc
 
@@ -61,17 +62,105 @@ def run_in_loop(coroutine, timeout: float | None = None):
     return asyncio.run_coroutine_threadsafe(coroutine, event_loop()).result(timeout)
 
 
+class HandlerThreads:
+    """A server's ``max_workers`` handler threads, taking jobs from one queue.
+
+    :meth:`run` (on the event loop) queues ``fn(*args)`` and returns an asyncio future of its result.
+    Finished jobs are handed back in batches: the first to finish while none is waiting to be handed
+    back wakes the loop once, and the loop settles every finished job at that wake-up; under load one
+    wake-up serves many calls, where an executor future per call costs a wake-up (a write to the
+    loop's self-pipe) and a chain of callbacks each. A job runs even if its future was cancelled
+    meanwhile, unless ``skip_cancelled`` (a unary call's job always runs: it accounts for itself).
+    """
+
+    def __init__(self, max_workers: int, name: str = "citygrid-grpc"):
+        self.max_workers = max_workers
+        self._name = name
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._waking = False
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    def run(self, fn: Callable[..., T], *args, skip_cancelled: bool = False) -> asyncio.Future:
+        """``fn(*args)`` in a handler thread; its result (or exception) as a future of the running loop."""
+        if len(self._threads) < self.max_workers or self._shut_down:
+            self._start()
+        future = asyncio.get_running_loop().create_future()
+        self._jobs.put((future, fn, args, skip_cancelled))
+        return future
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._shut_down:
+                raise RuntimeError("the server's handler threads are shut down")
+            loop = asyncio.get_running_loop()
+            while len(self._threads) < self.max_workers:
+                thread = threading.Thread(target=self._work, args=(loop,), daemon=True,
+                                          name=f"{self._name}_{len(self._threads)}")
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs, done = self._jobs, self._done
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            future, fn, args, skip_cancelled = job
+            if skip_cancelled and future.cancelled():
+                continue
+            try:
+                outcome = (True, fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                outcome = (False, exc)
+            done.put((future, outcome))
+            if not self._waking:
+                self._waking = True
+                try:
+                    loop.call_soon_threadsafe(self._settle)
+                except RuntimeError:  # the loop is closed: the process is exiting
+                    return
+
+    def _settle(self) -> None:
+        """On the loop: settle every finished job's future."""
+        self._waking = False
+        done = self._done
+        while True:
+            try:
+                future, (ok, value) = done.get_nowait()
+            except queue.Empty:
+                return
+            if future.cancelled():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def shutdown(self) -> None:
+        """Let the queued jobs finish, then stop the threads (from any thread but the loop's)."""
+        with self._lock:
+            self._shut_down = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)
+        for thread in threads:
+            thread.join()
+
+
 class Blocking:
     """``await blocking(fn, *args, **kwargs)``: ``fn`` in one of the server's handler threads, with
-    the caller's context variables (the authenticated caller), off the event loop."""
+    the caller's context variables (the authenticated caller), off the event loop. A job whose caller
+    was cancelled before a thread took it is dropped."""
 
-    def __init__(self, executor: Executor):
-        self.executor = executor
+    def __init__(self, threads: HandlerThreads):
+        self.threads = threads
 
-    async def __call__(self, fn: Callable[..., T], /, *args, **kwargs) -> T:
+    def __call__(self, fn: Callable[..., T], /, *args, **kwargs) -> Awaitable[T]:
         context = contextvars.copy_context()
-        call = functools.partial(context.run, fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        return self.threads.run(functools.partial(context.run, fn, *args, **kwargs), skip_cancelled=True)
 
 
 class Aborted(Exception):

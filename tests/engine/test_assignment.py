@@ -142,6 +142,35 @@ def test_scalar_and_empty_input(two_boxes):
     assert len(empty) == 0 and empty.counts()["inside"] == 0
 
 
+BAD_POINTS = [(np.nan, 22.7), (114.25, np.inf), (-np.inf, 0.0), (180.0001, 22.7), (114.25, -90.5)]
+
+
+def test_one_point_agrees_with_geos_and_with_a_batch_of_one(demo_assigner, rng):
+    """``assign_one`` (the unary path) gives what GEOS and a one-point batch give: points on vertices
+    and edges (and one ulp off them), uniform ones, invalid ones, in GCJ-02 and with a fallback."""
+    edge_lng, edge_lat = edge_points(demo_assigner.layer, rng, 600)
+    uni_lng, uni_lat = uniform_points(demo_assigner.layer, rng, 300)
+    lng = np.concatenate([edge_lng, uni_lng, [x for x, _ in BAD_POINTS]])
+    lat = np.concatenate([edge_lat, uni_lat, [y for _, y in BAD_POINTS]])
+    expected = reference_assignment(demo_assigner.layer, lng, lat)
+    one = [demo_assigner.assign_one(x, y) for x, y in zip(lng.tolist(), lat.tolist())]
+    assert one == list(zip(expected.grid_rows.tolist(), expected.status.tolist()))
+    assert (expected.status == Status.SHARED_BOUNDARY).sum() > 100 and (expected.status == Status.INVALID).sum() == 5
+    for k in range(0, len(lng), 7):
+        for options in ({"crs": "gcj02"}, {"crs": "bd09", "fallback_m": 80.0}, {"fallback_m": 30.0}):
+            batch = demo_assigner.assign(lng[k:k + 1], lat[k:k + 1], **options)
+            assert demo_assigner.assign_one(lng[k], lat[k], **options) == (batch.grid_rows[0], batch.status[0])
+
+
+@pytest.mark.parametrize("kwargs,message", [({"crs": "utm50"}, "unknown coordinate system"),
+                                            ({"fallback_m": -1}, "fallback_m")])
+def test_one_point_refuses_what_a_batch_refuses(two_boxes, kwargs, message):
+    with pytest.raises(InvalidInput, match=message):
+        two_boxes.assign_one(114.25, 22.7, **kwargs)
+    with pytest.raises(InvalidInput, match="must be numbers"):
+        two_boxes.assign_one("east", 22.7)
+
+
 def test_deadline_and_cancel_stop_between_chunks(two_boxes, rng):
     lng, lat = rng.uniform(114.25, 114.252, 10_000), rng.uniform(22.70, 22.701, 10_000)
     with pytest.raises(DeadlineExceeded, match="deadline"):
