@@ -67,7 +67,7 @@ def layer(tmp_path_factory) -> GridLayer:
 def _served(root, layer, code=None):
     with served_layer(root, layer, code=code) as port, CityGridClient(f"127.0.0.1:{port}", TOKEN) as client:
         client.assign_points(*uniform_points(layer, 100_000, 0))  # warm the JIT and the catalogue
-        client.assign_point(*uniform_points(layer, 1, 0))
+        client.assign_point(*(float(v[0]) for v in uniform_points(layer, 1, 0)))
         yield client
 
 
@@ -133,6 +133,7 @@ asyncio.run(main())
 """
 
 BARE_SYNC_SERVER = """
+import grpc
 from concurrent.futures import ThreadPoolExecutor
 server = grpc.server(ThreadPoolExecutor(32))
 handlers = {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: b"")}
