@@ -181,6 +181,15 @@ class TokenStore:
             raise Unauthorized("the token is revoked; ask an admin for a new one")
         return info
 
+    def cached(self, secret: str) -> TokenInfo | None:
+        """The live token of ``secret`` when :meth:`lookup` would answer from memory alone (looked up
+        before, not revoked since, the check for other processes' changes not due); ``None`` when it
+        would read the database: call :meth:`lookup`. Takes no lock and never waits, for a caller that
+        must not (an event loop); a revocation clears the memory before it returns."""
+        if time.monotonic() - self._checked_at > self._recheck_seconds:
+            return None
+        return self._cache.get(hash_token(secret))
+
     def revoke(self, token_id: str) -> TokenInfo:
         """Revoke a token by its public id (revoking twice keeps the first time)."""
         now = datetime.now(timezone.utc).isoformat()

@@ -165,6 +165,10 @@ class GridCatalogs:
         self._lock = threading.Lock()
         self._catalogs: weakref.WeakKeyDictionary[LayerSnapshot, GridCatalog] = weakref.WeakKeyDictionary()
 
+    def built(self, snapshot: LayerSnapshot) -> bool:
+        """Whether ``snapshot``'s catalogue is built (calling for it takes no time and no lock)."""
+        return snapshot in self._catalogs
+
     def __call__(self, snapshot: LayerSnapshot) -> GridCatalog:
         catalog = self._catalogs.get(snapshot)
         if catalog is None:

@@ -5,7 +5,9 @@ request's time, or the active one) and works on it to the end, so an activation 
 changes nothing for it. A point that is not a valid lng, lat (NaN, infinite, out of range) gets
 ``POINT_STATUS_INVALID`` and no grid in every method, as a bad point inside a batch does.
 ``AssignStream`` is async (it waits for the client's next point on the event loop) and assigns each
-point in a handler thread; the other methods are plain unary methods. Batches go to the engine in chunks of ``chunk_size`` points; the engine checks
+point in a handler thread; the other methods are plain unary methods, run in handler threads, but for
+``AssignPoint``, which runs on the event loop when it is an in-memory read (no ``event_time``, the
+catalogue built): a point takes less time than a thread hop would. Batches go to the engine in chunks of ``chunk_size`` points; the engine checks
 the call's deadline (``context.time_remaining()``) and cancellation (``context.add_callback``) between
 chunks and stops with DEADLINE_EXCEEDED, leaving no work running.
 
@@ -23,14 +25,14 @@ import time
 import grpc
 import numpy as np
 
-from citygrid.engine.errors import InvalidInput, NotFound, Overloaded
+from citygrid.engine.errors import InvalidInput, NotFound, Overloaded, PreconditionFailed
 from citygrid.engine.registry import LayerRegistry, LayerSnapshot
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.convert import GridCatalogs, crs_name, from_timestamp
 from citygrid.grpc_api.interceptors import Authenticator
-from citygrid.grpc_api.threads import Blocking
+from citygrid.grpc_api.threads import Blocking, on_loop
 
 SERVICE_NAME = grid_pb2.DESCRIPTOR.services_by_name["GridService"].full_name
 #: ListGrids page size when the request gives none, and the most it may ask for.
@@ -52,6 +54,17 @@ class GridServicer(grid_pb2_grpc.GridServiceServicer):
 
     # ------------------------------------------------------------------ assignment
 
+    def _quick(self, request) -> bool:
+        """Whether ``AssignPoint`` may run on the event loop: no time to look a version up for, and the
+        active version's catalogue is built (a point then takes microseconds, all in memory)."""
+        if request.HasField("event_time"):
+            return False
+        try:
+            return self._catalogs.built(self._registry.snapshot())
+        except PreconditionFailed:
+            return False
+
+    @on_loop(when=_quick)
     def AssignPoint(self, request, context):
         principal = self._auth.principal()
         snapshot = self._snapshot(request, "event_time")

@@ -23,7 +23,9 @@ the caller with :meth:`Authenticator.principal`.
 
 How a method runs (:mod:`citygrid.grpc_api.threads`): a plain ``def`` unary method runs in a handler
 thread, whole (auth, servicer, error mapping), with a :class:`~citygrid.grpc_api.threads.SyncContext`;
-the coroutine only waits for it. A streaming method must be ``async`` (an async generator, or a
+the coroutine only waits for it. One marked :func:`~citygrid.grpc_api.threads.on_loop` (an in-memory
+read of microseconds, such as ``AssignPoint``) runs the same way on the loop itself when its
+condition holds and the caller's token is known without the database; otherwise in a thread. A streaming method must be ``async`` (an async generator, or a
 coroutine that writes with ``context.write``) and runs on the event loop, handing its blocking work to
 ``resources.blocking``; a plain ``def`` streaming method is refused when it is registered, since it
 would hold a thread while it waits.
@@ -47,7 +49,7 @@ from citygrid.engine.principals import Principal
 from citygrid.engine.tokens import TokenInfo, TokenStore
 from citygrid.grpc_api.errors import details_of, status_of
 from citygrid.grpc_api.metrics import Metrics
-from citygrid.grpc_api.threads import Aborted, Blocking, SyncContext
+from citygrid.grpc_api.threads import ON_LOOP, Aborted, Blocking, SyncContext
 
 log = logging.getLogger("citygrid.grpc_api")
 
@@ -76,17 +78,30 @@ class Authenticator:
         return self.caller().principal
 
     def authenticate(self, metadata: Iterable[tuple[str, str]] | None) -> TokenInfo:
-        for key, value in metadata or ():
-            if key == "authorization":
-                scheme, _, secret = value.partition(" ")
-                if scheme.lower() != "bearer" or not secret.strip():
-                    raise Unauthorized("the authorization header must be 'Bearer <token>'")
-                return self.tokens.lookup(secret.strip())
-        raise Unauthorized("no token: send the header 'authorization: Bearer <token>'")
+        return self.tokens.lookup(_bearer(metadata))
+
+    def cached(self, metadata: Iterable[tuple[str, str]] | None) -> TokenInfo | None:
+        """:meth:`authenticate` answered from the token store's memory without waiting, or ``None`` when
+        that takes the database (or the header is wrong: :meth:`authenticate` says how)."""
+        try:
+            return self.tokens.cached(_bearer(metadata))
+        except Unauthorized:
+            return None
 
     def assume(self, info: TokenInfo) -> None:
         """Make ``info`` the caller for the rest of the current context (a call's own task or thread context)."""
         self._caller.set(info)
+
+
+def _bearer(metadata: Iterable[tuple[str, str]] | None) -> str:
+    """The secret of the ``authorization: Bearer <token>`` header."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            scheme, _, secret = value.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise Unauthorized("the authorization header must be 'Bearer <token>'")
+            return secret.strip()
+    raise Unauthorized("no token: send the header 'authorization: Bearer <token>'")
 
 
 class StreamLimit:
@@ -172,16 +187,19 @@ class Interceptors:
     def _threaded_call(self, method: str, behavior: Callable):
         metrics, auth, threads = self.metrics, self.auth, self.blocking.threads
         exempt = method.startswith(self._exempt)
+        quick = getattr(behavior, ON_LOOP, None)  # see threads.on_loop
+        servicer = getattr(behavior, "__self__", None)
 
-        def serve(request, context: SyncContext, start: float):
-            """In a handler thread: auth, the servicer, errors; returns (response, code, details)."""
+        def serve(request, context: SyncContext, start: float, caller: TokenInfo | None = None):
+            """Auth (unless ``caller`` is known), the servicer, errors; returns (response, code, details).
+            In a handler thread, or on the loop for a quick call."""
             response, code, details = None, None, ""
             try:
                 if context.ended:
                     code = grpc.StatusCode.CANCELLED  # cancelled, or past its deadline, while it waited
                     return None, code, ""
                 if not exempt:
-                    auth.assume(auth.authenticate(context.invocation_metadata()))
+                    auth.assume(caller or auth.authenticate(context.invocation_metadata()))
                 response = behavior(request, context)
                 if context.code() not in (None, grpc.StatusCode.OK):
                     code, details = context.code(), context.details()
@@ -210,11 +228,17 @@ class Interceptors:
                     "(max_concurrent_rpcs); retry with backoff"))
             metrics.started(method)
             sync = SyncContext(context)
+            start = time.perf_counter()
+            caller = None if exempt or quick is None else auth.cached(context.invocation_metadata())
             try:
-                # A cancelled call's job still runs (and counts itself); SyncContext.end() tells it
-                # (and the engine) to stop early.
-                response, code, details = await threads.run(contextvars.Context().run, serve, request, sync,
-                                                            time.perf_counter())
+                if quick is not None and (exempt or caller is not None) and quick(servicer, request):
+                    # A quick call whose caller is known without the database: on the loop, no thread hop.
+                    response, code, details = contextvars.Context().run(serve, request, sync, start, caller)
+                else:
+                    # A cancelled call's job still runs (and counts itself); SyncContext.end() tells it
+                    # (and the engine) to stop early.
+                    response, code, details = await threads.run(contextvars.Context().run, serve, request, sync,
+                                                                start)
             finally:
                 sync.end()
             if code is not None:
@@ -302,6 +326,16 @@ def _code_name(context: grpc.aio.ServicerContext, ok: bool) -> str:
     return "OK" if ok else "CANCELLED"
 
 
+class _MethodTable(grpc.GenericRpcHandler):
+    """Every wrapped method handler of a server by its full name (one dictionary look-up a call)."""
+
+    def __init__(self):
+        self.methods: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details):
+        return self.methods.get(handler_call_details.method)
+
+
 class _WrappedGeneric(grpc.GenericRpcHandler):
     """A generic handler whose method handlers are wrapped on first use (once per method)."""
 
@@ -323,16 +357,24 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
 
 class Registrar:
     """The "server" that ``add_to_server`` functions (and the generated ``add_*Servicer_to_server``)
-    register on: each handler goes to the ``grpc.aio`` server wrapped by :class:`Interceptors`."""
+    register on: each handler goes to the ``grpc.aio`` server wrapped by :class:`Interceptors`.
+
+    Every method goes into one table the server looks up per call (a generic handler), none is
+    registered with the server as such: grpcio's asyncio server keeps a pending call request per
+    registered method and waits on all of them (``asyncio.wait``) for every call it takes, which with
+    this server's 40 methods cost more than the AssignPoint handler itself (measured with py-spy).
+    """
 
     def __init__(self, server: grpc.aio.Server, interceptors: Interceptors):
         self.server = server
         self.interceptors = interceptors
+        self._table = _MethodTable()
+        server.add_generic_rpc_handlers([self._table])
 
     def add_generic_rpc_handlers(self, generic_rpc_handlers) -> None:
         self.server.add_generic_rpc_handlers([_WrappedGeneric(h, self.interceptors) for h in generic_rpc_handlers])
 
     def add_registered_method_handlers(self, service_name: str, method_handlers: dict) -> None:
-        wrap = self.interceptors.wrap
-        self.server.add_registered_method_handlers(
-            service_name, {name: wrap(f"/{service_name}/{name}", h) for name, h in method_handlers.items()})
+        for name, handler in method_handlers.items():
+            method = f"/{service_name}/{name}"
+            self._table.methods[method] = self.interceptors.wrap(method, handler)

@@ -22,7 +22,9 @@ the loop:
 
 - a unary method is a plain ``def``, as in grpcio's synchronous API, and runs in a handler thread
   whole (auth, servicer, error mapping) with a ``context`` that offers what handlers use
-  (``time_remaining``, ``add_callback``, ``is_active``, ``abort``, ``invocation_metadata``);
+  (``time_remaining``, ``add_callback``, ``is_active``, ``abort``, ``invocation_metadata``). One
+  marked ``threads.on_loop`` (``AssignPoint``) runs on the loop itself when it is an in-memory read
+  and the caller's token is in the token store's memory: a point takes less than a thread hop;
 - a streaming method is ``async`` (an async generator) and hands its blocking steps (a SQLite read or
   commit, a kernel call) to ``resources.blocking``; between them it waits on the loop: for the
   client's next message, or for news (``Intake.on_news`` wakes a watch without a thread).

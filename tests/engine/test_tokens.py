@@ -70,3 +70,24 @@ def test_a_revocation_through_another_process_holds_after_the_recheck(tmp_path):
     finally:
         server.close()
         admin.close()
+
+
+def test_cached_answers_from_memory_only_what_lookup_would(tmp_path):
+    """``cached`` (the event loop's look-up, which never waits) answers a token looked up before and
+    not revoked since; a token never looked up, a revoked one, or one due for the check for other
+    processes' changes is ``None``: the caller looks it up in a thread."""
+    store, other = TokenStore(tmp_path, recheck_seconds=3600), TokenStore(tmp_path)
+    due = TokenStore(tmp_path, recheck_seconds=0.0)
+    try:
+        secret, info = other.issue("terminal", "worker", worker_id="W1")
+        assert store.cached(secret) is None  # never looked up here
+        assert store.lookup(secret) == info and store.cached(secret) == info
+        assert store.cached("not-a-token") is None
+        store.revoke(info.token_id)
+        assert store.cached(secret) is None
+        fresh, _ = other.issue("dashboard", "dashboard")
+        due.lookup(fresh)
+        assert due.cached(fresh) is None
+    finally:
+        for s in (store, other, due):
+            s.close()

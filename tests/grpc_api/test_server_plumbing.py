@@ -10,7 +10,7 @@ import urllib.request
 
 import grpc
 import pytest
-from grpc_env import ADMIN_TOKEN, LAT0, LNG0, SPAN, populate, start_server, wait_until
+from grpc_env import ADMIN_TOKEN, LAT0, LNG0, SPAN, T0, populate, start_server, wait_until
 
 from citygrid.engine.errors import InvalidInput
 from citygrid.grpc_api._pb import grid_pb2
@@ -154,3 +154,25 @@ def test_unary_calls_beyond_max_concurrent_rpcs_are_refused_at_once(tmp_path):
     finally:
         release.set()
         assert env.server.stop(0).wait(30)
+
+
+def test_assign_point_runs_on_the_event_loop_when_it_is_an_in_memory_read(env, admin, monkeypatch):
+    """A plain AssignPoint (no event_time) of a caller the token store knows runs on the event loop;
+    one with an event_time (a version to look up) runs in a handler thread, as every other unary call."""
+    from citygrid.engine.assignment import Assigner
+
+    where = []
+    real = Assigner.assign_one
+
+    def spy(self, *args, **kwargs):
+        where.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Assigner, "assign_one", spy)
+    for _ in range(5):
+        assert admin.assign_point(LNG0 + 0.012, LAT0 + 0.012).grid.code == "G002002@v1"
+    assert "citygrid-aio" in where, where
+    where.clear()
+    for _ in range(3):
+        assert admin.assign_point(LNG0 + 0.012, LAT0 + 0.012, at=T0).layer_version == "v1"
+    assert where and all(name.startswith("citygrid-grpc") for name in where), where
