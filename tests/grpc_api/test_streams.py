@@ -11,11 +11,10 @@ do, and other tokens are not affected.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 
 import grpc
 import pytest
-from grpc_env import ADMIN_TOKEN, LAT0, LNG0, SPAN, VERSIONS, populate, start_server, wait_until
+from grpc_env import ADMIN_TOKEN, LAT0, LNG0, NOW, SPAN, VERSIONS, populate, start_server, wait_until
 
 from citygrid.engine.tokens import TokenStore
 from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc
@@ -91,7 +90,7 @@ def report_in(k: int, event_id: str) -> intake_pb2.EventReport:
     i, j = box(k)
     message = intake_pb2.EventReport(event_id=event_id, category_code="0101", source="hotline_12345",
                                      lng=LNG0 + (i + 0.5) * STEP, lat=LAT0 + (j + 0.5) * STEP)
-    message.occurred_at.FromDatetime(datetime.now(timezone.utc))
+    message.occurred_at.FromDatetime(NOW)  # the server's intake clock (grpc_env)
     return message
 
 
