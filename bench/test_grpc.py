@@ -167,7 +167,10 @@ def test_unary_assign_point(served, served_old, bare_aio, bare_sync, layer, benc
     print(f"\nunary calls, median of {ROUNDS} interleaved rounds (a grpc.aio client process; each server its own):")
     print(f"{'':48s} {'saturation/s':>13s} {'x bare aio':>10s} {'p50 ms':>7s} {'p99 ms':>7s}  (at half saturation)")
     for name, (rate, p50, p99) in figures.items():
-        print(f"{name:48s} {rate:13,.0f} {rate / peer[0]:10.2f} {p50:7.2f} {p99:7.2f}")
+        each = ", ".join(f"{r[0]:,.0f}" for r in rounds[name])
+        print(f"{name:48s} {rate:13,.0f} {rate / peer[0]:10.2f} {p50:7.2f} {p99:7.2f}  (rounds: {each}/s)")
+    ratios = [a[0] / b[0] for a, b in zip(rounds["AssignPoint (grpc.aio server)"], rounds["bare grpc.aio, empty handler"])]
+    print("AssignPoint / bare grpc.aio, round by round: " + ", ".join(f"{r:.2f}" for r in ratios))
     print(f"goals: saturation >= 0.9 x bare aio (is {new[0] / peer[0]:.2f}); p99 at half <= 2 ms (is {new[2]:.2f})")
     benchmark.extra_info.update(
         saturation_per_s=round(new[0]), half_rate_p50_ms=round(new[1], 3), half_rate_p99_ms=round(new[2], 3),
