@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The default test suite on a shifted system clock, to show that no test depends on the hour or the
-# day it runs at: once at 03:05 on a Monday night in Shenzhen, outside every day shift, and once at
-# 10:00 on National Day (2026-10-01, an official holiday in engine/data/calendar_cn.json). The wall
-# clock starts at the given instant and runs on; every process the tests start (servers, Ray)
-# inherits it through LD_PRELOAD. Extra arguments go to pytest.
+# day it runs at: once at 03:05 on the next Monday night in Shenzhen, outside every day shift, and
+# once at 10:00 on the next official holiday that engine/data/calendar_cn.json lists. Both instants
+# lie ahead of the real clock: with the clock set back, Ray's own processes misbehave (see README).
+# When the calendar lists no holiday ahead (December, before the next year's notice is added), the
+# second run takes the next Sunday, a rest day by the same calendar rule, and says so. The wall clock
+# starts at the given instant and runs on; every process the tests start (servers, Ray) inherits it
+# through LD_PRELOAD. Extra arguments go to pytest.
 #
 # The library is the libfaketime that the `libfaketime` package from PyPI ships (installed into .venv
 # when absent), with only the wall clock shifted (FAKETIME_DONT_FAKE_MONOTONIC=1). Debian's faketime
@@ -25,7 +28,23 @@ if [ -z "$lib" ]; then
   .venv/bin/pip install -q libfaketime
   lib=$(find_lib)
 fi
-for at in "2026-12-07 03:05:00 +0800" "2026-10-01 10:00:00 +0800"; do
+mapfile -t instants < <(.venv/bin/python - <<'PY'
+import datetime as dt, json, pathlib, zoneinfo
+tz = zoneinfo.ZoneInfo("Asia/Shanghai")
+now = dt.datetime.now(tz)
+monday = (now + dt.timedelta(days=(7 - now.weekday()) % 7 or 7)).date()
+print(f"{monday} 03:05:00 +0800")
+calendar = json.loads(pathlib.Path("engine/data/calendar_cn.json").read_text("utf-8"))
+ahead = sorted(d for d in calendar["holidays"] if dt.date.fromisoformat(d) > now.date())
+if ahead:
+    print(f"{ahead[0]} 10:00:00 +0800")
+else:
+    sunday = now.date() + dt.timedelta(days=(6 - now.weekday()) % 7 or 7)
+    print(f"{sunday} 10:00:00 +0800")
+    import sys; print("at_any_hour: no holiday ahead in calendar_cn.json; the rest-day run is on Sunday", sunday, file=sys.stderr)
+PY
+)
+for at in "${instants[@]}"; do
   echo "at_any_hour: pytest at $at"
   shift_s=$(( $(date -d "$at" +%s) - $(date +%s) ))
   LD_PRELOAD="$lib" FAKETIME="${shift_s:+$( [ "$shift_s" -ge 0 ] && echo + )}$shift_s" FAKETIME_DONT_FAKE_MONOTONIC=1 \
