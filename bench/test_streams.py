@@ -32,6 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
@@ -101,12 +102,14 @@ def in_flight(metrics_port: int) -> dict[str, int]:
 
 
 class HealthProbe:
-    """Health checks every 100 ms (1 s deadline) in a thread: answers, failures, slowest."""
+    """Health checks every 100 ms (1 s deadline) in a thread: answers, failures (each with the phase
+    of the benchmark it happened in, :attr:`phase`), slowest."""
 
     def __init__(self, client: CityGridClient):
         self._client = client
         self._stop = threading.Event()
         self.answers, self.failures, self.slowest = 0, [], 0.0
+        self.phase = "idle"
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -115,10 +118,12 @@ class HealthProbe:
             try:
                 status = self._client.health_stub.Check(_health_request(), timeout=1.0).status
                 if status != 1:  # SERVING
-                    self.failures.append(f"status {status}")
+                    self.failures.append(f"{self.phase}: status {status}")
                 self.answers += 1
+            except grpc.RpcError as exc:
+                self.failures.append(f"{self.phase}: {exc.code().name} after {time.perf_counter() - start:.2f} s")
             except Exception as exc:  # noqa: BLE001 - every failure is reported
-                self.failures.append(repr(exc))
+                self.failures.append(f"{self.phase}: {exc!r}")
             self.slowest = max(self.slowest, time.perf_counter() - start)
 
     def __enter__(self):
@@ -154,6 +159,7 @@ def test_unary_latency_with_5000_open_streams(district, benchmark):
         rate = figures["no stream open"]["rate"]
         before = server_status(port)
         start = time.perf_counter()
+        health.phase = "opening streams"
         terminals = subprocess.Popen(
             [sys.executable, str(BENCH / "terminals.py"), f"127.0.0.1:{port}", str(root / "terminals.json"),
              str(PER_CONNECTION)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -171,7 +177,9 @@ def test_unary_latency_with_5000_open_streams(district, benchmark):
             open_seconds = time.perf_counter() - start
             opened, refused = said[0], (said[-1].get("refused", {}) if len(said) > 1 else {})
             during = server_status(port)
+            health.phase = "unary load with the streams open"
             figures[f"{n_watch + n_idle:,} streams open"] = measure(rate)
+            health.phase = "intake, rebalance and notices"
             sent = time.perf_counter()
             receipts = [r for k in range(0, EVENTS, 500) for r in client.submit_events(
                 [_report_message(r) for r in reports[k:k + 500]])]
@@ -186,6 +194,7 @@ def test_unary_latency_with_5000_open_streams(district, benchmark):
                 time.sleep(0.1)
             delivered_seconds = time.perf_counter() - sent
         finally:
+            health.phase = "closing streams"
             terminals.stdin.close()
             terminals.wait(120)
             reader.join(10)
@@ -193,6 +202,7 @@ def test_unary_latency_with_5000_open_streams(district, benchmark):
         while any(in_flight(metrics_port).get(m, 0) for m in (WATCH, ASSIGN_STREAM)):
             time.sleep(0.5)
         after = server_status(port)
+        health.phase = "after the streams closed"
         figures["after they closed"] = measure(rate)
     idle_p99 = figures["no stream open"]["p99_ms"]
     print(f"\n{opened['streams']:,} streams over {opened['connections']:,} connections; all open on the server "
@@ -208,7 +218,7 @@ def test_unary_latency_with_5000_open_streams(district, benchmark):
     print(f"{len(receipts):,} demo events sent with the streams open, {dispatched:,} dispatched (at intake or by "
           f"a rebalance); "
           f"{notices:,} notices reached the terminals' streams within {delivered_seconds:.1f} s")
-    print(f"health: {health.answers} answers, {len(health.failures)} failures {health.failures[:3]}, "
+    print(f"health: {health.answers} answers, {len(health.failures)} failures {health.failures[:5]}, "
           f"slowest {health.slowest * 1e3:.1f} ms")
     streams_p99 = figures[f"{n_watch + n_idle:,} streams open"]["p99_ms"]
     benchmark.extra_info.update(

@@ -255,7 +255,9 @@ class Interceptors:
             return None
         if not self.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_READY)
-        info = await self.blocking(self.auth.authenticate, context.invocation_metadata())
+        info = self.auth.cached(context.invocation_metadata())  # known without the database: no thread hop
+        if info is None:
+            info = await self.blocking(self.auth.authenticate, context.invocation_metadata())
         self.auth.assume(info)
         return self.streams.open(info) if streaming else None
 

@@ -4,7 +4,8 @@
 The servicer converts messages to runner calls and back; the rules (what may be cancelled or
 resumed, what a request must name) are the runner's and the job store's, and their errors map to
 status codes through :mod:`citygrid.grpc_api.errors`. Submitting, cancelling and resuming need the
-admin or supervisor role with a district-wide jurisdiction; reading and watching any valid token.
+admin or supervisor role with a district-wide jurisdiction; reading and watching any role with a
+district-wide jurisdiction (a job covers the whole district's files, not one area).
 
 :class:`JobHost` owns the runner of the server's data directory: built on the first call (so a
 server that never runs a job never touches Ray; the runner itself starts or joins Ray only when its
@@ -79,11 +80,11 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         return job_pb2.SubmitReindexResponse(job_id=job_id)
 
     def GetJob(self, request, context):
-        self._auth.principal()
+        self._auth.principal().require_everywhere(action="read jobs")
         return job_message(self._host.runner().get(_job_id(request)))
 
     async def WatchJob(self, request, context):
-        self._auth.principal()
+        self._auth.principal().require_everywhere(action="watch jobs")
         job_id = _job_id(request)
         runner = await self._blocking(self._host.runner)
         last = None

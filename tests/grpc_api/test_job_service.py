@@ -118,6 +118,18 @@ def test_dashboard_may_read_but_not_submit_or_cancel(job_env, admin, points, fin
     assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_a_token_of_one_area_may_not_read_a_district_wide_job(job_env, admin, finished):
+    """A job reads and writes whole files of the district; its progress, paths and counts are not
+    one community's to see."""
+    secret = admin.issue_token("C00 大屏", "dashboard", ["C00"]).token
+    with job_env.client(secret) as community:
+        for call in (community.get_job, lambda j: list(community.watch_job(j, timeout=10))):
+            with pytest.raises(grpc.RpcError) as caught:
+                call(finished[0])
+            assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert "district-wide" in caught.value.details()
+
+
 def test_bad_requests_are_refused_at_submission(admin, points, tmp_path):
     out = str(tmp_path / "out")
     cases = [
