@@ -57,15 +57,24 @@ def run_crash(tmp_path, n: int, kill_after: int) -> None:
 
     proc, port, lines = start_serve(["--config", str(config)], tmp_path)
     acks: list[intake_pb2.Receipt] = []
-    enough = threading.Event()
+    enough, killed = threading.Event(), threading.Event()
     errors: list[grpc.RpcError] = []
+
+    def requests():
+        """All reports, the last third held back until the server is killed: the kill always falls in
+        the middle of the stream, however slowly the machine runs this thread."""
+        held = kill_after + (n - kill_after) // 3
+        yield from sent[:held]
+        killed.wait(180)
+        yield from sent[held:]
+
     try:
         with CityGridClient(f"127.0.0.1:{port}", ADMIN_TOKEN) as client:
             put_workers(client)
 
             def stream():
                 try:
-                    for receipt in client.submit_stream(iter(sent)):
+                    for receipt in client.submit_stream(requests()):
                         acks.append(receipt)
                         if len(acks) >= kill_after:
                             enough.set()
@@ -78,6 +87,7 @@ def run_crash(tmp_path, n: int, kill_after: int) -> None:
             streaming.start()
             assert enough.wait(120)
             proc.kill()  # SIGKILL: no drain, no clean close
+            killed.set()
             streaming.join(60)
     finally:
         stop_serve(proc)
