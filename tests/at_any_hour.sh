@@ -44,9 +44,11 @@ else:
     import sys; print("at_any_hour: no holiday ahead in calendar_cn.json; the rest-day run is on Sunday", sunday, file=sys.stderr)
 PY
 )
+status=0  # both runs happen; the script fails if either does
 for at in "${instants[@]}"; do
   echo "at_any_hour: pytest at $at"
   shift_s=$(( $(date -d "$at" +%s) - $(date +%s) ))
   LD_PRELOAD="$lib" FAKETIME="${shift_s:+$( [ "$shift_s" -ge 0 ] && echo + )}$shift_s" FAKETIME_DONT_FAKE_MONOTONIC=1 \
-    .venv/bin/pytest -q "$@"
+    .venv/bin/pytest -q "$@" || status=$?
 done
+exit "$status"
