@@ -29,15 +29,15 @@ def locate_layer(tmp_path_factory):
     """The layer the point-location benchmarks run on (see the module docstring)."""
     which = os.environ.get("CITYGRID_BENCH_LAYER", "demo")
     if which == "tracts":
-        from citygrid.engine.layers import FieldMap
-        from citygrid.engine.sources import read_layer
+        from citygrid.engine.layers.layer import FieldMap
+        from citygrid.engine.layers.sources import read_layer
 
         path = SHARED_DATA / "nyc" / "nyct2020.shp"
         if not path.exists():
             pytest.skip(f"the NYC tracts are not at {path}")
         return read_layer(path, FieldMap(grid_code="GEOID"), version_id="bench-tracts")
     from citygrid.engine.demo import generate_demo
-    from citygrid.engine.sources import read_layer
+    from citygrid.engine.layers.sources import read_layer
 
     root = tmp_path_factory.mktemp("bench-locate-demo")
     generate_demo(root, seed=SEED, n_events=1_000)
@@ -47,7 +47,7 @@ def locate_layer(tmp_path_factory):
 @pytest.fixture(scope="session")
 def locate_assigner(locate_layer):
     """The engine's assigner, index built and every kernel compiled (JIT warm-up) before timing."""
-    from citygrid.engine.assignment import SERIAL_BELOW, Assigner
+    from citygrid.engine.layers.assignment import SERIAL_BELOW, Assigner
 
     assigner = Assigner(locate_layer)
     x0, y0, x1, y1 = locate_layer.bounds

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.layers.registry import LayerRegistry
 
 TOKEN = "bench-admin-token-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]

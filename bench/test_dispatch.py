@@ -31,11 +31,11 @@ import pytest
 
 from pictures import draw_rebalance, drawn_after
 
-from citygrid.engine.adjacency import adjacency_of
-from citygrid.engine.dispatch import Dispatcher, RoutingRules, backlog_pairs, rebalance
-from citygrid.engine.taxonomy import load_taxonomy
-from citygrid.engine.workers import read_workers
-from citygrid.engine.worktime import WorkSchedule
+from citygrid.engine.layers.adjacency import adjacency_of
+from citygrid.engine.dispatch.dispatcher import Dispatcher, RoutingRules, backlog_pairs, rebalance
+from citygrid.engine.cases.taxonomy import load_taxonomy
+from citygrid.engine.dispatch.workers import read_workers
+from citygrid.engine.dispatch.worktime import WorkSchedule
 
 N_EVENTS = int(float(os.environ.get("CITYGRID_BENCH_DISPATCH_EVENTS", "1e6")))
 PYTHON_PREFIX = 20_000
@@ -49,7 +49,7 @@ picture = drawn_after(draw_rebalance, RESULTS)  # .benchmarks/dispatch/rebalance
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     from citygrid.engine.demo import generate_demo
-    from citygrid.engine.sources import read_layer
+    from citygrid.engine.layers.sources import read_layer
 
     root = tmp_path_factory.mktemp("bench-dispatch")
     generate_demo(root, seed=20261130, n_events=200_000)

@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 
 from citygrid.engine.demo import generate_demo
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.sources import read_layer
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.layers.sources import read_layer
 from citygrid.grpc_api._pb import grid_pb2
 from citygrid.grpc_api.client import CityGridClient
 
@@ -212,7 +212,7 @@ def test_assign_points(request, layer, benchmark, server, n, rows_only, in_fligh
 
 def test_engine_alone_reference(layer, benchmark):
     """The same 1M points through the engine in this process: the ceiling the gRPC figures compare to."""
-    from citygrid.engine.assignment import Assigner
+    from citygrid.engine.layers.assignment import Assigner
 
     assigner = Assigner.for_layer(layer)
     lng, lat = uniform_points(layer, 1_000_000, 2)

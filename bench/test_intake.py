@@ -1,4 +1,4 @@
-"""Durable event intake through the engine (:class:`citygrid.engine.intake.Intake` over SQLite in
+"""Durable event intake through the engine (:class:`citygrid.engine.cases.intake.Intake` over SQLite in
 WAL mode with ``synchronous=FULL``) on the demo district.
 
 - **sustained**: ``CITYGRID_BENCH_INTAKE_EVENTS`` demo events (default 100,000) in batches of
@@ -29,10 +29,10 @@ import pytest
 from pictures import draw_intake, drawn_after
 
 from citygrid.engine import runtime
-from citygrid.engine.events import SqliteEventStore, read_reports
-from citygrid.engine.intake import AssignerLocator, Intake, read_buildings
-from citygrid.engine.principals import Principal, Role
-from citygrid.engine.workers import read_workers
+from citygrid.engine.cases.events import SqliteEventStore, read_reports
+from citygrid.engine.cases.intake import AssignerLocator, Intake, read_buildings
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.dispatch.workers import read_workers
 
 N_EVENTS = int(float(os.environ.get("CITYGRID_BENCH_INTAKE_EVENTS", "1e5")))
 BATCH = 1_000
@@ -44,7 +44,7 @@ RESULTS: dict[str, dict] = {}
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     from citygrid.engine.demo import generate_demo
-    from citygrid.engine.sources import read_layer
+    from citygrid.engine.layers.sources import read_layer
 
     root = tmp_path_factory.mktemp("bench-intake")
     generate_demo(root, seed=20261130, n_events=max(N_EVENTS, 200_000))

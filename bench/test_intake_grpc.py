@@ -31,9 +31,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from citygrid.engine.demo import generate_demo
-from citygrid.engine.events import read_reports
-from citygrid.engine.sources import read_layer
-from citygrid.engine.workers import read_workers
+from citygrid.engine.cases.events import read_reports
+from citygrid.engine.layers.sources import read_layer
+from citygrid.engine.dispatch.workers import read_workers
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
 

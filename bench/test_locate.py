@@ -3,7 +3,7 @@
 For every size N (``CITYGRID_BENCH_POINTS``, see ``bench/conftest.py``) and order (``random``:
 uniform in the layer's bounding box; ``sorted``: the same points along a Z-order curve):
 
-- ``engine``: :meth:`citygrid.engine.assignment.Assigner.assign` with 1 and with 2 threads
+- ``engine``: :meth:`citygrid.engine.layers.assignment.Assigner.assign` with 1 and with 2 threads
   (``numba.set_num_threads``), the whole public call (validation, chunks, the exact kernel);
 - ``shapely_strtree``: ``STRtree(grids).query(points, predicate="within")`` (tree and point objects
   built outside the timing);

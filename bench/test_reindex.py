@@ -40,9 +40,9 @@ from citygrid.cluster.placement import attach, place_layer
 from citygrid.cluster.reindex import ReindexRequest
 from citygrid.cluster.runner import JobRunner
 from citygrid.cluster.session import RaySession
-from citygrid.engine import snapshots
-from citygrid.engine.assignment import Assigner
-from citygrid.engine.jobs import JobState
+from citygrid.engine.layers import snapshots
+from citygrid.engine.layers.assignment import Assigner
+from citygrid.cluster.jobs import JobState
 
 # Ray's workers cannot import this module: ship the probe task by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -60,7 +60,7 @@ RESULTS: dict[str, dict] = {}
 def bench_data(tmp_path_factory):
     """The demo district saved as a version (index built), and ROWS uniform points in a Parquet file."""
     from citygrid.engine.demo import generate_demo
-    from citygrid.engine.sources import read_layer
+    from citygrid.engine.layers.sources import read_layer
 
     root = tmp_path_factory.mktemp("bench-reindex")
     generate_demo(root / "demo", seed=20261130, n_events=1_000)

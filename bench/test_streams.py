@@ -37,10 +37,10 @@ import numpy as np
 import pytest
 
 from citygrid.engine.demo import generate_demo
-from citygrid.engine.events import read_reports
-from citygrid.engine.sources import read_layer
-from citygrid.engine.tokens import TokenStore
-from citygrid.engine.workers import read_workers
+from citygrid.engine.cases.events import read_reports
+from citygrid.engine.layers.sources import read_layer
+from citygrid.engine.access.tokens import TokenStore
+from citygrid.engine.dispatch.workers import read_workers
 from citygrid.grpc_api._pb import grid_pb2, intake_pb2
 from citygrid.grpc_api.client import CityGridClient
 

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from citygrid.cli import point_files
 from citygrid.cli.common import add_crs_argument, add_field_arguments, field_map
-from citygrid.engine import sources
-from citygrid.engine.assignment import CHAIN, Assigner, Status
+from citygrid.engine.layers import sources
+from citygrid.engine.layers.assignment import CHAIN, Assigner, Status
 from citygrid.engine.errors import InvalidInput, NotFound
 
 #: Column names tried (case-insensitive) when --lng-col / --lat-col are not given.

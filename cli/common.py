@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from citygrid.engine.coordinates import CRS_NAMES
-from citygrid.engine.layers import FieldMap
+from citygrid.engine.layers.coordinates import CRS_NAMES
+from citygrid.engine.layers.layer import FieldMap
 
 _FIELD_FLAGS = {
     "grid_code": "--code-field",
@@ -50,7 +50,7 @@ def given_fields(args: argparse.Namespace) -> dict[str, str]:
 
 
 def add_crs_argument(parser: argparse.ArgumentParser, *, of: str) -> None:
-    """``--crs``: the coordinate system of the points (one of :data:`citygrid.engine.coordinates.CRS_NAMES`)."""
+    """``--crs``: the coordinate system of the points (one of :data:`citygrid.engine.layers.coordinates.CRS_NAMES`)."""
     parser.add_argument("--crs", default="wgs84", choices=CRS_NAMES, type=str.lower,
                         help=f"coordinate system of {of}: {', '.join(CRS_NAMES)} (default: wgs84)")
 

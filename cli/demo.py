@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
 def _validate(outdir: Path) -> int:
     """The demo must pass its own publish gate: cover the real outline, no overlap, nest in communities."""
     from citygrid.engine.demo.outline import load_outline
-    from citygrid.engine.layers import FieldMap
-    from citygrid.engine.sources import read_layer
-    from citygrid.engine.validation import validate_layer
+    from citygrid.engine.layers.layer import FieldMap
+    from citygrid.engine.layers.sources import read_layer
+    from citygrid.engine.layers.validation import validate_layer
 
     grids = read_layer(outdir / "grids.parquet")
     communities = read_layer(outdir / "communities.parquet", FieldMap(grid_code="community_code"))

@@ -10,10 +10,10 @@
     citygrid workers list --grid 440307001001001  |  workers get W0000042  |  workers duty W0000042 off
 
 ``events submit`` reads a Parquet table with the columns of the demo's ``events.parquet``
-(:func:`citygrid.engine.events.read_reports`) and sends it in batches, each durable before the next
+(:func:`citygrid.engine.cases.events.read_reports`) and sends it in batches, each durable before the next
 goes; re-running it is safe (the server answers a report it already has with its first receipt), so a
 run cut short is finished by running it again. ``workers load`` reads the demo's ``workers.parquet``
-layout (:func:`citygrid.engine.workers.read_workers`).
+layout (:func:`citygrid.engine.dispatch.workers.read_workers`).
 
 The connection options are those of ``citygrid query``: ``--server`` (default ``$CITYGRID_SERVER`` or
 ``localhost:50051``), ``--token`` (default ``$CITYGRID_TOKEN``), ``--tls-ca``, ``--timeout``. Answers print
@@ -36,11 +36,11 @@ from tqdm import tqdm
 
 from citygrid.cli.common import add_crs_argument
 from citygrid.cli.remote import Leaves, connection_options, message_dict, parse_time, remote
-from citygrid.engine import coordinates
+from citygrid.engine.layers import coordinates
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.events import MAX_PAGE, EventReport, read_reports
-from citygrid.engine.lifecycle import Action, State
-from citygrid.engine.workers import Worker, read_workers
+from citygrid.engine.cases.events import MAX_PAGE, EventReport, read_reports
+from citygrid.engine.cases.lifecycle import Action, State
+from citygrid.engine.dispatch.workers import Worker, read_workers
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CRS, CityGridClient
 from citygrid.grpc_api.convert import to_timestamp

@@ -6,8 +6,8 @@ import argparse
 import json
 
 from citygrid.cli.common import add_field_arguments, field_map
-from citygrid.engine import snapshots, sources
-from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.layers import snapshots, sources
+from citygrid.engine.layers.registry import LayerRegistry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,7 +21,7 @@ import sys
 from citygrid.cli.common import add_crs_argument, add_field_arguments, field_map
 from citygrid.cluster.reindex import DEFAULT_TASK_ROWS, PARTITION_LEVELS, ReindexRequest
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.jobs import Job, JobState
+from citygrid.cluster.jobs import Job, JobState
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from citygrid.engine.demo import generate_demo
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.principals import Role
+from citygrid.engine.access.principals import Role
 from citygrid.engine import runtime
-from citygrid.engine.registry import LayerRegistry
-from citygrid.engine.sources import read_layer
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.layers.sources import read_layer
 from citygrid.grpc_api.config import load_config
 from citygrid.grpc_api.server import create_server
 

@@ -13,10 +13,10 @@ import argparse
 import sys
 
 from citygrid.cli.common import add_field_arguments, field_map
-from citygrid.engine import sources
+from citygrid.engine.layers import sources
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.layers import FieldMap
-from citygrid.engine.validation import DEFAULT_MIN_PARENT_SHARE, DEFAULT_SLIVER_M2, validate_layer
+from citygrid.engine.layers.layer import FieldMap
+from citygrid.engine.layers.validation import DEFAULT_MIN_PARENT_SHARE, DEFAULT_SLIVER_M2, validate_layer
 
 
 def register(layer_subparsers: argparse._SubParsersAction) -> None:
@@ -68,7 +68,7 @@ def run_validate(args: argparse.Namespace) -> int:
     else:
         print("\n".join(report.lines()))
     if args.plot:
-        from citygrid.engine.plots import plot_validation
+        from citygrid.engine.layers.plots import plot_validation
 
         try:
             plot_validation(layer, report, args.plot, boundary=boundary)

@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from citygrid.engine.assignment import Assigner
-from citygrid.engine.index import GridIndex
-from citygrid.engine.layers import BUFFER_NAMES, GridLayer
+from citygrid.engine.layers.assignment import Assigner
+from citygrid.engine.layers.index import GridIndex
+from citygrid.engine.layers.layer import BUFFER_NAMES, GridLayer
 
 #: How many placed versions a worker keeps attached (the current and the previous one, with room).
 ATTACHED_VERSIONS = 4

@@ -20,10 +20,10 @@ keeping its input row id. It runs in these phases:
    and under names fixed by the task (:mod:`citygrid.cluster.outputs`). A task killed half-way is
    retried by Ray (``max_retries``) and overwrites its own files. Each finished task is recorded in
    the job.
-4. **report**: with a previous version, the change report (:mod:`citygrid.engine.changes`).
+4. **report**: with a previous version, the change report (:mod:`citygrid.cluster.changes`).
 
 The output rows are those of the local engine, row for row by row id: every task runs the same
-:class:`~citygrid.engine.assignment.Assigner` on the same doubles.
+:class:`~citygrid.engine.layers.assignment.Assigner` on the same doubles.
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ import ray
 from citygrid.cluster import inputs, outputs
 from citygrid.cluster.placement import PlacedLayer, attach, place_layer
 from citygrid.cluster.spatial import N_KEYS, KeyFrame, balanced_boundaries, choose_task_count, key_histogram
-from citygrid.engine import changes, sources
-from citygrid.engine.assignment import Assigner, Status
+from citygrid.cluster import changes
+from citygrid.engine.layers import sources
+from citygrid.engine.layers.assignment import Assigner, Status
 from citygrid.engine.errors import CityGridError, InvalidInput
-from citygrid.engine.jobs import Job, JobState, JobStore
-from citygrid.engine.layers import FieldMap, GridLayer
+from citygrid.cluster.jobs import Job, JobState, JobStore
+from citygrid.engine.layers.layer import FieldMap, GridLayer
 
 log = logging.getLogger(__name__)
 

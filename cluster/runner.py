@@ -32,9 +32,10 @@ from typing import Callable, Iterable, Iterator
 from citygrid.cluster import outputs
 from citygrid.cluster.reindex import KIND, ReindexRequest, run_reindex
 from citygrid.cluster.session import RaySession
-from citygrid.engine import changes, snapshots
+from citygrid.cluster import changes
+from citygrid.engine.layers import snapshots
 from citygrid.engine.errors import NotFound, PreconditionFailed
-from citygrid.engine.jobs import Job, JobState, JobStore, process_owner
+from citygrid.cluster.jobs import Job, JobState, JobStore, process_owner
 
 log = logging.getLogger(__name__)
 

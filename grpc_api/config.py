@@ -79,16 +79,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from citygrid.engine.clock import Clock, StartedClock, aware
-from citygrid.engine.dispatch import Route, RoutingRule, RoutingRules
-from citygrid.engine.duplicates import DuplicatePolicy
+from citygrid.engine.times import Clock, StartedClock, aware
+from citygrid.engine.dispatch.dispatcher import Route, RoutingRule, RoutingRules
+from citygrid.engine.cases.duplicates import DuplicatePolicy
 from citygrid.engine.errors import InvalidInput, NotFound
-from citygrid.engine.events import CHANNELS
-from citygrid.engine.intake import MAX_REPORT_AGE, MAX_REPORT_AHEAD, IntakeConfig
-from citygrid.engine.lifecycle import EscalationPolicy
-from citygrid.engine.taxonomy import Taxonomy, load_taxonomy
-from citygrid.engine.workers import DEFAULT_DEPARTMENT
-from citygrid.engine.worktime import DEFAULT_PERIODS, DEFAULT_TIMEZONE, HolidayCalendar, WorkSchedule
+from citygrid.engine.cases.events import CHANNELS
+from citygrid.engine.cases.intake import MAX_REPORT_AGE, MAX_REPORT_AHEAD, IntakeConfig
+from citygrid.engine.cases.lifecycle import EscalationPolicy
+from citygrid.engine.cases.taxonomy import Taxonomy, load_taxonomy
+from citygrid.engine.dispatch.workers import DEFAULT_DEPARTMENT
+from citygrid.engine.dispatch.worktime import DEFAULT_PERIODS, DEFAULT_TIMEZONE, HolidayCalendar, WorkSchedule
 
 #: Bytes of a message besides the point arrays (headers, other fields), with room to spare.
 MESSAGE_OVERHEAD_BYTES = 1 << 20
@@ -107,7 +107,7 @@ class IntakeSettings:
     engine's.
     """
 
-    #: Categories and their stage time limits (:func:`~citygrid.engine.taxonomy.load_taxonomy`);
+    #: Categories and their stage time limits (:func:`~citygrid.engine.cases.taxonomy.load_taxonomy`);
     #: ``None``: the taxonomy shipped with CityGrid.
     taxonomy_file: Path | None = None
     #: Local working periods of a working day, ``"HH:MM-HH:MM"`` (:class:`WorkSchedule`).
@@ -126,7 +126,7 @@ class IntakeSettings:
     max_batch: int = IntakeConfig.max_batch
     clock_interval: float = CLOCK_INTERVAL_S
     #: The time the intake's clock reads when the server starts (it runs on from there,
-    #: :class:`~citygrid.engine.clock.StartedClock`): a TOML date-time with an offset, or the same as
+    #: :class:`~citygrid.engine.times.StartedClock`): a TOML date-time with an offset, or the same as
     #: an ISO 8601 string. ``None``: the system clock. Shifts, deadlines, escalation and the
     #: duplicate window all follow the intake's clock.
     clock_start: datetime | None = None
@@ -142,7 +142,7 @@ class IntakeSettings:
     #: ``category`` or ``category_class``, optionally ``grid_type`` and ``area``, -> ``departments``
     #: and an optional ``skill``); the most specific matching rule wins.
     routing: tuple[dict, ...] = field(default=(), hash=False)
-    #: What :class:`~citygrid.engine.intake.Intake` takes (``config=``), made from the settings above.
+    #: What :class:`~citygrid.engine.cases.intake.Intake` takes (``config=``), made from the settings above.
     intake_config: IntakeConfig = field(init=False, repr=False, compare=False)
     #: The taxonomy of ``taxonomy_file`` (``None``: the intake takes the shipped one).
     taxonomy: Taxonomy | None = field(init=False, repr=False, compare=False)

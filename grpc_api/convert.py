@@ -2,7 +2,7 @@
 
 - times: ``google.protobuf.Timestamp`` <-> aware ``datetime``;
 - coordinate systems: the proto enum -> the engine's ``crs`` names;
-- point statuses: the engine's :class:`~citygrid.engine.assignment.Status` -> ``PointStatus`` (the
+- point statuses: the engine's :class:`~citygrid.engine.layers.assignment.Status` -> ``PointStatus`` (the
   same names, shifted by one);
 - :class:`GridCatalog`: per loaded layer version, one prebuilt ``Grid`` message per row and the code
   columns that filters and jurisdictions test, built once and shared by every call on that version.
@@ -17,11 +17,11 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from citygrid.engine.assignment import Status
+from citygrid.engine.layers.assignment import Status
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.principals import Principal
-from citygrid.engine.registry import LayerSnapshot, VersionRecord
-from citygrid.engine.tokens import TokenInfo
+from citygrid.engine.access.principals import Principal
+from citygrid.engine.layers.registry import LayerSnapshot, VersionRecord
+from citygrid.engine.access.tokens import TokenInfo
 from citygrid.grpc_api._pb import grid_pb2, layer_pb2, token_pb2
 
 # ---------------------------------------------------------------------- times

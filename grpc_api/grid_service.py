@@ -1,6 +1,6 @@
 """``citygrid.v1.GridService``: point assignment and grid queries over the layer registry.
 
-Every call takes one :class:`~citygrid.engine.registry.LayerSnapshot` (the version valid at the
+Every call takes one :class:`~citygrid.engine.layers.registry.LayerSnapshot` (the version valid at the
 request's time, or the active one) and works on it to the end, so an activation during the call
 changes nothing for it. A point that is not a valid lng, lat (NaN, infinite, out of range) gets
 ``POINT_STATUS_INVALID`` and no grid in every method, as a bad point inside a batch does.
@@ -26,7 +26,7 @@ import grpc
 import numpy as np
 
 from citygrid.engine.errors import InvalidInput, NotFound, Overloaded, PreconditionFailed
-from citygrid.engine.registry import LayerRegistry, LayerSnapshot
+from citygrid.engine.layers.registry import LayerRegistry, LayerSnapshot
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc
 from citygrid.grpc_api.config import ServerConfig

@@ -1,5 +1,5 @@
 """``citygrid.v1.IntakeService``: event intake, the case lifecycle, dispatch feeds and workers over
-the engine's :class:`~citygrid.engine.intake.Intake`.
+the engine's :class:`~citygrid.engine.cases.intake.Intake`.
 
 The servicer converts messages to engine calls and back; the rules (roles, jurisdiction, lifecycle,
 dispatch, idempotency, limits) are the engine's, and its errors map to status codes through
@@ -9,7 +9,7 @@ its receipt instead).
 :class:`IntakeHost` owns the intake of the server's data directory: built on the first call that
 needs it (the data directory may get its first active layer version after the server was built,
 as ``--demo`` does), with the events in the data directory's database
-(:class:`~citygrid.engine.events.SqliteEventStore`), set up by the ``[intake]`` table of the server's
+(:class:`~citygrid.engine.cases.events.SqliteEventStore`), set up by the ``[intake]`` table of the server's
 config (:class:`~citygrid.grpc_api.config.IntakeSettings`). It follows layer activations (new reports are
 placed on the active version, and the open events whose grid changed move to their new grid and
 are dispatched again; every call compares the version id, one attribute read), runs the
@@ -22,7 +22,7 @@ the client's reports as they come and submits whatever has arrived when the prev
 most :data:`STREAM_BATCH`), so a client that sends without waiting for each receipt gets its reports
 committed in groups; the receipts go back one per report, in order, each sent only once its report is
 durable. The watch streams read their feed, and when it has nothing new wait for the intake's news
-of it (:meth:`~citygrid.engine.intake.Intake.on_news`) on the event loop; a call that ends (the client
+of it (:meth:`~citygrid.engine.cases.intake.Intake.on_news`) on the event loop; a call that ends (the client
 goes away, its deadline passes) simply stops waiting.
 """
 
@@ -39,16 +39,16 @@ from pathlib import Path
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from citygrid.engine.clock import Clock
+from citygrid.engine.times import Clock
 from citygrid.engine.errors import CityGridError, InvalidInput
-from citygrid.engine.events import (
+from citygrid.engine.cases.events import (
     AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt, SqliteEventStore,
 )
-from citygrid.engine.intake import AssignerLocator, Intake, RebalanceReport, read_buildings
-from citygrid.engine.lifecycle import State
-from citygrid.engine.principals import Principal, Role
-from citygrid.engine.registry import LayerRegistry
-from citygrid.engine.workers import DEFAULT_CAPACITY, DEFAULT_DEPARTMENT, DEFAULT_SHIFT, Worker, read_workers
+from citygrid.engine.cases.intake import AssignerLocator, Intake, RebalanceReport, read_buildings
+from citygrid.engine.cases.lifecycle import State
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.dispatch.workers import DEFAULT_CAPACITY, DEFAULT_DEPARTMENT, DEFAULT_SHIFT, Worker, read_workers
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import intake_pb2, intake_pb2_grpc
 from citygrid.grpc_api.config import IntakeSettings

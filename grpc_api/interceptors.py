@@ -14,7 +14,7 @@ the caller with :meth:`Authenticator.principal`.
   requests or responses) are open per token; beyond that RESOURCE_EXHAUSTED with a message that says
   what to do (:class:`StreamLimit`).
 - Auth: ``authorization: Bearer <token>`` resolved to the caller's token
-  (:class:`~citygrid.engine.tokens.TokenInfo`) in a handler thread (the token store is SQLite) before
+  (:class:`~citygrid.engine.access.tokens.TokenInfo`) in a handler thread (the token store is SQLite) before
   the servicer runs, for every method but the exempt ones (health checking).
 - Errors: CityGrid errors become their status codes through the one table in
   :mod:`citygrid.grpc_api.errors`, with the error's message bounded (:func:`~citygrid.grpc_api.errors.details_of`);
@@ -45,8 +45,8 @@ from typing import Callable, Iterable
 import grpc
 
 from citygrid.engine.errors import Overloaded, Unauthorized
-from citygrid.engine.principals import Principal
-from citygrid.engine.tokens import TokenInfo, TokenStore
+from citygrid.engine.access.principals import Principal
+from citygrid.engine.access.tokens import TokenInfo, TokenStore
 from citygrid.grpc_api.errors import details_of, status_of
 from citygrid.grpc_api.metrics import Metrics
 from citygrid.grpc_api.threads import ON_LOOP, Aborted, Blocking, SyncContext

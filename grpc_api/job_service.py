@@ -28,8 +28,8 @@ import grpc
 from citygrid.cluster.reindex import ReindexRequest
 from citygrid.cluster.runner import JobRunner
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.jobs import Job
-from citygrid.engine.principals import Role
+from citygrid.cluster.jobs import Job
+from citygrid.engine.access.principals import Role
 from citygrid.grpc_api._pb import job_pb2, job_pb2_grpc
 from citygrid.grpc_api.convert import crs_name, to_timestamp
 from citygrid.grpc_api.interceptors import Authenticator

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import grpc
 
-from citygrid.engine import sources
+from citygrid.engine.layers import sources
 from citygrid.engine.errors import InvalidInput, Overloaded
-from citygrid.engine.layers import FieldMap
-from citygrid.engine.principals import Role
-from citygrid.engine.registry import LayerRegistry
-from citygrid.engine.validation import validate_layer
+from citygrid.engine.layers.layer import FieldMap
+from citygrid.engine.access.principals import Role
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.layers.validation import validate_layer
 from citygrid.grpc_api._pb import layer_pb2, layer_pb2_grpc
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.convert import from_timestamp, layer_version

@@ -65,11 +65,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from citygrid.engine.clock import Clock
+from citygrid.engine.times import Clock
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.principals import Role
-from citygrid.engine.registry import LayerRegistry
-from citygrid.engine.tokens import TokenStore
+from citygrid.engine.access.principals import Role
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.access.tokens import TokenStore
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.interceptors import Authenticator, Interceptors, Registrar
 from citygrid.grpc_api.metrics import Metrics, MetricsExporter
@@ -95,7 +95,7 @@ class Resources:
     blocking: Blocking
     #: The event intake (:class:`citygrid.grpc_api.intake_service.IntakeHost`), set by its service.
     intake: object | None = None
-    #: The intake's clock (:mod:`citygrid.engine.clock`); ``None``: ``[intake] clock_start``'s, else the system's.
+    #: The intake's clock (:mod:`citygrid.engine.times`); ``None``: ``[intake] clock_start``'s, else the system's.
     clock: Clock | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 

@@ -1,5 +1,5 @@
 """``citygrid.v1.TokenService``: admins issue, list and revoke tokens inside their jurisdiction
-(:class:`~citygrid.engine.tokens.TokenAuthority` holds the rules); anyone asks who they are."""
+(:class:`~citygrid.engine.access.tokens.TokenAuthority` holds the rules); anyone asks who they are."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import grpc
 
 from citygrid.engine.errors import PreconditionFailed
-from citygrid.engine.tokens import TokenAuthority
+from citygrid.engine.access.tokens import TokenAuthority
 from citygrid.grpc_api._pb import token_pb2, token_pb2_grpc
 from citygrid.grpc_api.convert import token_info
 from citygrid.grpc_api.interceptors import Authenticator

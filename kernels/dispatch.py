@@ -2,7 +2,7 @@
 rebalancing a backlog.
 
 ``dispatch_events`` applies, event by event in arrival order, exactly the rule of
-:meth:`citygrid.engine.dispatch.Dispatcher.choose`:
+:meth:`citygrid.engine.dispatch.dispatcher.Dispatcher.choose`:
 
 - candidates come in tiers: the workers of the event's own grid (tier 0), then of the grids one hop
   away (tier 1), and so on; ``cand_workers[cand_offsets[g*T+h]:cand_offsets[g*T+h+1]]`` are the

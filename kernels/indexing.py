@@ -1,4 +1,4 @@
-"""Kernels that build the point-location index from a layer's buffers (see :mod:`citygrid.engine.index`).
+"""Kernels that build the point-location index from a layer's buffers (see :mod:`citygrid.engine.layers.index`).
 
 Every kernel here is a counting pass or a filling pass over flat arrays; the engine allocates the
 outputs between the two. Decisions that must be exact (which grids cover a cell's centre) are not made

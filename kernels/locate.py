@@ -1,7 +1,7 @@
 """Point-in-grid kernels: which grid holds each point, exactly.
 
 The index these kernels read (built with :mod:`citygrid.kernels.indexing`, described in
-:mod:`citygrid.engine.index`):
+:mod:`citygrid.engine.layers.index`):
 
 - a **cell table** of two levels over the layer's bounding box. A point's fine cell ``(i, j)`` lies
   on a grid ``2**shift`` times finer than the ``nx`` by ``ny`` top cells (``cell_box`` is ``(x0, y0,
@@ -40,7 +40,7 @@ import numpy as np
 from citygrid.kernels._jit import njit, pnjit
 from citygrid.kernels.predicates import CCW_ERRBOUND_A, EXACT_SCRATCH, orient2d_exact
 
-# Per-point status codes (citygrid.engine.assignment.Status has the same values).
+# Per-point status codes (citygrid.engine.layers.assignment.Status has the same values).
 INSIDE = 0
 SHARED_BOUNDARY = 1
 FALLBACK = 2

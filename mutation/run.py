@@ -34,7 +34,7 @@ SESSIONS = ROOT / "mutation" / "sessions"
 
 #: Target -> (module, the tests that guard it).
 TARGETS = {
-    "lifecycle": ("engine/lifecycle.py", ["tests/engine/test_lifecycle.py"]),
+    "lifecycle": ("engine/cases/lifecycle.py", ["tests/engine/test_lifecycle.py"]),
     "dispatch": ("kernels/dispatch.py", ["tests/kernels/test_dispatch_kernel.py"]),
     "predicates": ("kernels/predicates.py", ["tests/kernels/test_predicates.py"]),
     "transform": ("kernels/transform.py", ["tests/kernels/test_transform.py"]),

@@ -41,6 +41,6 @@ def demo_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_layer(demo_dir):
-    from citygrid.engine.sources import read_layer
+    from citygrid.engine.layers.sources import read_layer
 
     return read_layer(demo_dir / "grids.parquet", version_id="demo-test")

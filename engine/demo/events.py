@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from citygrid.engine.taxonomy import Category, Taxonomy
+from citygrid.engine.cases.taxonomy import Category, Taxonomy
 
 from .outline import LocalPlane
 from .population import Buildings, Businesses, Residents

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import shapely
 
 from citygrid.engine.errors import Conflict, InvalidInput
-from citygrid.engine.taxonomy import load_taxonomy
+from citygrid.engine.cases.taxonomy import load_taxonomy
 
 from citygrid.engine.houses.rentals import GroupRentingRule
 
@@ -412,8 +412,8 @@ def _write_manifest(out: Path, seed: int, sizes: dict[str, int], counts: dict[st
 
 def _adjacency(h: Hierarchy) -> tuple[np.ndarray, np.ndarray]:
     """The grids' adjacency (CSR offsets, rows) by the dispatcher's own definition (a shared edge)."""
-    from citygrid.engine.adjacency import compute_adjacency
-    from citygrid.engine.layers import GridLayer
+    from citygrid.engine.layers.adjacency import compute_adjacency
+    from citygrid.engine.layers.layer import GridLayer
 
     adjacency = compute_adjacency(GridLayer.from_geometries(h.grids, {"grid_code": h.grid_code.tolist()}))
     return adjacency.offsets, adjacency.rows

@@ -11,7 +11,7 @@ All times are local (Asia/Shanghai, UTC+8 all year, no daylight saving). The int
 - festival: most migrant residents leave around the Spring Festival, so everything drops by up to
   65 % for about two weeks;
 - day off: on days that are not working days (weekends and public holidays of the official
-  calendar, :class:`citygrid.engine.worktime.HolidayCalendar`, make-up working days count as
+  calendar, :class:`citygrid.engine.dispatch.worktime.HolidayCalendar`, make-up working days count as
   working days) inspectors patrol less and citizens report a little more;
 - hour: each source has a daily profile (inspectors in office hours, the hotline and the app from
   morning to late evening, video all day), sharpened for night-time categories (noise, night works,
@@ -25,9 +25,9 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from citygrid.engine.events import CHANNELS
-from citygrid.engine.taxonomy import Category
-from citygrid.engine.worktime import HolidayCalendar
+from citygrid.engine.cases.events import CHANNELS
+from citygrid.engine.cases.taxonomy import Category
+from citygrid.engine.dispatch.worktime import HolidayCalendar
 
 UTC_OFFSET_HOURS = 8
 #: Lunar new year's day for the years the demo can describe.
@@ -36,7 +36,7 @@ SPRING_FESTIVAL = {2024: date(2024, 2, 10), 2025: date(2025, 1, 29), 2026: date(
 
 @dataclass(frozen=True)
 class Source:
-    """An intake channel (one of :data:`citygrid.engine.events.CHANNELS`): code, Chinese name,
+    """An intake channel (one of :data:`citygrid.engine.cases.events.CHANNELS`): code, Chinese name,
     multiplier on days off, hourly profile (local hours)."""
 
     code: str

@@ -16,7 +16,7 @@
   the morning otherwise.
 
 Skills are taxonomy class codes (a worker may take a category whose class is among their skills);
-shifts are weekly patterns in the format of :mod:`citygrid.engine.workers`.
+shifts are weekly patterns in the format of :mod:`citygrid.engine.dispatch.workers`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from citygrid.engine.taxonomy import Taxonomy
-from citygrid.engine.workers import shift_of
+from citygrid.engine.cases.taxonomy import Taxonomy
+from citygrid.engine.dispatch.workers import shift_of
 
 from .names import person_names, sequential_ids
 

@@ -5,7 +5,7 @@ Distances are great-circle metres on the mean Earth sphere; a point gets the nea
 ``radius_m`` (closed), the lowest row among buildings at the same distance, or ``-1`` (distance
 ``-1.0``) when none is that close; a point that is not a valid longitude / latitude gets ``-1`` and
 distance NaN. Points from phones in GCJ-02 or BD-09 are converted to WGS84 first, as point
-assignment does (:mod:`citygrid.engine.coordinates`).
+assignment does (:mod:`citygrid.engine.layers.coordinates`).
 
 The cell grid is sized for about :data:`BUILDINGS_PER_CELL` buildings a cell on average over the
 buildings' bounding box (square cells in metres at its middle latitude), so dense quarters hold a few
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from citygrid.engine.assignment import SERIAL_BELOW, _coordinates, _frozen, wgs84_chunks
+from citygrid.engine.layers.assignment import SERIAL_BELOW, _coordinates, _frozen, wgs84_chunks
 from citygrid.engine.errors import InvalidInput
 from citygrid.kernels import nearest as kernels
 

@@ -11,11 +11,11 @@ import pytest
 import shapely
 
 from citygrid.cli.main import main
-from citygrid.engine.assignment import Assigner, Status
-from citygrid.engine.coordinates import to_wgs84
-from citygrid.engine.layers import FieldMap, GridLayer
-from citygrid.engine.snapshots import save_layer
-from citygrid.engine.sources import read_layer
+from citygrid.engine.layers.assignment import Assigner, Status
+from citygrid.engine.layers.coordinates import to_wgs84
+from citygrid.engine.layers.layer import FieldMap, GridLayer
+from citygrid.engine.layers.snapshots import save_layer
+from citygrid.engine.layers.sources import read_layer
 
 ADDED = ["grid_code", "status", "grid_row", "community_code", "community_name", "street_code", "street_name",
          "district_code", "district_name"]

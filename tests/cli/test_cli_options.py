@@ -11,7 +11,7 @@ import pytest
 
 from citygrid.cli.main import build_parser
 from citygrid.cli.serve import demo_folder
-from citygrid.engine.coordinates import CRS_CODES, CRS_NAMES
+from citygrid.engine.layers.coordinates import CRS_CODES, CRS_NAMES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: The field options, written out here (not taken from the code) and what each names.

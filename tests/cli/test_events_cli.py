@@ -22,8 +22,8 @@ import pytest
 
 from citygrid.cli.main import main
 from citygrid.cli.serve import prepare_demo
-from citygrid.engine.clock import ManualClock
-from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.times import ManualClock
+from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.grpc_api.config import IntakeSettings, ServerConfig
 from citygrid.grpc_api.server import create_server
 

@@ -12,8 +12,8 @@ import shapely
 
 from citygrid.cluster import outputs
 from citygrid.cluster.reindex import STATUS_NAMES
-from citygrid.engine.assignment import Assigner
-from citygrid.engine.layers import FieldMap, GridLayer
+from citygrid.engine.layers.assignment import Assigner
+from citygrid.engine.layers.layer import FieldMap, GridLayer
 
 TRACT_FIELDS = FieldMap(grid_code="GEOID", community_code="NTA2020", district_code="BoroCode")
 

@@ -13,8 +13,8 @@ import pytest
 
 from citygrid.cluster.reindex import FAULT_DIR_ENV
 from citygrid.cluster.session import RaySession
-from citygrid.engine import snapshots, sources
-from citygrid.engine.layers import GridLayer
+from citygrid.engine.layers import snapshots, sources
+from citygrid.engine.layers.layer import GridLayer
 
 from cluster_env import TRACT_FIELDS, hard_points, write_points
 

@@ -16,9 +16,10 @@ import shapely
 from citygrid.cluster import outputs
 from citygrid.cluster.reindex import ReindexRequest
 from citygrid.cluster.runner import JobRunner
-from citygrid.engine import changes, snapshots
-from citygrid.engine.assignment import Assigner
-from citygrid.engine.jobs import JobState
+from citygrid.cluster import changes
+from citygrid.engine.layers import snapshots
+from citygrid.engine.layers.assignment import Assigner
+from citygrid.cluster.jobs import JobState
 
 from cluster_env import redraw
 

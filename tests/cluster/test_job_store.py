@@ -1,4 +1,4 @@
-"""Job records in the data directory's database (citygrid.engine.jobs): states, progress, orphans."""
+"""Job records in the data directory's database (citygrid.cluster.jobs): states, progress, orphans."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 import pytest
 
 from citygrid.engine.errors import NotFound, PreconditionFailed
-from citygrid.engine.jobs import JobState, JobStore, process_owner
+from citygrid.cluster.jobs import JobState, JobStore, process_owner
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import ray
 
 from citygrid.cluster.placement import PlacedLayer, attach, place_layer
-from citygrid.engine.assignment import Assigner
+from citygrid.engine.layers.assignment import Assigner
 
 # Ray's workers cannot import this test module: ship the probe task by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

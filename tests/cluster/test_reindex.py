@@ -20,7 +20,7 @@ from citygrid.cluster import outputs
 from citygrid.cluster.reindex import ReindexRequest
 from citygrid.cluster.runner import JobRunner
 from citygrid.engine.errors import Conflict, InvalidInput, NotFound
-from citygrid.engine.jobs import JobState
+from citygrid.cluster.jobs import JobState
 
 from cluster_env import assert_matches_local_engine, expected_rows, output_files, read_output, write_points
 

@@ -14,7 +14,7 @@ import shapely
 
 from citygrid.cli.main import main
 from citygrid.cluster import outputs
-from citygrid.engine.jobs import JobStore
+from citygrid.cluster.jobs import JobStore
 
 from cluster_env import assert_matches_local_engine, output_files
 

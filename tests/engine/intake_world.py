@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import shapely
 
-from citygrid.engine.events import EventReport, SqliteEventStore
-from citygrid.engine.intake import AssignerLocator, Intake, IntakeConfig
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.principals import Principal, Role
-from citygrid.engine.workers import Worker
+from citygrid.engine.cases.events import EventReport, SqliteEventStore
+from citygrid.engine.cases.intake import AssignerLocator, Intake, IntakeConfig
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.dispatch.workers import Worker
 
 CST = ZoneInfo("Asia/Shanghai")
 LNG0, LAT0, STEP = 114.20, 22.70, 0.005

@@ -16,12 +16,12 @@ import pytest
 import shapely
 from intake_world import CST
 
-from citygrid.engine.clock import ManualClock
-from citygrid.engine.events import SqliteEventStore
-from citygrid.engine.jobs import JobStore
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.registry import LayerRegistry
-from citygrid.engine.tokens import TokenStore
+from citygrid.engine.times import ManualClock
+from citygrid.engine.cases.events import SqliteEventStore
+from citygrid.cluster.jobs import JobStore
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.access.tokens import TokenStore
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.server import create_server
 

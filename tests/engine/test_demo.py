@@ -20,7 +20,7 @@ from citygrid.cli.main import main as cli_main
 from citygrid.engine.demo import generate_demo
 from citygrid.engine.demo.outline import load_outline
 from citygrid.engine.errors import Conflict, InvalidInput
-from citygrid.engine.taxonomy import load_taxonomy
+from citygrid.engine.cases.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parents[2]
 STREET_NAMES = {"平湖", "坂田", "布吉", "南湾", "吉华", "横岗", "园山", "龙城", "龙岗", "坪地", "宝龙"}
@@ -499,7 +499,7 @@ def test_taxonomy_refuses_duplicate_codes(tmp_path):
         load_taxonomy(path)
 
 
-@pytest.mark.parametrize("name", ["citygrid.engine.taxonomy", "citygrid.engine.demo.outline", "citygrid.engine.demo.staff"])
+@pytest.mark.parametrize("name", ["citygrid.engine.cases.taxonomy", "citygrid.engine.demo.outline", "citygrid.engine.demo.staff"])
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
@@ -513,9 +513,9 @@ def test_night_duty_leaves_no_grid_without_an_urgent_responder(demo_dir, demo_la
     """At every hour of the week (and at 12:30, the lunch break) every grid has a worker on shift whom the route of each urgent category (class 04, 突发事件: its department or the grid
     workers, with skill 04) admits, in the grid or a neighbouring one: within the dispatcher's
     default reach of one hop. Counted from the workers file's shifts and skills."""
-    from citygrid.engine.adjacency import compute_adjacency
-    from citygrid.engine.dispatch import RoutingRules
-    from citygrid.engine.workers import read_workers, shift_of
+    from citygrid.engine.layers.adjacency import compute_adjacency
+    from citygrid.engine.dispatch.dispatcher import RoutingRules
+    from citygrid.engine.dispatch.workers import read_workers, shift_of
 
     taxonomy = load_taxonomy()
     routing = RoutingRules.from_taxonomy(taxonomy)

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import shapely
 
-from citygrid.engine.clock import Clock, ManualClock
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.times import Clock, ManualClock
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.grpc_api.client import CityGridClient
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.server import create_server

@@ -13,11 +13,11 @@ import grpc
 import pytest
 from grpc_env import LAT0, LNG0, NOW, SPAN, box_layer, start_server
 
-from citygrid.engine.duplicates import distance_m
+from citygrid.engine.cases.duplicates import distance_m
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.intake import IntakeConfig
-from citygrid.engine.registry import LayerRegistry
-from citygrid.engine.worktime import HolidayCalendar
+from citygrid.engine.cases.intake import IntakeConfig
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.dispatch.worktime import HolidayCalendar
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.config import CLOCK_INTERVAL_S, IntakeSettings, ServerConfig, load_config
 

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_env import ADMIN_TOKEN, LAT0, LNG0, SPAN, VERSIONS, populate, start_serve, stop_serve
 
-from citygrid.engine.taxonomy import load_taxonomy
+from citygrid.engine.cases.taxonomy import load_taxonomy
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
 

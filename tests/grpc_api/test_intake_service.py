@@ -10,12 +10,12 @@ import grpc
 import pytest
 from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, populate, start_server
 
-from citygrid.engine.clock import ManualClock
-from citygrid.engine.events import EventReport
-from citygrid.engine.intake import MAX_BATCH
-from citygrid.engine.registry import LayerRegistry
-from citygrid.engine.taxonomy import load_taxonomy
-from citygrid.engine.worktime import WorkSchedule
+from citygrid.engine.times import ManualClock
+from citygrid.engine.cases.events import EventReport
+from citygrid.engine.cases.intake import MAX_BATCH
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.cases.taxonomy import load_taxonomy
+from citygrid.engine.dispatch.worktime import WorkSchedule
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
 from citygrid.grpc_api.config import IntakeSettings

@@ -23,9 +23,9 @@ import pytest
 import shapely
 from grpc_env import LAT0, LNG0, NOW, SPAN, box_layer, start_server
 
-from citygrid.engine.clock import StartedClock
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.registry import LayerRegistry
+from citygrid.engine.times import StartedClock
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
 from citygrid.grpc_api.config import IntakeSettings

@@ -13,7 +13,7 @@ from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, random_points
 from citygrid.cluster import outputs
 from citygrid.cluster.reindex import STATUS_NAMES
 from citygrid.cluster.session import RaySession
-from citygrid.engine.assignment import Assigner
+from citygrid.engine.layers.assignment import Assigner
 from citygrid.grpc_api._pb import intake_pb2
 
 N_POINTS = 30_000

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, random_points
 
-from citygrid.engine.taxonomy import load_taxonomy
+from citygrid.engine.cases.taxonomy import load_taxonomy
 from citygrid.grpc_api._pb import intake_pb2
 
 OUT_OF_JURISDICTION = 6

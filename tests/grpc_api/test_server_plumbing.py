@@ -159,7 +159,7 @@ def test_unary_calls_beyond_max_concurrent_rpcs_are_refused_at_once(tmp_path):
 def test_assign_point_runs_on_the_event_loop_when_it_is_an_in_memory_read(env, admin, monkeypatch):
     """A plain AssignPoint (no event_time) of a caller the token store knows runs on the event loop;
     one with an event_time (a version to look up) runs in a handler thread, as every other unary call."""
-    from citygrid.engine.assignment import Assigner
+    from citygrid.engine.layers.assignment import Assigner
 
     where = []
     real = Assigner.assign_one

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_env import ADMIN_TOKEN, LAT0, LNG0, NOW, SPAN, VERSIONS, populate, start_server, wait_until
 
-from citygrid.engine.tokens import TokenStore
+from citygrid.engine.access.tokens import TokenStore
 from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc
 
 #: Worker terminals, each watching its own dispatches with its own token.

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import shapely
 
-from citygrid.engine.adjacency import compute_adjacency
-from citygrid.engine.dispatch import Dispatcher, Route, RoutingRule, RoutingRules
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.workers import SHIFT_PRESETS, Worker
+from citygrid.engine.layers.adjacency import compute_adjacency
+from citygrid.engine.dispatch.dispatcher import Dispatcher, Route, RoutingRule, RoutingRules
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.dispatch.workers import SHIFT_PRESETS, Worker
 from citygrid.kernels.dispatch import NEVER, min_cost_flow
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00Z in µs

@@ -16,9 +16,9 @@ import shapely
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from citygrid.engine.assignment import Status, reference_assignment
-from citygrid.engine.index import build_index
-from citygrid.engine.layers import GridLayer
+from citygrid.engine.layers.assignment import Status, reference_assignment
+from citygrid.engine.layers.index import build_index
+from citygrid.engine.layers.layer import GridLayer
 from citygrid.kernels.locate import locate_points, locate_points_serial
 from citygrid.kernels.predicates import CCW_ERRBOUND_A
 

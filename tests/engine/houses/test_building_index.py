@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from citygrid.engine.coordinates import from_wgs84
+from citygrid.engine.layers.coordinates import from_wgs84
 from citygrid.engine.errors import DeadlineExceeded, InvalidInput
 from citygrid.engine.houses.spatial import MAX_RADIUS_M, BuildingIndex
 
