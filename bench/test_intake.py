@@ -29,8 +29,10 @@ import pytest
 from pictures import draw_intake, drawn_after
 
 from citygrid.engine import runtime
-from citygrid.engine.cases.events import SqliteEventStore, read_reports
-from citygrid.engine.cases.intake import AssignerLocator, Intake, read_buildings
+from citygrid.engine.cases.model import read_reports
+from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.cases.intake import Intake
+from citygrid.engine.cases.locator import AssignerLocator, read_buildings
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.dispatch.workers import read_workers
 

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from citygrid.engine.demo import generate_demo
-from citygrid.engine.cases.events import read_reports
+from citygrid.engine.cases.model import read_reports
 from citygrid.engine.layers.sources import read_layer
 from citygrid.engine.dispatch.workers import read_workers
 from citygrid.grpc_api._pb import intake_pb2

@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 
 from citygrid.engine.demo import generate_demo
-from citygrid.engine.cases.events import read_reports
+from citygrid.engine.cases.model import read_reports
 from citygrid.engine.layers.sources import read_layer
 from citygrid.engine.access.tokens import TokenStore
 from citygrid.engine.dispatch.workers import read_workers

@@ -28,7 +28,8 @@ from tqdm import tqdm
 from citygrid.cli import point_files
 from citygrid.cli.common import add_crs_argument, add_field_arguments, field_map
 from citygrid.engine.layers import sources
-from citygrid.engine.layers.assignment import CHAIN, Assigner, Status
+from citygrid.engine.hierarchy import PARENTS
+from citygrid.engine.layers.assignment import Assigner, Status
 from citygrid.engine.errors import InvalidInput, NotFound
 
 #: Column names tried (case-insensitive) when --lng-col / --lat-col are not given.
@@ -117,7 +118,7 @@ def _coordinate_columns(names: list[str], lng_col: str | None, lat_col: str | No
 
 def _added_names(prefix: str) -> dict[str, str]:
     """Added column -> its name in the output."""
-    base = ["grid_code", "status", "grid_row"] + [c for _, code, name in CHAIN for c in (code, name)]
+    base = ["grid_code", "status", "grid_row"] + [c for _, code, name in PARENTS for c in (code, name)]
     return {prefix + name: name for name in base}
 
 
@@ -128,7 +129,7 @@ def _with_grids(batch: pa.RecordBatch, result, assigner: Assigner, added: dict[s
         "status": pa.array(STATUS_NAMES[result.status], pa.string()),
         "grid_row": pa.array(rows, pa.int32()),
     }
-    for _, code, name in CHAIN:
+    for _, code, name in PARENTS:
         values[code] = pa.array(assigner.column_of(code, rows), pa.string())
         values[name] = pa.array(assigner.column_of(name, rows), pa.string())
     table = pa.Table.from_batches([batch])

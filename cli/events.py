@@ -10,7 +10,7 @@
     citygrid workers list --grid 440307001001001  |  workers get W0000042  |  workers duty W0000042 off
 
 ``events submit`` reads a Parquet table with the columns of the demo's ``events.parquet``
-(:func:`citygrid.engine.cases.events.read_reports`) and sends it in batches, each durable before the next
+(:func:`citygrid.engine.cases.store.read_reports`) and sends it in batches, each durable before the next
 goes; re-running it is safe (the server answers a report it already has with its first receipt), so a
 run cut short is finished by running it again. ``workers load`` reads the demo's ``workers.parquet``
 layout (:func:`citygrid.engine.dispatch.workers.read_workers`).
@@ -38,7 +38,7 @@ from citygrid.cli.common import add_crs_argument
 from citygrid.cli.remote import Leaves, connection_options, message_dict, parse_time, remote
 from citygrid.engine.layers import coordinates
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.cases.events import MAX_PAGE, EventReport, read_reports
+from citygrid.engine.cases.model import MAX_PAGE, EventReport, read_reports
 from citygrid.engine.cases.lifecycle import Action, State
 from citygrid.engine.dispatch.workers import Worker, read_workers
 from citygrid.grpc_api._pb import intake_pb2

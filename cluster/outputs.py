@@ -42,7 +42,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from citygrid.engine.errors import Conflict, NotFound
-from citygrid.engine.layers.snapshots import fsync_path, write_json
+from citygrid.engine.files import fsync_path, write_json
 
 #: The folder of the rows whose partition value is null (``@`` is always percent-encoded in a value).
 NULL_FOLDER = "@null"

@@ -52,19 +52,14 @@ from citygrid.engine.layers.assignment import Assigner, Status
 from citygrid.engine.errors import CityGridError, InvalidInput
 from citygrid.cluster.jobs import Job, JobState, JobStore
 from citygrid.engine.layers.layer import FieldMap, GridLayer
+from citygrid.engine.hierarchy import CODE_COLUMNS, code_column
 
 log = logging.getLogger(__name__)
 
 KIND = "reindex"
 #: ``--partition-by`` levels and the column each partitions on.
-PARTITION_LEVELS = {
-    "street": "street_code",
-    "community": "community_code",
-    "grid": "grid_code",
-    "district": "district_code",
-}
+PARTITION_LEVELS = {level: code_column(level) for level in ("street", "community", "grid", "district")}
 #: Columns every output row gains (``previous_grid_code`` too when a previous version is given).
-CODE_COLUMNS = ("grid_code", "community_code", "street_code", "district_code")
 STATUS_COLUMN = "status"
 PREVIOUS_COLUMN = "previous_grid_code"
 #: Status names by code, the values of the ``status`` column (as ``citygrid assign`` writes them).

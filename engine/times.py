@@ -1,4 +1,6 @@
-"""The time the intake runs on: a clock is any callable that returns an aware ``datetime``.
+"""Time, declared once: the clock the engine runs on, and microseconds <-> datetimes and local time.
+
+A clock is any callable that returns an aware ``datetime``.
 
 Shifts, stage deadlines in working time, escalation (督办) and the duplicate window all read the
 intake's clock, never the system time directly, so a test (or a rehearsal of a night or a holiday)
@@ -28,6 +30,9 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
+from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from citygrid.engine.errors import InvalidInput
 
@@ -83,3 +88,69 @@ class StartedClock:
 
     def __call__(self) -> datetime:
         return self.start + timedelta(seconds=self._monotonic() - self._t0)
+
+
+# ---------------------------------------------------------------------- µs <-> datetime, local time
+
+#: Microseconds per minute; times are int64 microseconds since the Unix epoch (UTC) inside.
+US_PER_MINUTE = 60_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_us(t) -> np.ndarray | int:
+    """UTC microseconds since the epoch of an aware datetime, a ``datetime64`` array (UTC) or an
+    integer array already in microseconds. Naive datetimes are refused: their zone is unknown."""
+    if isinstance(t, datetime):
+        if t.tzinfo is None or t.tzinfo.utcoffset(t) is None:
+            raise InvalidInput(f"time {t.isoformat()} has no time zone; give an aware time (UTC or +08:00)")
+        return (t - _EPOCH) // timedelta(microseconds=1)
+    arr = np.asarray(t)
+    if np.issubdtype(arr.dtype, np.datetime64):
+        if np.isnat(arr).any():
+            raise InvalidInput("a time is missing (NaT)")
+        return arr.astype("datetime64[us]").astype(np.int64)
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.int64)
+    raise InvalidInput(f"expected times (datetime or datetime64), got {arr.dtype}")
+
+
+def local_us(t_us: np.ndarray, timezone_name: str) -> np.ndarray:
+    """Local wall-clock microseconds (since 1970-01-01 00:00 local) of UTC microsecond times in a
+    zone. One zone lookup per calendar month unless the offset changes inside it (DST)."""
+    t_us = np.atleast_1d(np.asarray(t_us, dtype=np.int64))
+    if t_us.size == 0:
+        return t_us.copy()
+    tz = ZoneInfo(timezone_name)
+    order = np.argsort(t_us, kind="stable")
+    sorted_us = t_us[order]
+    month = sorted_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
+    offsets = np.empty(len(sorted_us), dtype=np.int64)
+    bounds = np.flatnonzero(np.diff(month)) + 1
+    for lo, hi in _runs(bounds, len(sorted_us)):
+        first, last = (_utc_offset_us(int(sorted_us[i]), tz) for i in (lo, hi - 1))
+        if first == last:
+            offsets[lo:hi] = first
+        else:
+            offsets[lo:hi] = [_utc_offset_us(int(t), tz) for t in sorted_us[lo:hi]]
+    out = np.empty_like(t_us)
+    out[order] = sorted_us + offsets
+    return out
+
+
+def _runs(bounds: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """(start, stop) of the runs between the break points ``bounds`` of ``n`` items."""
+    edges = [0, *bounds.tolist(), n]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _utc_offset_us(t_us: int, tz: ZoneInfo) -> int:
+    return from_us(t_us).astimezone(tz).utcoffset() // timedelta(microseconds=1)
+
+
+def _from_us(us: int, tz) -> datetime:
+    return (_EPOCH + timedelta(microseconds=us)).astimezone(tz)
+
+
+def from_us(us: int) -> datetime:
+    """The aware UTC datetime of a microsecond timestamp."""
+    return _from_us(int(us), timezone.utc)

@@ -83,7 +83,7 @@ from citygrid.engine.times import Clock, StartedClock, aware
 from citygrid.engine.dispatch.dispatcher import Route, RoutingRule, RoutingRules
 from citygrid.engine.cases.duplicates import DuplicatePolicy
 from citygrid.engine.errors import InvalidInput, NotFound
-from citygrid.engine.cases.events import CHANNELS
+from citygrid.engine.cases.model import CHANNELS
 from citygrid.engine.cases.intake import MAX_REPORT_AGE, MAX_REPORT_AHEAD, IntakeConfig
 from citygrid.engine.cases.lifecycle import EscalationPolicy
 from citygrid.engine.cases.taxonomy import Taxonomy, load_taxonomy

@@ -23,6 +23,8 @@ from citygrid.engine.access.principals import Principal
 from citygrid.engine.layers.registry import LayerSnapshot, VersionRecord
 from citygrid.engine.access.tokens import TokenInfo
 from citygrid.grpc_api._pb import grid_pb2, layer_pb2, token_pb2
+from citygrid.engine.hierarchy import CODE_COLUMNS, PARENTS
+from citygrid.engine.layers.coordinates import CoordinateSystem
 
 # ---------------------------------------------------------------------- times
 
@@ -50,20 +52,9 @@ def from_timestamp(message, field: str) -> datetime | None:
 
 # ---------------------------------------------------------------------- coordinate systems
 
-CRS_NAMES = {
-    grid_pb2.COORDINATE_SYSTEM_UNSPECIFIED: "wgs84",
-    grid_pb2.COORDINATE_SYSTEM_WGS84: "wgs84",
-    grid_pb2.COORDINATE_SYSTEM_CGCS2000: "wgs84",  # equal to WGS84 well under a metre
-    grid_pb2.COORDINATE_SYSTEM_GCJ02: "gcj02",
-    grid_pb2.COORDINATE_SYSTEM_BD09: "bd09",
-}
-
-
-def crs_name(value: int) -> str:
-    try:
-        return CRS_NAMES[value]
-    except KeyError:
-        raise InvalidInput(f"unknown coordinate system {value}; use WGS84, CGCS2000, GCJ02 or BD09") from None
+def crs_of(value: int) -> CoordinateSystem:
+    """The engine's coordinate system of a message's ``CoordinateSystem`` number (0: WGS84), directly."""
+    return CoordinateSystem.of(int(value))
 
 
 # ---------------------------------------------------------------------- statuses
@@ -88,7 +79,6 @@ def point_status(engine_status: int) -> int:
 
 # ---------------------------------------------------------------------- grids
 
-_CHAIN_COLUMNS = ("grid_code", "community_code", "street_code", "district_code")
 
 
 class GridCatalog:
@@ -102,11 +92,10 @@ class GridCatalog:
         self.version_id = snapshot.version_id
         self.n_grids = layer.n_grids
         columns = {name: layer.column(name) for name in layer.attributes.column_names}
-        self.columns = {name: columns[name] for name in (*_CHAIN_COLUMNS, "grid_type")}
-        fields = ("code", "name", "type", "community_code", "community_name", "street_code", "street_name",
-                  "district_code", "district_name")
-        sources = ("grid_code", "grid_name", "grid_type", "community_code", "community_name", "street_code",
-                   "street_name", "district_code", "district_name")
+        self.columns = {name: columns[name] for name in (*CODE_COLUMNS, "grid_type")}
+        parents = tuple(column for _, code, name in PARENTS for column in (code, name))
+        fields = ("code", "name", "type", *parents)
+        sources = ("grid_code", "grid_name", "grid_type", *parents)
         values = [columns[s] for s in sources]
         self._grids = tuple(
             grid_pb2.Grid(
@@ -131,7 +120,7 @@ class GridCatalog:
 
     def chain(self, row: int) -> list[str | None]:
         """The codes of the grid and its parents, for jurisdiction checks."""
-        return [self.columns[name][row] for name in _CHAIN_COLUMNS]
+        return [self.columns[name][row] for name in CODE_COLUMNS]
 
     def allowed(self, principal: Principal) -> np.ndarray | None:
         """Per row, whether the grid lies in ``principal``'s jurisdiction; ``None`` for everywhere."""
@@ -142,7 +131,7 @@ class GridCatalog:
         if mask is None:
             scope = np.asarray(list(key), dtype=object)
             mask = np.zeros(self.n_grids, dtype=bool)
-            for name in _CHAIN_COLUMNS:
+            for name in CODE_COLUMNS:
                 mask |= np.isin(self.columns[name], scope)
             with self._lock:
                 self._allowed[key] = mask

@@ -30,7 +30,7 @@ from citygrid.engine.layers.registry import LayerRegistry, LayerSnapshot
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc
 from citygrid.grpc_api.config import ServerConfig
-from citygrid.grpc_api.convert import GridCatalogs, crs_name, from_timestamp
+from citygrid.grpc_api.convert import GridCatalogs, crs_of, from_timestamp
 from citygrid.grpc_api.interceptors import Authenticator
 from citygrid.grpc_api.threads import Blocking, on_loop
 
@@ -92,7 +92,7 @@ class GridServicer(grid_pb2_grpc.GridServiceServicer):
         result = snapshot.assigner.assign(
             lng,
             lat,
-            crs=crs_name(request.crs),
+            crs=crs_of(request.crs),
             fallback_m=request.fallback_m,
             chunk_size=self._chunk_size,
             **_deadline_and_cancel(context),
@@ -120,7 +120,7 @@ class GridServicer(grid_pb2_grpc.GridServiceServicer):
 
     def _assign_one(self, snapshot: LayerSnapshot, principal, request) -> grid_pb2.AssignPointResponse:
         row, engine_status = snapshot.assigner.assign_one(
-            request.lng, request.lat, crs=crs_name(request.crs), fallback_m=request.fallback_m
+            request.lng, request.lat, crs=crs_of(request.crs), fallback_m=request.fallback_m
         )
         status = convert.point_status(engine_status)
         response = grid_pb2.AssignPointResponse(

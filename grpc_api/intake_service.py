@@ -9,7 +9,7 @@ its receipt instead).
 :class:`IntakeHost` owns the intake of the server's data directory: built on the first call that
 needs it (the data directory may get its first active layer version after the server was built,
 as ``--demo`` does), with the events in the data directory's database
-(:class:`~citygrid.engine.cases.events.SqliteEventStore`), set up by the ``[intake]`` table of the server's
+(:class:`~citygrid.engine.cases.store.SqliteEventStore`), set up by the ``[intake]`` table of the server's
 config (:class:`~citygrid.grpc_api.config.IntakeSettings`). It follows layer activations (new reports are
 placed on the active version, and the open events whose grid changed move to their new grid and
 are dispatched again; every call compares the version id, one attribute read), runs the
@@ -41,10 +41,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from citygrid.engine.times import Clock
 from citygrid.engine.errors import CityGridError, InvalidInput
-from citygrid.engine.cases.events import (
-    AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt, SqliteEventStore,
+from citygrid.engine.cases.model import (
+    AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt,
 )
-from citygrid.engine.cases.intake import AssignerLocator, Intake, RebalanceReport, read_buildings
+from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.cases.intake import Intake
+from citygrid.engine.cases.locator import AssignerLocator, read_buildings
+from citygrid.engine.cases.rebalancing import RebalanceReport
 from citygrid.engine.cases.lifecycle import State
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.layers.registry import LayerRegistry
@@ -52,7 +55,7 @@ from citygrid.engine.dispatch.workers import DEFAULT_CAPACITY, DEFAULT_DEPARTMEN
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import intake_pb2, intake_pb2_grpc
 from citygrid.grpc_api.config import IntakeSettings
-from citygrid.grpc_api.convert import STATUS_OFFSET, crs_name, from_timestamp, to_timestamp
+from citygrid.grpc_api.convert import STATUS_OFFSET, crs_of, from_timestamp, to_timestamp
 from citygrid.grpc_api.errors import details_of, status_of
 from citygrid.grpc_api.interceptors import Authenticator
 from citygrid.grpc_api.threads import Blocking
@@ -202,7 +205,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         principal = self._auth.principal()
         event = self._host.intake().relocate(
             request.event_id, principal, lng=_optional(request, "lng"), lat=_optional(request, "lat"),
-            crs=crs_name(request.crs), building_code=request.building_code or None, note=request.note,
+            crs=crs_of(request.crs).stored_name, building_code=request.building_code or None, note=request.note,
         )
         return _event(event)
 
@@ -349,7 +352,7 @@ def _report(m: intake_pb2.EventReport) -> EventReport:
     has = m.HasField
     return EventReport(
         m.event_id, m.category_code, occurred, m.source, m.lng if has("lng") else None,
-        m.lat if has("lat") else None, crs_name(m.crs), m.building_code or None, m.reporter, m.description,
+        m.lat if has("lat") else None, crs_of(m.crs).stored_name, m.building_code or None, m.reporter, m.description,
         tuple(m.attachments),
     )
 

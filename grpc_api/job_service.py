@@ -31,7 +31,7 @@ from citygrid.engine.errors import InvalidInput
 from citygrid.cluster.jobs import Job
 from citygrid.engine.access.principals import Role
 from citygrid.grpc_api._pb import job_pb2, job_pb2_grpc
-from citygrid.grpc_api.convert import crs_name, to_timestamp
+from citygrid.grpc_api.convert import crs_of, to_timestamp
 from citygrid.grpc_api.interceptors import Authenticator
 from citygrid.grpc_api.threads import Blocking
 
@@ -125,7 +125,7 @@ def reindex_request(m: job_pb2.SubmitReindexRequest) -> ReindexRequest:
         "partition_by": m.partition_by,
     }
     return ReindexRequest(
-        input=m.input, layer=m.layer, output=m.output, previous=m.previous or None, crs=crs_name(m.crs),
+        input=m.input, layer=m.layer, output=m.output, previous=m.previous or None, crs=crs_of(m.crs).stored_name,
         **{k: v for k, v in options.items() if v},
     )
 

@@ -20,6 +20,8 @@ MODULES = [
     "citygrid.kernels.predicates",
     "citygrid.engine.dispatch.worktime",
     "citygrid.engine.times",
+    "citygrid.engine.hierarchy",
+    "citygrid.engine.files",
     "citygrid.engine.dispatch.workers",
     "citygrid.engine.cases.lifecycle",
     "citygrid.engine.cases.duplicates",

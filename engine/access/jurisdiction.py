@@ -23,9 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from citygrid.engine.errors import InvalidInput
 from citygrid.engine.layers.layer import GridLayer
 from citygrid.engine.access.principals import EVERYWHERE, Principal
+from citygrid.engine.hierarchy import Chains
 
-#: The layer columns of an area's parent chain, the smallest area first.
-CHAIN_COLUMNS = ("grid_code", "community_code", "street_code", "district_code")
 #: Most unknown codes an error message names.
 _NAMED = 5
 #: Longest a code is echoed in an error message.
@@ -42,10 +41,8 @@ class Areas:
 
     @classmethod
     def of_layer(cls, layer: GridLayer) -> "Areas":
-        columns = [layer.column(name).tolist() if name in layer.attributes.column_names else [None] * layer.n_grids
-                   for name in CHAIN_COLUMNS]
         chains: dict[str, dict[tuple[str, ...], None]] = {}
-        for row in zip(*columns):
+        for row in Chains.of_layer(layer, missing_as_none=True).chains:
             for level, code in enumerate(row):
                 if code is not None:
                     chains.setdefault(code, {})[tuple(c for c in row[level:] if c is not None)] = None

@@ -40,6 +40,7 @@ import numpy as np
 
 from citygrid.engine.alerts.budget import Budget
 from citygrid.engine.errors import InvalidInput
+from citygrid.engine.layers.coordinates import lnglat_valid
 from citygrid.kernels import scan as ks
 
 #: Replications per kernel call (deadline and cancel are checked between calls).
@@ -358,7 +359,7 @@ def _cartesian(lng, lat, n: int) -> np.ndarray:
     lat = np.asarray(lat, dtype=np.float64).ravel()
     if lng.shape != (n,) or lat.shape != (n,):
         raise InvalidInput(f"{n} locations need {n} longitudes and latitudes, got {lng.size} and {lat.size}")
-    bad = ~((lng >= -180) & (lng <= 180) & (lat >= -90) & (lat <= 90))  # NaN fails too
+    bad = ~lnglat_valid(lng, lat)  # NaN fails too
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInput(f"location {i} has longitude {float(lng[i])!r}, latitude {float(lat[i])!r}: "

@@ -28,6 +28,16 @@ unless configured otherwise) -> dispatch by the online rule (the batch kernel fo
 (:mod:`citygrid.engine.dispatch.worktime`) -> one transaction with its audit rows. A report that cannot be
 placed stays ``reported`` for a dispatcher to relocate or reject.
 
+The class is a composition of its families, one module each in this wing, over one shared state (the
+store, the writer lock, the dispatcher and the holdings, which every family changes inside one
+transaction): submit and group commit (here, with reading and the layer in use),
+:mod:`~citygrid.engine.cases.roster` (worker operations), :mod:`~citygrid.engine.cases.actions`
+(lifecycle actions and the change machinery the others use), :mod:`~citygrid.engine.cases.regrid`
+(relocation, re-gridding after an activation), :mod:`~citygrid.engine.cases.feeds` (dispatch and overdue
+feeds), :mod:`~citygrid.engine.cases.clock` (ticks, escalation) and
+:mod:`~citygrid.engine.cases.rebalancing` (the backlog at the least maximum load); reports are placed by
+a :mod:`~citygrid.engine.cases.locator`.
+
 One process owns an intake (the writer). Its in-memory state (who holds which open event and the
 loads that follow, the duplicate index) is rebuilt from the database when it starts and changes only
 with a successful commit: a failed one undoes it.
@@ -38,35 +48,40 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
-from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from datetime import timedelta
 
 import numpy as np
 
-from citygrid.engine.layers import coordinates
 from citygrid.engine.layers.adjacency import adjacency_of
-from citygrid.engine.layers.assignment import Assigner, Status
+from citygrid.engine.layers.assignment import Status
 from citygrid.engine.times import Clock, system_clock
-from citygrid.engine.dispatch.dispatcher import Dispatcher, RoutingRules, rebalance
+from citygrid.engine.dispatch.dispatcher import Dispatcher, RoutingRules
 from citygrid.engine.cases.duplicates import DuplicateIndex, DuplicatePolicy
 from citygrid.engine.errors import CityGridError, Conflict, Forbidden, InvalidInput, Overloaded, PreconditionFailed
-from citygrid.engine.cases.events import (
-    CHANNELS, MAX_PAGE, AuditEntry, AuditRow, DispatchNotice, EscalationRow, Event, EventChange, EventFilter,
-    EventReport, EventStore, OverdueNotice, Page, Receipt, attachments_json,
+from citygrid.engine.cases.model import (
+    CHANNELS, AuditEntry, Event, EventFilter, EventReport, Page, Receipt, attachments_json,
 )
-from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.cases.store import EventStore
 from citygrid.engine.cases.lifecycle import (
-    LOADED_STATES, OPEN_STATES, REPORTER_ROLES, Action, Escalation, EscalationPolicy, State, authorize, restarts_clock,
-    stage_of,
+    LOADED_STATES, REPORTER_ROLES, EscalationPolicy, State, stage_of,
 )
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.cases.taxonomy import Category, Taxonomy, load_taxonomy
-from citygrid.engine.dispatch.workers import Worker, with_duty
-from citygrid.engine.dispatch.worktime import US_PER_MINUTE, WorkSchedule, from_us, to_us
+from citygrid.engine.dispatch.workers import Worker
+from citygrid.engine.dispatch.worktime import WorkSchedule
+from citygrid.engine.times import from_us, to_us
+
+from citygrid.engine.cases.locator import Locator
+from citygrid.engine.cases.actions import LifecycleActions
+from citygrid.engine.cases.clock import ClockWork
+from citygrid.engine.cases.feeds import Feeds
+from citygrid.engine.cases.rebalancing import Rebalancing
+from citygrid.engine.cases.regrid import Regridding
+from citygrid.engine.cases.roster import WorkerOperations, _page_size
+
+from citygrid.engine.hierarchy import Chains
 
 log = logging.getLogger(__name__)
 
@@ -76,63 +91,11 @@ MAX_BATCH = 10_000
 MAX_COMMIT = 20_000
 #: How long a caller whose batch waits for a commit sleeps before it checks whether the writer is free.
 _GROUP_WAIT_S = 0.0005
-#: The key of the escalation feed among the feeds' news counters (worker ids cannot contain a space).
-_OVERDUE = "overdue feed"
-#: Who the audit trail names for what the intake does by itself.
-SYSTEM = ("citygrid", "system")
 #: Reports may say they occurred at most this long before the intake's clock (ten years: backfills
 #: from an older system are taken in, a year-1 date is not) ...
 MAX_REPORT_AGE = timedelta(days=3650)
 #: ... and at most this long after it (terminals whose clocks run fast).
 MAX_REPORT_AHEAD = timedelta(minutes=10)
-
-class Located(NamedTuple):
-    grid_rows: np.ndarray  #: int32, -1 where no grid
-    status: np.ndarray  #: uint8 :class:`citygrid.engine.layers.assignment.Status`
-    lng: np.ndarray  #: WGS84 longitude of each point
-    lat: np.ndarray
-
-
-class Locator(Protocol):
-    """Places points on one layer version: ``locate(lng, lat, crs)`` for one coordinate system."""
-
-    layer: GridLayer
-
-    def locate(self, lng: np.ndarray, lat: np.ndarray, crs: str) -> Located: ...
-
-
-class AssignerLocator:
-    """Places points with the exact assigner of a layer version (:mod:`citygrid.engine.layers.assignment`):
-    converted to WGS84 first (GCJ-02 and BD-09 reports), then one grid per point; ``fallback_m``
-    places a point just outside every grid in the nearest one within that distance (属地兜底)."""
-
-    def __init__(self, assigner: Assigner, *, fallback_m: float = 0.0):
-        self.assigner = assigner
-        self.layer = assigner.layer
-        self.fallback_m = fallback_m
-
-    @classmethod
-    def for_layer(cls, layer: GridLayer, *, fallback_m: float = 0.0) -> "AssignerLocator":
-        return cls(Assigner.for_layer(layer), fallback_m=fallback_m)
-
-    def locate(self, lng: np.ndarray, lat: np.ndarray, crs: str) -> Located:
-        if not coordinates.is_wgs84(crs):
-            lng, lat = coordinates.to_wgs84(lng, lat, crs)
-        assignment = self.assigner.assign(lng, lat, fallback_m=self.fallback_m)
-        return Located(assignment.grid_rows, assignment.status, np.asarray(lng, float), np.asarray(lat, float))
-
-
-def read_buildings(path) -> dict[str, tuple[float, float]]:
-    """Building positions (WGS84) by building code from a Parquet table with ``building_code``,
-    ``lng``, ``lat`` columns (the demo's ``buildings.parquet``)."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path, columns=["building_code", "lng", "lat"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise InvalidInput(f"cannot read building positions from {path}: {exc}") from None
-    codes = table.column("building_code").to_pylist()
-    return dict(zip(codes, zip(table.column("lng").to_pylist(), table.column("lat").to_pylist())))
 
 
 @dataclass(frozen=True)
@@ -153,25 +116,6 @@ class IntakeConfig:
     max_report_ahead: timedelta = MAX_REPORT_AHEAD
 
 
-@dataclass(frozen=True)
-class TickReport:
-    dispatched: int
-    escalated: int
-
-
-@dataclass(frozen=True)
-class RebalanceReport:
-    """What :meth:`Intake.rebalance` found (and did, when ``applied``)."""
-
-    events: int
-    assigned: int
-    moved: int
-    before: dict
-    after: dict
-    moves: list[tuple[str, str | None, str]]
-    applied: bool
-
-
 class _Ticket:
     """One caller's batch waiting for a (group) commit."""
 
@@ -187,7 +131,7 @@ class _Ticket:
         self.error: BaseException | None = None
 
 
-class Intake:
+class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, Rebalancing):
     """Event intake, lifecycle, dispatch and workers over an :class:`EventStore` and one layer
     version. Thread-safe; one instance per data directory."""
 
@@ -254,10 +198,9 @@ class Intake:
         layer = locator.layer
         self.locator = locator
         self.layer = layer
-        self._row_by_code = {code: row for row, code in enumerate(layer.codes)}
-        # Each grid row's (grid, community, street, district) codes, one tuple shared by its events.
-        self._chains = list(zip(*(layer.column(c).tolist() for c in ("grid_code", "community_code", "street_code",
-                                                                      "district_code"))))
+        #: Each grid row's (grid, community, street, district) codes, one tuple shared by its events.
+        self.hierarchy = Chains.of_layer(layer)
+        self._row_by_code = self.hierarchy.row_by_code
         self._rebuild_dispatcher(self.store.workers.all(), self._loads_by_id())
 
     def _rebuild_dispatcher(self, workers: Sequence[Worker], loads: Mapping[str, int]) -> None:
@@ -273,107 +216,6 @@ class Intake:
 
     def _loads_by_id(self) -> dict[str, int]:
         return {worker_id: len(seqs) for worker_id, seqs in self._assigned.items()}
-
-    def put_workers(self, workers: Sequence[Worker], principal: Principal) -> int:
-        """Add or replace workers. One who is no longer available loses their open work to others.
-        Every worker's grid, and the present grid of one replaced, must lie inside the caller's
-        jurisdiction (a supervisor cannot take over another street's worker)."""
-        principal.require_role(Role.SUPERVISOR, action="manage workers")
-        with self._writer:
-            before = {w.worker_id: w for w in self.dispatcher.workers}
-            for w in workers:
-                principal.require_covers(self._chain_of_code(w.grid_code), what=f"worker {w.worker_id}'s grid")
-                old = before.get(w.worker_id)
-                if old is not None:
-                    principal.require_covers(self._chain_of_code(old.grid_code),
-                                             what=f"worker {w.worker_id} (now of grid {old.grid_code})")
-            previous = self.dispatcher
-            try:
-                with self._writing():
-                    now_us = self._now_us()
-                    self.store.workers.upsert(workers, now_us)
-                    roster = self.store.workers.all()
-                    self._rebuild_dispatcher(roster, self._loads_by_id())
-                    now = {w.worker_id: w for w in roster}
-                    for w in workers:
-                        old = before.get(w.worker_id)
-                        if not now[w.worker_id].available and old is not None and old.available:
-                            self._redispatch_from(w.worker_id, now_us, f"{w.worker_id} is no longer available")
-                    self._dispatch_waiting(now_us)
-            except BaseException:
-                self.dispatcher = previous
-                raise
-        return len(workers)
-
-    def set_duty(self, worker_id: str, on_duty: bool, principal: Principal) -> Worker:
-        """A worker goes on or off duty; going off re-dispatches their open work."""
-        if not (principal.role is Role.WORKER and principal.worker_id == worker_id):
-            principal.require_role(Role.DISPATCHER, Role.SUPERVISOR, action="change another worker's duty")
-        with self._writer:
-            worker = self.store.workers.get(worker_id)
-            if principal.role is not Role.WORKER:
-                principal.require_covers(self._chain_of_code(worker.grid_code), what=f"worker {worker_id}'s grid")
-            updated = with_duty(worker, on_duty)
-            w = self.dispatcher.index_of(worker_id)
-            was = bool(self.dispatcher.available[w])
-            try:
-                with self._writing():
-                    now_us = self._now_us()
-                    self.store.workers.set_duty(worker_id, on_duty, now_us, f"{principal.name} ({principal.role.value})")
-                    self.dispatcher.available[w] = updated.available
-                    if was and not updated.available:
-                        self._redispatch_from(worker_id, now_us, f"{worker_id} went off duty")
-                    elif updated.available and not was:
-                        self._dispatch_waiting(now_us)
-            except BaseException:
-                self.dispatcher.available[w] = was
-                raise
-            self.dispatcher.workers[w] = updated
-        return updated
-
-    def get_worker(self, worker_id: str, principal: Principal) -> Worker:
-        worker = self.store.workers.get(worker_id)
-        if not (principal.role is Role.WORKER and principal.worker_id == worker_id):
-            principal.require_covers(self._chain_of_code(worker.grid_code), what=f"worker {worker_id}")
-        return worker
-
-    def list_workers(self, principal: Principal, *, page_size: int = 100, page_token: str = "",
-                     grid_codes: Sequence[str] | None = None) -> tuple[list[Worker], str]:
-        """Workers in id order inside the caller's jurisdiction; returns (workers, next page token)."""
-        page_size = _page_size(page_size)
-        out: list[Worker] = []
-        after = page_token
-        while len(out) < page_size:
-            batch = self.store.workers.list(grid_codes=grid_codes, after=after, limit=page_size)
-            if not batch:
-                after = ""
-                break
-            for w in batch:
-                after = w.worker_id
-                if principal.covers(self._chain_of_code(w.grid_code)):
-                    out.append(w)
-                    if len(out) == page_size:
-                        break
-            if len(batch) < page_size and len(out) < page_size:
-                after = ""
-                break
-        return out, after
-
-    def worker_load(self, worker_id: str) -> int:
-        return int(self.dispatcher.load[self.dispatcher.index_of(worker_id)])
-
-    def worker_chain(self, worker_id: str) -> tuple:
-        """The parent chain of a worker's grid (for jurisdiction checks); :class:`NotFound` for an
-        unknown worker."""
-        return self._chain_of_code(self.store.workers.get(worker_id).grid_code)
-
-    def _workers_inside(self, principal: Principal) -> np.ndarray | None:
-        """Per worker of the dispatcher, whether their grid lies inside ``principal``'s jurisdiction
-        (``None``: everywhere): the workers a dispatcher may dispatch to."""
-        if principal.everywhere:
-            return None
-        d = self.dispatcher
-        return np.fromiter((principal.covers(self._chain_of_code(w.grid_code)) for w in d.workers), np.bool_, len(d))
 
     # ------------------------------------------------------------------ intake
 
@@ -603,12 +445,10 @@ class Intake:
         return rows, status, wlng, wlat
 
     def _chains_of(self, rows: np.ndarray) -> list[tuple]:
-        chains = self._chains
-        return [_NO_CHAIN if r < 0 else chains[r] for r in rows.tolist()]
+        return self.hierarchy.chains_of(rows)
 
     def _chain_of_code(self, grid_code: str | None) -> tuple:
-        row = self._row_by_code.get(grid_code, -1)
-        return self._chains[row] if row >= 0 else (grid_code, None, None, None)
+        return self.hierarchy.chain_of_code(grid_code)
 
     def _deadlines(self, categories: Sequence[str], states: Sequence[State], start_us: int | np.ndarray) -> list[int | None]:
         limits = np.array(
@@ -663,531 +503,6 @@ class Intake:
             return
         principal.require_covers(event.chain, what=f"event {event.event_id}")
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def act(self, event_id: str, action: Action | str, principal: Principal, *, note: str = "",
-            worker_id: str | None = None, minutes: float | None = None) -> Event:
-        """``UpdateStatus``: take one lifecycle action. ``worker_id`` names the worker of a manual
-        dispatch (otherwise the online rule picks another worker than the present one); ``minutes``
-        the working minutes an extension (延期) adds to the deadline."""
-        action = _parse_action(action)
-        with self._writer:
-            event = self.store.get(event_id)
-            if not (principal.role is Role.WORKER and principal.worker_id == event.worker_id):
-                principal.require_covers(event.chain, what=f"event {event_id}")
-            target = authorize(action, event.state, principal, event.worker_id)
-            with self._writing():
-                now_us = self._now_us()
-                changes, audit = self._apply(event, action, target, principal, now_us, note, worker_id, minutes)
-                self._update(changes, audit)
-            if not changes[-1].state.is_open:
-                self._dedup.remove(event_id)
-        return self.store.get(event_id)
-
-    def _apply(self, event: Event, action: Action, target: State, principal: Principal, now_us: int, note: str,
-               worker_id: str | None, minutes: float | None):
-        """The changes and audit rows of one action (loads adjusted as a side effect). A worker the
-        caller dispatches to (named, or picked by the online rule for them) serves inside the caller's
-        jurisdiction; what the intake then does by itself follows the online rule."""
-        who = (principal.name, principal.role.value)
-        if action is Action.EXTEND:
-            if minutes is None or not minutes > 0:
-                raise InvalidInput("an extension (延期) needs the working minutes it adds, > 0")
-            start = _us(event.deadline) or now_us
-            deadline = int(self.config.schedule.add_working_us(np.int64(start), minutes))
-            change = self._change(event, event.state, event.worker_id, now_us)
-            change.deadline_us = deadline
-            change.escalation = 0 if deadline > now_us else event.escalation
-            text = f"deadline extended by {minutes:g} working minutes" + (f": {note}" if note else "")
-            return [change], [AuditRow(event.seq, now_us, *who, action.value, event.state, event.state, text)]
-        if action is Action.REGISTER and event.grid_code is None:
-            raise PreconditionFailed(
-                f"event {event.event_id} is not placed in any grid; relocate it before registering it"
-            )
-        if action is Action.DISPATCH:
-            if worker_id is None:
-                worker_id = self._pick(event, now_us, exclude=[event.worker_id], inside=self._workers_inside(principal))
-                if worker_id is None:
-                    raise PreconditionFailed(
-                        f"no other eligible worker for event {event.event_id} now (grid {event.grid_code} and "
-                        "its neighbours: on duty, in shift, skilled, below capacity"
-                        + ("" if principal.everywhere else f", inside the jurisdiction of {principal.name}")
-                        + "); name a worker or wait"
-                    )
-            else:
-                w = self.dispatcher.position(worker_id)
-                if w >= 0:
-                    principal.require_covers(self._chain_of_code(self.dispatcher.workers[w].grid_code),
-                                             what=f"worker {worker_id}")
-                if not self._available(worker_id):
-                    raise PreconditionFailed(f"worker {worker_id} is not available (off duty, inactive or unknown)")
-            return self._dispatch_to(event, worker_id, who, now_us, note, "dispatch")
-        if action is Action.REWORK:
-            w = (event.worker_id if event.worker_id and self._available(event.worker_id)
-                 else self._pick(event, now_us, inside=self._workers_inside(principal)))
-            if w is not None:
-                return self._dispatch_to(event, w, who, now_us, note, "rework")
-            target = State.REGISTERED  # nobody can take the rework now: back to the dispatcher
-        keeps_worker = target in (State.HANDLING, State.FED_BACK, State.VERIFIED, State.CLOSED)
-        worker = event.worker_id if keeps_worker else None
-        revoked = event.worker_id if event.state in LOADED_STATES and worker is None else None
-        change = self._change(event, target, worker, now_us)
-        audit = [AuditRow(event.seq, now_us, *who, action.value, event.state, target, note, revoked=revoked)]
-        if target is State.REGISTERED and event.grid_code is not None:
-            waiting = _with(event, state=target, worker_id=None, deadline_us=change.deadline_us,
-                            stage_started_us=change.stage_started_us)
-            returned_by = [event.worker_id] if action is Action.RETURN else []
-            w = self._pick(waiting, now_us, exclude=returned_by)
-            if w is not None:
-                more, more_audit = self._dispatch_to(waiting, w, SYSTEM, now_us, "", "dispatch")
-                return more, audit + more_audit
-        return [change], audit
-
-    def _pick(self, event: Event, now_us: int, exclude: Sequence[str | None] = (),
-              inside: np.ndarray | None = None) -> str | None:
-        """The worker the online rule gives ``event`` at ``now_us`` (its present worker competes
-        without the load of this event), or ``None``; ``inside`` limits it to those workers."""
-        d = self.dispatcher
-        row = self._row_by_code.get(event.grid_code, -1)
-        category = self._categories[event.category_code]
-        req = d.route_of(category.code, category.class_code, row)
-        minute = int(d.minutes(np.int64(now_us))[0])
-        current = d.position(event.worker_id) if event.state in LOADED_STATES else -1
-        if current >= 0:
-            d.release(current)
-        try:
-            w, _ = d.choose(row, req, minute, exclude=[d.position(x) for x in exclude if x is not None],
-                            allowed=inside)
-        finally:
-            if current >= 0:
-                d.assign(current)
-        return None if w < 0 else str(d.worker_ids[w])
-
-    def _dispatch_to(self, event: Event, worker_id: str, who, now_us: int, note: str, action: str):
-        revoked = event.worker_id if event.state in LOADED_STATES and event.worker_id != worker_id else None
-        change = self._change(event, State.DISPATCHED, worker_id, now_us)
-        audit = [AuditRow(event.seq, now_us, *who, action, event.state, State.DISPATCHED, note,
-                          notify=worker_id, revoked=revoked)]
-        return [change], audit
-
-    def _change(self, event: Event, target: State, worker_id: str | None, now_us: int) -> EventChange:
-        """The lifecycle columns of ``event`` entering ``target`` with ``worker_id``; moves the load."""
-        d = self.dispatcher
-        if event.state in LOADED_STATES and event.worker_id is not None:
-            self._hold(event.worker_id, event.seq, False)
-            if d.position(event.worker_id) >= 0:
-                d.release(d.position(event.worker_id))
-        if target in LOADED_STATES and worker_id is not None:
-            self._hold(worker_id, event.seq, True)
-            if d.position(worker_id) >= 0:
-                d.assign(d.position(worker_id))
-        if restarts_clock(event.state, target):
-            started = now_us
-            deadline = self._deadlines([event.category_code], [target], now_us)[0]
-            escalation = 0
-        elif stage_of(target) is None:
-            started = deadline = None
-            escalation = 0
-        else:
-            started, deadline, escalation = _us(event.stage_started), _us(event.deadline), event.escalation
-        return EventChange(event.seq, target, worker_id, started, deadline, escalation, now_us, event.duplicate_of)
-
-    def _available(self, worker_id: str) -> bool:
-        w = self.dispatcher.position(worker_id)
-        return w >= 0 and bool(self.dispatcher.available[w])
-
-    def _hold(self, worker_id: str, seq: int, holds: bool) -> None:
-        """Record that ``worker_id`` now holds (or no longer holds) event ``seq``."""
-        seqs = self._assigned.setdefault(worker_id, set())
-        if holds:
-            seqs.add(seq)
-        else:
-            seqs.discard(seq)
-        self._touched.add(worker_id)
-        if self._undo is not None:
-            self._undo.append((worker_id, seq, holds))
-
-    @contextmanager
-    def _writing(self):
-        """A store transaction. Its failure undoes the load and assignment changes made inside it;
-        its success wakes the feeds of the workers it touched."""
-        d = self.dispatcher
-        before = d.load.copy()
-        self._undo, self._touched = [], set()
-        try:
-            with self.store.transaction():
-                yield
-        except BaseException:
-            d.load[:] = before
-            for worker_id, seq, holds in reversed(self._undo):
-                seqs = self._assigned.setdefault(worker_id, set())
-                if holds:
-                    seqs.discard(seq)
-                else:
-                    seqs.add(seq)
-            raise
-        finally:
-            self._undo = None
-        self._wake(self._touched)
-
-    def _update(self, changes, audit) -> None:
-        """Store lifecycle changes; the workers their audit rows notify get woken after the commit."""
-        self.store.update_events(changes, audit)
-        for row in audit:
-            self._touched.update(w for w in (row.notify, row.revoked) if w is not None)
-
-    def _redispatch_from(self, worker_id: str, now_us: int, why: str) -> int:
-        """Inside a transaction: move a worker's dispatched and in-hand events to others (back to
-        the dispatcher when nobody is eligible)."""
-        events = self.store.get_seqs(sorted(self._assigned.get(worker_id, ())))
-        changes, audit = [], []
-        for event in events:
-            w = self._pick(event, now_us, exclude=[worker_id])
-            if w is not None:
-                c, a = self._dispatch_to(event, w, SYSTEM, now_us, why, "redispatch")
-            else:
-                c = [self._change(event, State.REGISTERED, None, now_us)]
-                a = [AuditRow(event.seq, now_us, *SYSTEM, "redispatch", event.state, State.REGISTERED,
-                              f"{why}; no other eligible worker", revoked=worker_id)]
-            changes += c
-            audit += a
-        self._update(changes, audit)
-        return len(events)
-
-    def _dispatch_waiting(self, now_us: int) -> int:
-        """Inside a transaction: dispatch registered events that wait for a worker, oldest first
-        (the batch kernel decides, page by page; the changes then move the loads)."""
-        d = self.dispatcher
-        dispatched, after = 0, 0
-        while page := self.store.in_states([State.REGISTERED], unassigned=True, after=after):
-            after = page[-1].seq
-            rows = np.array([self._row_by_code.get(e.grid_code, -1) for e in page], dtype=np.int32)
-            reqs = np.fromiter((self._requirement(e.category_code, int(r)) for e, r in zip(page, rows)),
-                               np.int32, len(page))
-            before = d.load.copy()
-            chosen, _ = d.dispatch_batch(rows, reqs, now_us)
-            d.load[:] = before
-            changes, audit = [], []
-            for event, w in zip(page, chosen.tolist()):
-                if w >= 0:
-                    c, a = self._dispatch_to(event, str(d.worker_ids[w]), SYSTEM, now_us, "", "dispatch")
-                    changes += c
-                    audit += a
-            self._update(changes, audit)
-            dispatched += len(changes)
-        return dispatched
-
-    # ------------------------------------------------------------------ relocation
-
-    def relocate(self, event_id: str, principal: Principal, *, lng: float | None = None, lat: float | None = None,
-                 crs: str = "wgs84", building_code: str | None = None, note: str = "") -> Event:
-        """``RelocateEvent``: a corrected place. The event moves to the grid of the new place; one
-        waiting for or in the hands of a worker is dispatched again by the online rule (its worker
-        keeps it when the rule still picks them)."""
-        principal.require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.INTAKE, action="relocate events")
-        with self._writer:
-            event = self.store.get(event_id)
-            principal.require_covers(event.chain, what=f"event {event_id}")
-            if not event.state.is_open:
-                raise PreconditionFailed(f"event {event_id} is {event.state.value} ({event.state.label}); "
-                                         "only open cases are relocated")
-            EventReport(event_id, event.category_code, event.occurred_at, event.source, lng, lat, crs,
-                        building_code).check()
-            if lng is None:
-                position = self.buildings.get(building_code)
-                if position is None:
-                    raise InvalidInput(f"unknown building code {building_code!r}")
-                lng, lat, crs = position[0], position[1], "wgs84"
-            rows, status, wlng, wlat = self._locate(np.array([lng]), np.array([lat]), np.array([crs], dtype=object))
-            if rows[0] < 0:
-                raise InvalidInput(f"({lng}, {lat}) {crs} lies in no grid of layer {self.layer.version_id}")
-            chain = self._chains_of(rows)[0]
-            if not principal.covers(chain):
-                raise Forbidden(f"the new place of event {event_id} lies outside the jurisdiction of {principal.name}")
-            who = (principal.name, principal.role.value)
-            text = f"moved from grid {event.grid_code} to {chain[0]}" + (f": {note}" if note else "")
-            with self._writing():
-                changes, audit = self._move(event, chain, int(status[0]), (float(wlng[0]), float(wlat[0])),
-                                            (lng, lat, crs, building_code), who, self._now_us(), text)
-                self._update(changes, audit)
-            self._refile_duplicate(event, float(wlng[0]), float(wlat[0]))
-        return self.store.get(event_id)
-
-    def _move(self, event: Event, chain: tuple, status: int, position: tuple[float, float], place: tuple,
-              who, now_us: int, text: str) -> tuple[list[EventChange], list[AuditRow]]:
-        """Inside a transaction: the change and audit rows of an open event moving to the grid of
-        ``chain`` (placed at the WGS84 ``position``; ``place`` is the stored (lng, lat, crs, building
-        code)). A reported one is registered when the intake registers by itself; one waiting for
-        or in the hands of a worker is dispatched again by the online rule (its worker keeps it when
-        the rule still picks them). Loads move as a side effect."""
-        moved = _with(event, grid_code=chain[0], community_code=chain[1], street_code=chain[2],
-                      district_code=chain[3])
-        audit = [AuditRow(event.seq, now_us, *who, "relocate", event.state, event.state, text)]
-        change = self._change(event, event.state, event.worker_id, now_us)
-        if event.state is State.REPORTED and self.config.auto_register:
-            change = self._change(moved, State.REGISTERED, None, now_us)
-            audit.append(AuditRow(event.seq, now_us, *SYSTEM, "register", State.REPORTED, State.REGISTERED))
-            moved = _with(moved, state=State.REGISTERED, deadline_us=change.deadline_us,
-                          stage_started_us=change.stage_started_us)
-        if moved.state in (State.REGISTERED, State.DISPATCHED, State.HANDLING):
-            w = self._pick(moved, now_us)
-            if w is not None and w != moved.worker_id:
-                [change], more = self._dispatch_to(moved, w, SYSTEM, now_us, text, "redispatch")
-                audit += more
-            elif w is None and moved.state in LOADED_STATES:
-                change = self._change(moved, State.REGISTERED, None, now_us)
-                audit.append(AuditRow(event.seq, now_us, *SYSTEM, "redispatch", moved.state, State.REGISTERED,
-                                      f"{text}; no eligible worker there", revoked=moved.worker_id))
-        change.relocation = (*position, *place, chain, status, self.layer.version_id)
-        return [change], audit
-
-    def _refile_duplicate(self, event: Event, lng: float, lat: float) -> None:
-        """After a move commits: the duplicate index knows the event at its new place."""
-        self._dedup.remove(event.event_id)
-        self._dedup.add(event.seq, event.event_id, event.category_code, lng, lat, to_us(event.occurred_at))
-
-    def regrid_open_events(self, principal: Principal, *, note: str = "") -> list[tuple[str, str | None, str]]:
-        """After :meth:`use_layer`: place every open event again on the current layer version and
-        move those whose grid changed (a split or merged grid) exactly as :meth:`relocate` moves a
-        corrected one, dispatched again by the online rule, in one transaction, each audited with
-        the layer versions. Events the new version places in no grid keep theirs. Returns
-        (event id, old grid, new grid) of the moved events; a second call moves nothing."""
-        principal.require_role(Role.SUPERVISOR, action="re-grid the open events after a layer change")
-        with self._writer:
-            events = [e for e in self._open_events() if e.position is not None or e.lng is not None]
-            if not events:
-                return []
-            lng = np.array([e.position[0] if e.position else e.lng for e in events], dtype=float)
-            lat = np.array([e.position[1] if e.position else e.lat for e in events], dtype=float)
-            crs = np.array(["wgs84" if e.position else e.crs for e in events], dtype=object)
-            rows, status, wlng, wlat = self._locate(lng, lat, crs)
-            chains = self._chains_of(rows)
-            version = self.layer.version_id
-            who = (principal.name, principal.role.value)
-            moved: list[tuple[Event, tuple, int, float, float]] = []
-            for k, event in enumerate(events):
-                chain = chains[k]
-                if rows[k] < 0 or chain[0] == event.grid_code:
-                    continue
-                if principal.covers(event.chain if event.grid_code is not None else chain):
-                    moved.append((event, chain, int(status[k]), float(wlng[k]), float(wlat[k])))
-            if moved:
-                with self._writing():
-                    now_us = self._now_us()
-                    changes, audit = [], []
-                    for event, chain, located, x, y in moved:
-                        text = (f"moved from grid {event.grid_code} to {chain[0]}: layer version "
-                                f"{event.layer_version} -> {version}" + (f"; {note}" if note else ""))
-                        c, a = self._move(event, chain, located, (x, y),
-                                          (event.lng, event.lat, event.crs, event.building_code), who, now_us, text)
-                        changes += c
-                        audit += a
-                    self._update(changes, audit)
-                for event, _, _, x, y in moved:
-                    self._refile_duplicate(event, x, y)
-        return [(event.event_id, event.grid_code, chain[0]) for event, chain, *_ in moved]
-
-    def _open_events(self) -> list[Event]:
-        """Every open event, in arrival order."""
-        events: list[Event] = []
-        while page := self.store.in_states(sorted(OPEN_STATES), after=events[-1].seq if events else 0):
-            events += page
-        return events
-
-    def open_event_locations(self) -> list[tuple[str, float, float, str]]:
-        """(event id, WGS84 lng, lat, grid code) of every open placed event: the open events of a
-        re-indexing job's change report (:data:`citygrid.cluster.changes.OpenEvent`)."""
-        return [(e.event_id, e.position[0], e.position[1], e.grid_code)
-                for e in self._open_events() if e.position is not None]
-
-    def grid_workers(self) -> list[tuple[str, str]]:
-        """(worker id, grid code) of every worker: the workers of a change report
-        (:data:`citygrid.cluster.changes.GridWorker`)."""
-        return [(w.worker_id, w.grid_code) for w in self.store.workers.all()]
-
-    # ------------------------------------------------------------------ feeds
-
-    def dispatches(self, worker_id: str, principal: Principal, *, after: int = 0, limit: int = 100,
-                   wait: float = 0.0) -> list[DispatchNotice]:
-        """``WatchDispatches``: a worker's notices after the cursor ``after``; with ``wait`` seconds,
-        blocks until one arrives or the time is up (the servicer loops, passing the last cursor)."""
-        if not (principal.role is Role.WORKER and principal.worker_id == worker_id):
-            principal.require_role(Role.DISPATCHER, Role.SUPERVISOR, action="watch another worker's dispatches")
-            principal.require_covers(self._chain_of_code(self.store.workers.get(worker_id).grid_code),
-                                     what=f"worker {worker_id}")
-        limit = _page_size(limit)
-        return self._wait(lambda: self.store.dispatch_feed(worker_id, after=after, limit=limit), worker_id, wait)
-
-    def overdue(self, principal: Principal, *, after: int = 0, limit: int = 100, wait: float = 0.0) -> list[OverdueNotice]:
-        """``WatchOverdue``: escalations inside the caller's jurisdiction after the cursor ``after``."""
-        principal.require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.DASHBOARD, action="watch overdue events")
-        areas = () if principal.everywhere else principal.jurisdiction
-        limit = _page_size(limit)
-        return self._wait(lambda: self.store.overdue_feed(after=after, limit=limit, areas=areas), _OVERDUE, wait)
-
-    def _wait(self, read, key: str, wait: float):
-        """Read; when there is nothing yet, wait (at most ``wait`` seconds) for news of ``key`` (a
-        worker id, or the overdue feed) and read again. A news counter taken before each read tells
-        whether a commit came between the read and the wait."""
-        deadline = time.monotonic() + wait
-        while True:
-            with self._feed_lock:
-                seen = self._feed_news.get(key, 0)
-            rows = read()
-            remaining = deadline - time.monotonic()
-            if rows or remaining <= 0:
-                return rows
-            with self._feed_lock:
-                if self._feed_news.get(key, 0) == seen:
-                    news = self._feed_waiters.get(key)
-                    if news is None:
-                        news = self._feed_waiters[key] = threading.Condition(self._feed_lock)
-                    news.wait(remaining)
-
-    def on_news(self, callback: Callable[[], None], worker_id: str | None = None) -> Callable[[], None]:
-        """Call ``callback()`` after each commit that brings news to ``worker_id``'s dispatch feed
-        (``None``: the overdue feed), until the function returned is called.
-
-        This is how a caller waits for news without a thread of its own: an event loop passes
-        something like ``lambda: loop.call_soon_threadsafe(news.set)``, awaits the event, then reads
-        with :meth:`dispatches` or :meth:`overdue` (``wait=0``). Subscribe before the first read and
-        clear the event before each read, and no news is missed. The callback runs in the committing
-        thread after the commit and must return at once; an error in it is logged, not raised.
-        """
-        key = _OVERDUE if worker_id is None else worker_id
-        with self._feed_lock:
-            self._feed_listeners.setdefault(key, []).append(callback)
-
-        def stop() -> None:
-            with self._feed_lock:
-                listeners = self._feed_listeners.get(key, [])
-                if callback in listeners:
-                    listeners.remove(callback)
-                if not listeners:
-                    self._feed_listeners.pop(key, None)
-
-        return stop
-
-    def _wake(self, keys) -> None:
-        """After a commit: count news for these workers (or the overdue feed) and wake their watchers."""
-        listeners: list[Callable[[], None]] = []
-        with self._feed_lock:
-            for key in keys:
-                self._feed_news[key] = self._feed_news.get(key, 0) + 1
-                news = self._feed_waiters.get(key)
-                if news is not None:
-                    news.notify_all()
-                listeners.extend(self._feed_listeners.get(key, ()))
-        for callback in listeners:
-            try:
-                callback()
-            except Exception:  # noqa: BLE001 - a watcher's bug must not fail the commit that is already done
-                log.warning("a feed listener failed", exc_info=True)
-
-    # ------------------------------------------------------------------ the clock
-
-    def tick(self, now: datetime | None = None) -> TickReport:
-        """The clock (call it every minute or so): dispatch events waiting for a worker (oldest
-        first) and escalate overdue ones (督办)."""
-        with self._writer:
-            with self._writing():
-                now_us = to_us(now) if now is not None else self._now_us()
-                dispatched = self._dispatch_waiting(now_us)
-                escalated = self._escalate(now_us)
-            if escalated:
-                self._wake([_OVERDUE])
-        return TickReport(dispatched, escalated)
-
-    def run_clock(self, stop: threading.Event, interval: float = 60.0) -> None:
-        """Call :meth:`tick` every ``interval`` seconds until ``stop`` is set (run it in a thread of
-        the serving process). A tick that fails with a CityGrid error is logged and retried at the
-        next one; any other error ends the thread (a bug)."""
-        while not stop.wait(interval):
-            try:
-                self.tick()
-            except CityGridError as exc:
-                log.warning("intake clock: tick failed, retrying in %.0f s: %s", interval, exc)
-
-    def _escalate(self, now_us: int) -> int:
-        """Inside a transaction: escalate overdue events to their community, then their street."""
-        rows: list[EscalationRow] = []
-        levels: list[tuple[int, int]] = []
-        worked = self.config.schedule.worked_until
-        after = (0, 0)
-        while due := self.store.due(now_us, after=after):
-            after = (_us(due[-1].deadline), due[-1].seq)
-            deadlines = np.array([_us(e.deadline) for e in due], dtype=np.int64)
-            overdue = (worked(np.full(len(due), now_us)) - worked(deadlines)) / US_PER_MINUTE
-            for e, minutes in zip(due, overdue.tolist()):
-                limit = self._limit(e.category_code, e.state)
-                level = max(int(self.config.escalation.level(minutes, limit)), int(Escalation.COMMUNITY))
-                if level <= e.escalation:
-                    continue
-                for lv in range(e.escalation + 1, level + 1):
-                    unit = e.community_code if lv == Escalation.COMMUNITY else e.street_code
-                    rows.append(EscalationRow(e.seq, now_us, lv, unit, stage_of(e.state), _us(e.deadline), minutes))
-                levels.append((e.seq, level))
-        self.store.add_escalations(rows, levels)
-        return len(rows)
-
-    # ------------------------------------------------------------------ rebalancing
-
-    def rebalance(self, principal: Principal, *, max_hops: int | None = None, apply: bool = True,
-                  respect_shifts: bool = False) -> RebalanceReport:
-        """``Rebalance``: re-assign the backlog (events waiting for a worker, and dispatched ones not
-        yet started) inside the caller's jurisdiction to the workers serving inside it, at the least
-        maximum worker load (exact), then own-grid workers first, then the fewest moves. A backlog
-        event that no such worker can take keeps its worker."""
-        principal.require_role(Role.DISPATCHER, Role.SUPERVISOR, action="rebalance the backlog")
-        hops = self.config.max_hops if max_hops is None else max_hops
-        if hops < 0:
-            raise InvalidInput("max_hops must be >= 0")
-        with self._writer:
-            d = self.dispatcher
-            backlog: list[Event] = []
-            for state in (State.REGISTERED, State.DISPATCHED):
-                after = 0
-                while True:
-                    page = self.store.in_states([state], after=after)
-                    if not page:
-                        break
-                    after = page[-1].seq
-                    backlog += [e for e in page if e.grid_code is not None and principal.covers(e.chain)]
-            backlog.sort(key=lambda e: e.seq)
-            n = len(backlog)
-            rows = np.array([self._row_by_code.get(e.grid_code, -1) for e in backlog], dtype=np.int64)
-            reqs = np.array(
-                [d.route_of(e.category_code, self._categories[e.category_code].class_code, int(r))
-                 for e, r in zip(backlog, rows)], dtype=np.int64,
-            )
-            current = np.array([d.position(e.worker_id) for e in backlog], dtype=np.int64)
-            base = d.load.astype(np.int64).copy()
-            np.subtract.at(base, current[current >= 0], 1)
-            minute = int(d.minutes(np.int64(self._now_us()))[0]) if respect_shifts else None
-            plan = rebalance(d, rows, reqs, current, base, max_hops=hops, minute=minute,
-                             allowed=self._workers_inside(principal))
-            before_loads = d.load.astype(np.int64)
-            touched = np.unique(np.concatenate([current[current >= 0], plan.workers[plan.workers >= 0]]))
-            before = _summary(before_loads, touched, current, rows, d)
-            after_summary = _summary(plan.loads, touched, plan.workers.astype(np.int64), rows, d)
-            moves = [
-                (backlog[k].event_id, backlog[k].worker_id, d.worker_ids[plan.workers[k]])
-                for k in range(n) if plan.workers[k] >= 0 and plan.workers[k] != current[k]
-            ]
-            if apply and moves:
-                with self._writing():
-                    now_us = self._now_us()
-                    who = (principal.name, principal.role.value)
-                    changes, audit = [], []
-                    for k in range(n):
-                        w = int(plan.workers[k])
-                        if w >= 0 and w != current[k]:
-                            c, a = self._dispatch_to(backlog[k], str(d.worker_ids[w]), who, now_us, "", "rebalance")
-                            changes += c
-                            audit += a
-                    self._update(changes, audit)
-        return RebalanceReport(n, plan.assigned, len(moves), before, after_summary, moves, apply)
-
     # ------------------------------------------------------------------ helpers
 
     def close(self) -> None:
@@ -1200,8 +515,6 @@ class Intake:
 
 # ---------------------------------------------------------------------- module helpers
 
-
-_NO_CHAIN = (None, None, None, None)
 
 
 def _conflict(report: EventReport) -> Conflict:
@@ -1237,31 +550,10 @@ def _span(delta: timedelta) -> str:
     return f"{minutes / 1440:g} days" if minutes >= 1440 else f"{minutes:g} minutes"
 
 
-def _us(t: datetime | None) -> int | None:
-    return None if t is None else int(to_us(t))
 
 
-def _with(event: Event, **values) -> Event:
-    """A copy of an event with some fields changed (``deadline_us`` / ``stage_started_us`` in µs)."""
-    for name in ("deadline", "stage_started"):
-        key = f"{name}_us"
-        if key in values:
-            v = values.pop(key)
-            values[name] = None if v is None else from_us(v)
-    return replace(event, **values)
 
 
-def _summary(loads: np.ndarray, workers: np.ndarray, assigned: np.ndarray, rows: np.ndarray, d: Dispatcher) -> dict:
-    """Max and mean load over ``workers`` and the share of assigned events outside their own grid."""
-    ok = assigned >= 0
-    outside = float((d.grid_rows[assigned[ok]] != rows[ok]).mean()) if ok.any() else 0.0
-    values = loads[workers] if len(workers) else np.zeros(0)
-    return {
-        "max_load": int(values.max()) if len(values) else 0,
-        "mean_load": float(values.mean()) if len(values) else 0.0,
-        "assigned": int(ok.sum()),
-        "outside_share": outside,
-    }
 
 
 def _matches(event: Event, where: EventFilter, scope: Sequence[str]) -> bool:
@@ -1282,19 +574,8 @@ def _matches(event: Event, where: EventFilter, scope: Sequence[str]) -> bool:
     )
 
 
-def _parse_action(action: Action | str) -> Action:
-    if isinstance(action, Action):
-        return action
-    try:
-        return Action(action)
-    except ValueError:
-        raise InvalidInput(f"unknown action {action!r}; actions are {', '.join(a.value for a in Action)}") from None
 
 
-def _page_size(size: int) -> int:
-    if not 0 < size <= MAX_PAGE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE}")
-    return size
 
 
 def _parse_token(token: str) -> int:

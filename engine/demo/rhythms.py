@@ -25,7 +25,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from citygrid.engine.cases.events import CHANNELS
+from citygrid.engine.cases.model import CHANNELS
 from citygrid.engine.cases.taxonomy import Category
 from citygrid.engine.dispatch.worktime import HolidayCalendar
 
@@ -36,7 +36,7 @@ SPRING_FESTIVAL = {2024: date(2024, 2, 10), 2025: date(2025, 1, 29), 2026: date(
 
 @dataclass(frozen=True)
 class Source:
-    """An intake channel (one of :data:`citygrid.engine.cases.events.CHANNELS`): code, Chinese name,
+    """An intake channel (one of :data:`citygrid.engine.cases.store.CHANNELS`): code, Chinese name,
     multiplier on days off, hourly profile (local hours)."""
 
     code: str

@@ -38,8 +38,10 @@ from citygrid.engine.layers.adjacency import Adjacency
 from citygrid.engine.errors import InvalidInput, NotFound
 from citygrid.engine.layers.layer import GridLayer
 from citygrid.engine.dispatch.workers import DEFAULT_DEPARTMENT, MINUTES_PER_WEEK, Worker, minute_of_week, shift_of
-from citygrid.engine.dispatch.worktime import DEFAULT_TIMEZONE, local_us
+from citygrid.engine.dispatch.worktime import DEFAULT_TIMEZONE
+from citygrid.engine.times import local_us
 from citygrid.kernels.dispatch import NEVER, dispatch_events, min_cost_flow
+from citygrid.engine.hierarchy import CODE_COLUMNS
 
 DEFAULT_MAX_HOPS = 1
 
@@ -264,7 +266,7 @@ class Dispatcher:
 
     def _grid_record(self, row: int) -> tuple[str | None, tuple]:
         if self._grid_columns is None:
-            names = ("grid_type", "grid_code", "community_code", "street_code", "district_code")
+            names = ("grid_type", *CODE_COLUMNS)
             self._grid_columns = [self.layer.column(name).tolist() for name in names]
         grid_type, *chain = (column[row] for column in self._grid_columns)
         return grid_type, tuple(chain)

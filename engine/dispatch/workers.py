@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from citygrid.engine.errors import InvalidInput, NotFound
+from citygrid.engine.files import read_table
 
 MINUTES_PER_WEEK = 7 * 24 * 60
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -132,12 +133,7 @@ def read_workers(path) -> list[Worker]:
     """Workers from a Parquet table with the columns of the demo's ``workers.parquet``
     (``worker_id``, ``grid_code``, ``name``, ``department``, ``skills``, ``shift``, ``capacity``;
     optional ``on_duty`` (absent or null: keep the stored duty), ``active``)."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read workers from {path}: {exc}") from None
+    table = read_table(path, what="workers")
     missing = {"worker_id", "grid_code"} - set(table.column_names)
     if missing:
         raise InvalidInput(f"{path}: no column {', '.join(sorted(missing))}")

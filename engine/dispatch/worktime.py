@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
 from importlib import resources
 from typing import Iterable, Sequence
@@ -38,14 +38,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from citygrid.engine.errors import InvalidInput
+from citygrid.engine.times import US_PER_MINUTE, _from_us, _runs, to_us
 
-#: Microseconds per minute; times are int64 microseconds since the Unix epoch (UTC) inside.
-US_PER_MINUTE = 60_000_000
 DEFAULT_PERIODS = ("08:00-12:00", "14:00-18:00")
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 #: The years the interval table covers by default; a time outside them is refused, never guessed.
 DEFAULT_YEARS = (2000, 2099)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -235,65 +233,6 @@ class WorkSchedule:
 
 
 # ---------------------------------------------------------------------- time conversions
-
-
-def to_us(t) -> np.ndarray | int:
-    """UTC microseconds since the epoch of an aware datetime, a ``datetime64`` array (UTC) or an
-    integer array already in microseconds. Naive datetimes are refused: their zone is unknown."""
-    if isinstance(t, datetime):
-        if t.tzinfo is None or t.tzinfo.utcoffset(t) is None:
-            raise InvalidInput(f"time {t.isoformat()} has no time zone; give an aware time (UTC or +08:00)")
-        return (t - _EPOCH) // timedelta(microseconds=1)
-    arr = np.asarray(t)
-    if np.issubdtype(arr.dtype, np.datetime64):
-        if np.isnat(arr).any():
-            raise InvalidInput("a time is missing (NaT)")
-        return arr.astype("datetime64[us]").astype(np.int64)
-    if np.issubdtype(arr.dtype, np.integer):
-        return arr.astype(np.int64)
-    raise InvalidInput(f"expected times (datetime or datetime64), got {arr.dtype}")
-
-
-def local_us(t_us: np.ndarray, timezone_name: str) -> np.ndarray:
-    """Local wall-clock microseconds (since 1970-01-01 00:00 local) of UTC microsecond times in a
-    zone. One zone lookup per calendar month unless the offset changes inside it (DST)."""
-    t_us = np.atleast_1d(np.asarray(t_us, dtype=np.int64))
-    if t_us.size == 0:
-        return t_us.copy()
-    tz = ZoneInfo(timezone_name)
-    order = np.argsort(t_us, kind="stable")
-    sorted_us = t_us[order]
-    month = sorted_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
-    offsets = np.empty(len(sorted_us), dtype=np.int64)
-    bounds = np.flatnonzero(np.diff(month)) + 1
-    for lo, hi in _runs(bounds, len(sorted_us)):
-        first, last = (_utc_offset_us(int(sorted_us[i]), tz) for i in (lo, hi - 1))
-        if first == last:
-            offsets[lo:hi] = first
-        else:
-            offsets[lo:hi] = [_utc_offset_us(int(t), tz) for t in sorted_us[lo:hi]]
-    out = np.empty_like(t_us)
-    out[order] = sorted_us + offsets
-    return out
-
-
-def _runs(bounds: np.ndarray, n: int) -> list[tuple[int, int]]:
-    """(start, stop) of the runs between the break points ``bounds`` of ``n`` items."""
-    edges = [0, *bounds.tolist(), n]
-    return list(zip(edges[:-1], edges[1:]))
-
-
-def _utc_offset_us(t_us: int, tz: ZoneInfo) -> int:
-    return from_us(t_us).astimezone(tz).utcoffset() // timedelta(microseconds=1)
-
-
-def _from_us(us: int, tz) -> datetime:
-    return (_EPOCH + timedelta(microseconds=us)).astimezone(tz)
-
-
-def from_us(us: int) -> datetime:
-    """The aware UTC datetime of a microsecond timestamp."""
-    return _from_us(int(us), timezone.utc)
 
 
 def _local_us(day: date, at: time, tz: ZoneInfo) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 
 from citygrid.engine.layers.assignment import SERIAL_BELOW, _coordinates, _frozen, wgs84_chunks
 from citygrid.engine.errors import InvalidInput
+from citygrid.engine.layers.coordinates import lnglat_valid
 from citygrid.kernels import nearest as kernels
 
 #: Mean buildings per cell over the bounding box.
@@ -59,7 +60,7 @@ class BuildingIndex:
         lng, lat = _coordinates(lng, lat)
         if len(lng) == 0:
             raise InvalidInput("a building index needs at least one building")
-        bad = np.flatnonzero(~((np.abs(lng) <= 180.0) & (np.abs(lat) <= 90.0)))
+        bad = np.flatnonzero(~lnglat_valid(lng, lat))
         if bad.size:
             raise InvalidInput(f"building row {bad[0]} has no valid position ({lng[bad[0]]}, {lat[bad[0]]}); "
                                f"{bad.size} rows are invalid")

@@ -42,17 +42,12 @@ from citygrid.engine.errors import DeadlineExceeded, InvalidInput, NotFound
 from citygrid.engine.layers.index import MANIFEST, GridIndex, build_index, index_dir, load_index, save_index
 from citygrid.engine.layers.layer import GridLayer
 from citygrid.kernels import locate as kernels
+from citygrid.engine.hierarchy import PARENTS
 
 #: Largest fallback distance accepted (metres): beyond a few kilometres "nearest grid" means nothing.
 MAX_FALLBACK_M = 10_000.0
 #: Batches smaller than this run on the calling thread alone (no thread-pool launch).
 SERIAL_BELOW = 8192
-#: The chain of parents a grid row resolves to, as (key, code column, name column).
-CHAIN = (
-    ("community", "community_code", "community_name"),
-    ("street", "street_code", "street_name"),
-    ("district", "district_code", "district_name"),
-)
 
 
 class Status(enum.IntEnum):
@@ -184,7 +179,7 @@ class Assigner:
             "name": columns["grid_name"][row],
             "type": columns["grid_type"][row],
         }
-        for key, code_column, name_column in CHAIN:
+        for key, code_column, name_column in PARENTS:
             chain[key] = {"code": columns[code_column][row], "name": columns[name_column][row]}
         return chain
 
@@ -205,7 +200,7 @@ class Assigner:
 
     @cached_property
     def _columns(self) -> dict[str, np.ndarray]:
-        names = ["grid_code", "grid_name", "grid_type"] + [c for _, code, name in CHAIN for c in (code, name)]
+        names = ["grid_code", "grid_name", "grid_type"] + [c for _, code, name in PARENTS for c in (code, name)]
         return {name: self.layer.column(name) for name in names}
 
     # ------------------------------------------------------------------ H3 cover
@@ -252,7 +247,7 @@ def reference_assignment(layer: GridLayer, lng, lat) -> Assignment:
     import shapely
 
     lng, lat = _coordinates(lng, lat)
-    valid = (np.abs(lng) <= 180.0) & (np.abs(lat) <= 90.0)
+    valid = coordinates.lnglat_valid(lng, lat)
     rows = np.full(len(lng), -1, dtype=np.int32)
     status = np.where(valid, Status.OUTSIDE, Status.INVALID).astype(np.uint8)
     at = np.flatnonzero(valid)

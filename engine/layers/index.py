@@ -78,7 +78,8 @@ import shapely
 
 from citygrid.engine.errors import InvalidInput, NotFound
 from citygrid.engine.layers.layer import GridLayer
-from citygrid.engine.layers.snapshots import fsync_path, read_array, read_json, write_arrays, write_json
+from citygrid.engine.files import check_format, fsync_path, read_json, write_json
+from citygrid.engine.layers.snapshots import read_array, write_arrays
 from citygrid.kernels import indexing as kernels
 from citygrid.kernels.locate import INSIDE, OUTSIDE, SHARED_BOUNDARY, locate_points
 
@@ -202,13 +203,8 @@ class GridIndex:
 
     @classmethod
     def _from_parts(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "GridIndex":
-        if meta.get("format") != INDEX_FORMAT:
-            raise InvalidInput(f"not a CityGrid index (format {meta.get('format')!r})")
-        if meta.get("format_version", 0) > INDEX_FORMAT_VERSION:
-            raise InvalidInput(
-                f"index format version {meta['format_version']} is newer than this CityGrid reads "
-                f"({INDEX_FORMAT_VERSION}); upgrade CityGrid or delete the index directory to rebuild it"
-            )
+        check_format(meta, INDEX_FORMAT, INDEX_FORMAT_VERSION, what="the saved index", kind="index",
+                     fix="upgrade CityGrid or delete the index directory to rebuild it")
         arrays = {name: _frozen(np.asarray(a)) for name, a in arrays.items()}
         for name, width in _WIDTHS.items():
             arrays[name] = arrays[name].reshape(-1, width)

@@ -17,7 +17,6 @@ the layer registry, not here.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from typing import Mapping
 import numpy as np
 import pyarrow as pa
 
+from citygrid.engine.files import check_format, fsync_path, read_json, write_json
 from citygrid.engine.errors import Conflict, InvalidInput, NotFound
 from citygrid.engine.layers.layer import BUFFER_NAMES, GridLayer, content_hash
 
@@ -123,13 +123,7 @@ def list_versions(data_dir: str | os.PathLike) -> list[dict]:
 def read_manifest(path: str | os.PathLike) -> dict:
     path = Path(path)
     manifest = read_json(path / MANIFEST, missing=NotFound(f"{path} is not a saved layer version (no {MANIFEST})"))
-    if manifest.get("format") != FORMAT:
-        raise InvalidInput(f"{path} is not a CityGrid layer version (format {manifest.get('format')!r})")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise InvalidInput(
-            f"{path} has layer format version {manifest['format_version']}; this CityGrid reads up to "
-            f"{FORMAT_VERSION}: upgrade CityGrid"
-        )
+    check_format(manifest, FORMAT, FORMAT_VERSION, what=str(path), kind="layer version", fix="upgrade CityGrid")
     return manifest
 
 
@@ -167,33 +161,6 @@ def read_array(path: Path, column: str) -> np.ndarray:
     if col.num_chunks == 0:
         return np.empty(0, dtype=col.type.to_pandas_dtype())
     return col.chunk(0).to_numpy(zero_copy_only=True)
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` as JSON and fsync the file (values JSON has no type for are written as text)."""
-    with open(path, "w") as fh:
-        json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_json(path: Path, *, missing: Exception) -> dict:
-    """The JSON object in ``path``; ``missing`` is raised when there is no such file."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise missing from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path} is not valid JSON: {exc}") from None
-
-
-def fsync_path(path: str | os.PathLike) -> None:
-    """fsync a file or a directory (a directory: so a rename into it is durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_version_id(version_id: str) -> None:

@@ -29,10 +29,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import shapely
 
 from citygrid.engine.errors import CityGridError, InvalidInput, NotFound
+from citygrid.engine.files import read_table
 from citygrid.engine.layers.layer import GRID_COLUMNS, FieldMap, GridLayer
 
 WGS84 = "OGC:CRS84"
@@ -220,10 +220,7 @@ def _read_ogr(path: Path, layer) -> tuple[np.ndarray, pa.Table, str | None]:
 
 
 def _read_geoparquet(path: Path) -> tuple[np.ndarray, pa.Table, str | None]:
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(f"{path}: cannot read it as Parquet ({exc})") from None
+    table = read_table(path, what="a layer", message="{path}: cannot read it as Parquet ({error})")
     meta = json.loads((table.schema.metadata or {}).get(b"geo", b"{}") or b"{}")
     column = meta.get("primary_column") or ("geometry" if "geometry" in table.column_names else None)
     if column is None or column not in table.column_names:

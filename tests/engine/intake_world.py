@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 import shapely
 
-from citygrid.engine.cases.events import EventReport, SqliteEventStore
-from citygrid.engine.cases.intake import AssignerLocator, Intake, IntakeConfig
+from citygrid.engine.cases.model import EventReport
+from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.cases.intake import Intake, IntakeConfig
+from citygrid.engine.cases.locator import AssignerLocator
 from citygrid.engine.layers.layer import GridLayer
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.dispatch.workers import Worker

@@ -17,7 +17,7 @@ import shapely
 from intake_world import CST
 
 from citygrid.engine.times import ManualClock
-from citygrid.engine.cases.events import SqliteEventStore
+from citygrid.engine.cases.store import SqliteEventStore
 from citygrid.cluster.jobs import JobStore
 from citygrid.engine.layers.layer import GridLayer
 from citygrid.engine.layers.registry import LayerRegistry

@@ -11,7 +11,7 @@ import pytest
 from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, populate, start_server
 
 from citygrid.engine.times import ManualClock
-from citygrid.engine.cases.events import EventReport
+from citygrid.engine.cases.model import EventReport
 from citygrid.engine.cases.intake import MAX_BATCH
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.cases.taxonomy import load_taxonomy

@@ -26,8 +26,10 @@ from intake_world import (
 from citygrid.engine.cases.duplicates import DuplicateIndex, DuplicatePolicy, distance_m
 from citygrid.engine.cases import taxonomy as taxonomy_module
 from citygrid.engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Overloaded, PreconditionFailed
-from citygrid.engine.cases.events import EventFilter, SqliteEventStore, read_reports
-from citygrid.engine.cases.intake import AssignerLocator, Intake, IntakeConfig, read_buildings
+from citygrid.engine.cases.model import EventFilter, read_reports
+from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.cases.intake import Intake, IntakeConfig
+from citygrid.engine.cases.locator import AssignerLocator, read_buildings
 from citygrid.engine.cases.lifecycle import Action, State
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.cases.taxonomy import load_taxonomy

@@ -8,7 +8,7 @@ import shapely
 from intake_world import ADMIN, INTAKE, LAT0, LNG0, SIDE, STEP, grid_code, make_world, worker_id
 
 from citygrid.engine.errors import Forbidden
-from citygrid.engine.cases.intake import AssignerLocator
+from citygrid.engine.cases.locator import AssignerLocator
 from citygrid.engine.layers.layer import GridLayer
 from citygrid.engine.cases.lifecycle import State
 from citygrid.engine.access.principals import Principal, Role

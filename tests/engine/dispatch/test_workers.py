@@ -9,11 +9,12 @@ import pytest
 from intake_world import ADMIN, DISPATCHER, INTAKE, SUPERVISOR, grid_code, make_world, worker, worker_id
 
 from citygrid.engine.errors import Forbidden, InvalidInput, NotFound
-from citygrid.engine.cases.events import SqliteEventStore
-from citygrid.engine.cases.intake import AssignerLocator, Intake
+from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.cases.intake import Intake
+from citygrid.engine.cases.locator import AssignerLocator
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.dispatch.workers import MINUTES_PER_WEEK, Shift, Worker, minute_of_week, read_workers
-from citygrid.engine.dispatch.worktime import to_us
+from citygrid.engine.times import to_us
 
 
 def minute(day: int, hh: int, mm: int = 0) -> int:

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.dispatch.worktime import HolidayCalendar, WorkSchedule, local_us, to_us
+from citygrid.engine.dispatch.worktime import HolidayCalendar, WorkSchedule
+from citygrid.engine.times import local_us, to_us
 
 CST = ZoneInfo("Asia/Shanghai")
 SCHEDULE = WorkSchedule()

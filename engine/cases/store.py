@@ -1,10 +1,7 @@
-"""Events: what a report holds, what the service keeps of it, and the store that keeps it durably.
+"""The event store: the tables that keep events, their audit trail and escalations durably.
 
-A client reports an event (:class:`EventReport`) under an id of its own choosing, which is the
-idempotency key: sending the same id with the same content again returns the original receipt and
-creates nothing; another content under a known id is a :class:`Conflict`. What the service keeps
-(:class:`Event`) adds where the event was placed (grid and its parents, the layer version), its
-lifecycle state, worker, stage deadline and escalation, and its audit trail (:class:`AuditEntry`).
+What a report holds and what the service keeps are the model (:mod:`citygrid.engine.cases.model`);
+this module declares the ``events`` table once (:data:`EVENT_TABLE`) and stores.
 
 :class:`EventStore` is the storage interface (so a server database can follow);
 :class:`SqliteEventStore` keeps it in the data directory's SQLite database (WAL, ``synchronous=FULL``:
@@ -33,268 +30,75 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Iterator, NamedTuple, Sequence
 
-from citygrid.engine.layers.coordinates import CRS_CODES, CRS_NAMES
 from citygrid.engine.database import connect, database_path, open_database, transaction
-from citygrid.engine.errors import InvalidInput, NotFound
+from citygrid.engine.errors import NotFound
 from citygrid.engine.cases.lifecycle import LOADED_STATES, OPEN_STATES, State
 from citygrid.engine.dispatch.workers import MIGRATIONS as WORKER_MIGRATIONS
 from citygrid.engine.dispatch.workers import WorkerStore
-from citygrid.engine.dispatch.worktime import from_us, to_us
+from citygrid.engine.times import from_us, to_us
+
+from citygrid.engine.cases.model import (
+    CONTENT_COLUMNS, MAX_PAGE, AuditEntry, DispatchNotice, Event, EventFilter, OverdueNotice, Receipt,
+)
+from citygrid.engine.hierarchy import CODE_COLUMNS
 
 STORE = "events"
-MAX_ID_LENGTH = 128
-MAX_TEXT_LENGTH = 4000
-MAX_ATTACHMENTS = 32
-#: Largest page of :meth:`EventStore.list_events` and of a feed read.
-MAX_PAGE = 1000
 #: SQLite page cache of the store's connection (KiB): the indexes of a year of events stay in memory.
 CACHE_KIB = 128 * 1024
-#: The intake channels a report's ``source`` names by default (``[intake] sources``), with their
-#: names: the demo district's five (:mod:`citygrid.engine.demo.rhythms` draws its reports from them).
-CHANNELS = {
-    "inspector_terminal": "网格员巡查终端",
-    "hotline_12345": "12345政务服务热线",
-    "video_analytics": "视频智能分析",
-    "citizen_app": "市民随手拍（i深圳）",
-    "iot_sensor": "物联感知设备",
-}
 
 
-# ---------------------------------------------------------------------- the model
+# ---------------------------------------------------------------------- rows to write
 
 
-class EventReport(NamedTuple):
-    """One report as a client sends it. ``event_id`` is the client's idempotency key; the place is
-    ``lng``/``lat`` in ``crs`` or a ``building_code`` (or both: the coordinates win). A named tuple:
-    the intake makes one per report it receives, and this is the cheapest immutable record."""
+#: The ``events`` table, declared once, in column order: (column, SQL type, :class:`NewEvent` field,
+#: its Python type). The table (:data:`MIGRATIONS`), the insert, the columns read back (all but the
+#: ``intake_*`` record of what the intake first did) and :class:`NewEvent` derive from it. Times are
+#: UTC microseconds (the fields ending in ``_us``).
+EVENT_TABLE: tuple[tuple[str, str, str, object], ...] = (
+    ("seq", "INTEGER PRIMARY KEY", "seq", int),
+    ("event_id", "TEXT NOT NULL UNIQUE", "event_id", str),
+    ("category_code", "TEXT NOT NULL", "category_code", str),
+    ("occurred_at", "INTEGER NOT NULL", "occurred_us", int),
+    ("received_at", "INTEGER NOT NULL", "received_us", int),
+    ("source", "TEXT NOT NULL", "source", str),
+    ("reporter", "TEXT NOT NULL", "reporter", str),
+    ("description", "TEXT NOT NULL", "description", str),
+    ("attachments", "TEXT NOT NULL", "attachments", str),  # a JSON list
+    ("lng", "REAL", "lng", float | None),
+    ("lat", "REAL", "lat", float | None),
+    ("crs", "TEXT NOT NULL", "crs", str),
+    ("building_code", "TEXT", "building_code", str | None),
+    ("wgs_lng", "REAL", "wgs_lng", float | None),
+    ("wgs_lat", "REAL", "wgs_lat", float | None),
+    ("grid_code", "TEXT", "grid_code", str | None),
+    ("community_code", "TEXT", "community_code", str | None),
+    ("street_code", "TEXT", "street_code", str | None),
+    ("district_code", "TEXT", "district_code", str | None),
+    ("locate_status", "INTEGER NOT NULL", "locate_status", int),
+    ("layer_version", "TEXT", "layer_version", str | None),
+    ("state", "TEXT NOT NULL", "state", State),
+    ("worker_id", "TEXT", "worker_id", str | None),
+    ("duplicate_of", "TEXT", "duplicate_of", str | None),
+    ("stage_started", "INTEGER", "stage_started_us", int | None),
+    ("deadline", "INTEGER", "deadline_us", int | None),
+    ("escalation", "INTEGER NOT NULL", "escalation", int),
+    ("updated_at", "INTEGER NOT NULL", "updated_us", int),
+    ("intake_state", "TEXT NOT NULL", "intake_state", State),
+    ("intake_worker", "TEXT", "intake_worker", str | None),
+)
+#: The columns an :class:`Event` is read from (the table without the intake's own record).
+READ_COLUMNS = tuple(column for column, *_ in EVENT_TABLE if not column.startswith("intake_"))
+#: The columns a relocation rewrites, in the order of :attr:`EventChange.relocation`.
+RELOCATION_COLUMNS = ("wgs_lng", "wgs_lat", "lng", "lat", "crs", "building_code", "grid_code", "community_code",
+                      "street_code", "district_code", "locate_status", "layer_version")
+#: The lifecycle columns every :class:`EventChange` writes, in the order of its fields.
+LIFECYCLE_COLUMNS = ("state", "worker_id", "stage_started", "deadline", "escalation", "updated_at", "duplicate_of")
 
-    event_id: str
-    category_code: str
-    occurred_at: datetime
-    source: str
-    lng: float | None = None
-    lat: float | None = None
-    crs: str = "wgs84"
-    building_code: str | None = None
-    reporter: str = ""
-    description: str = ""
-    attachments: tuple[str, ...] = ()
-
-    def check(self) -> None:
-        """Raise :class:`InvalidInput` naming what is wrong with this report."""
-        event_id = self.event_id
-        if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LENGTH or not event_id.isprintable():
-            raise InvalidInput(f"event id {event_id!r}: give 1-{MAX_ID_LENGTH} printable characters")
-        if type(self.category_code) is not str or not self.category_code:
-            self._bad("a category code is required")
-        if type(self.source) is not str or not 0 < len(self.source) <= 64:
-            self._bad("a source (hotline, inspector, video, …) of 1-64 characters is required")
-        if not isinstance(self.occurred_at, datetime) or self.occurred_at.tzinfo is None:
-            self._bad("occurred_at must be a time with a time zone")
-        if type(self.crs) is not str or self.crs.strip().lower() not in CRS_CODES:
-            self._bad(f"coordinate system {self.crs!r} is not one of {', '.join(CRS_NAMES)}")
-        lng, lat = self.lng, self.lat
-        if lng is not None or lat is not None:
-            if lng is None or lat is None:
-                self._bad("give both lng and lat, or neither")
-            if not (-180.0 <= lng <= 180.0 and -90.0 <= lat <= 90.0):  # NaN fails too
-                self._bad(f"coordinates ({lng}, {lat}) are not a lng/lat position")
-        elif not self.building_code:
-            self._bad("give a location (lng, lat) or a building code")
-        if len(self.reporter) > MAX_TEXT_LENGTH or len(self.description) > MAX_TEXT_LENGTH:
-            self._bad(f"reporter and description are limited to {MAX_TEXT_LENGTH} characters")
-        if len(self.attachments) > MAX_ATTACHMENTS:
-            self._bad(f"more than {MAX_ATTACHMENTS} attachments")
-
-    def _bad(self, reason: str):
-        raise InvalidInput(f"event {self.event_id}: {reason}")
-
-    def content(self, occurred_us: int) -> tuple:
-        """What the idempotency check compares: the report's fields as the store keeps them
-        (exact: floats and strings compare as stored), in :data:`CONTENT_COLUMNS` order."""
-        return (self.category_code, occurred_us, self.source, self.reporter, self.description,
-                attachments_json(self.attachments), self.lng, self.lat, self.crs, self.building_code)
-
-
-#: The columns of ``events`` that hold a report's content (see :meth:`EventReport.content`).
-CONTENT_COLUMNS = ("category_code", "occurred_at", "source", "reporter", "description", "attachments", "lng",
-                   "lat", "crs", "building_code")
-
-
-def attachments_json(values: Sequence[str]) -> str:
-    """Attachment references as the store keeps them (a JSON list)."""
-    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
-
-
-class Receipt(NamedTuple):
-    """The answer to one submitted report. ``created`` is False for a replay (the original answer
-    is returned); ``error`` is set instead when this report was refused (the rest of its batch
-    is not affected)."""
-
-    event_id: str
-    created: bool = False
-    state: State | None = None
-    grid_code: str | None = None
-    locate_status: int | None = None
-    worker_id: str | None = None
-    duplicate_of: str | None = None
-    received_at: datetime | None = None
-    error: Exception | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class Event:
-    """An event as the service keeps it."""
-
-    event_id: str
-    seq: int
-    category_code: str
-    occurred_at: datetime
-    received_at: datetime
-    source: str
-    reporter: str
-    description: str
-    attachments: tuple[str, ...]
-    lng: float | None
-    lat: float | None
-    crs: str
-    building_code: str | None
-    #: Where the event was placed, in WGS84 (None when it could not be placed).
-    position: tuple[float, float] | None
-    grid_code: str | None
-    community_code: str | None
-    street_code: str | None
-    district_code: str | None
-    locate_status: int
-    layer_version: str | None
-    state: State
-    worker_id: str | None
-    duplicate_of: str | None
-    stage_started: datetime | None
-    deadline: datetime | None
-    escalation: int
-    updated_at: datetime
-
-    @property
-    def chain(self) -> tuple[str | None, ...]:
-        """Grid, community, street and district codes (what jurisdiction is checked against)."""
-        return (self.grid_code, self.community_code, self.street_code, self.district_code)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One change of an event: who, when, from which state to which, and why."""
-
-    seq: int
-    event_id: str
-    at: datetime
-    principal: str
-    role: str
-    action: str
-    from_state: State | None
-    to_state: State
-    worker_id: str | None
-    note: str
-
-
-@dataclass(frozen=True)
-class DispatchNotice:
-    """An entry of a worker's dispatch feed; ``cursor`` resumes the feed after it."""
-
-    cursor: int
-    event_id: str
-    worker_id: str
-    kind: str  #: "dispatched" (new for this worker, or sent back for rework) or "revoked"
-    at: datetime
-    action: str
-    category_code: str
-    grid_code: str | None
-    position: tuple[float, float] | None
-    deadline: datetime | None
-    description: str
-
-
-@dataclass(frozen=True)
-class OverdueNotice:
-    """An escalation (督办) of an overdue event; ``cursor`` resumes the overdue feed after it."""
-
-    cursor: int
-    event_id: str
-    level: int  #: 1 community, 2 street
-    unit_code: str | None  #: the community or street the escalation goes to
-    at: datetime
-    state: State
-    stage: str
-    deadline: datetime
-    overdue_minutes: float
-    grid_code: str | None
-    worker_id: str | None
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """What :meth:`EventStore.list_events` returns; every field set narrows it."""
-
-    states: tuple[State, ...] = ()
-    category_codes: tuple[str, ...] = ()
-    #: Grid, community, street or district codes (any level matches).
-    areas: tuple[str, ...] = ()
-    worker_id: str | None = None
-    source: str | None = None
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-    #: Only events whose deadline has passed at this time.
-    overdue_at: datetime | None = None
-    duplicate_of: str | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    events: list[Event]
-    #: Pass as ``page_token`` to get the next page; empty on the last page.
-    next_page_token: str = ""
-
-
-class NewEvent(NamedTuple):
-    """A row to insert, in the column order of the ``events`` table (times in UTC µs)."""
-
-    seq: int
-    event_id: str
-    category_code: str
-    occurred_us: int
-    received_us: int
-    source: str
-    reporter: str
-    description: str
-    attachments: str  #: JSON list
-    lng: float | None
-    lat: float | None
-    crs: str
-    building_code: str | None
-    wgs_lng: float | None
-    wgs_lat: float | None
-    grid_code: str | None
-    community_code: str | None
-    street_code: str | None
-    district_code: str | None
-    locate_status: int
-    layer_version: str | None
-    state: State
-    worker_id: str | None
-    duplicate_of: str | None
-    stage_started_us: int | None
-    deadline_us: int | None
-    escalation: int
-    updated_us: int
-    intake_state: State
-    intake_worker: str | None
+#: A row to insert, in the column order of the ``events`` table (:data:`EVENT_TABLE`): the intake
+#: builds plain tuples in this layout on its hot path.
+NewEvent = NamedTuple("NewEvent", [(name, kind) for _, _, name, kind in EVENT_TABLE])
 
 
 class AuditRow(NamedTuple):
@@ -326,6 +130,11 @@ class EventChange:
     duplicate_of: str | None = None
     relocation: tuple | None = field(default=None)  #: (wgs_lng, wgs_lat, lng, lat, crs, building, chain, status, version)
 
+    def lifecycle(self) -> tuple:
+        """The values of :data:`LIFECYCLE_COLUMNS`."""
+        return (self.state.value, self.worker_id, self.stage_started_us, self.deadline_us, self.escalation,
+                self.updated_us, self.duplicate_of)
+
 
 @dataclass
 class EscalationRow:
@@ -336,34 +145,6 @@ class EscalationRow:
     stage: str
     deadline_us: int
     overdue_minutes: float
-
-
-def read_reports(path, *, limit: int | None = None) -> list[EventReport]:
-    """Reports from a Parquet table with the columns of the demo's ``events.parquet`` (``event_id``,
-    ``category_code``, ``occurred_at``, ``source``, ``lng``, ``lat``, optional ``crs``,
-    ``building_code``, ``reporter``, ``description``), in file order."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read events from {path}: {exc}") from None
-    if limit is not None:
-        table = table.slice(0, limit)
-    columns = set(table.column_names)
-    return [
-        EventReport(
-            event_id=r["event_id"], category_code=r["category_code"], occurred_at=r["occurred_at"],
-            source=r["source"], lng=r.get("lng"), lat=r.get("lat"), crs=r.get("crs") or "wgs84",
-            building_code=r.get("building_code"), reporter=r.get("reporter") or "",
-            description=r.get("description") or "",
-        )
-        for r in table.select([c for c in _REPORT_COLUMNS if c in columns]).to_pylist()
-    ]
-
-
-_REPORT_COLUMNS = ("event_id", "category_code", "occurred_at", "source", "lng", "lat", "crs", "building_code",
-                   "reporter", "description")
 
 
 # ---------------------------------------------------------------------- the interface
@@ -458,39 +239,10 @@ class EventStore(abc.ABC):
 
 MIGRATIONS = [
     [
-        """CREATE TABLE events (
-            seq INTEGER PRIMARY KEY,
-            event_id TEXT NOT NULL UNIQUE,
-            digest BLOB NOT NULL,
-            category_code TEXT NOT NULL,
-            occurred_at INTEGER NOT NULL,
-            received_at INTEGER NOT NULL,
-            source TEXT NOT NULL,
-            reporter TEXT NOT NULL,
-            description TEXT NOT NULL,
-            attachments TEXT NOT NULL,
-            lng REAL,
-            lat REAL,
-            crs TEXT NOT NULL,
-            building_code TEXT,
-            wgs_lng REAL,
-            wgs_lat REAL,
-            grid_code TEXT,
-            community_code TEXT,
-            street_code TEXT,
-            district_code TEXT,
-            locate_status INTEGER NOT NULL,
-            layer_version TEXT,
-            state TEXT NOT NULL,
-            worker_id TEXT,
-            duplicate_of TEXT,
-            stage_started INTEGER,
-            deadline INTEGER,
-            escalation INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL,
-            intake_state TEXT NOT NULL,
-            intake_worker TEXT
-        )""",
+        # The first layout had a digest of the content after the id (dropped by the second migration).
+        "CREATE TABLE events (" + ", ".join(
+            f"{column} {sql}" for column, sql, *_ in EVENT_TABLE[:2] + (("digest", "BLOB NOT NULL"),) + EVENT_TABLE[2:]
+        ) + ")",
         # Only what the engine looks up by: the events waiting for a worker and deadlines
         # (escalation). Indexes keyed by worker would take a random page per event and double the
         # commit's writes; who holds what is kept in memory by the intake (rebuilt from the table
@@ -526,19 +278,11 @@ MIGRATIONS = [
     ["ALTER TABLE events DROP COLUMN digest"],
 ]
 
-_EVENT_COLUMNS = (
-    "seq, event_id, category_code, occurred_at, received_at, source, reporter, description, attachments, "
-    "lng, lat, crs, building_code, wgs_lng, wgs_lat, grid_code, community_code, street_code, district_code, "
-    "locate_status, layer_version, state, worker_id, duplicate_of, stage_started, deadline, escalation, updated_at"
-)
-_PREFIXED_COLUMNS = ", ".join(f"e.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
-_INSERT = (
-    "INSERT INTO events (seq, event_id, category_code, occurred_at, received_at, source, reporter, "
-    "description, attachments, lng, lat, crs, building_code, wgs_lng, wgs_lat, grid_code, community_code, "
-    "street_code, district_code, locate_status, layer_version, state, worker_id, duplicate_of, stage_started, "
-    "deadline, escalation, updated_at, intake_state, intake_worker) "
-    "VALUES (" + ",".join("?" * 30) + ")"
-)
+_EVENT_COLUMNS = ", ".join(READ_COLUMNS)
+_INSERT = f"INSERT INTO events ({', '.join(c for c, *_ in EVENT_TABLE)}) VALUES ({','.join('?' * len(EVENT_TABLE))})"
+_UPDATE = f"UPDATE events SET {', '.join(f'{c}=?' for c in LIFECYCLE_COLUMNS)} WHERE seq=?"
+_RELOCATE = (f"UPDATE events SET {', '.join(f'{c}=?' for c in LIFECYCLE_COLUMNS + RELOCATION_COLUMNS)} "
+             "WHERE seq=?")
 _INSERT_AUDIT = (
     "INSERT INTO audit (event_seq, at, principal, role, action, from_state, to_state, note, notify, revoked) "
     "VALUES (?,?,?,?,?,?,?,?,?,?)"
@@ -604,28 +348,12 @@ class SqliteEventStore(EventStore):
         self._conn.executemany(_INSERT_AUDIT, audit)
 
     def update_events(self, changes: Sequence[EventChange], audit: Sequence[AuditRow]) -> None:
-        plain = [c for c in changes if c.relocation is None]
-        self._conn.executemany(
-            "UPDATE events SET state=?, worker_id=?, stage_started=?, deadline=?, escalation=?, "
-            "updated_at=?, duplicate_of=? WHERE seq=?",
-            [
-                (c.state.value, c.worker_id, c.stage_started_us, c.deadline_us, c.escalation, c.updated_us,
-                 c.duplicate_of, c.seq)
-                for c in plain
-            ],
-        )
+        self._conn.executemany(_UPDATE, [(*c.lifecycle(), c.seq) for c in changes if c.relocation is None])
         for c in changes:
-            if c.relocation is None:
-                continue
-            wgs_lng, wgs_lat, lng, lat, crs, building, chain, status, version = c.relocation
-            self._conn.execute(
-                "UPDATE events SET state=?, worker_id=?, stage_started=?, deadline=?, escalation=?, "
-                "updated_at=?, duplicate_of=?, wgs_lng=?, wgs_lat=?, lng=?, lat=?, crs=?, building_code=?, "
-                "grid_code=?, community_code=?, street_code=?, district_code=?, locate_status=?, "
-                "layer_version=? WHERE seq=?",
-                (c.state.value, c.worker_id, c.stage_started_us, c.deadline_us, c.escalation, c.updated_us,
-                 c.duplicate_of, wgs_lng, wgs_lat, lng, lat, crs, building, *chain, status, version, c.seq),
-            )
+            if c.relocation is not None:
+                wgs_lng, wgs_lat, lng, lat, crs, building, chain, status, version = c.relocation
+                self._conn.execute(_RELOCATE, (*c.lifecycle(), wgs_lng, wgs_lat, lng, lat, crs, building, *chain,
+                                               status, version, c.seq))
         self._conn.executemany(_INSERT_AUDIT, audit)
 
     def add_escalations(self, rows: Sequence[EscalationRow], levels: Sequence[tuple[int, int]]) -> None:
@@ -801,22 +529,24 @@ class SqliteEventStore(EventStore):
 
 def _in_area(areas: Sequence[str], prefix: str = "") -> tuple[str, list[str]]:
     marks = ",".join("?" * len(areas))
-    clause = " OR ".join(f"{prefix}{c} IN ({marks})" for c in ("grid_code", "community_code", "street_code", "district_code"))
+    clause = " OR ".join(f"{prefix}{c} IN ({marks})" for c in CODE_COLUMNS)
     return f"({clause})", list(areas) * 4
 
 
 def _event(row: tuple) -> Event:
-    (seq, event_id, category, occurred, received, source, reporter, description, attachments, lng, lat, crs,
-     building, wgs_lng, wgs_lat, grid, community, street, district, status, version, state, worker, dup,
-     stage_started, deadline, escalation, updated) = row
+    """An :class:`Event` from a row of :data:`READ_COLUMNS`."""
+    c = dict(zip(READ_COLUMNS, row))
+    wgs_lng, stage_started, deadline = c["wgs_lng"], c["stage_started"], c["deadline"]
     return Event(
-        event_id=event_id, seq=seq, category_code=category, occurred_at=from_us(occurred),
-        received_at=from_us(received), source=source, reporter=reporter, description=description,
-        attachments=tuple(json.loads(attachments)), lng=lng, lat=lat, crs=crs, building_code=building,
-        position=None if wgs_lng is None else (wgs_lng, wgs_lat), grid_code=grid, community_code=community,
-        street_code=street, district_code=district, locate_status=status, layer_version=version,
-        state=State(state), worker_id=worker, duplicate_of=dup,
+        event_id=c["event_id"], seq=c["seq"], category_code=c["category_code"], occurred_at=from_us(c["occurred_at"]),
+        received_at=from_us(c["received_at"]), source=c["source"], reporter=c["reporter"],
+        description=c["description"], attachments=tuple(json.loads(c["attachments"])), lng=c["lng"], lat=c["lat"],
+        crs=c["crs"], building_code=c["building_code"],
+        position=None if wgs_lng is None else (wgs_lng, c["wgs_lat"]), grid_code=c["grid_code"],
+        community_code=c["community_code"], street_code=c["street_code"], district_code=c["district_code"],
+        locate_status=c["locate_status"], layer_version=c["layer_version"], state=State(c["state"]),
+        worker_id=c["worker_id"], duplicate_of=c["duplicate_of"],
         stage_started=None if stage_started is None else from_us(stage_started),
-        deadline=None if deadline is None else from_us(deadline), escalation=escalation,
-        updated_at=from_us(updated),
+        deadline=None if deadline is None else from_us(deadline), escalation=c["escalation"],
+        updated_at=from_us(c["updated_at"]),
     )
