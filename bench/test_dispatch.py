@@ -32,7 +32,9 @@ import pytest
 from pictures import draw_rebalance, drawn_after
 
 from citygrid.engine.layers.adjacency import adjacency_of
-from citygrid.engine.dispatch.dispatcher import Dispatcher, RoutingRules, backlog_pairs, rebalance
+from citygrid.engine.dispatch.dispatcher import Dispatcher
+from citygrid.engine.dispatch.rebalance import backlog_pairs, rebalance
+from citygrid.engine.dispatch.routing import RoutingRules
 from citygrid.engine.cases.taxonomy import load_taxonomy
 from citygrid.engine.dispatch.workers import read_workers
 from citygrid.engine.dispatch.worktime import WorkSchedule

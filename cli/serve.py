@@ -73,22 +73,22 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.demo:
         try:
-            version_id = prepare_demo(server.resources.registry, Path(config.data_dir))
+            version_id = prepare_demo(server.state.registry, Path(config.data_dir))
             demo_dir = demo_folder(Path(config.data_dir))
-            n_workers, n_buildings = server.resources.intake.load_staff(
+            n_workers, n_buildings = server.state.intake.load_staff(
                 *(path if path.exists() else None for path in (demo_dir / "workers.parquet", demo_dir / "buildings.parquet"))
             )
         except BaseException:
             server.stop(0).wait()
             raise
         log.info("demo district: %d workers and %d building positions loaded into the intake", n_workers, n_buildings)
-        secret, info = server.resources.tokens.issue(DEMO_ADMIN, Role.ADMIN, replacing=True)
+        secret, info = server.state.tokens.issue(DEMO_ADMIN, Role.ADMIN, replacing=True)
         log.info("demo district: layer version %s; admin token %s issued", version_id, info.token_id)
         print(f"admin token: {secret}", flush=True)
 
     runtime.settle()  # start-up state frozen, fewer collections (see citygrid.engine.runtime)
     server.set_ready()
-    log.info("ready: active layer version %s", server.resources.registry.active_version_id or "none")
+    log.info("ready: active layer version %s", server.state.registry.active_version_id or "none")
     stop.wait()
     log.info("stopping: draining calls in flight for up to %.1f s", config.grace_seconds)
     server.stop(config.grace_seconds).wait()

@@ -31,41 +31,35 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
-import threading
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
 from citygrid.cluster import inputs, outputs
-from citygrid.cluster.placement import PlacedLayer, attach, place_layer
-from citygrid.cluster.spatial import N_KEYS, KeyFrame, balanced_boundaries, choose_task_count, key_histogram
+from citygrid.cluster.placement import PlacedLayer, place_layer
+from citygrid.cluster.spatial import N_KEYS, KeyFrame, balanced_boundaries, choose_task_count
 from citygrid.cluster import changes
 from citygrid.engine.layers import sources
-from citygrid.engine.layers.assignment import Assigner, Status
+from citygrid.engine.layers.assignment import Assigner
 from citygrid.engine.errors import CityGridError, InvalidInput
 from citygrid.cluster.jobs import Job, JobState, JobStore
 from citygrid.engine.layers.layer import FieldMap, GridLayer
 from citygrid.engine.hierarchy import CODE_COLUMNS, code_column
+
+from citygrid.cluster.columns import PREVIOUS_COLUMN, RENAMED_PREFIX, STATUS_COLUMN
+from citygrid.cluster.progress import _ProgressReader
+from citygrid.cluster.tasks import TaskSpec, _CHANGES, _alive_nodes, _assign_task, _cut_slice, _parallelism, _sort_slice
 
 log = logging.getLogger(__name__)
 
 KIND = "reindex"
 #: ``--partition-by`` levels and the column each partitions on.
 PARTITION_LEVELS = {level: code_column(level) for level in ("street", "community", "grid", "district")}
-#: Columns every output row gains (``previous_grid_code`` too when a previous version is given).
-STATUS_COLUMN = "status"
-PREVIOUS_COLUMN = "previous_grid_code"
-#: Status names by code, the values of the ``status`` column (as ``citygrid assign`` writes them).
-STATUS_NAMES = tuple(s.name.lower() for s in Status)
-#: Prefix given to an input column whose name an output column takes (``grid_code`` -> ``input_grid_code``).
-RENAMED_PREFIX = "input_"
 
 #: How assign tasks get their rows (see :attr:`ReindexRequest.shuffle`).
 SHUFFLES = ("auto", "direct", "cut")
@@ -75,19 +69,11 @@ DEFAULT_TASK_ROWS = 4_000_000
 DEFAULT_SLICE_ROWS = 4_000_000
 #: ...and at least this many slices per CPU, so the sort phase is balanced over the cluster.
 SLICE_WAVES = 4
-#: Ray retries of a task whose worker died (killed, out of memory, node lost).
-MAX_RETRIES = 3
-#: Points assigned between two progress reports of a task.
-PROGRESS_ROWS = 1 << 20
 #: Seconds between two reads of the tasks' progress by the driver.
 POLL_SECONDS = 0.5
 #: Seconds a cancelled job waits for its running tasks to stop before it tidies the output.
 CANCEL_GRACE_SECONDS = 30.0
 
-_CHANGES = "_changes"
-#: Test hook: a directory where a file ``kill-assign-<task>`` makes the next attempt of that task kill
-#: its own worker (SIGKILL) after writing its first output file. Read in the worker's environment.
-FAULT_DIR_ENV = "CITYGRID_FAULT_DIR"
 
 
 @dataclass(frozen=True)
@@ -146,21 +132,6 @@ class ReindexRequest:
 
     def field_map(self) -> FieldMap:
         return FieldMap(**self.fields)
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What every task of one job needs besides its rows (small: pickled into each task)."""
-
-    lng_col: str
-    lat_col: str
-    row_id_col: str
-    renames: dict
-    frame: KeyFrame
-    output: str
-    partition_column: str
-    crs: str
-    fallback_m: float
 
 
 class JobCancelled(Exception):
@@ -455,299 +426,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(cause, BaseException):
         exc = cause
     return f"{type(exc).__name__}: {exc}"
-
-
-# ---------------------------------------------------------------------- tasks
-
-
-@ray.remote(num_cpus=0)
-class _ProgressBoard:
-    """Rows done per (job, task), as last reported by the task's current attempt. One per driver,
-    shared by its jobs (an actor takes a process to start: not one per job)."""
-
-    def __init__(self):
-        self._rows: dict[str, dict[int, int]] = {}
-
-    def report(self, job_id: str, task: int, rows: int) -> None:
-        self._rows.setdefault(job_id, {})[task] = rows
-
-    def rows(self, job_id: str) -> dict[int, int]:
-        return dict(self._rows.get(job_id, {}))
-
-    def forget(self, job_id: str) -> None:
-        self._rows.pop(job_id, None)
-
-
-_boards: dict[str, object] = {}
-_boards_lock = threading.Lock()
-
-
-def _progress_board():
-    """This driver's progress board (one per connection to Ray, kept for the process's life: an
-    actor whose last handle is dropped is stopped, and starting one takes a process)."""
-    context = ray.get_runtime_context()
-    key = f"{context.get_node_id()}:{context.get_job_id()}"  # job ids restart with a new cluster; node ids do not
-    with _boards_lock:
-        if key not in _boards:
-            _boards.clear()  # a board of an earlier connection (Ray was restarted) is gone with it
-            _boards[key] = _ProgressBoard.remote()
-        return _boards[key]
-
-
-@dataclass(frozen=True)
-class _ProgressSink:
-    """What a task reports its progress to (small: pickled into each task)."""
-
-    board: object
-    job_id: str
-
-    def report(self, task: int, rows: int) -> None:
-        self.board.report.remote(self.job_id, task, rows)
-
-
-class _ProgressReader:
-    """The driver's side of a job's progress: reads the board without waiting (the last answer until
-    a newer one arrives)."""
-
-    def __init__(self, job_id: str):
-        self.sink = _ProgressSink(_progress_board(), job_id)
-        self._pending = None
-        self._last: dict[int, int] = {}
-
-    def rows(self) -> dict[int, int]:
-        if self._pending is not None:
-            ready, _ = ray.wait([self._pending], timeout=0)
-            if ready:
-                self._last = ray.get(self._pending)
-                self._pending = None
-        if self._pending is None:
-            self._pending = self.sink.board.rows.remote(self.sink.job_id)
-        return self._last
-
-    def forget(self) -> None:
-        self.sink.board.forget.remote(self.sink.job_id)
-
-
-@dataclass(frozen=True)
-class SortedSlice:
-    """Rows of an input slice (with their row ids) and their order by spatial key: the rows in key
-    order are ``table.take(order)`` (``table`` itself when ``order`` is None), with the keys ``keys``."""
-
-    table: pa.Table
-    order: np.ndarray | None
-    keys: np.ndarray
-
-    def key_range(self, lo: int, hi: int) -> np.ndarray:
-        """Positions in ``table`` of the rows with keys in ``[lo, hi)``, in key order."""
-        start, stop = np.searchsorted(self.keys, [lo, hi], side="left")
-        return self.order[start:stop] if self.order is not None else np.arange(start, stop)
-
-
-@ray.remote(max_retries=MAX_RETRIES)
-def _sort_slice(piece: inputs.InputSlice, spec: TaskSpec) -> tuple[np.ndarray, SortedSlice]:
-    """Read one input slice and order it by spatial key; return the points per key and the slice."""
-    table = inputs.read_slice(piece)
-    lng, lat = inputs.coordinates(table, spec.lng_col, spec.lat_col)
-    keys = spec.frame.keys(lng, lat)
-    # Coordinates as one contiguous chunk each (no copy: they were just made), so every assign task
-    # reads them in place.
-    table = inputs.with_columns(table, {spec.lng_col: lng, spec.lat_col: lat})
-    ids = inputs.row_ids(table, piece, spec.row_id_col)
-    if spec.renames:
-        table = table.rename_columns([spec.renames.get(n, n) for n in table.column_names])
-    if spec.row_id_col not in table.column_names:
-        table = table.append_column(spec.row_id_col, pa.array(ids))
-    order = np.argsort(keys, kind="stable").astype(np.int32 if len(keys) < 2**31 else np.int64)
-    return key_histogram(keys), SortedSlice(table, order, keys[order])
-
-
-@ray.remote(max_retries=MAX_RETRIES)
-def _cut_slice(piece: SortedSlice, boundaries: list[int], wanted: tuple[bool, ...]):
-    """A sorted slice cut into the tasks' key ranges, each share's rows in key order (an empty share
-    for a task already done)."""
-    shares = []
-    for k, want in enumerate(wanted):
-        lo, hi = boundaries[k], boundaries[k + 1]
-        positions = piece.key_range(lo, hi) if want else np.empty(0, dtype=np.int64)
-        start, stop = np.searchsorted(piece.keys, [lo, hi], side="left") if want else (0, 0)
-        shares.append(SortedSlice(piece.table.take(pa.array(positions)), None, piece.keys[start:stop]))
-    return shares[0] if len(shares) == 1 else tuple(shares)
-
-
-@ray.remote(max_retries=MAX_RETRIES)
-def _assign_task(task: int, spec: TaskSpec, placed: PlacedLayer, placed_previous: PlacedLayer | None,
-                 progress, key_range: tuple[int, int], *pieces: SortedSlice) -> dict:
-    """Assign the rows of one key range and write its output files; return what it wrote.
-
-    ``pieces`` are the sorted slices (or the task's shares of them); the task gathers the rows of its
-    key range from each, in key order, once.
-    """
-    _use_assigned_cpus()
-    positions = [p.key_range(*key_range) for p in pieces]
-    n = sum(len(q) for q in positions)
-    if n == 0:
-        return {"task": task, "rows": 0, "files": [], "file_rows": {}, "status_counts": {}}
-    # Runs of points sorted by spatial key (one per slice): assigned in this order, neighbours follow
-    # each other and the index stays in cache.
-    lng = np.concatenate([inputs.float_column(p.table, spec.lng_col)[q] for p, q in zip(pieces, positions)])
-    lat = np.concatenate([inputs.float_column(p.table, spec.lat_col)[q] for p, q in zip(pieces, positions)])
-    assigner = attach(placed)
-    layer = assigner.layer
-    grid_rows, status = _assign_in_chunks(assigner, lng, lat, spec, progress, task)
-    previous_rows = None
-    file_rows: dict[str, int] = {}
-    if placed_previous is not None:
-        previous_rows, _ = _assign_in_chunks(attach(placed_previous), lng, lat, spec, None, task)
-        file_rows.update(_write_transitions(Path(spec.output), task, previous_rows, grid_rows))
-    progress.report(task, n)
-
-    # Group the rows by partition (stable: key order inside each); each partition's file gathers its
-    # rows from each slice with one take (the one copy of the rows) and the result columns' slice.
-    partitions = _code_column(layer, spec.partition_column)
-    partition = partitions.of_row[grid_rows + 1]
-    by_partition = np.argsort(partition, kind="stable")
-    grid_rows, status, partition = grid_rows[by_partition], status[by_partition], partition[by_partition]
-    if previous_rows is not None:
-        previous_rows = previous_rows[by_partition]
-    results = _result_columns(layer, grid_rows, status, attach(placed_previous).layer if placed_previous else None,
-                              previous_rows)
-    starts = np.cumsum([0] + [len(q) for q in positions])  # of each slice's run in assignment order
-    cuts = np.flatnonzero(np.diff(partition)) + 1
-    files = []
-    for start, end in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [n]])):
-        chosen = by_partition[start:end]  # ascending: the runs of each slice are contiguous in it
-        bounds = np.searchsorted(chosen, starts)
-        rows = pa.concat_tables([
-            piece.table.take(pa.array(q[chosen[bounds[m]:bounds[m + 1]] - starts[m]]))
-            for m, (piece, q) in enumerate(zip(pieces, positions)) if bounds[m + 1] > bounds[m]
-        ])
-        for name, column in results.items():
-            rows = rows.append_column(name, column.slice(start, end - start))
-        value = partitions.values[partition[start]]
-        rel = Path(outputs.partition_dir(spec.partition_column, value)) / outputs.part_name(task)
-        outputs.write_parquet_atomic(rows, Path(spec.output) / rel, durable=False)
-        files.append(str(rel))
-        file_rows[str(rel)] = int(end - start)
-        _fault_point(task)
-    counts = np.bincount(status, minlength=len(STATUS_NAMES))
-    return {
-        "task": task,
-        "rows": n,
-        "files": files,
-        "file_rows": file_rows,
-        "status_counts": {name: int(c) for name, c in zip(STATUS_NAMES, counts) if c},
-    }
-
-
-def _parallelism() -> int:
-    """CPUs of the cluster: how many tasks run at once."""
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
-def _alive_nodes() -> int:
-    return sum(1 for node in ray.nodes() if node.get("Alive"))
-
-
-def _assign_in_chunks(assigner, lng, lat, spec: TaskSpec, progress, task: int):
-    n = len(lng)
-    grid_rows = np.empty(n, dtype=np.int32)
-    status = np.empty(n, dtype=np.uint8)
-    for start in range(0, n, PROGRESS_ROWS):
-        end = min(start + PROGRESS_ROWS, n)
-        result = assigner.assign(lng[start:end], lat[start:end], crs=spec.crs, fallback_m=spec.fallback_m)
-        grid_rows[start:end] = result.grid_rows
-        status[start:end] = result.status
-        if progress is not None:
-            progress.report(task, end)
-    return grid_rows, status
-
-
-@dataclass(frozen=True)
-class _CodeColumn:
-    """A code column of a layer by grid row: its distinct values (sorted, then ``None`` last) and
-    ``of_row[g + 1]``, the position of grid row ``g``'s value (``of_row[0]``, for row -1, is ``None``'s)."""
-
-    values: tuple
-    of_row: np.ndarray
-
-    @property
-    def none(self) -> int:
-        return len(self.values) - 1
-
-
-def _code_column(layer: GridLayer, column: str) -> _CodeColumn:
-    raw = layer.attributes.column(column).to_pylist()
-    values = sorted({v for v in raw if v is not None})
-    position = {v: i for i, v in enumerate(values)}
-    none = len(values)
-    of_row = np.array([none] + [position[v] if v is not None else none for v in raw], dtype=np.int32)
-    return _CodeColumn(tuple(values) + (None,), of_row)
-
-
-def _result_columns(layer: GridLayer, grid_rows: np.ndarray, status: np.ndarray, previous: GridLayer | None,
-                    previous_rows: np.ndarray | None) -> dict[str, pa.Array]:
-    """The columns a row gains, by name: the code columns (the partition column too: a reader takes
-    it from the file, as text, see :mod:`citygrid.cluster.outputs`), the status and the previous grid
-    code, as dictionary arrays (dictionaries of the values present only)."""
-    codes = _GridCodes(layer, grid_rows)
-    columns = {name: codes.column(name) for name in CODE_COLUMNS}
-    columns[STATUS_COLUMN] = pa.DictionaryArray.from_arrays(
-        pa.array(status.astype(np.int8)), pa.array(STATUS_NAMES, pa.string()))
-    if previous is not None:
-        columns[PREVIOUS_COLUMN] = _GridCodes(previous, previous_rows).column("grid_code")
-    return columns
-
-
-class _GridCodes:
-    """Attribute columns of the grids of some rows, built with one pass over the rows per column: the
-    grids present are numbered once (``local``), each column maps those few numbers to its values."""
-
-    def __init__(self, layer: GridLayer, grid_rows: np.ndarray):
-        self.layer = layer
-        self.used = np.flatnonzero(np.bincount(grid_rows + 1, minlength=layer.n_grids + 1)[1:])
-        number = np.full(layer.n_grids + 1, -1, dtype=np.int32)
-        number[self.used + 1] = np.arange(len(self.used), dtype=np.int32)
-        self.local = number[grid_rows + 1]  # -1: no grid
-
-    def column(self, name: str) -> pa.DictionaryArray:
-        """Column ``name`` per row (null: no grid, or a grid without that value)."""
-        values = self.layer.attributes.column(name).combine_chunks().take(pa.array(self.used)).to_pylist()
-        dictionary = sorted({v for v in values if v is not None})
-        position = {v: i for i, v in enumerate(dictionary)}
-        # One entry per grid present, then -1 for the rows without a grid (local number -1).
-        lookup = np.array([position.get(v, -1) if v is not None else -1 for v in values] + [-1], dtype=np.int32)
-        indices = lookup[self.local]
-        missing = indices < 0
-        array = pa.array(indices, mask=missing) if missing.any() else pa.array(indices)
-        return pa.DictionaryArray.from_arrays(array, pa.array(dictionary, pa.string()))
-
-
-def _write_transitions(out: Path, task: int, previous_rows: np.ndarray, grid_rows: np.ndarray) -> dict[str, int]:
-    """Write the task's (previous row, row) counts; return ``{relative path: rows}``."""
-    previous, rows, counts = changes.count_transitions(previous_rows, grid_rows)
-    rel = Path(_CHANGES) / "transitions" / outputs.part_name(task)
-    outputs.write_parquet_atomic(pa.table({"previous_row": previous, "row": rows, "rows": counts}), out / rel,
-                                 durable=False)
-    return {str(rel): len(counts)}
-
-
-def _use_assigned_cpus() -> None:
-    """Run the parallel kernels on the CPUs Ray gave this task (one by default), not on every core of
-    the node: two workers would otherwise each start a thread per core."""
-    import numba
-
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    numba.set_num_threads(max(1, min(int(cpus), numba.config.NUMBA_NUM_THREADS)))
-
-
-def _fault_point(task: int) -> None:
-    """Test hook (see :data:`FAULT_DIR_ENV`): kill this worker once, after its first output file."""
-    folder = os.environ.get(FAULT_DIR_ENV)
-    if not folder:
-        return
-    trigger = Path(folder) / f"kill-assign-{task}"
-    try:
-        os.rename(trigger, trigger.with_name(trigger.name + ".fired"))
-    except FileNotFoundError:
-        return
-    os.kill(os.getpid(), signal.SIGKILL)

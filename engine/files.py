@@ -78,3 +78,9 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_path(value: str | os.PathLike, base: Path | None) -> Path:
+    """``value`` with ``~`` expanded, taken from ``base`` when relative."""
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() or base is None else base / path

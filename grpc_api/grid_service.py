@@ -238,9 +238,7 @@ def _parse_page_token(token: str) -> tuple[str, int]:
         raise InvalidInput("page_token is not one this server gave out; start again without it") from None
 
 
-def add_to_server(server: grpc.Server, resources) -> str:
-    """Register the servicer on ``server``; return the service's full name."""
-    grid_pb2_grpc.add_GridServiceServicer_to_server(
-        GridServicer(resources.registry, resources.auth, resources.config, resources.blocking), server
-    )
+def add_to_server(server: grpc.Server, servicer: GridServicer) -> str:
+    """Register ``servicer`` on ``server``; return the service's full name."""
+    grid_pb2_grpc.add_GridServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

@@ -6,15 +6,8 @@ dispatch, idempotency, limits) are the engine's, and its errors map to status co
 :mod:`citygrid.grpc_api.errors` (a refused report inside a batch or stream carries that status name in
 its receipt instead).
 
-:class:`IntakeHost` owns the intake of the server's data directory: built on the first call that
-needs it (the data directory may get its first active layer version after the server was built,
-as ``--demo`` does), with the events in the data directory's database
-(:class:`~citygrid.engine.cases.store.SqliteEventStore`), set up by the ``[intake]`` table of the server's
-config (:class:`~citygrid.grpc_api.config.IntakeSettings`). It follows layer activations (new reports are
-placed on the active version, and the open events whose grid changed move to their new grid and
-are dispatched again; every call compares the version id, one attribute read), runs the
-intake's clock in a thread (dispatching waiting events and escalating overdue ones every
-``clock_interval`` seconds) and closes the store when the server stops.
+The intake itself is held by :class:`~citygrid.engine.cases.host.IntakeHost`, built by the server
+factory and given to the servicer ready-made.
 
 The streaming methods are async and hold no thread while they wait (:mod:`citygrid.grpc_api.threads`);
 their engine calls (commits, feed reads) run in the server's handler threads. ``SubmitStream`` reads
@@ -32,29 +25,23 @@ import asyncio
 import contextlib
 import functools
 import logging
-import threading
 from datetime import datetime
-from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from citygrid.engine.times import Clock
 from citygrid.engine.errors import CityGridError, InvalidInput
 from citygrid.engine.cases.model import (
     AuditEntry, DispatchNotice, Event, EventFilter, EventReport, OverdueNotice, Receipt,
 )
-from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.cases.host import IntakeHost
 from citygrid.engine.cases.intake import Intake
-from citygrid.engine.cases.locator import AssignerLocator, read_buildings
 from citygrid.engine.cases.rebalancing import RebalanceReport
 from citygrid.engine.cases.lifecycle import State
-from citygrid.engine.access.principals import Principal, Role
-from citygrid.engine.layers.registry import LayerRegistry
-from citygrid.engine.dispatch.workers import DEFAULT_CAPACITY, DEFAULT_DEPARTMENT, DEFAULT_SHIFT, Worker, read_workers
+from citygrid.engine.access.principals import Principal
+from citygrid.engine.dispatch.workers import DEFAULT_CAPACITY, DEFAULT_DEPARTMENT, DEFAULT_SHIFT, Worker
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import intake_pb2, intake_pb2_grpc
-from citygrid.grpc_api.config import IntakeSettings
 from citygrid.grpc_api.convert import STATUS_OFFSET, crs_of, from_timestamp, to_timestamp
 from citygrid.grpc_api.errors import details_of, status_of
 from citygrid.grpc_api.interceptors import Authenticator
@@ -69,83 +56,6 @@ STREAM_BATCH = 1000
 DEFAULT_PAGE_SIZE = 100
 #: Notices a watch stream reads at a time.
 WATCH_PAGE = 100
-#: Who the audit trail names for the workers loaded at start-up (``--demo``).
-STARTUP = Principal("citygrid start-up", Role.ADMIN)
-#: Who the audit trail names for the open events moved to another grid when a layer version is activated.
-LAYER_ACTIVATION = Principal("layer-activation", Role.ADMIN)
-
-
-class IntakeHost:
-    """The intake of one data directory, built on first use over the registry's active version, set
-    up by ``settings`` (the ``[intake]`` table of the server's config; the engine's defaults when
-    ``None``)."""
-
-    def __init__(self, data_dir: Path, registry: LayerRegistry, settings: IntakeSettings | None = None,
-                 *, clock: Clock | None = None):
-        self._data_dir = Path(data_dir)
-        self._registry = registry
-        self._settings = settings or IntakeSettings()
-        #: The intake's clock: the one given, else ``[intake] clock_start``'s, else the system's.
-        self.clock: Clock | None = clock or self._settings.clock()
-        self._lock = threading.Lock()
-        self._intake: Intake | None = None
-        self._buildings: dict[str, tuple[float, float]] = {}
-        self._stop = threading.Event()
-        self._clock: threading.Thread | None = None
-
-    def intake(self) -> Intake:
-        """The intake, placing new reports on the active layer version (on a change of version, the
-        open events whose grid changed are moved first)."""
-        snapshot = self._registry.snapshot()  # FAILED_PRECONDITION when no version is active
-        intake = self._intake
-        if intake is not None and intake.layer.version_id == snapshot.version_id:
-            return intake
-        with self._lock:
-            locator = AssignerLocator(snapshot.assigner)
-            if self._intake is None:
-                settings = self._settings
-                self._intake = Intake(SqliteEventStore(self._data_dir), locator, buildings=self._buildings,
-                                      config=settings.intake_config, taxonomy=settings.taxonomy,
-                                      routing=settings.routing_rules, clock=self.clock)
-                self._clock = threading.Thread(target=self._intake.run_clock, args=(self._stop, settings.clock_interval),
-                                               name="citygrid-intake-clock", daemon=True)
-                self._clock.start()
-            elif self._intake.layer.version_id != snapshot.version_id:
-                log.info("intake: new reports go on layer version %s", snapshot.version_id)
-                self._intake.use_layer(locator)
-                moved = self._intake.regrid_open_events(LAYER_ACTIVATION, note="on activation")
-                log.info("intake: %d open events changed grid on layer version %s and were dispatched again",
-                         len(moved), snapshot.version_id)
-            return self._intake
-
-    def load_staff(self, workers_path: Path | None = None, buildings_path: Path | None = None) -> tuple[int, int]:
-        """Load workers (added or replaced) and building positions from Parquet tables such as the
-        demo's ``workers.parquet`` and ``buildings.parquet``; returns how many of each."""
-        intake = self.intake()
-        n_buildings = 0
-        if buildings_path is not None:
-            buildings = read_buildings(buildings_path)
-            intake.buildings.update(buildings)
-            n_buildings = len(buildings)
-        n_workers = intake.put_workers(read_workers(workers_path), STARTUP) if workers_path is not None else 0
-        return n_workers, n_buildings
-
-    def open_event_locations(self) -> list[tuple[str, float, float, str]]:
-        """The intake's open placed events for a re-indexing job's change report."""
-        return self.intake().open_event_locations()
-
-    def grid_workers(self) -> list[tuple[str, str]]:
-        """The intake's workers and their grids for a re-indexing job's change report."""
-        return self.intake().grid_workers()
-
-    def close(self) -> None:
-        """Stop the clock and close the store (after the server has stopped)."""
-        with self._lock:
-            self._stop.set()
-            if self._clock is not None:
-                self._clock.join()
-            if self._intake is not None:
-                self._intake.close()
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
@@ -456,12 +366,7 @@ def _page_size(size: int) -> int:
     return size or DEFAULT_PAGE_SIZE
 
 
-def add_to_server(server: grpc.Server, resources) -> str:
-    """Register the servicer on ``server`` (its intake in ``resources.intake``, set up by the config's
-    ``[intake]`` table); return the service name."""
-    host = IntakeHost(resources.config.data_dir, resources.registry, resources.config.intake, clock=resources.clock)
-    resources.intake = host
-    resources.on_close(host.close)
-    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(host, resources.auth, resources.blocking),
-                                                        server)
+def add_to_server(server: grpc.Server, servicer: IntakeServicer) -> str:
+    """Register ``servicer`` on ``server``; return the service's full name."""
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

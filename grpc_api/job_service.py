@@ -162,16 +162,7 @@ def _job_id(request: job_pb2.JobRequest) -> str:
     return request.job_id
 
 
-def add_to_server(server: grpc.Server, resources) -> str:
-    """Register the servicer on ``server``; its runner is closed with the server. With the intake
-    service registered before it (``resources.intake``), a re-indexing job that names no events or
-    workers files reports on the intake's open events and workers."""
-    config = resources.config
-    intake = resources.intake
-    feeds = {}
-    if intake is not None:
-        feeds = dict(open_events=intake.open_event_locations, grid_workers=intake.grid_workers)
-    host = JobHost(config.data_dir, address=config.ray_address, num_cpus=config.ray_num_cpus, **feeds)
-    resources.on_close(host.close)
-    job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(host, resources.auth, resources.blocking), server)
+def add_to_server(server: grpc.Server, servicer: JobServicer) -> str:
+    """Register ``servicer`` on ``server``; return the service's full name."""
+    job_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

@@ -120,9 +120,7 @@ def _field_map(fields: layer_pb2.FieldMap) -> FieldMap:
     return FieldMap(**given)
 
 
-def add_to_server(server: grpc.Server, resources) -> str:
-    layer_pb2_grpc.add_LayerServiceServicer_to_server(
-        LayerServicer(resources.registry, resources.auth, resources.config, resources.blocking), server
-    )
+def add_to_server(server: grpc.Server, servicer: LayerServicer) -> str:
+    """Register ``servicer`` on ``server``; return the service's full name."""
+    layer_pb2_grpc.add_LayerServiceServicer_to_server(servicer, server)
     return SERVICE_NAME
-

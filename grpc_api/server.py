@@ -2,11 +2,13 @@
 
 What a server is made of:
 
-- the services of :data:`SERVICE_MODULES` (a replica: :data:`REPLICA_SERVICE_MODULES`). Each module of
-  ``citygrid.grpc_api`` named there has ``add_to_server(server, resources) -> full service name``; its
-  servicer takes what it needs from :class:`Resources` in its constructor (no module globals). To add
-  a service, write such a module and add its name to the tuple; a service with stores of its own opens
-  them from ``resources.config.data_dir`` and registers their ``close`` with ``resources.on_close``;
+- the services of :data:`SERVICE_MODULES` (a replica: :data:`REPLICA_SERVICE_MODULES`), imported here
+  by name. :func:`create_server` first builds everything they use into a :class:`ServerState` (the
+  registry, tokens, the intake host when IntakeService runs, the job host when JobService runs, fed
+  by that intake), then each servicer from it, ready-made in its constructor (route_guide style: no
+  module globals, nothing one service fills in for another); each service module's
+  ``add_to_server(server, servicer)`` registers it. To add a service, write such a module, build its
+  servicer in :data:`SERVICES` and its state, if any, in :func:`create_server`;
 - standard health checking (``grpc.health.v1``, no token needed) and server reflection;
 - the interceptors (metrics, readiness, admission, auth, errors; :mod:`citygrid.grpc_api.interceptors`),
   applied to each method's handler once, when it is registered;
@@ -26,7 +28,7 @@ the loop:
   marked ``threads.on_loop`` (``AssignPoint``) runs on the loop itself when it is an in-memory read
   and the caller's token is in the token store's memory: a point takes less than a thread hop;
 - a streaming method is ``async`` (an async generator) and hands its blocking steps (a SQLite read or
-  commit, a kernel call) to ``resources.blocking``; between them it waits on the loop: for the
+  commit, a kernel call) to ``state.blocking``; between them it waits on the loop: for the
   client's next message, or for news (``Intake.on_news`` wakes a watch without a thread).
 
 Python runs one thread at a time, but the engine's Numba kernels release the GIL, so a few handler
@@ -55,21 +57,22 @@ and everything else to the writer's.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from citygrid.engine.times import Clock
-from citygrid.engine.errors import InvalidInput
 from citygrid.engine.access.principals import Role
+from citygrid.engine.access.tokens import TokenAuthority, TokenStore
+from citygrid.engine.cases.host import IntakeHost
+from citygrid.engine.errors import InvalidInput, PreconditionFailed
 from citygrid.engine.layers.registry import LayerRegistry
-from citygrid.engine.access.tokens import TokenStore
+from citygrid.engine.times import Clock
+from citygrid.grpc_api import grid_service, intake_service, job_service, layer_service, token_service
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.interceptors import Authenticator, Interceptors, Registrar
 from citygrid.grpc_api.metrics import Metrics, MetricsExporter
@@ -81,35 +84,50 @@ SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_ser
 REPLICA_SERVICE_MODULES = ("grid_service",)
 
 
-@dataclass
-class Resources:
-    """What servicers may take in their constructors."""
+@dataclass(frozen=True)
+class ServerState:
+    """What the servicers are made from, all built by :func:`create_server` before any servicer."""
 
     config: ServerConfig
     registry: LayerRegistry
     tokens: TokenStore
     auth: Authenticator
     metrics: Metrics
-    #: Runs blocking work in the server's handler threads: ``await resources.blocking(fn, *args)``
+    #: Runs blocking work in the server's handler threads: ``await state.blocking(fn, *args)``
     #: (for async streaming methods; see :mod:`citygrid.grpc_api.threads`).
     blocking: Blocking
-    #: The event intake (:class:`citygrid.grpc_api.intake_service.IntakeHost`), set by its service.
-    intake: object | None = None
-    #: The intake's clock (:mod:`citygrid.engine.times`); ``None``: ``[intake] clock_start``'s, else the system's.
-    clock: Clock | None = None
-    _closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def on_close(self, close: Callable[[], None]) -> None:
-        """Call ``close`` when the server has stopped (after the registry's and tokens' own)."""
-        self._closers.append(close)
+    #: The event intake (:class:`~citygrid.engine.cases.host.IntakeHost`) when the server runs IntakeService.
+    intake: IntakeHost | None = None
+    #: The job runner's host when the server runs JobService.
+    jobs: job_service.JobHost | None = None
 
     def close(self) -> None:
         """Wait for the handler threads to finish their work, then close everything."""
         self.blocking.threads.shutdown()
-        for close in reversed(self._closers):
-            close()
+        for host in (self.jobs, self.intake):
+            if host is not None:
+                host.close()
         self.registry.close()
         self.tokens.close()
+
+    def worker_chain(self, worker_id: str):
+        """The grid chain of a worker of the intake (what a worker's token is bound to)."""
+        if self.intake is None:
+            raise PreconditionFailed("this server runs no intake, so it knows no workers to bind a token to")
+        return self.intake.intake().worker_chain(worker_id)
+
+
+#: Each service by module name: its servicer, made from the server's state.
+SERVICES: dict[str, Callable[[ServerState], object]] = {
+    "grid_service": lambda s: grid_service.GridServicer(s.registry, s.auth, s.config, s.blocking),
+    "layer_service": lambda s: layer_service.LayerServicer(s.registry, s.auth, s.config, s.blocking),
+    "token_service": lambda s: token_service.TokenServicer(
+        TokenAuthority(s.tokens, lambda: s.registry.snapshot().layer, s.worker_chain), s.auth),
+    "intake_service": lambda s: intake_service.IntakeServicer(s.intake, s.auth, s.blocking),
+    "job_service": lambda s: job_service.JobServicer(s.jobs, s.auth, s.blocking),
+}
+_MODULES = {"grid_service": grid_service, "layer_service": layer_service, "token_service": token_service,
+            "intake_service": intake_service, "job_service": job_service}
 
 
 class Server:
@@ -121,13 +139,14 @@ class Server:
     """
 
     def __init__(self, grpc_server: grpc.aio.Server, health_servicer, interceptors: Interceptors,
-                 registrar: Registrar, service_names: list[str], resources: Resources,
+                 registrar: Registrar, service_names: list[str], state: ServerState,
                  exporter: MetricsExporter | None, port: int):
         self.grpc_server = grpc_server
         self.interceptors = interceptors
         #: Where more handlers may be registered before ``start`` (wrapped like the services').
         self.registrar = registrar
-        self.resources = resources
+        #: What the servicers were made from (registry, tokens, intake host, ...).
+        self.state = state
         self.port = port
         self.metrics_port = exporter.port if exporter else None
         self._health = health_servicer
@@ -141,7 +160,7 @@ class Server:
 
     @property
     def metrics(self) -> Metrics:
-        return self.resources.metrics
+        return self.state.metrics
 
     def start(self, *, ready: bool = True) -> None:
         """Listen. With ``ready=False`` health checks answer NOT_SERVING and other calls UNAVAILABLE
@@ -150,10 +169,10 @@ class Server:
         self._started = True
         if self._exporter:
             self._exporter.start()
-        if self.resources.config.replica:
+        if self.state.config.replica:
             threading.Thread(
-                target=self.resources.registry.follow,
-                args=(self._follow_stop, self.resources.config.follow_interval),
+                target=self.state.registry.follow,
+                args=(self._follow_stop, self.state.config.follow_interval),
                 name="citygrid-follow",
                 daemon=True,
             ).start()
@@ -192,7 +211,7 @@ class Server:
                 log.exception("stopping the gRPC server failed")
             if self._exporter:
                 self._exporter.stop()
-            self.resources.close()
+            self.state.close()
             self._terminated.set()
             done.set()
 
@@ -214,23 +233,35 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
     intake's present time (tests inject one; default: ``[intake] clock_start``, else the system's)."""
     if config.data_dir is None:
         raise InvalidInput("the server needs a data directory (data_dir in the config, or --data-dir)")
+    modules = service_modules or (REPLICA_SERVICE_MODULES if config.replica else SERVICE_MODULES)
+    unknown = sorted(set(modules) - set(SERVICES))
+    if unknown:
+        raise InvalidInput(f"unknown services {unknown}; services are {sorted(SERVICES)}")
     registry = LayerRegistry(config.data_dir)
     tokens = TokenStore(config.data_dir)
     if config.admin_token:
         tokens.ensure(config.admin_token, "admin (config)", Role.ADMIN)
-    auth = Authenticator(tokens)
-    blocking = Blocking(HandlerThreads(config.max_workers))
-    resources = Resources(config, registry, tokens, auth, Metrics(), blocking, clock=clock)
+    intake = None
+    if "intake_service" in modules:
+        intake = IntakeHost(config.data_dir, registry, config.intake, clock=clock)
+    jobs = None
+    if "job_service" in modules:
+        # A re-indexing job that names no events or workers files reports on the intake's.
+        feeds = {} if intake is None else dict(open_events=intake.open_event_locations,
+                                               grid_workers=intake.grid_workers)
+        jobs = job_service.JobHost(config.data_dir, address=config.ray_address, num_cpus=config.ray_num_cpus,
+                                   **feeds)
+    state = ServerState(config, registry, tokens, Authenticator(tokens), Metrics(),
+                        Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs)
     try:
-        return run_in_loop(_build(config, resources, service_modules))
+        return run_in_loop(_build(config, state, modules))
     except BaseException:
-        resources.close()
+        state.close()
         raise
 
 
-async def _build(config: ServerConfig, resources: Resources, service_modules) -> tuple[Server, int]:
+async def _build(config: ServerConfig, state: ServerState, modules) -> tuple[Server, int]:
     """On the event loop (where a ``grpc.aio`` server must be made)."""
-    modules = service_modules or (REPLICA_SERVICE_MODULES if config.replica else SERVICE_MODULES)
     grpc_server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.max_receive_message_bytes),
@@ -238,11 +269,11 @@ async def _build(config: ServerConfig, resources: Resources, service_modules) ->
             ("grpc.so_reuseport", 1 if config.replica else 0),
         ],
     )
-    interceptors = Interceptors(resources.metrics, resources.auth, resources.blocking,
+    interceptors = Interceptors(state.metrics, state.auth, state.blocking,
                                 max_calls=config.max_concurrent_rpcs,
                                 max_streams_per_token=config.max_streams_per_token)
     registrar = Registrar(grpc_server, interceptors)
-    names = [importlib.import_module(f"citygrid.grpc_api.{m}").add_to_server(registrar, resources) for m in modules]
+    names = [_MODULES[m].add_to_server(registrar, SERVICES[m](state)) for m in modules]
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
@@ -266,8 +297,8 @@ async def _build(config: ServerConfig, resources: Resources, service_modules) ->
     exporter = None
     if config.metrics_port is not None:
         try:
-            exporter = MetricsExporter(resources.metrics, config.host, config.metrics_port)
+            exporter = MetricsExporter(state.metrics, config.host, config.metrics_port)
         except OSError as exc:
             raise InvalidInput(f"cannot serve metrics on port {config.metrics_port}: {exc}") from None
-    server = Server(grpc_server, health_servicer, interceptors, registrar, names, resources, exporter, port)
+    server = Server(grpc_server, health_servicer, interceptors, registrar, names, state, exporter, port)
     return server, port

@@ -7,7 +7,6 @@ import logging
 
 import grpc
 
-from citygrid.engine.errors import PreconditionFailed
 from citygrid.engine.access.tokens import TokenAuthority
 from citygrid.grpc_api._pb import token_pb2, token_pb2_grpc
 from citygrid.grpc_api.convert import token_info
@@ -46,15 +45,7 @@ class TokenServicer(token_pb2_grpc.TokenServiceServicer):
         return token_info(self._auth.caller())
 
 
-def add_to_server(server: grpc.Server, resources) -> str:
-    """Register the servicer; jurisdiction codes are checked against the registry's active version,
-    workers looked up in the intake (``resources.intake``, registered after this service)."""
-
-    def worker_chain(worker_id: str):
-        if resources.intake is None:
-            raise PreconditionFailed("this server runs no intake, so it knows no workers to bind a token to")
-        return resources.intake.intake().worker_chain(worker_id)
-
-    authority = TokenAuthority(resources.tokens, lambda: resources.registry.snapshot().layer, worker_chain)
-    token_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(authority, resources.auth), server)
+def add_to_server(server: grpc.Server, servicer: TokenServicer) -> str:
+    """Register ``servicer`` on ``server``; return the service's full name."""
+    token_pb2_grpc.add_TokenServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

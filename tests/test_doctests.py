@@ -34,6 +34,7 @@ MODULES = [
     "citygrid.engine.houses.spatial",
     "citygrid.grpc_api.errors",
     "citygrid.grpc_api.config",
+    "citygrid.engine.cases.settings",
     "citygrid.grpc_api.metrics",
     "citygrid.cli.point_files",
 ]

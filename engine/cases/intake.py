@@ -57,7 +57,8 @@ import numpy as np
 from citygrid.engine.layers.adjacency import adjacency_of
 from citygrid.engine.layers.assignment import Status
 from citygrid.engine.times import Clock, system_clock
-from citygrid.engine.dispatch.dispatcher import Dispatcher, RoutingRules
+from citygrid.engine.dispatch.dispatcher import Dispatcher
+from citygrid.engine.dispatch.routing import RoutingRules
 from citygrid.engine.cases.duplicates import DuplicateIndex, DuplicatePolicy
 from citygrid.engine.errors import CityGridError, Conflict, Forbidden, InvalidInput, Overloaded, PreconditionFailed
 from citygrid.engine.cases.model import (

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from citygrid.engine.dispatch.dispatcher import Dispatcher, rebalance
+from citygrid.engine.dispatch.dispatcher import Dispatcher
+from citygrid.engine.dispatch.rebalance import rebalance
 from citygrid.engine.errors import InvalidInput
 from citygrid.engine.cases.model import Event
 from citygrid.engine.cases.lifecycle import (

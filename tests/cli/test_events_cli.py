@@ -24,7 +24,8 @@ from citygrid.cli.main import main
 from citygrid.cli.serve import prepare_demo
 from citygrid.engine.times import ManualClock
 from citygrid.engine.layers.registry import LayerRegistry
-from citygrid.grpc_api.config import IntakeSettings, ServerConfig
+from citygrid.engine.cases.settings import IntakeSettings
+from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.server import create_server
 
 TOKEN = "events-cli-test-admin-token-not-a-secret"
@@ -50,7 +51,7 @@ def server(tmp_path_factory, demo_dir):
                           max_workers=8, intake=IntakeSettings(clock_interval=3600.0))
     grpc_server, port = create_server(config, clock=ManualClock(NOW))
     grpc_server.start()
-    grpc_server.resources.intake.load_staff(buildings_path=demo_dir / "buildings.parquet")
+    grpc_server.state.intake.load_staff(buildings_path=demo_dir / "buildings.parquet")
     yield SimpleNamespace(target=f"127.0.0.1:{port}", server=grpc_server, demo=demo_dir)
     assert grpc_server.stop(0).wait(10)
 

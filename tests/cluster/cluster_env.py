@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from citygrid.cluster import outputs
-from citygrid.cluster.reindex import STATUS_NAMES
+from citygrid.cluster.columns import STATUS_NAMES
 from citygrid.engine.layers.assignment import Assigner
 from citygrid.engine.layers.layer import FieldMap, GridLayer
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from citygrid.cluster.reindex import FAULT_DIR_ENV
+from citygrid.cluster.tasks import FAULT_DIR_ENV
 from citygrid.cluster.session import RaySession
 from citygrid.engine.layers import snapshots, sources
 from citygrid.engine.layers.layer import GridLayer

@@ -87,7 +87,7 @@ def test_every_connection_of_a_whole_server_is_wal_and_synchronous_full(tmp_path
     server, _ = create_server(ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None),
                               clock=ManualClock(datetime(2026, 12, 7, 3, 5, tzinfo=CST)))
     try:
-        server.resources.intake.intake()  # the event store, built on first use
+        server.state.intake.intake()  # the event store, built on first use
         assert len(opened) >= 5  # registry, tokens, events (writer and reader), the workers' migration ...
         for path, conn in opened:
             assert pragmas(conn) == ("wal", FULL), path

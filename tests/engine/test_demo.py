@@ -514,7 +514,7 @@ def test_night_duty_leaves_no_grid_without_an_urgent_responder(demo_dir, demo_la
     workers, with skill 04) admits, in the grid or a neighbouring one: within the dispatcher's
     default reach of one hop. Counted from the workers file's shifts and skills."""
     from citygrid.engine.layers.adjacency import compute_adjacency
-    from citygrid.engine.dispatch.dispatcher import RoutingRules
+    from citygrid.engine.dispatch.routing import RoutingRules
     from citygrid.engine.dispatch.workers import read_workers, shift_of
 
     taxonomy = load_taxonomy()

@@ -80,7 +80,7 @@ class Env:
 
     @property
     def registry(self) -> LayerRegistry:
-        return self.server.resources.registry
+        return self.server.state.registry
 
 
 def populate(data_dir: Path) -> dict[str, GridLayer]:

@@ -19,7 +19,8 @@ from citygrid.engine.cases.intake import IntakeConfig
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.dispatch.worktime import HolidayCalendar
 from citygrid.grpc_api._pb import intake_pb2
-from citygrid.grpc_api.config import CLOCK_INTERVAL_S, IntakeSettings, ServerConfig, load_config
+from citygrid.engine.cases.settings import CLOCK_INTERVAL_S, IntakeSettings
+from citygrid.grpc_api.config import ServerConfig, load_config
 
 #: One metre east, in degrees of longitude, at the test square's latitude.
 METRE_LNG = 1 / (111_320 * math.cos(math.radians(LAT0 + SPAN / 2)))

@@ -18,8 +18,8 @@ from citygrid.engine.cases.taxonomy import load_taxonomy
 from citygrid.engine.dispatch.worktime import WorkSchedule
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
-from citygrid.grpc_api.config import IntakeSettings
-from citygrid.grpc_api.intake_service import LAYER_ACTIVATION, IntakeHost
+from citygrid.engine.cases.host import LAYER_ACTIVATION, IntakeHost
+from citygrid.engine.cases.settings import IntakeSettings
 
 N = VERSIONS["v1"]
 STEP = SPAN / N

@@ -28,7 +28,7 @@ from citygrid.engine.layers.layer import GridLayer
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
-from citygrid.grpc_api.config import IntakeSettings
+from citygrid.engine.cases.settings import IntakeSettings
 
 N = 8
 STEP = SPAN / N
@@ -123,7 +123,7 @@ def late_env(tmp_path):
 
 def test_watch_overdue_escalates_to_community_then_street_resumably_by_jurisdiction(late_env):
     env = late_env
-    intake = env.server.resources.intake.intake()  # the server's own intake
+    intake = env.server.state.intake.intake()  # the server's own intake
     with env.client() as admin:
         receipts = admin.submit_events([report(f"late-{i}{j}", i, j) for i, j in BOXES])
         assert [r.state for r in receipts] == ["dispatched"] * 3

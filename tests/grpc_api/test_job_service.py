@@ -11,7 +11,7 @@ import pytest
 from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, random_points
 
 from citygrid.cluster import outputs
-from citygrid.cluster.reindex import STATUS_NAMES
+from citygrid.cluster.columns import STATUS_NAMES
 from citygrid.cluster.session import RaySession
 from citygrid.engine.layers.assignment import Assigner
 from citygrid.grpc_api._pb import intake_pb2

@@ -113,7 +113,7 @@ def test_resource_exhausted_oversized_batch(admin):
 
 
 def test_resource_exhausted_over_the_message_size_limit(env, admin):
-    n = env.server.resources.config.max_receive_message_bytes // 16 + 1
+    n = env.server.state.config.max_receive_message_bytes // 16 + 1
     code, _ = code_of(lambda: admin.assign_points(np.zeros(n), np.zeros(n)))
     assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
 

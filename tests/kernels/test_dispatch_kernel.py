@@ -10,7 +10,8 @@ import pytest
 import shapely
 
 from citygrid.engine.layers.adjacency import compute_adjacency
-from citygrid.engine.dispatch.dispatcher import Dispatcher, Route, RoutingRule, RoutingRules
+from citygrid.engine.dispatch.dispatcher import Dispatcher
+from citygrid.engine.dispatch.routing import Route, RoutingRule, RoutingRules
 from citygrid.engine.layers.layer import GridLayer
 from citygrid.engine.dispatch.workers import SHIFT_PRESETS, Worker
 from citygrid.kernels.dispatch import NEVER, min_cost_flow

@@ -7,7 +7,9 @@ import pytest
 import shapely
 
 from citygrid.engine.layers.adjacency import adjacency_of, compute_adjacency
-from citygrid.engine.dispatch.dispatcher import Dispatcher, Route, RoutingRule, RoutingRules, rebalance
+from citygrid.engine.dispatch.dispatcher import Dispatcher
+from citygrid.engine.dispatch.rebalance import rebalance
+from citygrid.engine.dispatch.routing import Route, RoutingRule, RoutingRules
 from citygrid.engine.layers.layer import GridLayer
 from citygrid.engine.cases.taxonomy import load_taxonomy
 from citygrid.engine.dispatch.workers import Worker, read_workers
