@@ -173,3 +173,14 @@ def stop_serve(proc: subprocess.Popen) -> None:
     if reader is not None:
         reader.join(10)
     proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A module-scoped in-process server over a populated data directory (``env.layers``: its versions)."""
+    data_dir = tmp_path_factory.mktemp("grpc-data")
+    layers = populate(data_dir)
+    env = start_server(data_dir)
+    env.layers = layers
+    yield env
+    assert env.server.stop(1.0).wait(10)
