@@ -34,12 +34,12 @@ SESSIONS = ROOT / "mutation" / "sessions"
 
 #: Target -> (module, the tests that guard it).
 TARGETS = {
-    "lifecycle": ("engine/cases/lifecycle.py", ["tests/engine/test_lifecycle.py"]),
+    "lifecycle": ("engine/cases/lifecycle.py", ["tests/engine/cases/test_lifecycle.py"]),
     "dispatch": ("kernels/dispatch.py", ["tests/kernels/test_dispatch_kernel.py"]),
     "predicates": ("kernels/predicates.py", ["tests/kernels/test_predicates.py"]),
     "transform": ("kernels/transform.py", ["tests/kernels/test_transform.py"]),
     "locate": ("kernels/locate.py", ["tests/kernels/test_locate.py"]),
-    "indexing": ("kernels/indexing.py", ["tests/kernels/test_locate.py", "tests/engine/test_index.py"]),
+    "indexing": ("kernels/indexing.py", ["tests/kernels/test_locate.py", "tests/engine/layers/test_index.py"]),
 }
 
 CONFIG = """[cosmic-ray]
