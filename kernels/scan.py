@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -184,12 +185,15 @@ def _stp_llr(xlx, c, total, ln_s, ln_window, ln_total, ln_rest):
 
 
 @njit
-def _stp_best_of_centre(ci, offsets, nbr_index, c_min, ln_s, ln_rest_tab, ln_window, ln_total, window_counts,
-                        total, xlx, cum):
+def _stp_best_of_centre(ci, offsets, nbr_index, c_min, least, ln_s, ln_rest_tab, ln_window, ln_total,
+                        window_counts, total, xlx, cum):
     """(best LLR, neighbour position, window index, observed) of one centre's cylinders.
 
     window_counts[l, w] = cases at l in the last w+1 days; ln_window[w] = ln T_w; cum is scratch of W
-    entries. Ties keep the first cylinder met: fewer locations, then the shorter window.
+    entries; least[pos] = the smallest of c_min[pos*W .. pos*W + W-1], at most 255 (a circle
+    whose longest window, the largest count, falls short of it has no cylinder to score; see
+    stp_position_floors). Ties keep the first cylinder met: fewer locations, then the shorter
+    window.
     """
     n_windows = cum.shape[0]
     for w in range(n_windows):
@@ -204,8 +208,8 @@ def _stp_best_of_centre(ci, offsets, nbr_index, c_min, ln_s, ln_rest_tab, ln_win
         if window_counts[loc, last] != 0:
             for w in range(n_windows):
                 cum[w] += window_counts[loc, w]
-        if cum[last] == 0:
-            continue  # no case in the circle yet: every count is 0, below any threshold
+        if cum[last] < least[pos]:
+            continue  # every window's count is below its threshold (0 until a case is in the circle)
         base = pos * n_windows
         for w in range(n_windows):
             c = cum[w]
@@ -220,19 +224,39 @@ def _stp_best_of_centre(ci, offsets, nbr_index, c_min, ln_s, ln_rest_tab, ln_win
 
 
 @pnjit
-def stp_scan(offsets, nbr_index, c_min, ln_s, ln_rest_tab, ln_window, ln_total, window_counts, total, xlx,
+def stp_scan(offsets, nbr_index, c_min, least, ln_s, ln_rest_tab, ln_window, ln_total, window_counts, total, xlx,
              best_llr, best_pos, best_w, best_c):
     """Every centre's most likely cylinder (best_pos -1 when none has an LLR above 0)."""
     n_centres = offsets.shape[0] - 1
     n_windows = window_counts.shape[1]
     scratch = np.zeros((n_centres, n_windows), np.int64)
     for ci in prange(n_centres):
-        llr, pos, w, c = _stp_best_of_centre(ci, offsets, nbr_index, c_min, ln_s, ln_rest_tab, ln_window, ln_total,
-                                             window_counts, total, xlx, scratch[ci])
+        llr, pos, w, c = _stp_best_of_centre(ci, offsets, nbr_index, c_min, least, ln_s, ln_rest_tab, ln_window,
+                                             ln_total, window_counts, total, xlx, scratch[ci])
         best_llr[ci] = llr
         best_pos[ci] = pos
         best_w[ci] = w
         best_c[ci] = c
+
+
+@pnjit
+def stp_position_floors(thresholds, offsets, n_windows, floor, least):
+    """floor[pos, w] = the smallest thresholds[q*W + w] over q = pos and the positions after it in
+    its centre's list; least[pos] = the smallest of thresholds[pos*W .. pos*W + W-1]. Both are
+    bytes capped at 255 (a cap only makes the checks that skip positions skip fewer), so that
+    they stay in cache."""
+    n_centres = offsets.shape[0] - 1
+    for ci in prange(n_centres):
+        for w in range(n_windows):
+            running = NOT_A_CYLINDER
+            for pos in range(offsets[ci + 1] - 1, offsets[ci] - 1, -1):
+                running = min(running, thresholds[pos * n_windows + w])
+                floor[pos, w] = min(running, 255)
+        for pos in range(offsets[ci], offsets[ci + 1]):
+            m = thresholds[pos * n_windows]
+            for w in range(1, n_windows):
+                m = min(m, thresholds[pos * n_windows + w])
+            least[pos] = min(m, 255)
 
 
 @njit
@@ -308,15 +332,147 @@ def stp_thresholds(c_min, ln_s, ln_rest_tab, ln_window, ln_total, total, c_cap, 
             c_need[i] = hi
 
 
+def replication_blocks(n_reps):
+    """Blocks of replications for stp_replicate_maxima: a few per thread, so uneven ones even out."""
+    return max(1, min(n_reps, 4 * numba.get_num_threads()))
+
+
+@njit
+def _stp_jump_centre(ci, entries, entry_loc, lo, hi, offsets, thresholds, floor, ln_s, ln_rest_tab, ln_window,
+                     ln_total, window_counts, total, xlx, cum):
+    """The largest LLR of centre ci's cylinders, visiting only the positions entries[lo:hi] (sorted;
+    entry_loc their locations) where a window case enters and, window by window, the positions
+    after each while the count can still reach a threshold: up to the next entry the count stays
+    put while every threshold ahead is at least floor[pos, w], so the walk stops at the first floor
+    above the count."""
+    n_windows = cum.shape[0]
+    for w in range(n_windows):
+        cum[w] = 0
+    best = 0.0
+    for k in range(lo, hi):
+        loc = entry_loc[k]
+        for w in range(n_windows):
+            cum[w] += window_counts[loc, w]
+        first = entries[k]
+        end = entries[k + 1] if k + 1 < hi else offsets[ci + 1]
+        for w in range(n_windows):
+            c = cum[w]
+            pos = first
+            while pos < end and c >= floor[pos, w]:
+                i = pos * n_windows + w
+                if c >= thresholds[i]:
+                    llr = _stp_llr(xlx, c, total, ln_s[pos], ln_window[w], ln_total, ln_rest_tab[i])
+                    if llr > best:
+                        best = llr
+                pos += 1
+    return best
+
+
+@njit
+def _stp_replicate_max(seed, r, case_location, window_day_totals, offsets, nbr_index, c_need, floor_need, least_need,
+                       c_min, floor_min, least_min, accept, ln_s, ln_rest_tab, ln_window, ln_total, total, xlx,
+                       loc_offsets, loc_centres, loc_pos, picked, seen, perm, window_counts, touched, centres, stamp,
+                       count, start, entries, entry_loc, cum):
+    """The largest LLR of replication r (see stp_replicate_maxima); the scratch arrays come back clean."""
+    n_cases = case_location.shape[0]
+    n_windows = window_day_totals.shape[0]
+    n_window_cases = picked.shape[0]
+    stp_replicate_cases(seed, r, n_cases, n_window_cases, picked, seen, perm)
+    # the window's cases at their locations; the distinct locations they touch
+    n_touched = 0
+    j = 0
+    for d in range(n_windows):
+        for _ in range(window_day_totals[d]):
+            loc = case_location[picked[j]]
+            if window_counts[loc, n_windows - 1] == 0:
+                touched[n_touched] = loc
+                n_touched += 1
+            for w in range(d, n_windows):
+                window_counts[loc, w] += 1
+            j += 1
+    # only circles around a centre whose list holds a touched location can hold a case
+    n_centres = 0
+    n_entries = 0
+    walk = 0
+    for k in range(n_touched):
+        loc = touched[k]
+        for m in range(loc_offsets[loc], loc_offsets[loc + 1]):
+            ci = loc_centres[m]
+            if stamp[ci] != r:
+                stamp[ci] = r
+                count[ci] = 0
+                centres[n_centres] = ci
+                n_centres += 1
+                walk += offsets[ci + 1] - offsets[ci]
+            count[ci] += 1
+            n_entries += 1
+    # few entries per centre: visit those (sorted per centre); many: walk the lists
+    jump = 4 * n_entries < walk
+    if jump:
+        run = 0
+        for k in range(n_centres):
+            ci = centres[k]
+            start[ci] = run
+            run += count[ci]
+            count[ci] = start[ci]  # fill pointer
+        for k in range(n_touched):
+            loc = touched[k]
+            for m in range(loc_offsets[loc], loc_offsets[loc + 1]):
+                ci = loc_centres[m]
+                entries[count[ci]] = loc_pos[m]
+                entry_loc[count[ci]] = loc
+                count[ci] += 1
+        for k in range(n_centres):
+            ci = centres[k]
+            for a in range(start[ci] + 1, count[ci]):  # insertion sort: a handful each
+                v = entries[a]
+                v_loc = entry_loc[a]
+                b = a - 1
+                while b >= start[ci] and entries[b] > v:
+                    entries[b + 1] = entries[b]
+                    entry_loc[b + 1] = entry_loc[b]
+                    b -= 1
+                entries[b + 1] = v
+                entry_loc[b + 1] = v_loc
+    best = 0.0
+    for attempt in range(2):
+        thresholds = c_need if attempt == 0 else c_min
+        floor = floor_need if attempt == 0 else floor_min
+        least = least_need if attempt == 0 else least_min
+        best = 0.0
+        for k in range(n_centres):
+            ci = centres[k]
+            if jump:
+                llr = _stp_jump_centre(ci, entries, entry_loc, start[ci], count[ci], offsets, thresholds, floor, ln_s,
+                                       ln_rest_tab, ln_window, ln_total, window_counts, total, xlx, cum)
+            else:
+                llr, _, _, _ = _stp_best_of_centre(ci, offsets, nbr_index, thresholds, least, ln_s, ln_rest_tab,
+                                                   ln_window, ln_total, window_counts, total, xlx, cum)
+            if llr > best:
+                best = llr
+        if best >= accept:
+            break
+    for k in range(n_touched):
+        for w in range(n_windows):
+            window_counts[touched[k], w] = 0
+    return best
+
+
 @pnjit
-def stp_replicate_maxima(seed, rep_lo, rep_hi, case_location, window_day_totals, offsets, nbr_index, c_min, c_need,
-                         accept, ln_s, ln_rest_tab, ln_window, ln_total, total, xlx, n_locations, out_max):
+def stp_replicate_maxima(seed, rep_lo, rep_hi, case_location, window_day_totals, offsets, nbr_index, c_min,
+                         floor_min, least_min, c_need, floor_need, least_need, accept, ln_s, ln_rest_tab, ln_window,
+                         ln_total, total, xlx, n_locations, loc_offsets, loc_centres, loc_pos, n_blocks, out_max):
     """out_max[r - rep_lo] = the largest LLR of replication r, for r in rep_lo .. rep_hi-1.
 
     case_location[i] is the location of case i (one entry per case); window_day_totals[d] the
-    cases of the d-th last day (d = 0 .. W-1). Each replication is first scanned against c_need
-    (the counts that reach LLR ``accept``, see stp_thresholds); when its largest LLR falls short of
-    ``accept`` it is scanned again against c_min, so the maximum is exact either way.
+    cases of the d-th last day (d = 0 .. W-1); loc_offsets / loc_centres / loc_pos list, for each
+    location, the centres whose neighbour lists hold it and where (a circle without a window case
+    has LLR 0, so a replication scans only the centres around the locations its window cases fall
+    on). Each replication is first scanned against c_need (the counts that reach LLR ``accept``,
+    see stp_thresholds); when its largest LLR falls short of ``accept`` it is scanned again against
+    c_min, so the maximum is exact either way. floor / least come from stp_position_floors.
+    Replications run in parallel, ``n_blocks`` blocks of them (each block strides through the
+    range with its own scratch); a replication's answer depends on (seed, r) alone.
     """
     n_cases = case_location.shape[0]
     n_windows = window_day_totals.shape[0]
@@ -324,39 +480,26 @@ def stp_replicate_maxima(seed, rep_lo, rep_hi, case_location, window_day_totals,
     for d in range(n_windows):
         n_window_cases += window_day_totals[d]
     n_centres = offsets.shape[0] - 1
-    picked = np.empty(n_window_cases, np.int64)
-    seen = np.zeros(n_cases, np.bool_)
-    perm = np.empty(n_cases if 2 * n_window_cases > n_cases else 0, np.int64)
-    window_counts = np.zeros((n_locations, n_windows), np.int32)
-    touched = np.empty(n_window_cases, np.int64)
-    centre_best = np.zeros(n_centres)
-    scratch = np.zeros((n_centres, n_windows), np.int64)
-    for r in range(rep_lo, rep_hi):
-        stp_replicate_cases(seed, r, n_cases, n_window_cases, picked, seen, perm)
-        j = 0
-        for d in range(n_windows):
-            for _ in range(window_day_totals[d]):
-                loc = case_location[picked[j]]
-                touched[j] = loc
-                for w in range(d, n_windows):
-                    window_counts[loc, w] += 1
-                j += 1
-        for attempt in range(2):
-            thresholds = c_need if attempt == 0 else c_min
-            for ci in prange(n_centres):
-                llr, _, _, _ = _stp_best_of_centre(ci, offsets, nbr_index, thresholds, ln_s, ln_rest_tab, ln_window,
-                                                   ln_total, window_counts, total, xlx, scratch[ci])
-                centre_best[ci] = llr
-            best = 0.0
-            for ci in range(n_centres):
-                if centre_best[ci] > best:
-                    best = centre_best[ci]
-            if best >= accept:
-                break
-        out_max[r - rep_lo] = best
-        for j in range(n_window_cases):
-            for w in range(n_windows):
-                window_counts[touched[j], w] = 0
+    n_reps = rep_hi - rep_lo
+    for b in prange(n_blocks):
+        picked = np.empty(n_window_cases, np.int64)
+        seen = np.zeros(n_cases, np.bool_)
+        perm = np.empty(n_cases if 2 * n_window_cases > n_cases else 0, np.int64)
+        window_counts = np.zeros((n_locations, n_windows), np.int32)
+        touched = np.empty(n_window_cases, np.int64)
+        centres = np.empty(n_centres, np.int64)
+        stamp = np.full(n_centres, -1, np.int64)
+        count = np.zeros(n_centres, np.int64)
+        start = np.zeros(n_centres, np.int64)
+        entries = np.empty(nbr_index.shape[0], np.int64)
+        entry_loc = np.empty(nbr_index.shape[0], np.int64)
+        cum = np.zeros(n_windows, np.int64)
+        for i in range(b, n_reps, n_blocks):
+            out_max[i] = _stp_replicate_max(seed, rep_lo + i, case_location, window_day_totals, offsets, nbr_index,
+                                            c_need, floor_need, least_need, c_min, floor_min, least_min, accept, ln_s,
+                                            ln_rest_tab, ln_window, ln_total, total, xlx, loc_offsets, loc_centres,
+                                            loc_pos, picked, seen, perm, window_counts, touched, centres, stamp, count,
+                                            start, entries, entry_loc, cum)
 
 
 # ------------------------------------------------------------------ expectation-based Poisson scan

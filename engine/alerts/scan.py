@@ -47,6 +47,9 @@ from citygrid.kernels import scan as ks
 CHUNK_REPS = 50
 #: Replications of the pilot run that scans every cylinder (see space_time_permutation).
 PILOT_REPS = 20
+#: The level past the pilot: this share of the pilot's smallest maximum (about its 5th percentile),
+#: so few replications fall short of it and are scanned again.
+ACCEPT_SHARE = 0.9
 #: Margin below the acceptance level when deriving the count thresholds, far above the rounding
 #: error of an LLR (about 1e-9 for a million cases), so no cylinder at the level is skipped.
 LLR_SLACK = 1e-6
@@ -146,37 +149,48 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     window_counts = np.ascontiguousarray(np.cumsum(y[:, ::-1][:, :n_windows], axis=1), dtype=np.int32)
 
     offsets, nbr_index, nbr_km = _neighbours_within(xyz, radius)
-    nnz = len(nbr_index)
+    # Circles change only where a location with cases enters them: the kernels scan lists of those
+    # locations alone, and a circle found there ends, in the full list, with the last location at
+    # its radius (the circles between add no case and score the same, so fewer locations win).
+    lists = _case_lists(offsets, nbr_index, nbr_km, location_totals)
+    nnz = len(lists.index)
     c_min = np.empty(nnz * n_windows, dtype=np.int32)
     ln_s = np.empty(nnz)
     ln_rest = np.empty(nnz * n_windows)
-    ks.stp_cylinders(offsets, nbr_index, nbr_km, location_totals, window_totals, total, share * total, min_cases,
-                     c_min, ln_s, ln_rest)
+    ks.stp_cylinders(lists.offsets, lists.index, lists.km, location_totals, window_totals, total, share * total,
+                     min_cases, c_min, ln_s, ln_rest)
     # libm's log, as the kernels take it; a window without cases has no cylinder to score
     ln_window = np.array([math.log(t) if t > 0 else -math.inf for t in window_totals])
     ln_total = math.log(total)
     xlx = ks.x_log_x_table(total + 1)
+    floor_min, least_min = _floors(c_min, lists.offsets, n_windows)
     best_llr = np.empty(n_locations)
-    best_pos = np.empty(n_locations, dtype=np.int64)
+    best_entry = np.empty(n_locations, dtype=np.int64)
     best_w = np.empty(n_locations, dtype=np.int64)
     best_c = np.empty(n_locations, dtype=np.int64)
-    ks.stp_scan(offsets, nbr_index, c_min, ln_s, ln_rest, ln_window, ln_total, window_counts, total, xlx,
-                best_llr, best_pos, best_w, best_c)
+    ks.stp_scan(lists.offsets, lists.index, c_min, least_min, ln_s, ln_rest, ln_window, ln_total, window_counts,
+                total, xlx, best_llr, best_entry, best_w, best_c)
+    best_pos = np.where(best_entry >= 0, lists.full_end[np.maximum(best_entry, 0)], -1)
 
     maxima = np.empty(reps)
     case_location = np.repeat(np.arange(n_locations, dtype=np.int64), location_totals)
+    loc_offsets, loc_centres, loc_pos = lists.centres_of_locations(n_locations)
     # A pilot run scans every cylinder; the rest first compare counts with the least count that
-    # reaches half the pilot's smallest maximum (and rescan fully any replication that falls short).
-    c_need, accept = c_min, 0.0
+    # reaches ACCEPT_SHARE of the pilot's smallest maximum (and rescan fully any replication that
+    # falls short).
+    c_need, floor_need, least_need, accept = c_min, floor_min, least_min, 0.0
     pilot = min(reps, PILOT_REPS)
     for lo, hi in budget.chunks(reps, CHUNK_REPS, "replications", first=pilot):
         if lo == pilot and pilot > 0 and maxima[:pilot].min() > 0:
-            accept = 0.5 * float(maxima[:pilot].min())
+            accept = ACCEPT_SHARE * float(maxima[:pilot].min())
             c_need = np.empty_like(c_min)
             ks.stp_thresholds(c_min, ln_s, ln_rest, ln_window, ln_total, total, int(window_totals[-1]), xlx,
                               accept - LLR_SLACK, c_need)
-        ks.stp_replicate_maxima(seed, lo, hi, case_location, window_day_totals, offsets, nbr_index, c_min, c_need,
-                                accept, ln_s, ln_rest, ln_window, ln_total, total, xlx, n_locations, maxima[lo:hi])
+            floor_need, least_need = _floors(c_need, lists.offsets, n_windows)
+        ks.stp_replicate_maxima(seed, lo, hi, case_location, window_day_totals, lists.offsets, lists.index, c_min,
+                                floor_min, least_min, c_need, floor_need, least_need, accept, ln_s, ln_rest,
+                                ln_window, ln_total, total, xlx, n_locations, loc_offsets, loc_centres, loc_pos,
+                                ks.replication_blocks(hi - lo), maxima[lo:hi])
 
     candidates = []
     for ci in np.flatnonzero(best_pos >= 0):
@@ -233,6 +247,47 @@ def _neighbours_within(xyz: np.ndarray, radius_km: float):
             _NEIGHBOUR_CACHE.pop(next(iter(_NEIGHBOUR_CACHE)))
         _NEIGHBOUR_CACHE[key] = (offsets, nbr_index, nbr_km)
     return offsets, nbr_index, nbr_km
+
+
+@dataclass
+class _CaseLists:
+    """Each centre's neighbours within the radius that hold cases (CSR, in distance order), with
+    ``full_end[j]``: the position in the full lists of the last location at entry j's distance."""
+
+    offsets: np.ndarray
+    index: np.ndarray
+    km: np.ndarray
+    full_end: np.ndarray
+
+    def centres_of_locations(self, n_locations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR from each location to the centres whose lists hold it, and the positions there."""
+        centre = np.repeat(np.arange(len(self.offsets) - 1, dtype=np.int64), np.diff(self.offsets))
+        order = np.argsort(self.index, kind="stable")
+        loc_offsets = np.zeros(n_locations + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.index, minlength=n_locations), out=loc_offsets[1:])
+        return loc_offsets, np.ascontiguousarray(centre[order]), order.astype(np.int64)
+
+
+def _floors(thresholds: np.ndarray, offsets: np.ndarray, n_windows: int) -> tuple[np.ndarray, np.ndarray]:
+    n = len(thresholds) // n_windows
+    floor = np.empty((n, n_windows), dtype=np.uint8)
+    least = np.empty(n, dtype=np.uint8)
+    ks.stp_position_floors(thresholds, offsets, n_windows, floor, least)
+    return floor, least
+
+
+def _case_lists(offsets: np.ndarray, nbr_index: np.ndarray, nbr_km: np.ndarray, location_totals) -> _CaseLists:
+    n = len(offsets) - 1
+    row = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+    # the last position of each run of equal distances within a row
+    last = np.ones(len(nbr_index), dtype=bool)
+    last[:-1] = (nbr_km[1:] != nbr_km[:-1]) | (row[1:] != row[:-1])
+    ends = np.flatnonzero(last)
+    keep = np.flatnonzero(np.asarray(location_totals)[nbr_index] > 0)
+    new_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row[keep], minlength=n), out=new_offsets[1:])
+    return _CaseLists(new_offsets, np.ascontiguousarray(nbr_index[keep]), np.ascontiguousarray(nbr_km[keep]),
+                      ends[np.searchsorted(ends, keep)])
 
 
 # ------------------------------------------------------------------ expectation-based Poisson
