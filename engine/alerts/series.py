@@ -1,4 +1,9 @@
-"""Reading count series, cases, counts, baselines and locations from CSV files into arrays.
+"""Count series: events counted per grid x category and period, rolled up; and the analysts'
+CSV files (series, cases, counts, baselines, locations) read into arrays.
+
+Events (:func:`count_events`) are counted per grid x category and day, or hour for the fast-moving
+categories (:func:`fast_moving`: those the taxonomy wants handled within two working hours), and
+rolled up (:func:`roll_up`) to community, street, district and category class.
 
 Formats (a header row, UTF-8, extra columns ignored):
 
@@ -308,3 +313,139 @@ def _on_grid(path, periods: Periods, key) -> int:
         raise InvalidInput(f"{path}: period {key} is not on the run of periods from {periods.label(0)} "
                            f"every {periods.step} {'days' if periods.dated else ''}".rstrip())
     return d // periods.step
+
+
+# ------------------------------------------------------------------ counting events into series
+
+#: Period lengths of the event series, in milliseconds.
+STEPS_MS = {"day": 86_400_000, "hour": 3_600_000}
+#: Categories whose matters must be handled within this many working minutes move fast enough
+#: to be watched hour by hour (the default taxonomy: 道路积水, 树木倒伏, 火情, street order, 噪音扰民 ...).
+FAST_HANDLE_MINUTES = 120
+
+
+@dataclass
+class EventSeries:
+    """Event counts per (unit, category) series and period.
+
+    Row ``r`` counts the events of category ``categories[r]`` in unit ``units[r]`` (a grid, or the
+    community, street, district it rolls up to; a category or its class); period ``i`` is
+    ``[start_ms + i * step_ms, start_ms + (i + 1) * step_ms)`` (UTC milliseconds; a day starts at
+    local midnight when ``start_ms`` does). Rows run category by category, units in the order given.
+    """
+
+    level: str
+    units: np.ndarray
+    categories: np.ndarray
+    start_ms: int
+    step_ms: int
+    counts: np.ndarray  # rows x periods, float64 (what the detectors take)
+
+    def row(self, unit: str, category: str) -> int:
+        hits = np.flatnonzero((self.units == unit) & (self.categories == category))
+        if not len(hits):
+            raise NotFound(f"no {self.level} series for unit {unit!r} and category {category!r}")
+        return int(hits[0])
+
+    def matrix(self, category: str) -> np.ndarray:
+        """The (units x periods) block of one category (a view)."""
+        hits = np.flatnonzero(self.categories == category)
+        if not len(hits):
+            raise NotFound(f"no {self.level} series of category {category!r}")
+        return self.counts[hits[0]:hits[-1] + 1]
+
+
+def count_events(grid_codes, category_codes, occurred_ms, *, start: dt.datetime, end: dt.datetime,
+                 step: str = "day", grids=None, categories=None) -> EventSeries:
+    """Events counted per grid x category and period (day or hour) over ``[start, end)``.
+
+    ``start`` / ``end`` are timezone-aware (a local midnight starts local days); ``end - start``
+    must be a whole number of periods. ``grids``: every grid to give a row (default: those in the
+    data, sorted); an event in another grid is an error. ``categories``: the categories to count
+    (default: those in the data, sorted); events of others are left out, as are events outside the
+    span.
+    """
+    if step not in STEPS_MS:
+        raise InvalidInput(f"step must be one of {', '.join(STEPS_MS)}, got {step!r}")
+    for name, value in (("start", start), ("end", end)):
+        if not isinstance(value, dt.datetime) or value.tzinfo is None:
+            raise InvalidInput(f"{name} must be a timezone-aware datetime, got {value!r}")
+    step_ms = STEPS_MS[step]
+    start_ms = round(start.timestamp() * 1000)
+    span_ms = round(end.timestamp() * 1000) - start_ms
+    if span_ms <= 0 or span_ms % step_ms:
+        raise InvalidInput(f"the span {start.isoformat()} .. {end.isoformat()} is not a positive whole number "
+                           f"of {step}s")
+    grid_codes = np.asarray(grid_codes, dtype=object)
+    category_codes = np.asarray(category_codes, dtype=object)
+    occurred_ms = np.asarray(occurred_ms, dtype=np.int64)
+    if not (len(grid_codes) == len(category_codes) == len(occurred_ms)):
+        raise InvalidInput(f"grid codes ({len(grid_codes)}), category codes ({len(category_codes)}) and times "
+                           f"({len(occurred_ms)}) must be as many")
+    units = np.array(sorted(set(grid_codes)) if grids is None else list(grids), dtype=object)
+    cats = np.array(sorted(set(category_codes)) if categories is None else list(categories), dtype=object)
+    for name, values in (("grid", units), ("category", cats)):
+        if len(set(values)) != len(values):
+            raise InvalidInput(f"the {name} list names a {name} twice")
+    n_periods = span_ms // step_ms
+    unit_of = _positions(units, grid_codes)
+    cat_of = _positions(cats, category_codes)
+    if (unit_of < 0).any():
+        raise InvalidInput(f"event {int(np.argmax(unit_of < 0))} is in grid {grid_codes[unit_of < 0][0]!r}, "
+                           "which is not in the grid list")
+    period = np.floor_divide(occurred_ms - start_ms, step_ms)
+    keep = (cat_of >= 0) & (period >= 0) & (period < n_periods)
+    cell = (cat_of[keep] * len(units) + unit_of[keep]) * n_periods + period[keep]
+    counts = np.bincount(cell, minlength=len(cats) * len(units) * n_periods).astype(np.float64)
+    return EventSeries("grid", np.tile(units, len(cats)), np.repeat(cats, len(units)), start_ms, step_ms,
+                       counts.reshape(len(cats) * len(units), n_periods))
+
+
+def roll_up(series: EventSeries, level: str, *, unit_parent=None, category_parent=None) -> EventSeries:
+    """Series summed over the units (``unit_parent``: unit -> community, street, district ...) and/or
+    the categories (``category_parent``: category -> class) they belong to.
+
+    The result has one row per (parent unit, parent category), parents sorted; a unit or category
+    the mapping does not name is an error.
+    """
+    units = _parents(series.units, unit_parent, "unit")
+    cats = _parents(series.categories, category_parent, "category")
+    unit_list = np.array(sorted(set(units)), dtype=object)
+    cat_list = np.array(sorted(set(cats)), dtype=object)
+    group = _positions(cat_list, cats) * len(unit_list) + _positions(unit_list, units)
+    order = np.argsort(group, kind="stable")
+    first = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    summed = np.add.reduceat(series.counts[order], first, axis=0) if len(order) else series.counts[:0]
+    groups = group[order][first]
+    counts = np.zeros((len(cat_list) * len(unit_list), series.counts.shape[1]))
+    counts[groups] = summed
+    return EventSeries(level, np.tile(unit_list, len(cat_list)), np.repeat(cat_list, len(unit_list)),
+                       series.start_ms, series.step_ms, counts)
+
+
+def fast_moving(taxonomy, max_handle_minutes: int = FAST_HANDLE_MINUTES) -> list[str]:
+    """Codes of the categories to watch hour by hour: those handled within ``max_handle_minutes``."""
+    return [c.code for c in taxonomy.categories if c.limits.handle <= max_handle_minutes]
+
+
+def category_classes(taxonomy) -> dict[str, str]:
+    """category code -> class code (the mapping ``roll_up`` takes to count by class)."""
+    return {c.code: c.class_code for c in taxonomy.categories}
+
+
+def _positions(sorted_or_listed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value in the list (-1 when absent)."""
+    index = {v: i for i, v in enumerate(sorted_or_listed.tolist())}
+    return np.fromiter((index.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
+
+
+def _parents(values: np.ndarray, parent, what: str) -> np.ndarray:
+    if parent is None:
+        return values
+    distinct = set(values.tolist())
+    absent = sorted(distinct - set(parent))
+    if absent:
+        raise InvalidInput(f"the {what} mapping does not name {what} {absent[0]!r}"
+                           + (f" (nor {len(absent) - 1} more)" if len(absent) > 1 else ""))
+    lookup = {v: parent[v] for v in distinct}
+    return np.array([lookup[v] for v in values.tolist()], dtype=object)
