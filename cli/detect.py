@@ -70,6 +70,10 @@ def _in_control_arguments(p):
     p.add_argument("--harmonics", type=int, default=1, help="sine/cosine pairs of the in-control GLM")
     p.add_argument("--period", type=float, default=None, help="seasonal period of the harmonics (default: --freq)")
     p.add_argument("--trend", action="store_true", help="add a linear trend to the in-control GLM")
+    p.add_argument("--min-events-per-coefficient", type=float, default=D.InControl().min_events_per_coefficient,
+                   help="series with fewer training events per GLM coefficient get a constant mean pooled over "
+                        "the file's sparse series (empirical Bayes); 0 fits the GLM to every series, as R's "
+                        "glrpois does")
 
 
 def _cusum_arguments(p):
@@ -122,7 +126,8 @@ def options_of(args: argparse.Namespace):
     if m == "ears":
         return D.EarsOptions(method=args.type, baseline=args.baseline, alpha=args.alpha, min_sigma=args.min_sigma)
     if m in ("cusum", "glr"):
-        ic = D.InControl(train=args.train, period=args.period, harmonics=args.harmonics, trend=args.trend)
+        ic = D.InControl(train=args.train, period=args.period, harmonics=args.harmonics, trend=args.trend,
+                         min_events_per_coefficient=args.min_events_per_coefficient)
         if m == "cusum":
             return D.CusumOptions(kappa=args.kappa, threshold=args.threshold, in_control=ic)
         return D.GlrOptions(threshold=args.threshold, in_control=ic)

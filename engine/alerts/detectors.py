@@ -39,7 +39,15 @@ Where R and the published definition differ:
 
 The in-control mean of the CUSUM and GLR is either given (``expected``) or fitted per series, as
 ``glrpois`` does, by a Poisson GLM with harmonics (:class:`InControl`) on the first periods, which
-are then not monitored.
+are then not monitored. A sparse series (a grid x category series with a handful of events) cannot
+carry that fit: with no event in its training periods the GLM's mean runs to ``exp(-25)``, and
+the GLR, whose statistic for a single case is ``log(1 / mu) - 1``, sounds at every event that
+follows (Hoehle and Paul 2008 estimate the in-control model from a long, well-populated
+training period and note that the run length is sensitive to estimation error). Sparse series
+therefore get a constant mean, the posterior mean ``(S + a) / (n + b)`` of their training count
+``S`` over ``n`` periods under a gamma prior fitted by moments to all the sparse series of the
+matrix (empirical Bayes; Jeffreys' ``a = 1/2, b = 0`` when there are too few to pool). With
+``min_events_per_coefficient = 0`` every series is fitted as R fits it.
 """
 
 from __future__ import annotations
@@ -57,6 +65,9 @@ from citygrid.kernels import detectors as kd
 from citygrid.kernels import farrington as kf
 
 METHODS = ("ears", "cusum", "glr", "bayes", "farrington")
+#: In-control fit status of a sparse series given a pooled constant mean (the GLM's are
+#: ``citygrid.kernels.glm.FIT_*``, 0 .. 3).
+SPARSE_MEAN = -1
 #: Series per kernel call (deadline and cancel are checked between calls).
 CHUNK_SERIES = 8192
 #: Farrington periods per kernel call.
@@ -76,6 +87,11 @@ class InControl:
     period: float | None = None
     harmonics: int = 1
     trend: bool = False
+    #: Series with fewer training events than this per coefficient are sparse: they get a constant
+    #: mean, the empirical-Bayes (gamma-Poisson) estimate pooled over the matrix's sparse series,
+    #: instead of the GLM. 0 fits the GLM to every series, as R's ``glrpois`` does (see
+    #: :func:`sparse_means`).
+    min_events_per_coefficient: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -194,21 +210,29 @@ def detect(method: str, counts, options=None, *, freq: int = 52, start: int | No
     # Series without a single count all get the same answer: compute it once (with the others).
     empty = ~y.any(axis=1)
     if expected is not None or empty.sum() < 2:
-        return _run(method, y, options, freq, start, expected, budget)
+        return _run(method, y, options, freq, start, expected, budget, np.ones(len(y)))
     keep = ~empty
     keep[np.flatnonzero(empty)[0]] = True
-    part = _run(method, np.ascontiguousarray(y[keep]), options, freq, start, None, budget)
+    part = _run(method, np.ascontiguousarray(y[keep]), options, freq, start, None, budget,
+                _multiplicity(keep, empty))
     return _broadcast(part, keep, np.flatnonzero(empty)[0])
 
 
-def _run(method, y, options, freq, start, expected, budget) -> Detection:
+def _multiplicity(keep: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """How many rows each kept row stands for (the first empty one: every empty one)."""
+    weights = np.ones(int(keep.sum()))
+    weights[(np.cumsum(keep) - 1)[np.flatnonzero(empty)[0]]] = empty.sum()
+    return weights
+
+
+def _run(method, y, options, freq, start, expected, budget, weights) -> Detection:
     if method == "ears":
         return _ears(y, options, start, budget)
     if method == "bayes":
         return _bayes(y, options, freq, start, budget)
     if method == "farrington":
         return _farrington(y, options, freq, start, budget)
-    return _sequential(method, y, options, freq, start, expected, budget)
+    return _sequential(method, y, options, freq, start, expected, budget, weights)
 
 
 def _broadcast(part: Detection, keep: np.ndarray, first_empty: int) -> Detection:
@@ -234,10 +258,10 @@ def in_control_means(counts, in_control: InControl | None = None, *, freq: int =
     freq = _positive_int(freq, "freq")
     empty = ~y.any(axis=1)
     if empty.sum() < 2:
-        return _fit_in_control(y, ic, freq, Budget())[0]
+        return _fit_in_control(y, ic, freq, Budget(), np.ones(len(y)))[0]
     keep = ~empty
     keep[np.flatnonzero(empty)[0]] = True
-    part = _fit_in_control(np.ascontiguousarray(y[keep]), ic, freq, Budget())[0]
+    part = _fit_in_control(np.ascontiguousarray(y[keep]), ic, freq, Budget(), _multiplicity(keep, empty))[0]
     rows = np.cumsum(keep) - 1
     return part[np.where(keep, rows, rows[np.flatnonzero(empty)[0]])]
 
@@ -305,7 +329,8 @@ def _bayes(y: np.ndarray, o: BayesOptions, freq: int, start: int | None, budget)
     return _detection("bayes", o, start, out)
 
 
-def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, expected, budget) -> Detection:
+def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, expected, budget,
+                weights) -> Detection:
     threshold = float(o.threshold)
     if not (math.isfinite(threshold) and threshold > 0):
         raise InvalidInput(f"the threshold must be a positive number, got {o.threshold!r}")
@@ -314,7 +339,7 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
         raise InvalidInput(f"kappa (the log rate ratio to detect) must be positive, got {o.kappa!r}")
     extra: dict[str, np.ndarray] = {}
     if expected is None:
-        mu0, status, first = _fit_in_control(y, o.in_control, freq, budget)
+        mu0, status, first = _fit_in_control(y, o.in_control, freq, budget, weights)
         extra["fit_status"] = status
     else:
         mu0 = np.array(expected, dtype=np.float64, order="C", ndmin=2)
@@ -339,8 +364,10 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
     return _detection(method, o, start, out, extra)
 
 
-def _fit_in_control(y: np.ndarray, ic: InControl, freq: int, budget) -> tuple[np.ndarray, np.ndarray, int]:
-    """(means, fit status per series, periods used) of the in-control Poisson GLM of each series."""
+def _fit_in_control(y: np.ndarray, ic: InControl, freq: int, budget, weights) -> tuple[np.ndarray, np.ndarray, int]:
+    """(means, fit status per series, periods used) of the in-control model of each series: the
+    Poisson GLM, or for sparse series the pooled constant (status SPARSE_MEAN); ``weights[i]``
+    is how many series row i stands for."""
     n_train = y.shape[1] // 2 if ic.train is None else _positive_int(ic.train, "train")
     if n_train >= y.shape[1]:
         raise InvalidInput(f"the in-control fit uses {n_train} periods, leaving none of the "
@@ -353,11 +380,54 @@ def _fit_in_control(y: np.ndarray, ic: InControl, freq: int, budget) -> tuple[np
     if n_train < n_coef + 1:
         raise InvalidInput(f"the in-control fit has {n_coef} coefficients and needs more than "
                            f"{n_coef} training periods, got {n_train}")
+    min_events = _non_negative(ic.min_events_per_coefficient, "min_events_per_coefficient")
     mu0 = np.empty_like(y)
     status = np.empty(y.shape[0], dtype=np.int64)
-    for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
-        kd.fit_seasonal_means(y[lo:hi], n_train, period, harmonics, bool(ic.trend), mu0[lo:hi], status[lo:hi])
+    trained = y[:, :n_train].sum(axis=1)
+    sparse = trained < min_events * n_coef
+    if sparse.any():
+        mu0[sparse] = sparse_means(trained[sparse], n_train, weights[sparse])[:, None]
+        status[sparse] = SPARSE_MEAN
+    dense = np.flatnonzero(~sparse)
+    if len(dense) == y.shape[0]:
+        for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
+            kd.fit_seasonal_means(y[lo:hi], n_train, period, harmonics, bool(ic.trend), mu0[lo:hi], status[lo:hi])
+    elif len(dense):
+        fitted = np.empty((len(dense), y.shape[1]))
+        fit_status = np.empty(len(dense), dtype=np.int64)
+        part = np.ascontiguousarray(y[dense])
+        for lo, hi in budget.chunks(len(dense), CHUNK_SERIES, "series"):
+            kd.fit_seasonal_means(part[lo:hi], n_train, period, harmonics, bool(ic.trend), fitted[lo:hi],
+                                  fit_status[lo:hi])
+        mu0[dense] = fitted
+        status[dense] = fit_status
     return mu0, status, n_train
+
+
+def sparse_means(trained: np.ndarray, n_train: int, weights=None) -> np.ndarray:
+    """Constant in-control means of sparse series from their training counts over ``n_train`` periods.
+
+    Posterior means ``(S + a) / (n + b)`` under a gamma(a, b) prior on the rate, fitted by moments
+    to the series themselves (``weights``: how many series each count stands for): the rates' mean
+    ``m`` is the pooled rate and their variance ``v = (var(S) - n m) / n^2`` the counts' variance
+    beyond Poisson's, so ``b = m / v`` and ``a = m b``. Without such excess variance the series
+    share the pooled rate; with fewer than two series, or no event in any, Jeffreys' prior
+    (``a = 1/2, b = 0``) alone.
+    """
+    s = np.asarray(trained, dtype=np.float64)
+    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=np.float64)
+    n = float(n_train)
+    total = w.sum()
+    mean_count = float((w * s).sum() / total) if total > 0 else 0.0
+    if total < 2 or mean_count <= 0:
+        return (s + 0.5) / n
+    var_count = float((w * (s - mean_count) ** 2).sum() / (total - 1))
+    m = mean_count / n
+    v = (var_count - n * m) / n ** 2
+    if v <= 0:
+        return np.full_like(s, m)
+    b = m / v
+    return (s + m * b) / (n + b)
 
 
 def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | None, budget) -> Detection:

@@ -34,7 +34,8 @@ def test_glr_alarm_counts_of_salmonella_hadar(shared_data, threshold, alarms):
     rows = _rows(shared_data / "surveillance" / "shadar_weekly.csv")
     y = np.array([int(r["observed"]) for r in rows], dtype=float)
     assert len(y) == 295
-    options = D.GlrOptions(threshold=threshold, in_control=D.InControl(train=104, harmonics=1))
+    options = D.GlrOptions(threshold=threshold,
+                           in_control=D.InControl(train=104, harmonics=1, min_events_per_coefficient=0))
     result = D.detect("glr", y, options, freq=52)
     assert result.start == 104
     assert result.n_alarms == alarms
