@@ -47,9 +47,22 @@ from citygrid.kernels.glm import FIT_CONVERGED, fit_poisson_log
 EARS_C1 = 1
 EARS_C2 = 2
 EARS_C3 = 3
+#: Relative distance from a whole count within which the GLR's bound is settled with the statistic
+#: itself (the root-find is good to about 1e-12; farther off, ceil(need) is the bound).
+GLR_BOUND_SLACK = 1e-7
 #: C3 rules: the published sum-of-three-days statistic, or R surveillance 1.20's earsC formula.
 C3_PUBLISHED = 0
 C3_SURVEILLANCE = 1
+
+
+@njit
+def first_bad_count(values):
+    """Index of the first value that is not a whole number >= 0 (NaN, inf, negative, fractional), or -1."""
+    for i in range(values.shape[0]):
+        v = values[i]
+        if not (v >= 0.0 and v == math.floor(v) and v < np.inf):
+            return i
+    return -1
 
 
 @njit
@@ -172,19 +185,41 @@ def _glr_term(sum_y, sum_mu):
 
 
 @njit
-def _glr_total_at_least(c, sum_mu):
-    """The total T > sum_mu with T log(T / M) - T + M = c (Newton from the right)."""
+def _glr_count_needed(c, sum_mu, before, guess):
+    """(x, T, near): the smallest whole count x >= 0 with ``before + x >= T``, T > M = sum_mu the
+    total with ``T log(T / M) - T + M = c``; near when T - before lies within rounding of a whole
+    number (the caller then settles x with the statistic itself).
+
+    Newton on the convex, increasing left side: started right of T (or from ``guess`` > M, after
+    which the iterates come from the right), each iterate t >= T comes with a lower bound
+    ``t - f(t) / log(L / M)`` (f's slope at T is at least its slope at ``L = M + sqrt(2 c M)`` <=
+    T), so the iteration stops as soon as both ends give the same x.
+    """
     m = sum_mu
-    t = m + c + math.sqrt(2.0 * c * m) + 1.0
-    while t * math.log(t / m) - t + m < c:
-        t = 2.0 * t
+    if guess > m:
+        t = guess
+    else:  # T <= M + c + sqrt(c^2 + 2cM), as the term is at least (T - M)^2 / 2T
+        t = m + c + math.sqrt(c * c + 2.0 * c * m)
+    slope_floor = math.log1p(math.sqrt(2.0 * c / m))
     for _ in range(100):
-        f = t * math.log(t / m) - t + m - c
-        step = f / math.log(t / m)
-        t -= step
-        if abs(step) <= 1e-12 * t:
+        log_ratio = math.log(t / m)
+        f = t * log_ratio - t + m - c
+        upper = t - f / log_ratio
+        if f >= 0.0:
+            lo = t - f / slope_floor - before
+            hi = upper - before
+            x = math.ceil(hi) if hi > 0.0 else 0.0
+            slack = GLR_BOUND_SLACK * max(1.0, abs(hi))
+            if hi <= x - slack and lo > x - 1.0 + slack:
+                return x, upper, False
+        if abs(t - upper) <= 1e-12 * upper:
+            t = upper
             break
-    return t
+        t = upper
+    need = t - before
+    x = math.ceil(need) if need > 0.0 else 0.0
+    near = need > -1.0 and abs(need - round(need)) <= GLR_BOUND_SLACK * max(1.0, abs(need))
+    return x, t, near
 
 
 @njit
@@ -212,6 +247,8 @@ def detect_glr(counts, mu0, c, start, with_bound, statistic, upperbound, alarm):
         cand_d = np.empty(n_time)   # cumulative excess before the candidate start
         sum_y = np.empty(n_time)    # counts of the candidate's segment
         sum_mu = np.empty(n_time)   # means of the candidate's segment
+        total = np.zeros(n_time)    # the candidate's bound total T at the last period (0: none yet)
+        floor = np.empty(n_time)    # a lower bound of the count at n the candidate needs
         size = 0
         excess = 0.0
         for n in range(start, n_time):
@@ -220,21 +257,40 @@ def detect_glr(counts, mu0, c, start, with_bound, statistic, upperbound, alarm):
             cand_d[size] = excess
             sum_y[size] = 0.0
             sum_mu[size] = 0.0
+            total[size] = 0.0
             size += 1
             for j in range(size):
                 sum_mu[j] += mu[n]
             if with_bound:
-                # smallest count x at n with GLR(n) >= c (sum_y still holds the counts before n)
+                # smallest count x at n with GLR(n) >= c (sum_y still holds the counts before n):
+                # candidate j's term reaches c from x >= need_j on, so x = min_j ceil(need_j)
                 x_best = np.inf
+                near = False  # a need within rounding of a whole count
+                # T_j >= M_j + sqrt(2 c M_j) (the term is at most (T - M)^2 / 2M): start with the
+                # candidate of the lowest such floor and skip those whose floor cannot win
+                first = 0
                 for j in range(size):
+                    floor[j] = sum_mu[j] + math.sqrt(2.0 * c * sum_mu[j]) - sum_y[j]
+                    if floor[j] < floor[first]:
+                        first = j
+                for k in range(size):
+                    j = first if k == 0 else (k - 1 if k <= first else k)
+                    if k > 0 and floor[j] > x_best - 1.0 + GLR_BOUND_SLACK * max(1.0, abs(floor[j])):
+                        continue
                     if sum_mu[j] > 0.0:
-                        need = _glr_total_at_least(c, sum_mu[j]) - sum_y[j]
-                        x = math.ceil(need) if need > 0.0 else 0.0
+                        # start from last period's total moved along dT/dM = (T/M - 1) / log(T/M)
+                        guess = 0.0
+                        before = sum_mu[j] - mu[n]
+                        if total[j] > before > 0.0 and mu[n] >= 0.0:
+                            ratio = total[j] / before
+                            guess = total[j] + (ratio - 1.0) / math.log(ratio) * mu[n]
+                        x, total[j], near_j = _glr_count_needed(c, sum_mu[j], sum_y[j], guess)
+                        near = near or near_j
                         if x < x_best:
                             x_best = x
                     else:
                         x_best = min(x_best, 1.0)
-                if x_best < np.inf:
+                if x_best < np.inf and near:
                     # settle rounding at the boundary with the statistic itself
                     while x_best > 0.0 and _glr_with(sum_y, sum_mu, size, x_best - 1.0) >= c:
                         x_best -= 1.0

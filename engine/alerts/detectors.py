@@ -269,16 +269,19 @@ def in_control_means(counts, in_control: InControl | None = None, *, freq: int =
 def as_counts(counts) -> np.ndarray:
     """Counts as a C-ordered float64 (series x time) matrix; InvalidInput unless finite whole numbers >= 0."""
     try:
-        y = np.array(counts, dtype=np.float64, order="C", ndmin=1)
+        y = np.asarray(counts, dtype=np.float64)  # no copy of a float64 matrix: nothing writes to it
     except (TypeError, ValueError):
         raise InvalidInput("counts must be numbers") from None
+    if y.ndim == 0:
+        y = y.reshape(1)
     if y.ndim == 1:
         y = y.reshape(1, -1)
     if y.ndim != 2:
         raise InvalidInput(f"counts must be a series x time matrix, got {y.ndim} dimensions")
-    bad = ~np.isfinite(y) | (y < 0) | (y != np.floor(y))
-    if bad.any():
-        s, t = np.argwhere(bad)[0]
+    y = np.ascontiguousarray(y)
+    bad = kd.first_bad_count(y.reshape(-1))
+    if bad >= 0:
+        s, t = divmod(int(bad), y.shape[1])
         raise InvalidInput(f"counts must be whole numbers >= 0; series {s}, period {t} holds {float(y[s, t])!r}")
     return y
 
@@ -302,7 +305,7 @@ def _ears(y: np.ndarray, o: EarsOptions, start: int | None, budget) -> Detection
         raise InvalidInput(f"c3_rule must be 'published' or 'surveillance', got {o.c3_rule!r}")
     first = baseline + {"C1": 0, "C2": 2, "C3": 4}[name]
     start = _start(start, first, y.shape[1], f"EARS {name} with a baseline of {baseline}")
-    out = _outputs(y.shape)
+    out = _outputs(y.shape, start)
     z = float(norm.ppf(1.0 - alpha))
     for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         kd.detect_ears(y[lo:hi], methods[name], baseline, z, min_sigma, rules[o.c3_rule], start,
@@ -321,7 +324,7 @@ def _bayes(y: np.ndarray, o: BayesOptions, freq: int, start: int | None, budget)
         raise InvalidInput("the Bayes method needs reference values: w must be at least 1")
     first = max(b * freq + w, w if o.act_y else 0)
     start = _start(start, first, y.shape[1], f"the Bayes method with b={b}, w={w}")
-    out = _outputs(y.shape)
+    out = _outputs(y.shape, start)
     for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         kd.detect_bayes(y[lo:hi], b, w, bool(o.act_y), freq, float(o.alpha), start,
                         out["expected"][lo:hi], out["upperbound"][lo:hi], out["statistic"][lo:hi],
@@ -351,9 +354,11 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
             raise InvalidInput(f"expected counts must be positive; series {s}, period {t} holds {float(mu0[s, t])!r}")
         first = 0
     start = _start(start, first, y.shape[1], f"the {method.upper()} detector")
-    out = _outputs(y.shape)
+    out = _outputs(y.shape, start)
     out["expected"][:, start:] = mu0[:, start:]
     with_bound = method == "cusum" or bool(o.bound)
+    if not with_bound:
+        out["upperbound"][:, start:] = np.nan
     for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         if method == "cusum":
             kd.detect_cusum(y[lo:hi], mu0[lo:hi], kappa, threshold, start, out["statistic"][lo:hi],
@@ -476,7 +481,7 @@ def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | Non
             flat["expected"][lo:hi], flat["upperbound"][lo:hi], flat["statistic"][lo:hi],
             flat["p_value"][lo:hi], flat["phi"][lo:hi], trend[lo:hi], alarm[lo:hi], status[lo:hi],
         )
-    out = _outputs(y.shape)
+    out = _outputs(y.shape, start)
     extra = {"p_value": np.full(y.shape, np.nan), "phi": np.full(y.shape, np.nan),
              "trend": np.zeros(y.shape, dtype=bool), "fitted": np.zeros(y.shape, dtype=bool)}
     for name in ("expected", "upperbound", "statistic"):
@@ -492,16 +497,21 @@ def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | Non
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _outputs(shape) -> dict[str, np.ndarray]:
-    out = {name: np.full(shape, np.nan) for name in ("expected", "upperbound", "statistic")}
-    out["alarm"] = np.zeros(shape, dtype=np.uint8)
+def _outputs(shape, start: int) -> dict[str, np.ndarray]:
+    """Output matrices: NaN / no alarm before ``start``; the kernels write every later entry."""
+    out = {name: np.empty(shape) for name in ("expected", "upperbound", "statistic")}
+    for a in out.values():
+        a[:, :start] = np.nan
+    out["alarm"] = np.empty(shape, dtype=np.uint8)
+    out["alarm"][:, :start] = 0
     return out
 
 
 def _detection(method: str, options, start: int, out, extra=None) -> Detection:
+    # the kernels write 0 / 1: the bytes are booleans already
     return Detection(method=method, options=options, start=start, expected=out["expected"],
                      upperbound=out["upperbound"], statistic=out["statistic"],
-                     alarm=out["alarm"].astype(bool), extra=extra or {})
+                     alarm=out["alarm"].view(np.bool_), extra=extra or {})
 
 
 def _start(start: int | None, first: int, n_time: int, what: str) -> int:
