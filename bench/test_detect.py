@@ -3,6 +3,8 @@ on a sample of the same series in the same run.
 
     .venv/bin/pytest bench/test_detect.py --benchmark-only -s
 
+``test_recall_per_detector`` scores each detector's alarms against the demo's labelled anomalies.
+
 Series without a single count (about 58 %) share one computation (the engine computes an empty
 series once). The demo district (3,823 grids, the taxonomy's categories, 200,000 events of 2025) is generated
 once; its events are counted per grid, category and local day into (grids x 365) matrices, one
@@ -56,14 +58,20 @@ METHODS = {
 
 
 @pytest.fixture(scope="module")
-def year(tmp_path_factory):
-    """(categories, list of (grids x 365) float64 count matrices, one per category)."""
-    import pyarrow.parquet as pq
-
+def demo_root(tmp_path_factory):
     from citygrid.engine.demo import generate_demo
 
     root = tmp_path_factory.mktemp("bench-detect-demo")
     generate_demo(root, seed=SEED)
+    return root
+
+
+@pytest.fixture(scope="module")
+def year(demo_root):
+    """(categories, list of (grids x 365) float64 count matrices, one per category)."""
+    import pyarrow.parquet as pq
+
+    root = demo_root
     grids = pq.read_table(root / "grids.parquet", columns=["grid_code"]).column("grid_code").to_pylist()
     events = pq.read_table(root / "events.parquet", columns=["grid_code", "category_code", "occurred_at"])
     row = {code: i for i, code in enumerate(grids)}
@@ -165,4 +173,37 @@ def test_against_r_surveillance(benchmark, year, warm):
     for name, t_ours, t_r, ratio, bad in rows:
         print(f"  {name:8s} ours {t_ours * 1e6:9.1f} us   R {t_r * 1e3:8.1f} ms   {ratio:9.0f}x   alarms differing {bad}")
     benchmark.extra_info.update({name: {"ours_s": a, "r_s": b, "ratio": c} for name, a, b, c, _ in rows})
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_recall_per_detector(benchmark, year, demo_root, warm):
+    """Recall of the demo's 24 spikes and 16 clusters and false alerts per day, per detector (the
+    shipped options above; an alarm on a grid x category x day covers an anomaly of that category
+    with an event in that grid within its window, see ``citygrid.engine.alerts.scoring``)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    import pyarrow.parquet as pq
+
+    from citygrid.engine.alerts import scoring as SC
+
+    categories, matrices = year
+    grids = pq.read_table(demo_root / "grids.parquet", columns=["grid_code"]).column("grid_code").to_pylist()
+    labelled = SC.read_labelled(demo_root, dt.datetime(2025, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai")))
+    units = np.tile(np.array(grids, dtype=object), len(categories))
+    cats = np.repeat(np.array(categories, dtype=object), len(grids))
+    rows = []
+    for name, (method, options, _) in METHODS.items():
+        results = [D.detect(method, m, options, freq=365) for m in matrices]
+        alarm = np.concatenate([r.alarm for r in results])
+        result = SC.score(SC.alerts_from_detection(units, cats, alarm), labelled, 365 - results[0].start)
+        rows.append((name, results[0].start, result))
+    print(f"\nrecall against the demo's {len(labelled.ids)} labelled anomalies (alerts per grid x category x day; "
+          "false alerts per monitored day across the district):")
+    for name, start, r in rows:
+        print(f"  {name:8s} from day {start:3d}: spikes {r.recall['spike']:5.0%}  clusters {r.recall['cluster']:5.0%}  "
+              f"alerts {r.n_alerts:6d}  false {r.false_alerts:6d} ({r.false_per_day:6.1f} a day)  "
+              f"precision {r.precision:5.1%}")
+    benchmark.extra_info.update({name: {"spike": r.recall["spike"], "cluster": r.recall["cluster"],
+                                        "false_per_day": r.false_per_day} for name, _, r in rows})
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
