@@ -12,7 +12,7 @@ import pytest
 
 from citygrid.engine.alerts import series as S
 from citygrid.engine.errors import InvalidInput, NotFound
-from citygrid.engine.taxonomy import load_taxonomy
+from citygrid.engine.cases.taxonomy import load_taxonomy
 
 TZ = ZoneInfo("Asia/Shanghai")
 YEAR = (dt.datetime(2025, 1, 1, tzinfo=TZ), dt.datetime(2026, 1, 1, tzinfo=TZ))
