@@ -177,7 +177,7 @@ class HouseRegistry:
                 with transaction(self._conn):
                     for name, (sql, rows) in plan.items():
                         for start in range(0, len(rows), BATCH):
-                            self._conn.executemany(sql, rows[start:start + BATCH])
+                            self._conn.executemany(sql, rows.batch(start, start + BATCH))
                         report.loaded[name] = len(rows)
             finally:
                 self._conn.execute("PRAGMA foreign_keys=ON")
@@ -240,9 +240,9 @@ class HouseRegistry:
         plan["buildings"] = (
             "INSERT INTO house_buildings (id, code, kind, floors, address, lng, lat, issuing_grid, grid_code, "
             "community_code, street_code, district_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            list(zip(ids.tolist(), code_list, kind.take(pa.array(ok)).to_pylist(),
-                     pc.cast(floors, pa.int64()).take(pa.array(ok)).to_pylist(),
-                     address.take(pa.array(ok)).to_pylist(), lng[ok].tolist(), lat[ok].tolist(),
+            L.Rows((ids, code_list, kind.take(pa.array(ok)),
+                     pc.cast(floors, pa.int64()).take(pa.array(ok)),
+                     address.take(pa.array(ok)), lng[ok], lat[ok],
                      [c[:GRID_DIGITS] for c in code_list], *areas)))
         self._pending["buildings"] = (code_list, np.column_stack([lng[ok], lat[ok]]), areas)
         valid_rows = _refused(rows, checks)  # valid codes of refused rows: their units are refused too
@@ -283,10 +283,10 @@ class HouseRegistry:
         plan["units"] = (
             "INSERT INTO house_units (id, code, building_id, kind, entrance, floor, number, area_m2, rental, "
             "rental_class, control_level, address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            list(zip(ids.tolist(), code.take(take).to_pylist(), building[ok].tolist(), kind.take(take).to_pylist(),
-                     entrance, pc.cast(floor, pa.int64()).take(take).to_pylist(), L.text(number).take(take).to_pylist(),
-                     area, [int(r) for r in rental.to_pylist()], rental_class.take(take).to_pylist(),
-                     control.take(take).to_pylist(), address.take(take).to_pylist())))
+            L.Rows((ids, code.take(take), building[ok], kind.take(take),
+                     entrance, pc.cast(floor, pa.int64()).take(take), L.text(number).take(take),
+                     area, rental.to_numpy(zero_copy_only=False).astype(np.int8), rental_class.take(take),
+                     control.take(take), address.take(take))))
         area_values = np.array([np.nan if a is None else a for a in area], dtype=np.float32)
         self._pending["units"] = (building[ok], kinds[ok], area_values, classes[ok], levels[ok])
         valid_rows = _refused(rows, checks)
@@ -343,12 +343,12 @@ class HouseRegistry:
         checks.report(report, rid)
         ok = np.flatnonzero(checks.ok)
         take = pa.array(ok)
-        ids = (first + np.arange(len(ok))).tolist()
-        gender = L.column(data, "gender").take(take).to_pylist()
+        ids = np.arange(first, first + len(ok))
+        gender = L.column(data, "gender").take(take)
         plan["residents"] = (
             "INSERT INTO house_residents (id, resident_id, name, gender, birth_year, registered) VALUES (?,?,?,?,?,?)",
-            list(zip(ids, rid.take(take).to_pylist(), name.take(take).to_pylist(), gender, years[ok].tolist(),
-                     (registered[ok] == 0).astype(int).tolist())))
+            L.Rows((ids, rid.take(take), name.take(take), gender, years[ok],
+                     (registered[ok] == 0).astype(int))))
         self._pending["residents"] = (unit_ids[ok], years[ok], registered[ok] == 0)
         dates = ([local_date(d, "moved_in date") if d is not None else default_date
                   for d in L.text(L.column(data, "moved_in")).take(take).to_pylist()]
@@ -356,7 +356,7 @@ class HouseRegistry:
         residence_first = next_id(self._conn, "house_residence")
         plan["residence"] = (
             "INSERT INTO house_residence (id, resident, unit_id, moved_in, recorded_by) VALUES (?,?,?,?,?)",
-            list(zip(range(residence_first, residence_first + len(ok)), ids, unit_ids[ok].tolist(), dates,
+            L.Rows((range(residence_first, residence_first + len(ok)), ids, unit_ids[ok], dates,
                      [recorded_by] * len(ok))))
 
     def _checked_businesses(self, data, report, plan, first: int, buildings, units) -> None:
@@ -391,8 +391,8 @@ class HouseRegistry:
         take = pa.array(ok)
         plan["businesses"] = (
             "INSERT INTO house_businesses (id, business_id, name, industry, building_id, unit_id) VALUES (?,?,?,?,?,?)",
-            list(zip(range(first, first + len(ok)), bid.take(take).to_pylist(), name.take(take).to_pylist(),
-                     L.column(data, "industry").take(take).to_pylist(), building[ok].tolist(),
+            L.Rows((range(first, first + len(ok)), bid.take(take), name.take(take),
+                     L.column(data, "industry").take(take), building[ok],
                      [u if u >= 0 else None for u in unit_ids[ok].tolist()])))
 
     # ------------------------------------------------------------------ lookups
