@@ -4,5 +4,8 @@
 (:mod:`.codes`) that a signed QR payload on its door plate names; :mod:`.rentals` declares unit
 kinds, rental classes and control levels (出租屋分类分级) and the group-renting (群租) rule;
 addresses are normalised and searched in :mod:`.address`; :mod:`.spatial` finds the nearest
-building to points. The registry's stores and its service build on these.
+building to points. The registry builds on these: :mod:`.store` (its tables), :mod:`.census` (counts
+in memory), :mod:`.loading` (Parquet bulk loads), :mod:`.registry` (buildings, units, people,
+lookups, re-grid), :mod:`.privacy`, :mod:`.checkins` and :mod:`.service` (the engine API a
+``HouseService`` servicer translates).
 """

@@ -115,6 +115,7 @@ class Census:
         self._levels = {level: _Codes() for level in LEVELS}
         self._building_area = {level: _Grown(np.int32, -1) for level in LEVELS}
         self._building_active = _Grown(np.bool_, False)
+        self._building_units = _Grown(np.int32, 0)
         self._unit_building = _Grown(np.int32, -1)
         self._unit_kind = _Grown(np.int8, -1)
         self._unit_area = _Grown(np.float32, np.nan)
@@ -127,6 +128,8 @@ class Census:
         self._resident_registered = _Grown(np.bool_, False)
         self._year: int | None = None
         self._building_counts: np.ndarray | None = None
+        #: per level: standing buildings sorted by area, where each area's run starts, and its area index
+        self._orders: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ sizes
 
@@ -149,7 +152,9 @@ class Census:
         for level, codes in zip(LEVELS, (grid_codes, community_codes, street_codes, district_codes)):
             self._building_area[level].extend(self._levels[level].of(codes))
         self._building_active.extend(np.ones(n, bool) if active is None else active)
+        self._building_units.extend(np.zeros(n, np.int32))
         self._building_counts = None
+        self._orders = {}
 
     def add_units(self, building_ids, kinds, area_m2, rental_class, control_level, active=None) -> None:
         """``kinds`` as names or codes; ``rental_class`` / ``control_level`` as indexes into
@@ -167,6 +172,8 @@ class Census:
         self._unit_control.extend(control_level)
         self._unit_active.extend(np.ones(len(building_ids), bool) if active is None else active)
         self._unit_residents.extend(np.zeros(len(building_ids), np.int32))
+        standing = building_ids if active is None else building_ids[np.asarray(active, dtype=bool)]
+        self._building_units.data[: self.n_buildings] += np.bincount(standing, minlength=self.n_buildings).astype(np.int32)
 
     def add_residents(self, unit_ids, birth_years, registered) -> None:
         """Residents (ids in order) living in ``unit_ids`` (-1: living in no unit of the registry)."""
@@ -202,12 +209,19 @@ class Census:
         rows = np.asarray(building_ids, dtype=np.int64)
         for level, codes in zip(LEVELS, (grid_codes, community_codes, street_codes, district_codes)):
             self._building_area[level].data[rows] = self._levels[level].of(codes)
+        self._orders = {}
 
     def demolish(self, building: int) -> None:
         self._building_active.data[building] = False
+        self._building_units.data[building] = 0
         self._unit_active.data[self._unit_building.view == building] = False
+        self._orders = {}
 
     # ------------------------------------------------------------------ reads
+
+    def building_units(self, building: int) -> int:
+        """Units of a building that are not removed."""
+        return int(self._building_units.data[building])
 
     def unit_residents(self, unit: int) -> int:
         return int(self._unit_residents.data[unit])
@@ -243,18 +257,30 @@ class Census:
         if level not in LEVELS:
             raise InvalidInput(f"unknown area level {level!r}; levels are {', '.join(LEVELS)}")
 
+    def _order(self, level: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Standing buildings sorted by their area of ``level``, the start of each area's run, and the
+        area index of each run (kept until buildings are added, re-gridded or demolished)."""
+        order = self._orders.get(level)
+        if order is None:
+            area = self.building_area(level)
+            standing = np.flatnonzero(self._building_active.view)
+            rows = standing[np.argsort(area[standing], kind="stable")]
+            keys = area[rows]
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(rows) else np.empty(0, np.int64)
+            order = self._orders[level] = (rows, starts, keys[starts])
+        return order
+
     def _sum(self, level: str, per_building: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """Columns of ``per_building`` summed per area of ``level`` over active buildings; areas
-        with no active building left out."""
-        area = self.building_area(level)
+        """Columns of ``per_building`` summed per area of ``level`` over standing buildings, in area
+        code order; areas with no standing building left out."""
+        rows, starts, areas = self._order(level)
         codes = self._levels[level].codes
-        active = self._building_active.view
-        keys = np.where(active, area, len(codes))
-        out = np.empty((len(codes), per_building.shape[1]), dtype=np.int64)
-        for c in range(per_building.shape[1]):
-            out[:, c] = np.bincount(keys, weights=per_building[:, c], minlength=len(codes) + 1)[: len(codes)]
-        present = np.bincount(keys, minlength=len(codes) + 1)[: len(codes)] > 0
-        return [code for code, p in zip(codes, present) if p], out[present]
+        if not len(rows):
+            return [], np.zeros((0, per_building.shape[1]), dtype=np.int64)
+        sums = np.add.reduceat(per_building[rows].astype(np.int64), starts, axis=0)
+        names = [codes[a] for a in areas.tolist()]
+        by_code = np.argsort(np.array(names, dtype=object), kind="stable")
+        return [names[k] for k in by_code], sums[by_code]
 
     def population(self, level: str, year: int) -> AreaCounts:
         """Population columns per area of ``level`` in ``year``."""

@@ -40,10 +40,12 @@ from citygrid.engine.houses.codes import GRID_DIGITS, parse_building_code, parse
 from citygrid.engine.houses.records import Building, Business, Moved, RegridReport, Residence, Resident, Unit
 from citygrid.engine.houses.rentals import CONTROL_LEVELS, RENTAL_CLASSES, RESIDENTIAL_KINDS, GroupRentingRule
 from citygrid.engine.houses.spatial import BuildingIndex
-from citygrid.engine.houses.store import next_id, open_store, transaction
+from citygrid.engine.houses.store import bulk_indexes, next_id, open_store, transaction
 
 #: Local time of the district (dates of moves are local dates).
 LOCAL = timezone(timedelta(hours=8))
+#: A load of at least this many rows checkpoints the WAL into the database file when it commits.
+CHECKPOINT_ROWS = 1_000_000
 #: Rows written per ``executemany`` batch in a load (all in one transaction).
 BATCH = 100_000
 _BUILDING_COLUMNS = ("code, kind, floors, address, lng, lat, issuing_grid, grid_code, community_code, "
@@ -176,13 +178,21 @@ class HouseRegistry:
             try:
                 with transaction(self._conn):
                     for name, (sql, rows) in plan.items():
+                        table = f"house_{name}"
+                        rebuilt = bulk_indexes(table) if next_id(self._conn, table) == 0 and len(rows) else {}
+                        for index in rebuilt:
+                            self._conn.execute(f"DROP INDEX {index}")
                         for start in range(0, len(rows), BATCH):
                             self._conn.executemany(sql, rows.batch(start, start + BATCH))
+                        for statement in rebuilt.values():
+                            self._conn.execute(statement)
                         report.loaded[name] = len(rows)
             finally:
                 self._conn.execute("PRAGMA foreign_keys=ON")
                 self._conn.execute("PRAGMA cache_size=-2000")
             report.committed = True
+            if sum(report.loaded.values()) >= CHECKPOINT_ROWS:  # fold the big WAL into the database file
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             pending, self._pending = self._pending, {}
             if "buildings" in pending:
                 codes, lnglat, areas = pending["buildings"]
@@ -195,6 +205,14 @@ class HouseRegistry:
                 self._census.add_residents(*pending["residents"])
             self._nearest = self._address = None
         return report
+
+    def load_directory(self, directory, **options) -> L.LoadReport:
+        """Load the ``buildings``, ``units``, ``residents`` and ``businesses`` Parquet files of a
+        directory (the demo's output, for ``serve --demo``); files that are absent are skipped."""
+        from pathlib import Path
+
+        paths = {name: Path(directory) / f"{name}.parquet" for name in L.REQUIRED}
+        return self.load(**{name: p for name, p in paths.items() if p.is_file()}, **options)
 
     def _known(self, table: str, column: str, values: np.ndarray, id_column: str = "id") -> L.Lookup:
         """The ids of those of ``values`` (an ``S`` array) the database already holds in ``table``."""
@@ -409,8 +427,7 @@ class HouseRegistry:
 
     def _building(self, row) -> Building:
         bid = row[0]
-        n_units = self._conn.execute("SELECT count(*) FROM house_units WHERE building_id = ? AND removed_on IS NULL",
-                                     (bid,)).fetchone()[0]
+        n_units = self._census.building_units(bid)
         residents = int(self._census.building_counts(self._year())[bid].sum())
         return Building(*row[1:], n_units=n_units, residents=residents)
 

@@ -36,6 +36,21 @@ from citygrid.engine.database import open_database, transaction  # noqa: F401  (
 
 STORE = "houses"
 
+#: Secondary indexes of the tables a bulk load fills: a load into an empty table drops them and
+#: builds them again after its rows, in the same transaction (one sorted build instead of millions
+#: of random inserts).
+BULK_INDEXES = {
+    "house_buildings_grid": "CREATE INDEX house_buildings_grid ON house_buildings (grid_code)",
+    "house_buildings_community": "CREATE INDEX house_buildings_community ON house_buildings (community_code)",
+    "house_buildings_street": "CREATE INDEX house_buildings_street ON house_buildings (street_code)",
+    "house_units_building": "CREATE INDEX house_units_building ON house_units (building_id)",
+    "house_residence_current": "CREATE UNIQUE INDEX house_residence_current ON house_residence (resident) "
+                               "WHERE moved_out IS NULL",
+    "house_residence_unit": "CREATE INDEX house_residence_unit ON house_residence (unit_id) WHERE moved_out IS NULL",
+    "house_residence_history": "CREATE INDEX house_residence_history ON house_residence (resident, moved_in)",
+    "house_businesses_building": "CREATE INDEX house_businesses_building ON house_businesses (building_id)",
+}
+
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE house_buildings (
@@ -53,9 +68,9 @@ MIGRATIONS: list[list[str]] = [
             district_code TEXT,
             demolished_on TEXT
         )""",
-        "CREATE INDEX house_buildings_grid ON house_buildings (grid_code)",
-        "CREATE INDEX house_buildings_community ON house_buildings (community_code)",
-        "CREATE INDEX house_buildings_street ON house_buildings (street_code)",
+        BULK_INDEXES["house_buildings_grid"],
+        BULK_INDEXES["house_buildings_community"],
+        BULK_INDEXES["house_buildings_street"],
         """CREATE TABLE house_units (
             id INTEGER PRIMARY KEY,
             code TEXT NOT NULL UNIQUE,
@@ -71,7 +86,7 @@ MIGRATIONS: list[list[str]] = [
             address TEXT NOT NULL,
             removed_on TEXT
         )""",
-        "CREATE INDEX house_units_building ON house_units (building_id)",
+        BULK_INDEXES["house_units_building"],
         """CREATE TABLE house_residents (
             id INTEGER PRIMARY KEY,
             resident_id TEXT NOT NULL UNIQUE,
@@ -88,9 +103,9 @@ MIGRATIONS: list[list[str]] = [
             moved_out TEXT,
             recorded_by TEXT NOT NULL
         )""",
-        "CREATE UNIQUE INDEX house_residence_current ON house_residence (resident) WHERE moved_out IS NULL",
-        "CREATE INDEX house_residence_unit ON house_residence (unit_id) WHERE moved_out IS NULL",
-        "CREATE INDEX house_residence_history ON house_residence (resident, moved_in)",
+        BULK_INDEXES["house_residence_current"],
+        BULK_INDEXES["house_residence_unit"],
+        BULK_INDEXES["house_residence_history"],
         """CREATE TABLE house_businesses (
             id INTEGER PRIMARY KEY,
             business_id TEXT NOT NULL UNIQUE,
@@ -99,7 +114,7 @@ MIGRATIONS: list[list[str]] = [
             building_id INTEGER NOT NULL REFERENCES house_buildings (id),
             unit_id INTEGER REFERENCES house_units (id)
         )""",
-        "CREATE INDEX house_businesses_building ON house_businesses (building_id)",
+        BULK_INDEXES["house_businesses_building"],
         """CREATE TABLE house_declarations (
             id INTEGER PRIMARY KEY,
             kind TEXT NOT NULL,
@@ -149,6 +164,11 @@ MIGRATIONS: list[list[str]] = [
 def open_store(data_dir: str | os.PathLike) -> sqlite3.Connection:
     """The connection to the data directory's database with the houses tables up to date."""
     return open_database(data_dir, STORE, MIGRATIONS)
+
+
+def bulk_indexes(table: str) -> dict[str, str]:
+    """The secondary indexes of ``table`` that a bulk load may drop and build again."""
+    return {name: sql for name, sql in BULK_INDEXES.items() if sql.split(" ON ")[1].startswith(table + " ")}
 
 
 def next_id(conn: sqlite3.Connection, table: str) -> int:
