@@ -130,6 +130,9 @@ class Census:
         self._building_counts: np.ndarray | None = None
         #: per level: standing buildings sorted by area, where each area's run starts, and its area index
         self._orders: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        #: per level, for the year of the building counts: the areas' codes, their population columns
+        #: and each area index's row there (-1: no standing building); kept up to date by each move
+        self._area_counts: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ sizes
 
@@ -155,6 +158,7 @@ class Census:
         self._building_units.extend(np.zeros(n, np.int32))
         self._building_counts = None
         self._orders = {}
+        self._area_counts = {}
 
     def add_units(self, building_ids, kinds, area_m2, rental_class, control_level, active=None) -> None:
         """``kinds`` as names or codes; ``rental_class`` / ``control_level`` as indexes into
@@ -184,6 +188,7 @@ class Census:
         living = unit_ids[unit_ids >= 0]
         self._unit_residents.data[: self.n_units] += np.bincount(living, minlength=self.n_units).astype(np.int32)
         self._building_counts = None
+        self._area_counts = {}
 
     # ------------------------------------------------------------------ changes
 
@@ -202,7 +207,12 @@ class Census:
         if self._building_counts is not None:
             band = int(age_band([self._resident_birth.data[resident]], self._year)[0])
             column = (0 if self._resident_registered.data[resident] else _BANDS) + band
-            self._building_counts[self._unit_building.data[unit], column] += step
+            building = self._unit_building.data[unit]
+            self._building_counts[building, column] += step
+            for level, (_, sums, row_of) in self._area_counts.items():
+                row = row_of[self._building_area[level].data[building]]
+                if row >= 0:  # always, for a standing building
+                    sums[row, column] += step
 
     def set_areas(self, building_ids, grid_codes, community_codes, street_codes, district_codes) -> None:
         """New current areas of some buildings (after a re-grid)."""
@@ -210,12 +220,14 @@ class Census:
         for level, codes in zip(LEVELS, (grid_codes, community_codes, street_codes, district_codes)):
             self._building_area[level].data[rows] = self._levels[level].of(codes)
         self._orders = {}
+        self._area_counts = {}
 
     def demolish(self, building: int) -> None:
         self._building_active.data[building] = False
         self._building_units.data[building] = 0
         self._unit_active.data[self._unit_building.view == building] = False
         self._orders = {}
+        self._area_counts = {}
 
     # ------------------------------------------------------------------ reads
 
@@ -241,6 +253,7 @@ class Census:
                                minlength=self.n_buildings * len(POPULATION_COLUMNS))
             self._building_counts = flat.reshape(self.n_buildings, len(POPULATION_COLUMNS)).astype(np.int32)
             self._year = year
+            self._area_counts = {}
         return self._building_counts
 
     def area_codes(self, level: str) -> list[str]:
@@ -257,14 +270,17 @@ class Census:
         if level not in LEVELS:
             raise InvalidInput(f"unknown area level {level!r}; levels are {', '.join(LEVELS)}")
 
-    def _order(self, level: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Standing buildings sorted by their area of ``level``, the start of each area's run, and the
-        area index of each run (kept until buildings are added, re-gridded or demolished)."""
+    def _order(self, level: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Standing buildings sorted by the code of their area of ``level``, the start of each area's
+        run, and the areas' codes (kept until buildings are added, re-gridded or demolished)."""
         order = self._orders.get(level)
         if order is None:
             area = self.building_area(level)
+            codes = self._levels[level].codes
+            rank = np.empty(len(codes), dtype=np.int64)  # each area index's place in code order
+            rank[np.argsort(np.array(codes, dtype=object), kind="stable")] = np.arange(len(codes))
             standing = np.flatnonzero(self._building_active.view)
-            rows = standing[np.argsort(area[standing], kind="stable")]
+            rows = standing[np.argsort(rank[area[standing]], kind="stable")]
             keys = area[rows]
             starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(rows) else np.empty(0, np.int64)
             order = self._orders[level] = (rows, starts, keys[starts])
@@ -274,18 +290,23 @@ class Census:
         """Columns of ``per_building`` summed per area of ``level`` over standing buildings, in area
         code order; areas with no standing building left out."""
         rows, starts, areas = self._order(level)
-        codes = self._levels[level].codes
         if not len(rows):
             return [], np.zeros((0, per_building.shape[1]), dtype=np.int64)
-        sums = np.add.reduceat(per_building[rows].astype(np.int64), starts, axis=0)
-        names = [codes[a] for a in areas.tolist()]
-        by_code = np.argsort(np.array(names, dtype=object), kind="stable")
-        return [names[k] for k in by_code], sums[by_code]
+        codes = self._levels[level].codes
+        return [codes[a] for a in areas.tolist()], np.add.reduceat(per_building[rows], starts, axis=0, dtype=np.int64)
 
     def population(self, level: str, year: int) -> AreaCounts:
-        """Population columns per area of ``level`` in ``year``."""
-        codes, counts = self._sum(level, self.building_counts(year))
-        return AreaCounts(level, codes, POPULATION_COLUMNS, counts)
+        """Population columns per area of ``level`` in ``year``: summed from the per-building counts
+        once, then kept per area and moved by each move in or out (a read copies them)."""
+        counts = self.building_counts(year)
+        cached = self._area_counts.get(level)
+        if cached is None:
+            codes, sums = self._sum(level, counts)
+            row_of = np.full(len(self._levels[level].codes) + 1, -1, dtype=np.int64)
+            row_of[self._order(level)[2]] = np.arange(len(codes))
+            cached = self._area_counts[level] = (codes, sums, row_of)
+        codes, sums, _ = cached
+        return AreaCounts(level, list(codes), POPULATION_COLUMNS, sums.copy())
 
     def building_population(self, building: int, year: int) -> dict[str, int]:
         return dict(zip(POPULATION_COLUMNS, map(int, self.building_counts(year)[building])))

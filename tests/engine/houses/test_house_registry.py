@@ -194,3 +194,29 @@ def test_a_demolished_building_keeps_its_code_and_it_is_never_issued_again(regis
     with pytest.raises(PreconditionFailed):
         registry.demolish(code)
     assert math.isfinite(registry.building(code).lng)
+
+
+@pytest.mark.slow
+def test_the_whole_demo_district_loads_and_agrees_with_its_manifest(demo_dir, demo_layer, clock, tmp_path):
+    import json
+
+    from citygrid.engine.assignment import Assigner
+
+    facts = json.loads((demo_dir / "manifest.json").read_text())["houses"]
+    registry = HouseRegistry(tmp_path / "data", Assigner(demo_layer), clock)
+    try:
+        report = registry.load_directory(demo_dir, strict=True)
+        assert report.loaded["units"] == sum(facts["units_by_kind"].values())
+        rentals = registry.rentals("district").totals()
+        assert rentals["rental_units"] == facts["rental_units"]
+        assert {c: rentals[f"class_{c}"] for c in RENTAL_CLASSES} == facts["rental_by_class"]
+        assert {c: rentals[f"level_{c}"] for c in CONTROL_LEVELS} == facts["rental_by_control_level"]
+        got = {g["unit_code"]: (g["residents"], g["reason"]) for g in registry.group_renting()}
+        assert got == {g["unit_code"]: (g["residents"], g["reason"]) for g in facts["group_renting"]}
+        occupied = registry.connection.execute(
+            "SELECT count(DISTINCT unit_id) FROM house_residence WHERE moved_out IS NULL").fetchone()[0]
+        assert occupied == facts["occupied_units"]
+        assert registry.connection.execute(
+            "SELECT count(*) FROM house_businesses WHERE unit_id IS NULL").fetchone()[0] == facts["businesses_without_unit"]
+    finally:
+        registry.close()
