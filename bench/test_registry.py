@@ -65,7 +65,7 @@ def _codes(prefix: pa.Array, sequence: np.ndarray) -> pa.Array:
 @pytest.fixture(scope="module")
 def district(tmp_path_factory):
     from citygrid.engine.demo import generate_demo
-    from citygrid.engine.sources import read_layer
+    from citygrid.engine.layers.sources import read_layer
 
     root = tmp_path_factory.mktemp("bench-registry")
     generate_demo(root / "demo", seed=SEED, n_events=1_000)
@@ -138,8 +138,8 @@ def district(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(district):
-    from citygrid.engine.assignment import Assigner
-    from citygrid.engine.clock import ManualClock
+    from citygrid.engine.layers.assignment import Assigner
+    from citygrid.engine.times import ManualClock
     from citygrid.engine.houses.registry import HouseRegistry
 
     root, layer = district

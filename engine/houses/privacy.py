@@ -23,7 +23,7 @@ import json
 from datetime import datetime
 
 from citygrid.engine.errors import Forbidden, InvalidInput
-from citygrid.engine.principals import Principal, Role
+from citygrid.engine.access.principals import Principal, Role
 
 #: Roles that may read residents' personal data (admins always may), within their jurisdiction.
 PEOPLE_READERS = (Role.WORKER, Role.VERIFIER)

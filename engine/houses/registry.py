@@ -76,7 +76,7 @@ class HouseRegistry:
     """Buildings, units, residents and businesses of one data directory (see the module docstring).
 
     ``assigner`` places buildings on the layer version it was built for (an
-    :class:`~citygrid.engine.assignment.Assigner`: anything with ``assign(lng, lat)`` returning grid
+    :class:`~citygrid.engine.layers.assignment.Assigner`: anything with ``assign(lng, lat)`` returning grid
     rows, ``column_of(column, rows)`` and ``layer.version_id``). ``clock`` is the injected time.
     Thread-safe: one lock guards the connection and the counts.
     """

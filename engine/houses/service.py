@@ -1,5 +1,5 @@
 """The houses service's engine API: every call names its caller (a
-:class:`~citygrid.engine.principals.Principal`), is bounded by the caller's role and jurisdiction,
+:class:`~citygrid.engine.access.principals.Principal`), is bounded by the caller's role and jurisdiction,
 and audits each read of personal data (:mod:`.privacy`). A gRPC ``HouseService`` servicer is a
 translation of these methods, one RPC each, their dataclasses to messages and the errors of
 :mod:`citygrid.engine.errors` to status codes:
@@ -38,7 +38,7 @@ from citygrid.engine.houses.codes import QrKeyring, UnitCode, parse_unit_code
 from citygrid.engine.houses.records import Building, Residence, Resident, Unit
 from citygrid.engine.houses.registry import HouseRegistry, local_date
 from citygrid.engine.houses.store import transaction
-from citygrid.engine.principals import Principal, Role
+from citygrid.engine.access.principals import Principal, Role
 
 #: Kinds of declaration: moving in or moving out.
 DECLARATION_KINDS = ("move_in", "move_out")
@@ -303,7 +303,7 @@ class HouseService:
     def check_in(self, principal: Principal, building_code: str, lng: float, lat: float, *,
                  crs: str = "wgs84") -> CheckIn:
         """A grid worker checks in at a building from the terminal's position (see :mod:`.checkins`)."""
-        from citygrid.engine.coordinates import to_wgs84
+        from citygrid.engine.layers.coordinates import to_wgs84
 
         principal.require_role(Role.WORKER, action="check in at a building")
         building = self.get_building(principal, building_code)

@@ -28,7 +28,7 @@ class World:
 
 @pytest.fixture(scope="session")
 def houses_world(demo_dir, tmp_path_factory):
-    from citygrid.engine.sources import read_layer
+    from citygrid.engine.layers.sources import read_layer
 
     root = tmp_path_factory.mktemp("houses-world")
     wanted = pa.array(COMMUNITIES)
@@ -50,14 +50,14 @@ def houses_world(demo_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def world_assigner(houses_world):
-    from citygrid.engine.assignment import Assigner
+    from citygrid.engine.layers.assignment import Assigner
 
     return Assigner(houses_world.layer)
 
 
 @pytest.fixture
 def clock():
-    from citygrid.engine.clock import ManualClock
+    from citygrid.engine.times import ManualClock
 
     return ManualClock(NOW)
 

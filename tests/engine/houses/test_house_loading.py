@@ -14,7 +14,7 @@ import shapely
 
 from citygrid.engine.houses.loading import LoadRefused
 from citygrid.engine.houses.registry import HouseRegistry
-from citygrid.engine.layers import GridLayer
+from citygrid.engine.layers.layer import GridLayer
 
 TABLES = ("buildings", "units", "residents", "businesses")
 
@@ -156,7 +156,7 @@ def redrawn(layer: GridLayer) -> tuple[GridLayer, dict[str, str]]:
 
 
 def test_regrid_on_a_redrawn_layer_keeps_every_code_and_lists_the_moved_buildings(registry, houses_world):
-    from citygrid.engine.assignment import Assigner
+    from citygrid.engine.layers.assignment import Assigner
 
     layer, renamed = redrawn(houses_world.layer)
     b = houses_world.tables["buildings"]

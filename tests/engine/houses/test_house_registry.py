@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from citygrid.engine.coordinates import from_wgs84
+from citygrid.engine.layers.coordinates import from_wgs84
 from citygrid.engine.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from citygrid.engine.houses.census import POPULATION_COLUMNS
 from citygrid.engine.houses.registry import HouseRegistry
@@ -200,7 +200,7 @@ def test_a_demolished_building_keeps_its_code_and_it_is_never_issued_again(regis
 def test_the_whole_demo_district_loads_and_agrees_with_its_manifest(demo_dir, demo_layer, clock, tmp_path):
     import json
 
-    from citygrid.engine.assignment import Assigner
+    from citygrid.engine.layers.assignment import Assigner
 
     facts = json.loads((demo_dir / "manifest.json").read_text())["houses"]
     registry = HouseRegistry(tmp_path / "data", Assigner(demo_layer), clock)

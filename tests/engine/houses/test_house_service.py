@@ -1,6 +1,6 @@
 """The houses service's rules (``citygrid.engine.houses.service``): privacy (a rule per test),
 self-declaration and its check, worker check-ins, counts bounded by jurisdiction. Principals come
-from real tokens (``citygrid.engine.tokens``)."""
+from real tokens (``citygrid.engine.access.tokens``)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import sqlite3
 
 import pytest
 
-from citygrid.engine.coordinates import from_wgs84
+from citygrid.engine.layers.coordinates import from_wgs84
 from citygrid.engine.errors import Forbidden, InvalidInput, PreconditionFailed, Unauthorized
 from citygrid.engine.houses.checkins import distance_m
-from citygrid.engine.principals import Role
-from citygrid.engine.tokens import TokenStore
+from citygrid.engine.access.principals import Role
+from citygrid.engine.access.tokens import TokenStore
 
 from conftest import COMMUNITIES
 
