@@ -1,0 +1,147 @@
+"""The columnar mirror of the event store: one row per event (row = seq - 1), numpy columns the
+tally kernels read.
+
+It is derived state. It is rebuilt from the store when made and caught up from the store's own
+logs before every query (:meth:`EventMirror.catch_up`): the audit log (every lifecycle action,
+relocation, re-grid and intake writes a row, with a global sequence number) says which events
+changed since the last catch-up, those events' present columns are read again, and the new audit
+rows are folded into the lifecycle columns (registered, dispatched, reworked, working time per
+stage, receipt to closure); the escalations log gives the 督办 of each stage. One read transaction
+per catch-up, so a query sees whole commits, and a query that starts after a commit returned sees
+it. Nothing is ever written back.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from citygrid.engine.analytics import source
+from citygrid.kernels import tally
+
+#: Events per block of the report-time zone map (a query skips blocks outside its window).
+BLOCK = 4096
+_NEVER = np.iinfo(np.int64).min
+
+
+class EventMirror:
+    """Columns of every event of a data directory's store, kept current by :meth:`catch_up`."""
+
+    def __init__(self, data_dir, vocabulary: source.Vocabulary, schedule: source.WorkSchedule):
+        self.vocabulary = vocabulary
+        self.schedule = schedule
+        self.reader = source.StoreReader(data_dir)
+        self.lock = threading.RLock()
+        self.n = 0
+        self._cursor = (0, 0, 0)
+        self._allocate(0)
+        self.rebuild_seconds = 0.0
+
+    # ------------------------------------------------------------------ storage
+
+    def _allocate(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.occurred = np.full(capacity, _NEVER, dtype=np.int64)
+        self.deadline = np.full(capacity, -1, dtype=np.int64)
+        self.codes = np.full((len(source.CODE_ROWS), capacity), -1, dtype=np.int32)
+        self.flags = np.zeros(capacity, dtype=np.uint16)
+        self.close_us = np.zeros(capacity, dtype=np.int64)
+        self.stage_us = np.zeros((4, capacity), dtype=np.int64)
+        self.first_worked = np.zeros(capacity, dtype=np.int64)
+        self.last_worked = np.zeros(capacity, dtype=np.int64)
+        self.last_state = np.full(capacity, -1, dtype=np.int8)
+        self.lng = np.full(capacity, np.nan, dtype=np.float64)
+        self.lat = np.full(capacity, np.nan, dtype=np.float64)
+        n_blocks = -(-capacity // BLOCK)
+        self.block_lo = np.full(n_blocks, np.iinfo(np.int64).max, dtype=np.int64)
+        self.block_hi = np.full(n_blocks, _NEVER, dtype=np.int64)
+
+    def _grow(self, n: int) -> None:
+        if n <= self.capacity:
+            return
+        old = {name: getattr(self, name) for name in self._COLUMNS}
+        self._allocate(max(n, int(self.capacity * 1.5) + BLOCK))
+        for name, values in old.items():
+            getattr(self, name)[..., : values.shape[-1]] = values
+
+    _COLUMNS = ("occurred", "deadline", "codes", "flags", "close_us", "stage_us", "first_worked", "last_worked",
+                "last_state", "lng", "lat", "block_lo", "block_hi")
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the columns (allocated capacity included)."""
+        return sum(getattr(self, name).nbytes for name in self._COLUMNS)
+
+    # ------------------------------------------------------------------ reading the store
+
+    def catch_up(self) -> bool:
+        """Bring the mirror to the store's last commit; returns whether anything changed."""
+        with self.lock:
+            r = self.reader
+            r.begin()
+            try:
+                cursor = tuple(r.cursors())
+                if cursor == self._cursor:
+                    return False
+                last_event, last_audit, last_escalation = cursor
+                known = self.n
+                first_block = known // BLOCK
+                if last_event > known:
+                    self._grow(last_event)
+                    for lo in range(known, last_event, source.CHUNK):
+                        self._set_events(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+                    self.n = last_event
+                audit_rows = []
+                for lo in range(self._cursor[1], last_audit, 4 * source.CHUNK):
+                    audit = r.audit_between(lo, min(lo + 4 * source.CHUNK, last_audit))
+                    audit_rows.append(audit)
+                changed = np.unique(np.concatenate([a.row for a in audit_rows])) if audit_rows else np.empty(0, np.int64)
+                changed = changed[changed < known]
+                for lo in range(0, len(changed), source.CHUNK):
+                    self._set_events(r.events_of((changed[lo : lo + source.CHUNK] + 1).tolist()))
+                for audit in audit_rows:
+                    self._replay(audit)
+                if last_escalation > self._cursor[2]:
+                    rows, stages = r.escalations_between(self._cursor[2], last_escalation)
+                    tally.mark_escalations(rows, stages, self.flags)
+                tally.block_ranges(self.occurred, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
+                self._cursor = cursor
+                return True
+            finally:
+                r.end()
+
+    def _set_events(self, rows: source.EventRows) -> None:
+        i = rows.row
+        if not len(i):
+            return
+        self.occurred[i] = rows.occurred
+        self.deadline[i] = rows.deadline
+        codes = self.codes
+        t = rows.text_ids
+        codes[0, i] = t[0]
+        codes[1, i] = self._class_ids()[t[0] + 1]
+        codes[2, i] = t[1]
+        codes[3, i] = rows.state
+        codes[4, i] = t[2]
+        codes[5:9, i] = t[3:7]
+        self.lng[i] = rows.lng
+        self.lat[i] = rows.lat
+
+    def _class_ids(self) -> np.ndarray:
+        """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first)."""
+        classes = {code: k for k, code in enumerate(self.vocabulary.classes)}
+        categories = self.reader.codes["category_code"]
+        return np.array([-1] + [classes.get(self.vocabulary.class_of(c), -1) for c in categories], dtype=np.int32)
+
+    def _replay(self, audit: source.AuditRows) -> None:
+        if not len(audit.row):
+            return
+        worked = source.worked_us(self.schedule, audit.at)
+        tally.replay_audit(audit.row, audit.at, worked, audit.from_state.astype(np.int8),
+                           audit.to_state.astype(np.int8), audit.rework.astype(np.int8), self.first_worked,
+                           self.last_worked, self.last_state, self.flags, self.stage_us, self.close_us)
+
+    def close(self) -> None:
+        with self.lock:
+            self.reader.close()

@@ -1,0 +1,562 @@
+"""Live aggregate queries over the event mirror: the engine behind ``AnalyticsService``.
+
+One method per RPC, each taking the caller's principal (jurisdiction bounds every answer) and
+returning plain columns a servicer translates (or sends as Arrow IPC, :meth:`Table.to_arrow`):
+
+=====================  ===============================================================================
+``aggregate``          measures by any dimensions over a window, bucketed in local time
+``trend``              a window against the previous one and the same window a year before
+``top_areas``          the first N areas of a level by count, rate per 1,000 residents, or growth
+``heatmap``            counts per grid, or per H3 cell (resolution 7-10, h3-py's ids)
+``kpis``               考核 per worker, department, grid, community or street, with score and grade
+=====================  ===============================================================================
+
+Counting is a *cohort*: the events reported (``occurred_at``) in the window ``[start, end)``,
+bucketed by that time; each measure counts how many of them have reached it by now (registered,
+dispatched, closed, …; overdue: open with its stage deadline past the clock's present time).
+Before every query the mirror catches up with the store, so a query that starts after a commit
+returned counts it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from citygrid.engine.analytics import source
+from citygrid.engine.analytics.config import RATES, AnalyticsConfig
+from citygrid.engine.analytics.mirror import BLOCK, EventMirror
+from citygrid.engine.analytics.population import PopulationProvider
+from citygrid.engine.errors import Forbidden, InvalidInput
+from citygrid.kernels import tally
+
+#: Most cells (product of the dimensions' sizes) one query may ask for.
+MAX_CELLS = 2_000_000
+#: Most rows of a top-N answer.
+MAX_TOP = 1000
+H3_RESOLUTIONS = range(7, 11)
+AREA_LEVELS = ("grid", "community", "street", "district")
+TIME_DIMENSIONS = {"hour": tally.HOUR, "day": tally.DAY, "week": tally.WEEK, "month": tally.MONTH,
+                   "hour_of_day": tally.HOUR_OF_DAY, "weekday": tally.WEEKDAY}
+COLUMN_DIMENSIONS = ("grid", "community", "street", "district", "grid_type", "category", "class", "source", "state",
+                     "stage", "worker", "department")
+DIMENSIONS = COLUMN_DIMENSIONS + tuple(TIME_DIMENSIONS)
+COUNTS = {"reported": tally.M_REPORTED, "registered": tally.M_REGISTERED, "dispatched": tally.M_DISPATCHED,
+          "closed": tally.M_CLOSED, "closed_on_time": tally.M_CLOSED_ON_TIME, "overdue_now": tally.M_OVERDUE_NOW,
+          "reworked": tally.M_REWORKED, "duplicates": tally.M_DUPLICATES, "escalated": tally.M_ESCALATED,
+          "handled": tally.M_HANDLED, "handled_on_time": tally.M_HANDLED_ON_TIME,
+          "dispatched_on_time": tally.M_DISPATCHED_ON_TIME}
+#: Durations in working minutes: receipt to closure, and each stage.
+DURATIONS = {"close_minutes": 4, **{f"{stage}_minutes": s for s, stage in enumerate(source.STAGES)}}
+STATISTICS = ("mean", "p50", "p90")
+_RANKS = np.array([0.5, 0.9])
+MEASURES = (tuple(COUNTS) + tuple(f"{d}_{s}" for d in DURATIONS for s in STATISTICS)
+            + tuple(f"{c}_per_1000_residents" for c in COUNTS) + tuple(f"{c}_per_km2" for c in COUNTS))
+_STAGE_LABELS = source.STAGES + ("closed", "parked", "rejected", "duplicate")
+_STAGE_OF_STATE = [0, 1, 2, 2, 3, 3, 4, 5, 6, 7]
+_US_PER_MINUTE = 60_000_000
+
+
+@dataclass
+class Table:
+    """A columnar answer: ``columns`` in order (dimension labels first, then measures), one entry
+    per non-empty cell."""
+
+    columns: dict[str, list | np.ndarray]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def rows(self) -> list[dict]:
+        names = list(self.columns)
+        return [dict(zip(names, values)) for values in zip(*(list(self.columns[n]) for n in names))]
+
+    def to_arrow(self):
+        """The table as a ``pyarrow.Table`` (a servicer sends it as Arrow IPC bytes)."""
+        import pyarrow as pa
+
+        return pa.table({k: (v if isinstance(v, np.ndarray) else pa.array(v)) for k, v in self.columns.items()})
+
+
+@dataclass(frozen=True)
+class Trend:
+    measure: str
+    current: int
+    previous: int
+    year_before: int
+
+    @property
+    def vs_previous(self) -> float:
+        """Relative change against the previous window (NaN when it had none)."""
+        return _change(self.current, self.previous)
+
+    @property
+    def vs_year_before(self) -> float:
+        return _change(self.current, self.year_before)
+
+
+@dataclass(frozen=True)
+class AreaRank:
+    code: str
+    count: int
+    previous: int
+    per_1000_residents: float
+    growth: float
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One unit's 考核 row: the rates (NaN: no denominator), mean working minutes per stage,
+    overdue count, composite score (0-100) and grade."""
+
+    unit: str | None
+    counts: dict[str, int]
+    rates: dict[str, float]
+    stage_minutes: dict[str, float]
+    overdue_now: int
+    score: float
+    grade: str
+
+
+def _change(now: int, before: int) -> float:
+    return (now - before) / before if before else math.nan
+
+
+class _Plan:
+    """The dimensions of one query as the kernels take them."""
+
+    def __init__(self):
+        self.kind: list[int] = []
+        self.col: list[int] = []
+        self.lut_lo: list[int] = []
+        self.origin: list[int] = []
+        self.size: list[int] = []
+        self.labels: list[list] = []
+        self.names: list[str] = []
+        self.luts: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+        self.lut_len = 1
+
+    def add(self, name: str | None, kind: int, col: int, lut: np.ndarray | None, origin: int, labels: list) -> None:
+        self.kind.append(kind)
+        self.col.append(col)
+        self.origin.append(origin)
+        self.size.append(len(labels))
+        self.labels.append(labels)
+        self.names.append(name or "")
+        if lut is None:
+            self.lut_lo.append(0)
+        else:
+            self.lut_lo.append(self.lut_len)
+            self.luts.append(lut.astype(np.int64))
+            self.lut_len += len(lut)
+
+    def arrays(self):
+        sizes = np.array(self.size, dtype=np.int64)
+        strides = np.ones(len(sizes), dtype=np.int64)
+        for d in range(len(sizes) - 2, -1, -1):
+            strides[d] = strides[d + 1] * sizes[d + 1]
+        n_cells = int(np.prod(sizes)) if len(sizes) else 1
+        return (np.array(self.kind, np.int64), np.array(self.col, np.int64), np.array(self.lut_lo, np.int64),
+                np.array(self.origin, np.int64), sizes, strides, np.concatenate(self.luts), n_cells)
+
+
+class Analytics:
+    """Live aggregates of one data directory's events. Thread-safe; one per writer process.
+
+    ``layer`` gives the hierarchy (grid type, area, parents) of the active layer version; call
+    :meth:`use_layer` when another version is activated. ``population`` gives residents per grid
+    (rates per 1,000 residents). ``clock`` is the present time of "overdue now" (the intake's).
+    """
+
+    def __init__(self, data_dir, *, layer: source.GridLayer, taxonomy: source.Taxonomy | None = None,
+                 schedule: source.WorkSchedule | None = None, population: PopulationProvider | None = None,
+                 config: AnalyticsConfig | None = None, clock: source.Clock | None = None):
+        import time
+
+        self.config = config or AnalyticsConfig()
+        self.vocabulary = source.Vocabulary(taxonomy or source.load_taxonomy())
+        self.clock = clock or source.system_clock
+        self.population = population
+        self.hierarchy = source.Hierarchy(layer)
+        self._residents: dict[str, int] | None = None
+        self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule())
+        t0 = time.perf_counter()
+        self.mirror.catch_up()
+        self.rebuild_seconds = time.perf_counter() - t0
+
+    @classmethod
+    def for_intake(cls, intake, data_dir, **kw) -> "Analytics":
+        """Analytics over an intake's store, with its layer, taxonomy, work schedule and clock."""
+        return cls(data_dir, layer=intake.layer, taxonomy=intake.taxonomy, schedule=intake.config.schedule,
+                   clock=intake.clock, **kw)
+
+    def use_layer(self, layer: source.GridLayer) -> None:
+        """Areas (grid types, areas, populations of parents) follow another layer version."""
+        with self.mirror.lock:
+            self.hierarchy = source.Hierarchy(layer)
+            self._residents = None
+
+    def close(self) -> None:
+        self.mirror.close()
+
+    # ------------------------------------------------------------------ the queries
+
+    def aggregate(self, principal: source.Principal, *, start: datetime, end: datetime,
+                  dimensions: Sequence[str] = (), measures: Sequence[str] = ("reported",),
+                  filters: Mapping[str, Sequence[str]] | None = None) -> Table:
+        """Measures of the events reported in ``[start, end)`` by ``dimensions`` (area levels, grid
+        type, category, class, source, state, stage, worker, department; time buckets hour, day,
+        week (ISO), month, hour_of_day, weekday in local time), inside the caller's jurisdiction
+        and ``filters`` (dimension -> the codes kept). Only cells with events are returned."""
+        source.require_reader(principal, what="read aggregates")
+        return self._aggregate(principal, start, end, dimensions, measures, filters)
+
+    def trend(self, principal: source.Principal, *, start: datetime, end: datetime, measure: str = "reported",
+              filters: Mapping[str, Sequence[str]] | None = None) -> Trend:
+        """``measure`` over ``[start, end)``, over the window just before it of the same length and
+        over the same local dates a year before."""
+        source.require_reader(principal, what="read trends")
+        if measure not in COUNTS:
+            raise InvalidInput(f"a trend is of a count: {', '.join(COUNTS)}")
+        values = []
+        for a, b in (( start, end), (start - (end - start), start), (_year_before(start), _year_before(end))):
+            table = self._aggregate(principal, a, b, (), (measure,), filters)
+            values.append(int(table.columns[measure][0]) if len(table) else 0)
+        return Trend(measure, *values)
+
+    def top_areas(self, principal: source.Principal, *, level: str, start: datetime, end: datetime, by: str = "count",
+                  n: int = 20, measure: str = "reported",
+                  filters: Mapping[str, Sequence[str]] | None = None) -> list[AreaRank]:
+        """The first ``n`` areas of ``level`` by ``count``, ``rate`` (per 1,000 residents; areas
+        without a known population last) or ``growth`` (against the previous window of the same
+        length; an area without events then ranks by its count after those with a growth).
+        Ties go to the smaller code."""
+        source.require_reader(principal, what="read top areas")
+        if level not in AREA_LEVELS:
+            raise InvalidInput(f"level {level!r}: choose one of {', '.join(AREA_LEVELS)}")
+        if by not in ("count", "rate", "growth"):
+            raise InvalidInput(f"rank by {by!r}: choose count, rate or growth")
+        if not 0 < n <= MAX_TOP:
+            raise InvalidInput(f"n must be 1-{MAX_TOP}")
+        if measure not in COUNTS:
+            raise InvalidInput(f"rank by a count: {', '.join(COUNTS)}")
+        now = self._aggregate(principal, start, end, (level,), (measure,), filters).columns
+        before = self._aggregate(principal, start - (end - start), start, (level,), (measure,), filters).columns
+        previous = dict(zip(before[level], before[measure].tolist()))
+        residents = self._area_residents(level)
+        out = []
+        for code, count in zip(now[level], now[measure].tolist()):
+            people = residents.get(code, 0)
+            prev = int(previous.get(code, 0))
+            out.append(AreaRank(code, int(count), prev, count * 1000 / people if people else math.nan,
+                                _change(int(count), prev)))
+        if by == "count":
+            out.sort(key=lambda r: (-r.count, r.code or ""))
+        elif by == "rate":
+            out.sort(key=lambda r: (math.isnan(r.per_1000_residents), -np.nan_to_num(r.per_1000_residents), r.code or ""))
+        else:
+            out.sort(key=lambda r: (math.isnan(r.growth), -np.nan_to_num(r.growth), -r.count, r.code or ""))
+        return out[:n]
+
+    def heatmap(self, principal: source.Principal, *, start: datetime, end: datetime, h3_resolution: int | None = None,
+                filters: Mapping[str, Sequence[str]] | None = None) -> Table:
+        """Events reported in the window per grid (``h3_resolution`` None) or per H3 cell of their
+        WGS84 position (ids as h3-py gives them, for placed events)."""
+        source.require_reader(principal, what="read heatmaps")
+        if h3_resolution is None:
+            return self._aggregate(principal, start, end, ("grid",), ("reported",), filters)
+        if h3_resolution not in H3_RESOLUTIONS:
+            raise InvalidInput(f"H3 resolution {h3_resolution}: choose {H3_RESOLUTIONS.start}-{H3_RESOLUTIONS.stop - 1}")
+        import h3
+
+        with self.mirror.lock:
+            self.mirror.catch_up()
+            rows = self._select(principal, start, end, filters)
+            lng, lat = self.mirror.lng[rows], self.mirror.lat[rows]
+        placed = ~np.isnan(lng)
+        cells = [h3.latlng_to_cell(y, x, h3_resolution) for x, y in zip(lng[placed].tolist(), lat[placed].tolist())]
+        ids, counts = np.unique(np.array(cells, dtype=object), return_counts=True) if cells else ([], np.zeros(0, np.int64))
+        return Table({"h3_cell": list(ids), "reported": np.asarray(counts, dtype=np.int64)})
+
+    def kpis(self, principal: source.Principal, *, unit: str, start: datetime, end: datetime,
+             filters: Mapping[str, Sequence[str]] | None = None) -> list[Kpi]:
+        """考核 of the events reported in the window per ``unit`` (worker, department, grid,
+        community, street). A grid worker gets their own row only."""
+        if unit not in ("worker", "department", "grid", "community", "street"):
+            raise InvalidInput(f"KPIs are per worker, department, grid, community or street, not {unit!r}")
+        own = source.worker_of(principal)
+        filters = dict(filters or {})
+        if own is not None:
+            if unit != "worker":
+                raise Forbidden(f"{principal.name} may read only their own KPIs (unit worker)")
+            filters["worker"] = [own]
+        else:
+            source.require_reader(principal, what="read KPIs")
+        counts = sorted({m for num, dens, _ in RATES.values() for m in (num, *dens)} | {"overdue_now"})
+        measures = counts + [f"{stage}_minutes_mean" for stage in source.STAGES]
+        table = self._aggregate(principal, start, end, (unit,), measures, filters,
+                                jurisdiction=own is None).columns
+        out = []
+        cfg = self.config
+        for k, code in enumerate(table[unit]):
+            c = {m: int(table[m][k]) for m in counts}
+            rates, parts, weights = {}, 0.0, 0.0
+            for name, (numerator, _, higher) in RATES.items():
+                den = c[cfg.denominators[name]]
+                rate = c[numerator] / den if den else math.nan
+                rates[name] = rate
+                w = cfg.weights.get(name, 0.0)
+                if not math.isnan(rate) and w > 0:
+                    parts += w * 100 * (rate if higher else 1 - rate)
+                    weights += w
+            score = parts / weights if weights else math.nan
+            stage = {s: float(table[f"{s}_minutes_mean"][k]) for s in source.STAGES}
+            out.append(Kpi(code, c, rates, stage, c["overdue_now"], score, cfg.grade(score)))
+        return out
+
+    def refresh(self) -> bool:
+        """Catch up with the store now (every query does it first anyway)."""
+        return self.mirror.catch_up()
+
+    # ------------------------------------------------------------------ planning
+
+    def _window(self, start: datetime, end: datetime) -> tuple[int, int, int]:
+        for t, what in ((start, "start"), (end, "end")):
+            if not isinstance(t, datetime) or t.tzinfo is None:
+                raise InvalidInput(f"the window's {what} must be a time with a time zone, got {t!r}")
+        t_lo, t_hi = int(source.to_us(start)), int(source.to_us(end))
+        if not t_lo < t_hi:
+            raise InvalidInput(f"the window {start.isoformat()} to {end.isoformat()} is empty; end must be after start")
+        offset = source.utc_offset_us(self.config.timezone, t_lo)
+        if source.utc_offset_us(self.config.timezone, t_hi - 1) != offset:
+            raise InvalidInput(f"the window crosses a change of {self.config.timezone}'s UTC offset; split it there")
+        return t_lo, t_hi, offset
+
+    def _plan(self, dimensions: Sequence[str], filters: Mapping[str, Sequence[str]], t_lo: int, t_hi: int,
+              offset: int) -> _Plan:
+        plan = _Plan()
+        dims = list(dimensions)
+        for d in dims:
+            if d not in DIMENSIONS:
+                raise InvalidInput(f"unknown dimension {d!r}; dimensions are {', '.join(DIMENSIONS)}")
+        if len(set(dims)) != len(dims):
+            raise InvalidInput("a dimension is named twice")
+        for d in filters:
+            if d not in COLUMN_DIMENSIONS:
+                raise InvalidInput(f"cannot filter by {d!r}; filters are by {', '.join(COLUMN_DIMENSIONS)}")
+        for d in dims:
+            if d in TIME_DIMENSIONS:
+                kind = TIME_DIMENSIONS[d]
+                if kind in (tally.HOUR_OF_DAY, tally.WEEKDAY):
+                    origin, size = 0, (24 if kind == tally.HOUR_OF_DAY else 7)
+                else:
+                    origin = int(tally.time_code(kind, t_lo + offset))
+                    size = int(tally.time_code(kind, t_hi - 1 + offset)) - origin + 1
+                plan.add(d, kind, 0, None, origin, [_time_label(kind, origin + k) for k in range(size)])
+            else:
+                col, lut, labels = self._column(d)
+                keep = filters.get(d)
+                if keep is not None:
+                    keep = set(keep)
+                    lut = np.where([v >= 0 and labels[v] in keep for v in lut.tolist()], lut, -1)
+                plan.add(d, tally.BY_COLUMN, col, lut, 0, labels)
+        for d, keep in filters.items():
+            if d in dims:
+                continue
+            col, lut, labels = self._column(d)
+            keep = set(keep)
+            plan.add(None, tally.BY_COLUMN, col,
+                     np.array([0 if v >= 0 and labels[v] in keep else -1 for v in lut.tolist()], np.int64), 0, [None])
+        return plan
+
+    def _column(self, d: str) -> tuple[int, np.ndarray, list]:
+        """The code row, the lookup table (id + 1 -> code) and the labels (code -> label) of a
+        column dimension; the last label is None (no value)."""
+        codes = self.mirror.reader.codes
+        voc = self.vocabulary
+        if d in ("grid", "community", "street", "district", "worker", "source", "category"):
+            col = {"category": 0, "source": 2, "worker": 4, "grid": 5, "community": 6, "street": 7, "district": 8}[d]
+            name = {"category": "category_code", "source": "source", "worker": "worker_id", "grid": "grid_code",
+                    "community": "community_code", "street": "street_code", "district": "district_code"}[d]
+            labels = list(codes[name]) + [None]
+            return col, np.arange(-1, len(labels) - 1) % len(labels), labels
+        if d == "class":
+            labels = list(voc.classes) + [None]
+            return 1, np.arange(-1, len(labels) - 1) % len(labels), labels
+        if d == "state":
+            labels = [s.value for s in source.STATES] + [None]
+            return 3, np.arange(-1, len(labels) - 1) % len(labels), labels
+        if d == "stage":
+            labels = list(_STAGE_LABELS) + [None]
+            return 3, np.array([len(labels) - 1] + _STAGE_OF_STATE, np.int64), labels
+        if d == "department":
+            labels = list(voc.departments) + [None]
+            index = {v: k for k, v in enumerate(labels[:-1])}
+            lut = [len(labels) - 1] + [index.get(voc.department_of(c), len(labels) - 1) for c in codes["category_code"]]
+            return 0, np.array(lut, np.int64), labels
+        # grid_type, from the active layer's hierarchy
+        types = sorted({t for t in self.hierarchy.grid_type.values() if t is not None})
+        labels = types + [None]
+        index = {v: k for k, v in enumerate(types)}
+        lut = [len(types)] + [index.get(self.hierarchy.grid_type.get(g), len(types)) for g in codes["grid_code"]]
+        return 5, np.array(lut, np.int64), labels
+
+    def _allowed(self, principal: source.Principal, jurisdiction: bool) -> tuple[np.ndarray, np.ndarray, bool]:
+        scope = source.allowed_codes(principal) if jurisdiction else None
+        codes = self.mirror.reader.codes
+        if scope is None:
+            return np.zeros(1, np.bool_), np.zeros(4, np.int64), False
+        scope = set(scope)
+        parts, lo, at = [], [], 0
+        for name in source.CHAIN_COLUMNS:
+            mask = np.array([c in scope for c in codes[name]], dtype=np.bool_)
+            parts.append(mask)
+            lo.append(at)
+            at += len(mask)
+        return np.concatenate(parts + [np.zeros(1, np.bool_)]), np.array(lo, np.int64), True
+
+    # ------------------------------------------------------------------ running
+
+    def _aggregate(self, principal, start, end, dimensions, measures, filters, *, jurisdiction: bool = True) -> Table:
+        filters = dict(filters or {})
+        measures = list(measures)
+        for m in measures:
+            if m not in MEASURES:
+                raise InvalidInput(f"unknown measure {m!r}; measures are {', '.join(MEASURES)}")
+        rated = [m for m in measures if m.endswith(("_per_1000_residents", "_per_km2"))]
+        areas = [d for d in dimensions if d in AREA_LEVELS]
+        if rated and len(areas) != 1:
+            raise InvalidInput("rates per 1,000 residents or per km² need exactly one area dimension "
+                               "(grid, community, street or district)")
+        t_lo, t_hi, offset = self._window(start, end)
+        with self.mirror.lock:
+            self.mirror.catch_up()
+            now_us = int(source.to_us(self.clock()))
+            plan = self._plan(dimensions, filters, t_lo, t_hi, offset)
+            *_, size, stride, _, n_cells = plan.arrays()
+            if n_cells > MAX_CELLS:
+                raise InvalidInput(f"the query has {n_cells:,} cells (the product of its dimensions' sizes); at most "
+                                   f"{MAX_CELLS:,}: narrow the window, the buckets or the dimensions")
+            m = self.mirror
+            rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
+            out = np.zeros((n_cells, tally.N_MEASURES), dtype=np.int64)
+            tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us, now_us, out)
+            quantiles = {}
+            for name, which in DURATIONS.items():
+                if any(x in measures for x in (f"{name}_p50", f"{name}_p90")):
+                    d_cells = np.empty(len(rows), np.int64)
+                    d_values = np.empty(len(rows), np.int64)
+                    k = tally.collect_durations(rows, cells, m.codes, m.flags, m.close_us, m.stage_us, which,
+                                                d_cells, d_values)
+                    q = np.empty((n_cells, len(_RANKS)), np.int64)
+                    tally.quantiles_by_cell(d_cells[:k], d_values[:k], n_cells, _RANKS, q)
+                    quantiles[name] = q
+        nonempty = np.flatnonzero(out[:, tally.M_REPORTED])
+        columns: dict[str, list | np.ndarray] = {}
+        for d in range(len(plan.names)):
+            if plan.names[d]:
+                codes = (nonempty // stride[d]) % size[d]
+                labels = plan.labels[d]
+                columns[plan.names[d]] = [labels[c] for c in codes.tolist()]
+        rows = out[nonempty]
+        for name in measures:
+            columns[name] = self._measure(name, rows, nonempty, quantiles, columns, areas)
+        return Table(columns)
+
+    def _measure(self, name, rows, cells, quantiles, columns, areas):
+        if name in COUNTS:
+            return rows[:, COUNTS[name]]
+        for duration, which in DURATIONS.items():
+            if name.startswith(duration + "_"):
+                stat = name[len(duration) + 1 :]
+                if stat == "mean":
+                    s_col, n_col = ((tally.M_CLOSE_US, tally.M_CLOSED) if which == 4
+                                    else (tally.M_STAGE_US0 + which, tally.M_STAGE_N0 + which))
+                    n = rows[:, n_col]
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        return np.where(n > 0, rows[:, s_col] / np.maximum(n, 1) / _US_PER_MINUTE, np.nan)
+                q = quantiles[duration][cells, 1 if stat == "p90" else 0]
+                return np.where(q >= 0, q / _US_PER_MINUTE, np.nan)
+        count, per = name.split("_per_")
+        level = areas[0]
+        values = rows[:, COUNTS[count]].astype(np.float64)
+        known = self._area_residents(level) if per == "1000_residents" else self._area_km2(level)
+        base = np.array([known.get(code, 0) or math.nan for code in columns[level]], dtype=np.float64)
+        return values * (1000.0 if per == "1000_residents" else 1.0) / base
+
+    def _scan(self, plan: _Plan, principal, jurisdiction: bool, t_lo: int, t_hi: int, offset: int):
+        """(rows, cells) of the window's events inside jurisdiction and the plan's dimensions
+        (under the mirror lock)."""
+        kind, col, lut_lo, origin, size, stride, luts, _ = plan.arrays()
+        allowed, allowed_lo, check = self._allowed(principal, jurisdiction)
+        m = self.mirror
+        meets = (m.block_hi >= t_lo) & (m.block_lo < t_hi)
+        bound = min(int(meets.sum()) * BLOCK, m.n)
+        rows = np.empty(bound, np.int64)
+        cells = np.empty(bound, np.int64)
+        k = tally.cells_in_window(m.block_lo, m.block_hi, BLOCK, m.occurred, m.codes, t_lo, t_hi, offset, kind, col,
+                                  lut_lo, origin, size, stride, luts, allowed, allowed_lo, check, m.n, rows, cells)
+        return rows[:k], cells[:k]
+
+    def _select(self, principal, start, end, filters) -> np.ndarray:
+        """Rows of the events of the window inside jurisdiction and filters (under the mirror lock)."""
+        t_lo, t_hi, offset = self._window(start, end)
+        plan = self._plan((), dict(filters or {}), t_lo, t_hi, offset)
+        return self._scan(plan, principal, True, t_lo, t_hi, offset)[0]
+
+    # ------------------------------------------------------------------ areas
+
+    def _grid_residents(self) -> dict[str, int]:
+        if self._residents is None:
+            self._residents = dict(self.population.residents_by_grid()) if self.population is not None else {}
+        return self._residents
+
+    def _area_residents(self, level: str) -> dict[str, int]:
+        return self._sum_over_grids(level, self._grid_residents())
+
+    def _area_km2(self, level: str) -> dict[str, float]:
+        return self._sum_over_grids(level, self.hierarchy.area_km2)
+
+    def _sum_over_grids(self, level: str, per_grid: Mapping[str, float]) -> dict:
+        """Sums of a per-grid quantity over the areas of ``level`` of the active layer version (an
+        area with a grid of unknown value: unknown)."""
+        k = AREA_LEVELS.index(level)
+        out: dict = {}
+        unknown = set()
+        for grid, chain in self.hierarchy.chain.items():
+            code = chain[k]
+            value = per_grid.get(grid)
+            if value is None:
+                unknown.add(code)
+            else:
+                out[code] = out.get(code, 0) + value
+        return {code: v for code, v in out.items() if code not in unknown}
+
+
+def _time_label(kind: int, code: int):
+    from datetime import date, timedelta
+
+    if kind == tally.HOUR_OF_DAY or kind == tally.WEEKDAY:
+        return code
+    if kind == tally.HOUR:
+        day = date(1970, 1, 1) + timedelta(days=code // 24)
+        return f"{day.isoformat()}T{code % 24:02d}:00"
+    if kind == tally.DAY:
+        return (date(1970, 1, 1) + timedelta(days=code)).isoformat()
+    if kind == tally.WEEK:
+        monday = date(1970, 1, 1) + timedelta(days=code * 7 - 3)
+        year, week, _ = monday.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{code // 12:04d}-{code % 12 + 1:02d}"
+
+
+def _year_before(t: datetime) -> datetime:
+    """The same local wall-clock time a year earlier (29 February: the 28th)."""
+    try:
+        return t.replace(year=t.year - 1)
+    except ValueError:
+        return t.replace(year=t.year - 1, day=28)

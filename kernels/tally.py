@@ -1,0 +1,287 @@
+"""Kernels of the live aggregates (numpy, numba, math only): counting events into the cells of a
+dashboard query, replaying the audit log into per-event lifecycle columns, and order statistics
+per cell.
+
+A query is a list of *dimensions*. Each dimension maps an event to a code in ``[0, size)`` or
+excludes it (-1); the cell of an event is ``sum(code[d] * stride[d])``. A dimension is either a
+lookup table over one of the event's id columns (``kind`` :data:`BY_COLUMN`: ``lut[id + 1]``, so
+``lut[0]`` is the code of "none", id -1) or a calendar bucket of the event's local report time
+(hour, day, ISO week, month, hour of day, weekday). A dimension of size 1 is a filter. Jurisdiction
+is separate because it is an OR over the levels of the event's area chain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from citygrid.kernels._jit import njit
+
+US_PER_HOUR = 3_600_000_000
+US_PER_DAY = 86_400_000_000
+
+# Dimension kinds.
+BY_COLUMN = 0
+HOUR = 1
+DAY = 2
+WEEK = 3  #: ISO week (Monday first), numbered from the week of 1970-01-01
+MONTH = 4  #: year * 12 + month - 1
+HOUR_OF_DAY = 5
+WEEKDAY = 6  #: 0 Monday … 6 Sunday
+
+# Event states as the mirror codes them (the order of the lifecycle's State enum).
+REPORTED, REGISTERED, DISPATCHED, HANDLING, FED_BACK, VERIFIED, CLOSED, PARKED, REJECTED, DUPLICATE = range(10)
+#: Stage index of each state code (-1: no stage clock runs): register, dispatch, handle, verify.
+STAGE_OF_STATE = np.array([0, 1, 2, 2, 3, 3, -1, -1, -1, -1], dtype=np.int8)
+
+# Bits of an event's flags.
+F_REGISTERED = 1  #: reached registration (立案) at some time
+F_DISPATCHED = 2  #: dispatched at least once
+F_REWORKED = 4  #: sent back for rework at least once
+F_ESCALATED0 = 8  #: escalated (督办) in stage s: F_ESCALATED0 << s
+F_STAGE_DONE0 = 256  #: completed an interval in stage s: F_STAGE_DONE0 << s
+
+# Measures (columns of the counts table).
+M_REPORTED = 0
+M_REGISTERED = 1
+M_DISPATCHED = 2
+M_CLOSED = 3
+M_CLOSED_ON_TIME = 4
+M_OVERDUE_NOW = 5
+M_REWORKED = 6
+M_DUPLICATES = 7
+M_ESCALATED = 8
+M_HANDLED = 9
+M_HANDLED_ON_TIME = 10
+M_DISPATCHED_ON_TIME = 11
+M_CLOSE_US = 12  #: sum of working µs from receipt to closure (closed events)
+M_STAGE_US0 = 13  #: sum of working µs in stage s: M_STAGE_US0 + s (events with F_STAGE_DONE0 << s)
+M_STAGE_N0 = 17  #: events with a completed interval in stage s: M_STAGE_N0 + s
+N_MEASURES = 21
+
+
+@njit
+def civil_month(day):
+    """``year * 12 + month - 1`` of a day number since 1970-01-01 (Howard Hinnant's civil_from_days)."""
+    z = day + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    return y * 12 + m - 1
+
+
+@njit
+def time_code(kind, local_us):
+    """The calendar bucket number of a local time (µs since 1970-01-01 00:00 local)."""
+    if kind == HOUR:
+        return local_us // US_PER_HOUR
+    day = local_us // US_PER_DAY
+    if kind == DAY:
+        return day
+    if kind == WEEK:
+        return (day + 3) // 7
+    if kind == MONTH:
+        return civil_month(day)
+    if kind == HOUR_OF_DAY:
+        return (local_us // US_PER_HOUR) % 24
+    return (day + 3) % 7  # WEEKDAY
+
+
+@njit
+def _cell_of(e, codes, occurred, offset_us, dim_kind, dim_col, dim_lut_lo, dim_origin, dim_size, dim_stride, luts,
+             allowed, allowed_lo, check_allowed):
+    """The cell of event ``e`` (-1: excluded by a dimension or by jurisdiction)."""
+    if check_allowed:
+        ok = False
+        for level in range(4):
+            v = codes[5 + level, e]
+            if v >= 0 and allowed[allowed_lo[level] + v]:
+                ok = True
+                break
+        if not ok:
+            return -1
+    cell = 0
+    for d in range(dim_kind.shape[0]):
+        if dim_kind[d] == BY_COLUMN:
+            code = luts[dim_lut_lo[d] + codes[dim_col[d], e] + 1]
+        else:
+            code = time_code(dim_kind[d], occurred[e] + offset_us) - dim_origin[d]
+            if code >= dim_size[d]:
+                code = -1
+        if code < 0:
+            return -1
+        cell += code * dim_stride[d]
+    return cell
+
+
+@njit
+def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi, offset_us, dim_kind, dim_col,
+                    dim_lut_lo, dim_origin, dim_size, dim_stride, luts, allowed, allowed_lo, check_allowed, n_events,
+                    rows, cells):
+    """Write the row and cell of every event reported in ``[t_lo, t_hi)`` that no dimension and
+    no jurisdiction excludes into ``rows`` and ``cells``; returns how many. Only blocks whose
+    report-time range (``block_lo``/``block_hi``: least and greatest report time of each block of
+    ``block_size`` events) meets the window are read. ``codes`` rows: 0 category, 1 class, 2
+    source, 3 state, 4 worker, 5 grid, 6 community, 7 street, 8 district."""
+    k = 0
+    for b in range(block_lo.shape[0]):
+        if block_hi[b] < t_lo or block_lo[b] >= t_hi:
+            continue
+        end = min((b + 1) * block_size, n_events)
+        for e in range(b * block_size, end):
+            t = occurred[e]
+            if t < t_lo or t >= t_hi:
+                continue
+            cell = _cell_of(e, codes, occurred, offset_us, dim_kind, dim_col, dim_lut_lo, dim_origin, dim_size,
+                            dim_stride, luts, allowed, allowed_lo, check_allowed)
+            if cell < 0:
+                continue
+            rows[k] = e
+            cells[k] = cell
+            k += 1
+    return k
+
+
+@njit
+def tally_cells(rows, cells, codes, flags, deadline, close_us, stage_us, now_us, out):
+    """Add the measures of each event ``rows[k]`` into ``out[cells[k], measure]``."""
+    for k in range(rows.shape[0]):
+        e = rows[k]
+        f = flags[e]
+        state = codes[3, e]
+        row = out[cells[k]]
+        row[M_REPORTED] += 1
+        if f & F_REGISTERED:
+            row[M_REGISTERED] += 1
+        if f & F_DISPATCHED:
+            row[M_DISPATCHED] += 1
+            if (f & ((F_ESCALATED0 << 0) | (F_ESCALATED0 << 1))) == 0:
+                row[M_DISPATCHED_ON_TIME] += 1
+        if state == CLOSED:
+            row[M_CLOSED] += 1
+            row[M_CLOSE_US] += close_us[e]
+            if (f & (15 * F_ESCALATED0)) == 0:
+                row[M_CLOSED_ON_TIME] += 1
+        if state <= VERIFIED and deadline[e] >= 0 and deadline[e] < now_us:
+            row[M_OVERDUE_NOW] += 1
+        if f & F_REWORKED:
+            row[M_REWORKED] += 1
+        if state == DUPLICATE:
+            row[M_DUPLICATES] += 1
+        if f & (15 * F_ESCALATED0):
+            row[M_ESCALATED] += 1
+        if f & (F_STAGE_DONE0 << 2):
+            row[M_HANDLED] += 1
+            if (f & (F_ESCALATED0 << 2)) == 0:
+                row[M_HANDLED_ON_TIME] += 1
+        for s in range(4):
+            if f & (F_STAGE_DONE0 << s):
+                row[M_STAGE_US0 + s] += stage_us[s, e]
+                row[M_STAGE_N0 + s] += 1
+
+
+@njit
+def collect_durations(rows, cells, codes, flags, close_us, stage_us, which, out_cells, out_values):
+    """The (cell, working µs) pairs of one duration (``which``: 0-3 a stage, 4 receipt to closure)
+    of the events that have it; returns how many were written."""
+    k = 0
+    for i in range(rows.shape[0]):
+        e = rows[i]
+        if which == 4:
+            if codes[3, e] != CLOSED:
+                continue
+            v = close_us[e]
+        else:
+            if (flags[e] & (F_STAGE_DONE0 << which)) == 0:
+                continue
+            v = stage_us[which, e]
+        out_cells[k] = cells[i]
+        out_values[k] = v
+        k += 1
+    return k
+
+
+@njit
+def quantiles_by_cell(cells, values, n_cells, ranks, out):
+    """Nearest-rank quantiles per cell: ``out[c, q]`` is the ``ceil(ranks[q] * n)``-th smallest of
+    cell ``c``'s n values (at least the first), -1 for a cell with no values."""
+    order = np.argsort(values, kind="mergesort")
+    idx = order[np.argsort(cells[order], kind="mergesort")]
+    out[:] = -1
+    i = 0
+    n = idx.shape[0]
+    while i < n:
+        c = cells[idx[i]]
+        j = i
+        while j < n and cells[idx[j]] == c:
+            j += 1
+        count = j - i
+        for q in range(ranks.shape[0]):
+            r = int(np.ceil(ranks[q] * count - 1e-9))
+            if r < 1:
+                r = 1
+            out[c, q] = values[idx[i + r - 1]]
+        i = j
+
+
+@njit
+def replay_audit(event_row, at, worked, from_state, to_state, action, first_worked, last_worked, last_state, flags,
+                 stage_us, close_us):
+    """Fold audit rows (in log order) into the per-event lifecycle columns.
+
+    ``event_row``: the mirror row of each audit row's event; ``worked``: working µs at ``at``;
+    ``action``: 1 rework, 0 anything else. An interval between two rows of an event counts in the
+    stage of the state the first one left it in. ``last_state`` -1: no row seen yet.
+    """
+    for k in range(event_row.shape[0]):
+        e = event_row[k]
+        t_state = to_state[k]
+        w = worked[k]
+        if last_state[e] < 0:
+            first_worked[e] = w
+        else:
+            s = STAGE_OF_STATE[last_state[e]]
+            if s >= 0:
+                stage_us[s, e] += w - last_worked[e]
+                flags[e] |= F_STAGE_DONE0 << s
+        if t_state != REPORTED and t_state != REJECTED and t_state != DUPLICATE:
+            flags[e] |= F_REGISTERED
+        if t_state == DISPATCHED:
+            flags[e] |= F_DISPATCHED
+        if action[k] == 1:
+            flags[e] |= F_REWORKED
+        if t_state == CLOSED:
+            close_us[e] = w - first_worked[e]
+        last_worked[e] = w
+        last_state[e] = t_state
+
+
+@njit
+def mark_escalations(event_row, stage, flags):
+    """Set the escalation bit of each (event, stage index) escalation row."""
+    for k in range(event_row.shape[0]):
+        if stage[k] >= 0:
+            flags[event_row[k]] |= F_ESCALATED0 << stage[k]
+
+
+@njit
+def block_ranges(occurred, n_events, block_size, block_lo, block_hi, first_block):
+    """Recompute the report-time range of blocks ``first_block`` … over the first ``n_events``."""
+    for b in range(first_block, block_lo.shape[0]):
+        lo = np.iinfo(np.int64).max
+        hi = np.iinfo(np.int64).min
+        end = min((b + 1) * block_size, n_events)
+        for e in range(b * block_size, end):
+            t = occurred[e]
+            if t < lo:
+                lo = t
+            if t > hi:
+                hi = t
+        block_lo[b] = lo
+        block_hi[b] = hi
+
