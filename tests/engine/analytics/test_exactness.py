@@ -1,0 +1,230 @@
+"""Every query family against a plain SQL GROUP BY over the store, after random mixes of intake,
+lifecycle actions, relocations, layer activations (with the re-grid of open events), clock ticks
+(escalations) and duplicate reports, driven through the real intake on a real store, with a
+manual clock. Zero differences."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from datetime import datetime, timedelta
+
+import h3
+import hypothesis.strategies as st
+import shapely
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from intake_world import (
+    ADMIN, CST, DISPATCHER, INTAKE, LNG0, LAT0, SIDE, STEP, SUPERVISOR, VERIFIER, build_layer, centre, grid_code,
+    worker_id,
+)
+from sql_oracle import Oracle, close, nearest_rank
+
+from citygrid.engine.analytics.config import RATES, AnalyticsConfig
+from citygrid.engine.analytics.queries import COUNTS, DURATIONS, Analytics
+from citygrid.engine.clock import ManualClock
+from citygrid.engine.errors import CityGridError
+from citygrid.engine.events import EventFilter, EventReport, SqliteEventStore
+from citygrid.engine.intake import AssignerLocator, Intake
+from citygrid.engine.layers import GridLayer
+from citygrid.engine.lifecycle import Action, State
+from citygrid.engine.principals import Principal, Role
+from citygrid.engine.workers import Worker
+
+START = datetime(2026, 3, 6, 16, 30, tzinfo=CST)  # a Friday afternoon: nights, a weekend, Monday
+CATEGORIES = ("0101", "0102", "0501", "1001")
+SOURCES = ("hotline_12345", "inspector_terminal", "citizen_app")
+DIMENSION_SETS = (
+    (), ("grid",), ("community",), ("street", "day"), ("district", "class", "day"), ("category", "source"),
+    ("state",), ("stage", "worker"), ("department", "hour"), ("grid_type", "week"), ("month", "street"),
+    ("hour_of_day", "weekday"),
+)
+SCOPES = (None, ("440307001",), ("440307002001",), (grid_code(1, 1),))
+
+
+def shifted_layer() -> GridLayer:
+    """The same grid codes with every column boundary moved a quarter grid east: activating it
+    re-grids events near the edges (and leaves the western strip outside every grid)."""
+    boxes, codes = [], []
+    for j in range(SIDE):
+        for i in range(SIDE):
+            x = LNG0 + (i + 0.25) * STEP
+            boxes.append(shapely.box(x, LAT0 + j * STEP, x + STEP, LAT0 + (j + 1) * STEP))
+            codes.append(grid_code(i, j))
+    return GridLayer.from_geometries(
+        boxes,
+        {"grid_code": codes, "community_code": [c[:12] for c in codes], "street_code": [c[:9] for c in codes],
+         "district_code": ["440307"] * len(codes), "grid_type": ["01" if c[-1] in "12" else "02" for c in codes]},
+        version_id="shifted",
+    )
+
+
+class AnalyticsMatchesSql(RuleBasedStateMachine):
+    @initialize()
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix="analytics-exact-")
+        self.clock = ManualClock(START)
+        self.layers = {"world": build_layer(), "shifted": shifted_layer()}
+        self.store = SqliteEventStore(self.dir)
+        self.intake = Intake(self.store, AssignerLocator.for_layer(self.layers["world"]), clock=self.clock)
+        workers = [Worker(worker_id(i, j), grid_code(i, j), skills=frozenset({"01", "05", "10"}), shift="always",
+                          capacity=3) for i in range(SIDE) for j in range(SIDE) if (i + j) % 3]
+        self.intake.put_workers(workers, ADMIN)
+        self.intake.submit([self._report(1, 1, "0101", 0.0, "hotline_12345")], INTAKE)
+        self.config = AnalyticsConfig.from_table({"denominators": {"closure": "reported"}})
+        self.analytics = Analytics.for_intake(self.intake, self.dir, config=self.config)
+        self.oracle = Oracle(self.dir, self.intake.taxonomy, self.intake.config.schedule)
+        self.oracle.use_layer(self.layers["world"])
+        self.counter = 0
+
+    def teardown(self):
+        if hasattr(self, "analytics"):
+            self.analytics.close()
+            self.intake.close()
+            self.oracle.conn.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _report(self, i, j, category, dx, source):
+        self.counter = getattr(self, "counter", 0) + 1
+        lng, lat = centre(i, j)
+        return EventReport(f"ev-{self.counter:05d}", category, self.clock(), source, lng + dx * STEP, lat)
+
+    def _events(self):
+        return self.store.list_events(EventFilter(), limit=1000)
+
+    @rule(n=st.integers(1, 6), i=st.integers(0, SIDE - 1), j=st.integers(0, SIDE - 1),
+          category=st.sampled_from(CATEGORIES), dx=st.sampled_from([0.0, 0.1, -0.45, 0.4]),
+          source=st.sampled_from(SOURCES))
+    def report(self, n, i, j, category, dx, source):
+        # Several reports of one matter at one place: the later ones are duplicates.
+        self.intake.submit([self._report(i, j, category, dx, source) for _ in range(n)], INTAKE)
+
+    @rule(pick=st.integers(0, 10_000), action=st.sampled_from(list(Action)), minutes=st.sampled_from([30, 600]))
+    def act(self, pick, action, minutes):
+        events = self._events()
+        event = events[pick % len(events)]
+        who = {Action.HANDLE: None, Action.FEEDBACK: None, Action.RETURN: None, Action.VERIFY: VERIFIER,
+               Action.REWORK: VERIFIER, Action.EXTEND: SUPERVISOR, Action.PARK: SUPERVISOR,
+               Action.UNPARK: SUPERVISOR}.get(action, DISPATCHER)
+        if who is None:
+            who = Principal("w", Role.WORKER, ("*",), worker_id=event.worker_id)
+        try:
+            self.intake.act(event.event_id, action, who, minutes=minutes if action is Action.EXTEND else None)
+        except CityGridError:
+            pass
+
+    @rule(pick=st.integers(0, 10_000), i=st.integers(0, SIDE - 1), j=st.integers(0, SIDE - 1))
+    def relocate(self, pick, i, j):
+        events = self._events()
+        event = events[pick % len(events)]
+        lng, lat = centre(i, j)
+        try:
+            self.intake.relocate(event.event_id, DISPATCHER, lng=lng, lat=lat)
+        except CityGridError:
+            pass
+
+    @rule(name=st.sampled_from(["world", "shifted"]))
+    def activate(self, name):
+        layer = self.layers[name]
+        self.intake.use_layer(AssignerLocator.for_layer(layer))
+        self.intake.regrid_open_events(SUPERVISOR)
+        self.analytics.use_layer(layer)
+        self.oracle.use_layer(layer)
+
+    @rule(minutes=st.sampled_from([5, 90, 600, 3000]))
+    def advance(self, minutes):
+        self.clock.advance(minutes=minutes)
+        self.intake.tick()
+
+    # ------------------------------------------------------------------ the comparisons
+
+    def _window(self, wide: bool):
+        if wide:
+            return START - timedelta(days=1), self.clock() + timedelta(hours=1)
+        return START + timedelta(hours=2), START + timedelta(days=2, hours=5)
+
+    @invariant()
+    @precondition(lambda self: hasattr(self, "analytics"))
+    def totals_match(self):
+        self._check_aggregate(*self._window(True), ("state",), None)
+
+    @rule(dims=st.sampled_from(DIMENSION_SETS), scope=st.sampled_from(SCOPES), wide=st.booleans())
+    def aggregates_match(self, dims, scope, wide):
+        self._check_aggregate(*self._window(wide), dims, scope)
+
+    def _principal(self, scope):
+        return ADMIN if scope is None else Principal("大屏", Role.DASHBOARD, scope)
+
+    def _check_aggregate(self, start, end, dims, scope):
+        measures = list(COUNTS) + [f"{d}_{s}" for d in DURATIONS for s in ("mean", "p50", "p90")]
+        got = self.analytics.aggregate(self._principal(scope), start=start, end=end, dimensions=dims,
+                                       measures=measures).rows()
+        want = self.oracle.aggregate(start, end, dims, self.clock(), scope)
+        got_keys = {tuple(r[d] for d in dims): r for r in got}
+        assert set(got_keys) == set(want), (dims, scope, set(got_keys) ^ set(want))
+        durations = {name: self.oracle.durations(start, end, dims, name.removesuffix("_minutes"), scope)
+                     for name in DURATIONS}
+        for key, expected in want.items():
+            row = got_keys[key]
+            for m in COUNTS:
+                assert row[m] == expected[m], (dims, scope, key, m, row[m], expected[m])
+            for name in DURATIONS:
+                stage = name.removesuffix("_minutes")
+                s, n = ((expected["close_us"], expected["closed"]) if stage == "close"
+                        else (expected[f"{stage}_us"], expected[f"{stage}_n"]))
+                assert close(row[f"{name}_mean"], s / n / 60e6 if n else math.nan), (dims, key, name)
+                values = durations[name].get(key, [])
+                for tenths, stat in ((5, "p50"), (9, "p90")):
+                    exp = nearest_rank(values, tenths) / 60e6 if values else math.nan
+                    assert close(row[f"{name}_{stat}"], exp), (dims, key, name, stat, row[f"{name}_{stat}"], exp)
+
+    @rule(scope=st.sampled_from(SCOPES))
+    def other_families_match(self, scope):
+        start, end = self._window(True)
+        if True:
+            who = self._principal(scope)
+            # Heatmap per H3 cell (h3-py over the stored positions, grouped here).
+            for res in (7, 9, 10):
+                got = dict(zip(*self.analytics.heatmap(who, start=start, end=end, h3_resolution=res).columns.values()))
+                want: dict = {}
+                for x, y in self.oracle.positions(start, end, scope):
+                    cell = h3.latlng_to_cell(y, x, res)
+                    want[cell] = want.get(cell, 0) + 1
+                assert {k: int(v) for k, v in got.items()} == want
+            # Trend: this window, the one before, a year before.
+            mid = self.clock() - timedelta(hours=12)
+            trend = self.analytics.trend(who, start=mid, end=end, measure="closed")
+            for value, (a, b) in ((trend.current, (mid, end)), (trend.previous, (mid - (end - mid), mid)),
+                                  (trend.year_before, (mid.replace(year=mid.year - 1), end.replace(year=end.year - 1)))):
+                want = self.oracle.aggregate(a, b, (), self.clock(), scope)
+                assert value == (want[()]["closed"] if want else 0)
+            # Top areas by count (ties: smaller code first).
+            for level in ("grid", "community"):
+                got = [(r.code, r.count) for r in self.analytics.top_areas(who, level=level, start=start, end=end, n=5)]
+                want = sorted(((k[0], v["reported"]) for k, v in
+                               self.oracle.aggregate(start, end, (level,), self.clock(), scope).items()),
+                              key=lambda kv: (-kv[1], kv[0] or ""))[:5]
+                assert got == want
+            # KPIs: the rates from the SQL counts under the configured denominators, then the score.
+            for unit in ("worker", "grid"):
+                want = self.oracle.aggregate(start, end, (unit,), self.clock(), scope)
+                for kpi in self.analytics.kpis(who, unit=unit, start=start, end=end):
+                    counts = want[(kpi.unit,)]
+                    assert kpi.overdue_now == counts["overdue_now"]
+                    parts = weights = 0.0
+                    for name, (numerator, _, higher) in RATES.items():
+                        den = counts[self.config.denominators[name]]
+                        rate = counts[numerator] / den if den else math.nan
+                        assert close(kpi.rates[name], rate)
+                        if den:
+                            parts += self.config.weights[name] * 100 * (rate if higher else 1 - rate)
+                            weights += self.config.weights[name]
+                    assert close(kpi.score, parts / weights if weights else math.nan)
+
+
+AnalyticsMatchesSql.TestCase.settings = settings(
+    max_examples=15, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TestAnalyticsMatchesSql = AnalyticsMatchesSql.TestCase
