@@ -93,33 +93,6 @@ def time_code(kind, local_us):
 
 
 @njit
-def _cell_of(e, codes, occurred, offset_us, dim_kind, dim_col, dim_lut_lo, dim_origin, dim_size, dim_stride, luts,
-             allowed, allowed_lo, check_allowed):
-    """The cell of event ``e`` (-1: excluded by a dimension or by jurisdiction)."""
-    if check_allowed:
-        ok = False
-        for level in range(4):
-            v = codes[5 + level, e]
-            if v >= 0 and allowed[allowed_lo[level] + v]:
-                ok = True
-                break
-        if not ok:
-            return -1
-    cell = 0
-    for d in range(dim_kind.shape[0]):
-        if dim_kind[d] == BY_COLUMN:
-            code = luts[dim_lut_lo[d] + codes[dim_col[d], e] + 1]
-        else:
-            code = time_code(dim_kind[d], occurred[e] + offset_us) - dim_origin[d]
-            if code >= dim_size[d]:
-                code = -1
-        if code < 0:
-            return -1
-        cell += code * dim_stride[d]
-    return cell
-
-
-@njit
 def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi, offset_us, dim_kind, dim_col,
                     dim_lut_lo, dim_origin, dim_size, dim_stride, luts, allowed, allowed_lo, check_allowed, n_events,
                     rows, cells):
@@ -129,6 +102,7 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
     ``block_size`` events) meets the window are read. ``codes`` rows: 0 category, 1 class, 2
     source, 3 state, 4 worker, 5 grid, 6 community, 7 street, 8 district."""
     k = 0
+    n_dims = dim_kind.shape[0]
     for b in range(block_lo.shape[0]):
         if block_hi[b] < t_lo or block_lo[b] >= t_hi:
             continue
@@ -137,8 +111,27 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
             t = occurred[e]
             if t < t_lo or t >= t_hi:
                 continue
-            cell = _cell_of(e, codes, occurred, offset_us, dim_kind, dim_col, dim_lut_lo, dim_origin, dim_size,
-                            dim_stride, luts, allowed, allowed_lo, check_allowed)
+            if check_allowed:
+                ok = False
+                for level in range(4):
+                    v = codes[5 + level, e]
+                    if v >= 0 and allowed[allowed_lo[level] + v]:
+                        ok = True
+                        break
+                if not ok:
+                    continue
+            cell = 0
+            for d in range(n_dims):
+                if dim_kind[d] == BY_COLUMN:
+                    code = luts[dim_lut_lo[d] + codes[dim_col[d], e] + 1]
+                else:
+                    code = time_code(dim_kind[d], t + offset_us) - dim_origin[d]
+                    if code >= dim_size[d]:
+                        code = -1
+                if code < 0:
+                    cell = -1
+                    break
+                cell += code * dim_stride[d]
             if cell < 0:
                 continue
             rows[k] = e

@@ -51,6 +51,7 @@ class EventMirror:
         self.first_worked = np.zeros(capacity, dtype=np.int64)
         self.last_worked = np.zeros(capacity, dtype=np.int64)
         self.last_state = np.full(capacity, -1, dtype=np.int8)
+        self.placed_known = np.zeros(capacity, dtype=np.bool_)
         self.lng = np.full(capacity, np.nan, dtype=np.float64)
         self.lat = np.full(capacity, np.nan, dtype=np.float64)
         n_blocks = -(-capacity // BLOCK)
@@ -66,7 +67,7 @@ class EventMirror:
             getattr(self, name)[..., : values.shape[-1]] = values
 
     _COLUMNS = ("occurred", "deadline", "codes", "flags", "close_us", "stage_us", "first_worked", "last_worked",
-                "last_state", "lng", "lat", "block_lo", "block_hi")
+                "last_state", "placed_known", "lng", "lat", "block_lo", "block_hi")
 
     @property
     def nbytes(self) -> int:
@@ -125,8 +126,7 @@ class EventMirror:
         codes[3, i] = rows.state
         codes[4, i] = t[2]
         codes[5:9, i] = t[3:7]
-        self.lng[i] = rows.lng
-        self.lat[i] = rows.lat
+        self.placed_known[i] = False
 
     def _class_ids(self) -> np.ndarray:
         """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first)."""
@@ -141,6 +141,21 @@ class EventMirror:
         tally.replay_audit(audit.row, audit.at, worked, audit.from_state.astype(np.int8),
                            audit.to_state.astype(np.int8), audit.rework.astype(np.int8), self.first_worked,
                            self.last_worked, self.last_state, self.flags, self.stage_us, self.close_us)
+
+    def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """WGS84 (lng, lat) of some events (NaN: not placed), read from the store the first time
+        they are asked for after the event was taken in or moved (under the lock, after a catch-up)."""
+        missing = rows[~self.placed_known[rows]]
+        if len(missing):
+            self.reader.begin()
+            try:
+                for lo in range(0, len(missing), source.CHUNK):
+                    at, lng, lat = self.reader.positions_of((missing[lo : lo + source.CHUNK] + 1).tolist())
+                    self.lng[at], self.lat[at] = lng, lat
+                    self.placed_known[at] = True
+            finally:
+                self.reader.end()
+        return self.lng[rows], self.lat[rows]
 
     def close(self) -> None:
         with self.lock:

@@ -108,20 +108,6 @@ class AreaRank:
     growth: float
 
 
-@dataclass(frozen=True)
-class Kpi:
-    """One unit's 考核 row: the rates (NaN: no denominator), mean working minutes per stage,
-    overdue count, composite score (0-100) and grade."""
-
-    unit: str | None
-    counts: dict[str, int]
-    rates: dict[str, float]
-    stage_minutes: dict[str, float]
-    overdue_now: int
-    score: float
-    grade: str
-
-
 def _change(now: int, before: int) -> float:
     return (now - before) / before if before else math.nan
 
@@ -275,17 +261,19 @@ class Analytics:
 
         with self.mirror.lock:
             self.mirror.catch_up()
-            rows = self._select(principal, start, end, filters)
-            lng, lat = self.mirror.lng[rows], self.mirror.lat[rows]
+            lng, lat = self.mirror.positions(self._select(principal, start, end, filters))
         placed = ~np.isnan(lng)
         cells = [h3.latlng_to_cell(y, x, h3_resolution) for x, y in zip(lng[placed].tolist(), lat[placed].tolist())]
         ids, counts = np.unique(np.array(cells, dtype=object), return_counts=True) if cells else ([], np.zeros(0, np.int64))
         return Table({"h3_cell": list(ids), "reported": np.asarray(counts, dtype=np.int64)})
 
     def kpis(self, principal: source.Principal, *, unit: str, start: datetime, end: datetime,
-             filters: Mapping[str, Sequence[str]] | None = None) -> list[Kpi]:
+             filters: Mapping[str, Sequence[str]] | None = None) -> Table:
         """考核 of the events reported in the window per ``unit`` (worker, department, grid,
-        community, street). A grid worker gets their own row only."""
+        community, street): the counts behind the rates, each rate (``<rate>_rate``; NaN without a
+        denominator), mean working minutes per stage, overdue count, composite ``score`` (0-100:
+        the weighted mean of the rates that have a denominator, rework counted as 1 - rate) and
+        ``grade``. A grid worker gets their own row only."""
         if unit not in ("worker", "department", "grid", "community", "street"):
             raise InvalidInput(f"KPIs are per worker, department, grid, community or street, not {unit!r}")
         own = source.worker_of(principal)
@@ -298,25 +286,24 @@ class Analytics:
             source.require_reader(principal, what="read KPIs")
         counts = sorted({m for num, dens, _ in RATES.values() for m in (num, *dens)} | {"overdue_now"})
         measures = counts + [f"{stage}_minutes_mean" for stage in source.STAGES]
-        table = self._aggregate(principal, start, end, (unit,), measures, filters,
-                                jurisdiction=own is None).columns
-        out = []
+        columns = self._aggregate(principal, start, end, (unit,), measures, filters, jurisdiction=own is None).columns
         cfg = self.config
-        for k, code in enumerate(table[unit]):
-            c = {m: int(table[m][k]) for m in counts}
-            rates, parts, weights = {}, 0.0, 0.0
-            for name, (numerator, _, higher) in RATES.items():
-                den = c[cfg.denominators[name]]
-                rate = c[numerator] / den if den else math.nan
-                rates[name] = rate
-                w = cfg.weights.get(name, 0.0)
-                if not math.isnan(rate) and w > 0:
-                    parts += w * 100 * (rate if higher else 1 - rate)
-                    weights += w
-            score = parts / weights if weights else math.nan
-            stage = {s: float(table[f"{s}_minutes_mean"][k]) for s in source.STAGES}
-            out.append(Kpi(code, c, rates, stage, c["overdue_now"], score, cfg.grade(score)))
-        return out
+        n = len(columns[unit])
+        weighted, weights = np.zeros(n), np.zeros(n)
+        for name, (numerator, _, higher) in RATES.items():
+            den = columns[cfg.denominators[name]]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rate = np.where(den > 0, columns[numerator] / np.maximum(den, 1), np.nan)
+            columns[f"{name}_rate"] = rate
+            w = cfg.weights.get(name, 0.0)
+            if w > 0:
+                weighted += np.where(den > 0, w * 100 * (rate if higher else 1 - rate), 0.0)
+                weights += np.where(den > 0, w, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.where(weights > 0, weighted / np.where(weights > 0, weights, 1.0), np.nan)
+        columns["score"] = score
+        columns["grade"] = [cfg.grade(x) for x in score.tolist()]
+        return Table(columns)
 
     def refresh(self) -> bool:
         """Catch up with the store now (every query does it first anyway)."""

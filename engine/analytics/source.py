@@ -7,15 +7,15 @@ responsible department), the work schedule (working minutes), the layer's hierar
 community -> street -> district, grid type, area) and the principals' jurisdiction. When the
 engine's modules move (the restructure into wings) this module's imports are the ones to fix.
 
-Text columns reach the mirror as dense integer ids: the read connection keeps a temporary
-dictionary table per column, and each read asks SQLite for the ids, as comma-separated text
-(``group_concat``) that numpy parses in C, so a rebuild never builds a Python object per value.
+Columns reach the mirror as one text per column and read (``group_concat``): numbers parsed by
+numpy, codes split and dictionary-encoded by Arrow, both in C, so a rebuild never builds a Python
+object per value; only the distinct codes reach Python, as the mirror's dictionaries (dense ids in
+order of first appearance). Positions are read when a heatmap first needs them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -48,13 +48,6 @@ CODE_ROWS = ("category", "class", "source", "state", "worker", "grid", "communit
 CHUNK = 250_000
 
 
-def _case(column: str, names: Sequence[str]) -> str:
-    return f"CASE {column} " + " ".join(f"WHEN '{n}' THEN {i}" for i, n in enumerate(names)) + " ELSE -1 END"
-
-
-_STATE_CASE = _case("e.state", [s.value for s in STATES])
-
-
 def _ints(text: str | None, n: int) -> np.ndarray:
     if n == 0 or text is None:
         return np.empty(0, dtype=np.int64)
@@ -62,12 +55,6 @@ def _ints(text: str | None, n: int) -> np.ndarray:
     if len(out) != n:
         raise RuntimeError(f"read {len(out)} values where {n} were expected")
     return out
-
-
-def _floats(text: str | None, n: int) -> np.ndarray:
-    if n == 0 or text is None:
-        return np.empty(0, dtype=np.float64)
-    return np.array(text.split(","), dtype=np.float64)
 
 
 @dataclass
@@ -79,8 +66,6 @@ class EventRows:
     deadline: np.ndarray  #: -1: none
     state: np.ndarray
     text_ids: np.ndarray  #: (len(TEXT_COLUMNS), n) dictionary ids, -1 for NULL
-    lng: np.ndarray  #: WGS84, NaN when not placed
-    lat: np.ndarray
 
 
 @dataclass
@@ -99,16 +84,12 @@ class StoreReader:
     def __init__(self, data_dir):
         self._conn = connect(database_path(data_dir))
         self.codes: dict[str, list[str]] = {name: [] for name in TEXT_COLUMNS}
-        for name in TEXT_COLUMNS:
-            self._conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS d_{name} (id INTEGER PRIMARY KEY, code TEXT UNIQUE)")
-        joins = " ".join(f"LEFT JOIN temp.d_{name} d{k} ON d{k}.code = e.{name}" for k, name in enumerate(TEXT_COLUMNS))
-        ids = ", ".join(f"group_concat(coalesce(d{k}.id - 1, -1))" for k in range(len(TEXT_COLUMNS)))
+        self._ids: dict[str, dict[str, int]] = {name: {} for name in TEXT_COLUMNS}
+        self._state_ids = {s.value: k for k, s in enumerate(STATES)}
+        texts = ", ".join(f"group_concat(coalesce({name}, ''), '\x1f')" for name in TEXT_COLUMNS)
         self._events_sql = (
-            "SELECT count(*), group_concat(e.seq - 1), group_concat(e.occurred_at), "
-            f"group_concat(coalesce(e.deadline, -1)), group_concat({_STATE_CASE}), {ids}, "
-            "group_concat(coalesce(printf('%.17g', e.wgs_lng), 'nan')), "
-            "group_concat(coalesce(printf('%.17g', e.wgs_lat), 'nan')) "
-            f"FROM events e {joins} WHERE {{where}}"
+            "SELECT count(*), group_concat(seq - 1), group_concat(occurred_at), group_concat(coalesce(deadline, -1)), "
+            f"group_concat(state, '\x1f'), {texts} FROM events WHERE {{where}}"
         )
 
     def close(self) -> None:
@@ -130,46 +111,76 @@ class StoreReader:
 
     def events_between(self, lo: int, hi: int) -> EventRows:
         """Events with ``lo < seq <= hi``."""
-        return self._events("e.seq > ? AND e.seq <= ?", (lo, hi))
+        return self._events("seq > ? AND seq <= ?", (lo, hi))
 
     def events_of(self, seqs: Sequence[int]) -> EventRows:
-        return self._events("e.seq IN (SELECT value FROM json_each(?))", (json.dumps([int(s) for s in seqs]),))
+        return self._events("seq IN (SELECT value FROM json_each(?))", (json.dumps([int(s) for s in seqs]),))
+
+    def positions_of(self, seqs: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, WGS84 lng, lat) of some events (NaN where not placed)."""
+        rows = self._conn.execute(
+            "SELECT seq - 1, coalesce(wgs_lng, 'nan'), coalesce(wgs_lat, 'nan') FROM events "
+            "WHERE seq IN (SELECT value FROM json_each(?))", (json.dumps([int(s) for s in seqs]),)).fetchall()
+        if not rows:
+            return np.empty(0, np.int64), np.empty(0), np.empty(0)
+        row, lng, lat = zip(*rows)
+        return np.array(row, np.int64), np.array(lng, np.float64), np.array(lat, np.float64)
 
     def _events(self, where: str, params: tuple) -> EventRows:
-        for name in TEXT_COLUMNS:
-            self._conn.execute(
-                f"INSERT OR IGNORE INTO temp.d_{name} (code) SELECT DISTINCT e.{name} FROM events e "
-                f"WHERE {where} AND e.{name} IS NOT NULL",
-                params,
-            )
-            known = self.codes[name]
-            known += [code for (code,) in self._conn.execute(
-                f"SELECT code FROM temp.d_{name} WHERE id > ? ORDER BY id", (len(known),))]
-        n, rows, occurred, deadline, state, *rest = self._conn.execute(self._events_sql.format(where=where),
-                                                                        params).fetchone()
-        text = np.array([_ints(t, n) for t in rest[: len(TEXT_COLUMNS)]], dtype=np.int64).reshape(len(TEXT_COLUMNS), n)
-        return EventRows(_ints(rows, n), _ints(occurred, n), _ints(deadline, n), _ints(state, n), text,
-                         _floats(rest[-2], n), _floats(rest[-1], n))
+        n, rows, occurred, deadline, state, *texts = self._conn.execute(self._events_sql.format(where=where),
+                                                                         params).fetchone()
+        ids = np.array([self._encode(name, text, n) for name, text in zip(TEXT_COLUMNS, texts)],
+                       dtype=np.int64).reshape(len(TEXT_COLUMNS), n)
+        return EventRows(_ints(rows, n), _ints(occurred, n), _ints(deadline, n), _encode_with(self._state_ids, state, n),
+                         ids)
+
+    def _encode(self, name: str, text: str | None, n: int) -> np.ndarray:
+        """Dictionary ids of ``n`` unit-separated codes ('' is NULL: -1), new codes added."""
+        ids, codes = self._ids[name], self.codes[name]
+        return _encode_with(ids, text, n, codes)
 
     def audit_between(self, lo: int, hi: int) -> AuditRows:
         """Audit rows with ``lo < seq <= hi`` in log order."""
         n, rows, at, fs, ts, rework = self._conn.execute(
             "SELECT count(*), group_concat(event_seq - 1), group_concat(at), "
-            f"group_concat({_case('from_state', [s.value for s in STATES])}), "
-            f"group_concat({_case('to_state', [s.value for s in STATES])}), group_concat(action = 'rework') "
-            "FROM (SELECT * FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq)",
+            "group_concat(coalesce(from_state, ''), '\x1f'), group_concat(to_state, '\x1f'), "
+            "group_concat(action = 'rework') FROM audit WHERE seq > ? AND seq <= ?",
             (lo, hi),
         ).fetchone()
-        return AuditRows(_ints(rows, n), _ints(at, n), _ints(fs, n), _ints(ts, n), _ints(rework, n))
+        return AuditRows(_ints(rows, n), _ints(at, n), _encode_with(self._state_ids, fs, n),
+                         _encode_with(self._state_ids, ts, n), _ints(rework, n))
 
     def escalations_between(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """(event row, stage index) of escalation rows with ``lo < seq <= hi``."""
         n, rows, stages = self._conn.execute(
-            f"SELECT count(*), group_concat(event_seq - 1), group_concat({_case('stage', STAGES)}) "
+            "SELECT count(*), group_concat(event_seq - 1), group_concat(stage, '\x1f') "
             "FROM escalations WHERE seq > ? AND seq <= ?",
             (lo, hi),
         ).fetchone()
-        return _ints(rows, n), _ints(stages, n)
+        return _ints(rows, n), _encode_with({s: k for k, s in enumerate(STAGES)}, stages, n)
+
+
+def _encode_with(ids: dict[str, int], text: str | None, n: int, grow: list[str] | None = None) -> np.ndarray:
+    """Ids of ``n`` unit-separated strings under ``ids`` ('' and unknown: -1; with ``grow``, an
+    unknown string gets the next id and is appended to it). Split and encoded by Arrow in C: only
+    the distinct strings reach Python."""
+    if n == 0 or text is None:
+        return np.empty(0, dtype=np.int64)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pc.split_pattern(pa.array([text]), "\x1f").flatten()
+    if len(values) != n:
+        raise RuntimeError(f"read {len(values)} values where {n} were expected")
+    encoded = values.dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    if grow is not None:
+        for value in distinct:
+            if value and value not in ids:
+                ids[value] = len(grow)
+                grow.append(value)
+    table = np.array([ids.get(v, -1) if v else -1 for v in distinct], dtype=np.int64)
+    return table[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 class Vocabulary:
@@ -237,7 +248,3 @@ def utc_offset_us(timezone_name: str, t_us: int) -> int:
 
     offset = from_us(int(t_us)).astimezone(ZoneInfo(timezone_name)).utcoffset()
     return int(offset.total_seconds() * 1_000_000) if offset is not None else 0
-
-
-def check_finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -209,18 +209,19 @@ class AnalyticsMatchesSql(RuleBasedStateMachine):
             # KPIs: the rates from the SQL counts under the configured denominators, then the score.
             for unit in ("worker", "grid"):
                 want = self.oracle.aggregate(start, end, (unit,), self.clock(), scope)
-                for kpi in self.analytics.kpis(who, unit=unit, start=start, end=end):
-                    counts = want[(kpi.unit,)]
-                    assert kpi.overdue_now == counts["overdue_now"]
+                for kpi in self.analytics.kpis(who, unit=unit, start=start, end=end).rows():
+                    counts = want[(kpi[unit],)]
+                    assert kpi["overdue_now"] == counts["overdue_now"]
                     parts = weights = 0.0
                     for name, (numerator, _, higher) in RATES.items():
                         den = counts[self.config.denominators[name]]
                         rate = counts[numerator] / den if den else math.nan
-                        assert close(kpi.rates[name], rate)
+                        assert close(kpi[f"{name}_rate"], rate)
                         if den:
                             parts += self.config.weights[name] * 100 * (rate if higher else 1 - rate)
                             weights += self.config.weights[name]
-                    assert close(kpi.score, parts / weights if weights else math.nan)
+                    assert close(kpi["score"], parts / weights if weights else math.nan)
+                    assert kpi["grade"] == self.config.grade(kpi["score"])
 
 
 AnalyticsMatchesSql.TestCase.settings = settings(

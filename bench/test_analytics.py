@@ -1,0 +1,261 @@
+"""Live aggregates (:mod:`citygrid.engine.analytics`) against DuckDB over Parquet and SQL GROUP BY
+over SQLite, on the same events in the same run.
+
+``CITYGRID_BENCH_ANALYTICS_EVENTS`` events (default 1,000,000; the issue's goal is 10,000,000) made
+from the demo generator's year (``bench/analytics_data.py``); ``CITYGRID_BENCH_ANALYTICS_DIR`` keeps
+the written data there for the next run. Measured:
+
+- **rebuild**: the mirror from the store at start (seconds; goal < 30 s for 10 M) and its memory;
+- **queries** (engine p50 / p99 over 40 runs; DuckDB median of 7; SQLite median of 3): district x
+  class x day for 30 days; top 20 grids of the last 7 days; KPIs by worker for a month; H3 res-9
+  heatmap of a day; a street's trend against last year. Ratio: DuckDB median / engine median
+  (goal >= 20). The peers read one flat row per event with the lifecycle already folded in (and
+  DuckDB a precomputed H3 cell), which favours them;
+- **intake**: durable intake rate of demo reports with a dashboard querying every 50 ms (the
+  mirror caught up before each query) against the same intake without analytics, alternated
+  A-B-B-A (goal >= 95 %).
+
+Run::
+
+    pytest bench/test_analytics.py --benchmark-only -s
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import h3
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from analytics_data import flat_table, scaled_events, write_store
+
+from citygrid.engine.analytics.population import ResidentsFile
+from citygrid.engine.analytics.queries import Analytics
+from citygrid.engine.database import database_path
+from citygrid.engine.events import SqliteEventStore, read_reports
+from citygrid.engine.intake import AssignerLocator, Intake, read_buildings
+from citygrid.engine.principals import Principal, Role
+from citygrid.engine.taxonomy import load_taxonomy
+from citygrid.engine.workers import read_workers
+
+N_EVENTS = int(float(os.environ.get("CITYGRID_BENCH_ANALYTICS_EVENTS", "1e6")))
+ADMIN = Principal("bench", Role.ADMIN)
+HOTLINE = Principal("市民热线", Role.INTAKE)
+CST = timezone(timedelta(hours=8))
+RESULTS: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from citygrid.engine.demo import generate_demo
+    from citygrid.engine.sources import read_layer
+
+    keep = os.environ.get("CITYGRID_BENCH_ANALYTICS_DIR")
+    root = Path(keep) / f"n{N_EVENTS}" if keep else tmp_path_factory.mktemp("bench-analytics")
+    demo = root / "demo"
+    if not (demo / "manifest.json").exists():
+        generate_demo(demo, seed=20261130, n_events=100_000, overwrite=True)
+    layer = read_layer(demo / "grids.parquet", version_id="bench-demo")
+    taxonomy = load_taxonomy()
+    rng = np.random.default_rng(20261206)
+    t0 = time.perf_counter()
+    events = scaled_events(demo, N_EVENTS, rng, taxonomy, layer)
+    ready = root / "ready"
+    if ready.exists():
+        return _world(root, demo, layer, taxonomy, events)
+    shutil.rmtree(root / "store", ignore_errors=True)
+    (root / "flat.sqlite3").unlink(missing_ok=True)
+    store_dir = root / "store"
+    SqliteEventStore(store_dir).close()
+    conn = sqlite3.connect(str(database_path(store_dir)), isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")
+    write_store(events, conn)
+    conn.close()
+    h3_9 = np.array([h3.latlng_to_cell(y, x, 9) for x, y in zip(events["lng"].tolist(), events["lat"].tolist())],
+                    dtype=object)
+    flat = flat_table(events, h3_9)
+    pq.write_table(flat, root / "events.parquet")
+    lite = sqlite3.connect(str(root / "flat.sqlite3"), isolation_level=None)
+    lite.execute("PRAGMA synchronous=OFF")
+    cols = flat.column_names
+    lite.execute(f"CREATE TABLE flat ({', '.join(cols)})")
+    as_py = [flat.column(c).to_numpy(zero_copy_only=False) for c in cols]
+    as_py[0] = events["occurred"]
+    lite.execute("BEGIN")
+    lite.executemany(f"INSERT INTO flat VALUES ({','.join('?' * len(cols))})",
+                     zip(*(a.tolist() if hasattr(a, "tolist") else a for a in as_py)))
+    lite.execute("COMMIT")
+    lite.execute("CREATE INDEX flat_time ON flat (occurred_at)")
+    print(f"\n[analytics bench] {N_EVENTS:,} events written in {time.perf_counter() - t0:.0f} s")
+    lite.close()
+    ready.touch()
+    return _world(root, demo, layer, taxonomy, events)
+
+
+def _world(root, demo, layer, taxonomy, events) -> dict:
+    import duckdb
+
+    store_dir = root / "store"
+    lite = sqlite3.connect(str(root / "flat.sqlite3"), isolation_level=None)
+    now = datetime.fromtimestamp(int(events["occurred"].max()) / 1e6 + 3600, tz=timezone.utc).astimezone(CST)
+    duck = duckdb.connect()
+    duck.execute("SET threads TO 2")
+    duck.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{root / 'events.parquet'}')")
+    streets = sorted(set(events["street"].tolist()))
+    return {"root": root, "demo": demo, "layer": layer, "taxonomy": taxonomy, "store": store_dir, "now": now,
+            "duck": duck, "lite": lite, "street": streets[2]}
+
+
+def _times(fn, runs: int) -> np.ndarray:
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return np.array(out) * 1000
+
+
+def test_dashboard_queries(benchmark, world):
+    layer = world["layer"]
+    t = time.perf_counter()
+    analytics = Analytics(world["store"], layer=layer, taxonomy=world["taxonomy"],
+                          population=ResidentsFile(world["demo"] / "residents.parquet", layer.codes.tolist()),
+                          clock=lambda: world["now"])
+    rebuild = time.perf_counter() - t
+    now = world["now"]
+    day0 = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month, week, day = day0 - timedelta(days=30), day0 - timedelta(days=7), day0 - timedelta(days=1)
+    street = world["street"]
+    us = lambda d: int(d.timestamp() * 1e6)  # noqa: E731
+
+    def window(a, b, col="occurred_at"):
+        return f"{col} >= {us(a)} AND {col} < {us(b)}"
+
+    def dwindow(a, b):
+        return f"occurred_at >= make_timestamp({us(a)}) AND occurred_at < make_timestamp({us(b)})"
+
+    year = lambda d: d.replace(year=d.year - 1)  # noqa: E731
+    kpi_sql = ("SELECT worker_id, count(*), sum(registered::INT), sum(dispatched::INT), sum(closed::INT), "
+               "sum(handled::INT), sum(handled_on_time::INT), sum(dispatched_on_time::INT), sum(reworked::INT), "
+               "avg(CASE WHEN handled THEN handle_minutes END) FROM ev WHERE {w} GROUP BY worker_id")
+    queries = {
+        "district_class_day_30d": (
+            lambda: analytics.aggregate(ADMIN, start=month, end=day0, dimensions=("district", "class", "day"),
+                                        measures=("reported", "closed")),
+            "SELECT district_code, class_code, CAST(occurred_at + INTERVAL 8 HOUR AS DATE) AS d, count(*), "
+            "sum(closed::INT) FROM ev WHERE {w} GROUP BY ALL",
+            "SELECT district_code, class_code, date(occurred_at / 1000000, 'unixepoch', '+8 hours'), count(*), "
+            "sum(closed) FROM flat WHERE {w} GROUP BY 1, 2, 3", (month, day0)),
+        "top20_grids_7d": (
+            lambda: analytics.top_areas(ADMIN, level="grid", start=week, end=day0, n=20),
+            "SELECT grid_code, count(*) AS c FROM ev WHERE {w} GROUP BY 1 ORDER BY c DESC, grid_code LIMIT 20",
+            "SELECT grid_code, count(*) AS c FROM flat WHERE {w} GROUP BY 1 ORDER BY c DESC, grid_code LIMIT 20",
+            (week, day0)),
+        "kpis_by_worker_month": (
+            lambda: analytics.kpis(ADMIN, unit="worker", start=month, end=day0),
+            kpi_sql, kpi_sql.replace("::INT", "").replace("FROM ev", "FROM flat"), (month, day0)),
+        "h3_res9_heatmap_day": (
+            lambda: analytics.heatmap(ADMIN, start=day, end=day0, h3_resolution=9),
+            "SELECT h3_9, count(*) FROM ev WHERE {w} GROUP BY 1",
+            "SELECT h3_9, count(*) FROM flat WHERE {w} GROUP BY 1", (day, day0)),
+        "street_trend_vs_last_year": (
+            lambda: analytics.trend(ADMIN, start=month, end=day0, filters={"street": [street]}),
+            None, None, (month, day0)),
+    }
+    a, b = month, day0
+    trend_windows = [(a, b), (a - (b - a), a), (year(a), year(b))]
+    duck_trend = ("SELECT " + ", ".join(f"sum(({dwindow(x, y)})::INT)" for x, y in trend_windows)
+                  + f" FROM ev WHERE street_code = '{street}' AND (" + " OR ".join(dwindow(x, y) for x, y in trend_windows) + ")")
+    lite_trend = ("SELECT " + ", ".join(f"sum({window(x, y)})" for x, y in trend_windows)
+                  + f" FROM flat WHERE street_code = '{street}' AND (" + " OR ".join(window(x, y) for x, y in trend_windows) + ")")
+    rows = {}
+    for name, (engine_q, duck_q, lite_q, (x, y)) in queries.items():
+        duck_sql = duck_trend if duck_q is None else duck_q.format(w=dwindow(x, y))
+        lite_sql = lite_trend if lite_q is None else lite_q.format(w=window(x, y))
+        engine_q()  # JIT warm-up
+        world["duck"].execute(duck_sql).fetchall()
+        engine = _times(engine_q, 40)
+        duck = _times(lambda: world["duck"].execute(duck_sql).fetchall(), 7)
+        lite = _times(lambda: world["lite"].execute(lite_sql).fetchall(), 3)
+        rows[name] = {"engine_p50_ms": float(np.median(engine)), "engine_p99_ms": float(np.percentile(engine, 99)),
+                      "duckdb_median_ms": float(np.median(duck)), "sqlite_median_ms": float(np.median(lite))}
+        rows[name]["vs_duckdb"] = rows[name]["duckdb_median_ms"] / rows[name]["engine_p50_ms"]
+        rows[name]["vs_sqlite"] = rows[name]["sqlite_median_ms"] / rows[name]["engine_p50_ms"]
+    benchmark.pedantic(queries["district_class_day_30d"][0], rounds=20, iterations=1)
+    summary = {"events": N_EVENTS, "rebuild_s": rebuild, "mirror_mib": analytics.mirror.nbytes / 2**20}
+    print(f"\n[analytics bench] {N_EVENTS:,} events: rebuild {rebuild:.1f} s, mirror {summary['mirror_mib']:.0f} MiB "
+          "(machine shared, 2 cores)")
+    print(f"{'query':28s} {'engine p50':>11s} {'p99':>8s} {'duckdb':>9s} {'sqlite':>9s} {'x duckdb':>9s} {'x sqlite':>9s}")
+    for name, r in rows.items():
+        print(f"{name:28s} {r['engine_p50_ms']:9.2f}ms {r['engine_p99_ms']:6.2f}ms {r['duckdb_median_ms']:7.1f}ms "
+              f"{r['sqlite_median_ms']:7.0f}ms {r['vs_duckdb']:9.1f} {r['vs_sqlite']:9.0f}")
+    RESULTS["queries"] = {**summary, **{k: v for k, v in rows.items()}}
+    benchmark.extra_info.update(RESULTS["queries"])
+    analytics.close()
+
+
+# ---------------------------------------------------------------------- intake cost
+
+
+def test_intake_with_live_aggregates(benchmark, world, tmp_path):
+    layer = world["layer"]
+    demo = world["demo"]
+    locator = AssignerLocator.for_layer(layer)
+    workers = read_workers(demo / "workers.parquet")
+    buildings = read_buildings(demo / "buildings.parquet")
+    reports = read_reports(demo / "events.parquet", limit=40_000)
+    batch = 1000
+
+    def run(k: int, with_analytics: bool) -> float:
+        data = tmp_path / f"run{k}"
+        clock_now = [reports[0].occurred_at]
+        intake = Intake(SqliteEventStore(data), locator, buildings=buildings, clock=lambda: clock_now[0])
+        intake.put_workers(workers, ADMIN)
+        stop = threading.Event()
+        queries = [0]
+        thread = None
+        if with_analytics:
+            analytics = Analytics.for_intake(intake, data)
+
+            def dashboard():
+                while not stop.wait(0.05):
+                    end = clock_now[0] + timedelta(hours=1)
+                    analytics.aggregate(ADMIN, start=end - timedelta(days=30), end=end, dimensions=("street", "day"),
+                                        measures=("reported", "closed", "overdue_now"))
+                    queries[0] += 1
+
+            thread = threading.Thread(target=dashboard, daemon=True)
+            thread.start()
+        t = time.perf_counter()
+        for lo in range(0, len(reports), batch):
+            chunk = reports[lo : lo + batch]
+            clock_now[0] = max(r.occurred_at for r in chunk)
+            intake.submit(chunk, HOTLINE)
+        rate = len(reports) / (time.perf_counter() - t)
+        stop.set()
+        if thread is not None:
+            thread.join()
+            analytics.close()
+        intake.close()
+        return rate, queries[0]
+
+    results = {"without": [], "with": []}
+    order = [False, True, True, False]
+    for k, flag in enumerate(order):
+        rate, n = run(k, flag)
+        results["with" if flag else "without"].append(rate)
+        if flag:
+            results.setdefault("dashboard_queries", []).append(n)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    with_rate, without = float(np.mean(results["with"])), float(np.mean(results["without"]))
+    print(f"\n[analytics bench] durable intake of {len(reports):,} demo reports in batches of {batch}: "
+          f"{without:,.0f}/s without analytics, {with_rate:,.0f}/s with a dashboard querying every 50 ms "
+          f"({results['dashboard_queries']} queries): {with_rate / without:.1%} (A-B-B-A, machine shared)")
+    benchmark.extra_info.update({"without_per_s": without, "with_per_s": with_rate, "ratio": with_rate / without})
