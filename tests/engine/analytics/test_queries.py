@@ -1,0 +1,149 @@
+"""The analytics engine's contract: precise errors, jurisdiction, live counts right after intake,
+rates per resident and per km², and the [analytics] configuration."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import shapely
+from intake_world import ADMIN, CST, INTAKE, LAT0, LNG0, SIDE, STEP, grid_code, make_world, worker_id
+
+from citygrid.engine.analytics.config import AnalyticsConfig
+from citygrid.engine.analytics.population import StaticPopulation
+from citygrid.engine.analytics.queries import MAX_CELLS, Analytics
+from citygrid.engine.errors import Forbidden, InvalidInput
+from citygrid.engine.layers import GridLayer
+from citygrid.engine.principals import Principal, Role
+
+DASHBOARD = Principal("大屏", Role.DASHBOARD)
+STREET1 = Principal("街道大屏", Role.DASHBOARD, ("440307001",))
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = make_world(tmp_path)
+    w.intake.submit([w.report(i, j) for i in range(SIDE) for j in range(SIDE)], INTAKE)
+    analytics = Analytics.for_intake(w.intake, tmp_path)
+    yield w, analytics
+    analytics.close()
+    w.intake.close()
+
+
+def window(w):
+    return {"start": w.now[0] - timedelta(hours=1), "end": w.now[0] + timedelta(hours=1)}
+
+
+def test_a_query_right_after_a_submit_counts_it(world):
+    w, analytics = world
+    before = analytics.aggregate(DASHBOARD, **window(w)).columns["reported"][0]
+    w.intake.submit([w.report(0, 0, category="0501", dx=0.001)], INTAKE)
+    assert analytics.aggregate(DASHBOARD, **window(w)).columns["reported"][0] == before + 1
+
+
+def test_a_street_dashboard_sees_only_its_street(world):
+    w, analytics = world
+    table = analytics.aggregate(STREET1, dimensions=("street",), **window(w))
+    assert table.columns["street"] == ["440307001"]
+    assert table.columns["reported"].tolist() == [SIDE * SIDE // 2]
+    cells = analytics.heatmap(STREET1, h3_resolution=10, **window(w)).columns["reported"]
+    assert cells.sum() == SIDE * SIDE // 2
+
+
+def test_a_worker_reads_only_their_own_kpis(world):
+    w, analytics = world
+    me = Principal("网格员", Role.WORKER, (grid_code(1, 1),), worker_id=worker_id(1, 1))
+    table = analytics.kpis(me, unit="worker", **window(w))
+    assert table.columns["worker"] == [worker_id(1, 1)]
+    with pytest.raises(Forbidden):
+        analytics.kpis(me, unit="grid", **window(w))
+    with pytest.raises(Forbidden):
+        analytics.aggregate(me, **window(w))
+    with pytest.raises(Forbidden):
+        analytics.trend(INTAKE, **window(w))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda a, win: a.aggregate(ADMIN, dimensions=("planet",), **win), "unknown dimension 'planet'"),
+    (lambda a, win: a.aggregate(ADMIN, measures=("joy",), **win), "unknown measure 'joy'"),
+    (lambda a, win: a.aggregate(ADMIN, filters={"day": ["x"]}, **win), "cannot filter by 'day'"),
+    (lambda a, win: a.aggregate(ADMIN, dimensions=("day", "day"), **win), "named twice"),
+    (lambda a, win: a.aggregate(ADMIN, measures=("reported_per_km2",), **win), "exactly one area dimension"),
+    (lambda a, win: a.aggregate(ADMIN, start=win["end"], end=win["start"]), "is empty"),
+    (lambda a, win: a.aggregate(ADMIN, start=datetime(2026, 3, 9), end=win["end"]), "with a time zone"),
+    (lambda a, win: a.aggregate(ADMIN, dimensions=("hour", "grid", "worker", "category"),
+                                start=win["start"] - timedelta(days=400), end=win["end"]), f"at most {MAX_CELLS:,}"),
+    (lambda a, win: a.heatmap(ADMIN, h3_resolution=6, **win), "choose 7-10"),
+    (lambda a, win: a.top_areas(ADMIN, level="grid", n=0, **win), "n must be"),
+    (lambda a, win: a.top_areas(ADMIN, level="house", **win), "level 'house'"),
+    (lambda a, win: a.kpis(ADMIN, unit="class", **win), "not 'class'"),
+    (lambda a, win: a.trend(ADMIN, measure="close_minutes_mean", **win), "a trend is of a count"),
+])
+def test_bad_queries_are_refused_precisely(world, call, message):
+    w, analytics = world
+    with pytest.raises(InvalidInput, match=message):
+        call(analytics, window(w))
+
+
+def test_rates_per_resident_and_km2(tmp_path):
+    w = make_world(tmp_path)
+    w.intake.submit([w.report(0, 0), w.report(0, 0, category="0501"), w.report(3, 3)], INTAKE)
+    boxes = [shapely.box(LNG0 + i * STEP, LAT0 + j * STEP, LNG0 + (i + 1) * STEP, LAT0 + (j + 1) * STEP)
+             for j in range(SIDE) for i in range(SIDE)]
+    codes = [grid_code(i, j) for j in range(SIDE) for i in range(SIDE)]
+    layer = GridLayer.from_geometries(boxes, {
+        "grid_code": codes, "community_code": [c[:12] for c in codes], "street_code": [c[:9] for c in codes],
+        "district_code": ["440307"] * len(codes), "area_m2": [250_000.0] * len(codes)}, version_id="areas")
+    people = StaticPopulation({code: 400 for code in codes})
+    analytics = Analytics.for_intake(w.intake, tmp_path, population=people)
+    analytics.use_layer(layer)
+    rows = {r["community"]: r for r in analytics.aggregate(
+        DASHBOARD, dimensions=("community",), measures=("reported", "reported_per_1000_residents", "reported_per_km2"),
+        **window(w)).rows()}
+    first = rows[grid_code(0, 0)[:12]]  # 4 grids: 1,600 residents, 1 km²
+    assert first["reported"] == 2
+    assert first["reported_per_1000_residents"] == pytest.approx(2 * 1000 / 1600)
+    assert first["reported_per_km2"] == pytest.approx(2.0)
+    top = analytics.top_areas(DASHBOARD, level="grid", by="rate", n=2, **window(w))
+    assert [r.code for r in top] == sorted([grid_code(0, 0), grid_code(3, 3)], key=lambda c: (c != grid_code(0, 0), c))
+    assert top[0].per_1000_residents == pytest.approx(5.0)
+    analytics.close()
+    w.intake.close()
+
+
+def test_trend_compares_with_the_window_before_and_a_year_before(world):
+    w, analytics = world
+    trend = analytics.trend(DASHBOARD, **window(w))
+    assert (trend.current, trend.previous, trend.year_before) == (SIDE * SIDE, 0, 0)
+    assert math.isnan(trend.vs_previous)
+
+
+def test_config_worked_example():
+    """The README's worked example: weights 0.4 / 0.3 / 0.15 / 0.15, a worker with 18 of 20 handled on
+    time (90 %), 19 of 20 registered closed (95 %), 2 of 19 closed reworked (10.5 %), 20 of 20
+    dispatched in time: 0.4*90 + 0.3*95 + 0.15*89.47 + 0.15*100 = 92.9 -> A."""
+    config = AnalyticsConfig.from_table({})
+    score = (0.4 * 90 + 0.3 * 95 + 0.15 * (100 - 2 / 19 * 100) + 0.15 * 100) / 1.0
+    assert round(score, 1) == 92.9 and config.grade(score) == "A"
+    assert [config.grade(x) for x in (90, 89.99, 75, 60, 40, 39.9)] == ["A", "B", "B", "C", "D", "E"]
+    for bad, message in [({"weights": {"joy": 1}}, "no such rate"), ({"grades": {"A": 50, "B": 75}}, "fall from A"),
+                         ({"weights": {k: 0 for k in ("on_time_disposal", "closure", "rework", "timely_dispatch")}},
+                          "at least one weight"), ({"colour": 1}, "unknown keys")]:
+        with pytest.raises(InvalidInput, match=message):
+            AnalyticsConfig.from_table(bad)
+
+
+def test_buckets_are_local_days_at_three_in_the_morning(tmp_path):
+    night = datetime(2026, 3, 10, 3, 0, tzinfo=CST)  # 2026-03-09 19:00 UTC
+    w = make_world(tmp_path, start=night)
+    w.intake.submit([w.report(1, 1)], INTAKE)
+    analytics = Analytics.for_intake(w.intake, tmp_path)
+    table = analytics.aggregate(DASHBOARD, dimensions=("day", "hour_of_day", "weekday"),
+                                start=night - timedelta(days=1), end=night + timedelta(days=1))
+    assert table.rows()[0] | {} == {"day": "2026-03-10", "hour_of_day": 3, "weekday": 1, "reported": 1}
+    utc = analytics.aggregate(DASHBOARD, dimensions=("day",), start=night.astimezone(timezone.utc) - timedelta(hours=1),
+                              end=night.astimezone(timezone.utc) + timedelta(hours=1))
+    assert utc.columns["day"] == ["2026-03-10"]
+    analytics.close()
+    w.intake.close()

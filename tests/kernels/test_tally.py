@@ -1,0 +1,72 @@
+"""The calendar buckets and per-cell quantiles of the tally kernels against Python's datetime and
+a plain sort."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import hypothesis.strategies as st
+import numpy as np
+from hypothesis import example, given, settings
+
+from citygrid.kernels import tally
+
+EPOCH = datetime(1970, 1, 1)
+LOW, HIGH = -(10**15), 4 * 10**15  # 1938 … 2096
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(LOW, HIGH))
+@example(int((datetime(2025, 12, 29) - EPOCH).total_seconds() * 1e6))  # Monday of ISO week 2026-W01
+@example(int((datetime(2027, 1, 3, 23, 59, 59) - EPOCH).total_seconds() * 1e6))  # Sunday of 2026-W53
+@example(int((datetime(2024, 2, 29, 3, 0) - EPOCH).total_seconds() * 1e6))
+@example(-1)
+def test_time_codes_match_datetime(local_us):
+    t = EPOCH + timedelta(microseconds=local_us)
+    day = (t.date() - EPOCH.date()).days
+    assert tally.time_code(tally.HOUR, local_us) == day * 24 + t.hour
+    assert tally.time_code(tally.DAY, local_us) == day
+    assert tally.time_code(tally.MONTH, local_us) == t.year * 12 + t.month - 1
+    assert tally.time_code(tally.HOUR_OF_DAY, local_us) == t.hour
+    assert tally.time_code(tally.WEEKDAY, local_us) == t.weekday()
+    monday = t.date() - timedelta(days=t.weekday())
+    assert tally.time_code(tally.WEEK, local_us) == ((monday - EPOCH.date()).days + 3) // 7
+    assert ((monday - EPOCH.date()).days + 3) % 7 == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 10**9)), max_size=60))
+def test_quantiles_are_nearest_rank(pairs):
+    cells = np.array([c for c, _ in pairs], dtype=np.int64)
+    values = np.array([v for _, v in pairs], dtype=np.int64)
+    ranks = np.array([0.5, 0.9, 1.0, 0.7])
+    out = np.empty((5, len(ranks)), np.int64)
+    tally.quantiles_by_cell(cells, values, 5, ranks, out)
+    for c in range(5):
+        mine = sorted(v for cc, v in pairs if cc == c)
+        for q, tenths in enumerate((5, 9, 10, 7)):
+            expected = mine[max(1, -(-tenths * len(mine) // 10)) - 1] if mine else -1
+            assert out[c, q] == expected
+
+
+def test_replay_counts_an_interval_in_the_stage_it_began():
+    # One event: reported+dispatched at 0, fed back at 100, reworked at 150, fed back at 400, verified, closed.
+    codes = [tally.DISPATCHED, tally.FED_BACK, tally.DISPATCHED, tally.FED_BACK, tally.VERIFIED, tally.CLOSED]
+    worked = np.array([0, 100, 150, 400, 420, 420], np.int64)
+    n = len(codes)
+    flags = np.zeros(1, np.uint16)
+    stage_us, close_us = np.zeros((4, 1), np.int64), np.zeros(1, np.int64)
+    first, last, state = np.zeros(1, np.int64), np.zeros(1, np.int64), np.full(1, -1, np.int8)
+    tally.replay_audit(np.zeros(n, np.int64), worked, worked, np.zeros(n, np.int8), np.array(codes, np.int8),
+                       np.array([0, 0, 1, 0, 0, 0], np.int8), first, last, state, flags, stage_us, close_us)
+    assert stage_us[:, 0].tolist() == [0, 0, 100 + 250, 50 + 20 + 0]
+    assert close_us[0] == 420
+    assert flags[0] & tally.F_REWORKED and flags[0] & tally.F_DISPATCHED and flags[0] & tally.F_REGISTERED
+    assert flags[0] & (tally.F_STAGE_DONE0 << 2) and not flags[0] & (tally.F_STAGE_DONE0 << 0)
+
+
+def test_local_day_of_a_night_report():
+    # 03:00 on 1 January in Shanghai is still 31 December in UTC: the local day is the 1st.
+    utc = datetime(2026, 1, 1, 3, 0, tzinfo=timezone(timedelta(hours=8)))
+    us = int(utc.timestamp() * 1e6) + 8 * 3600 * 10**6
+    assert tally.time_code(tally.DAY, us) == (datetime(2026, 1, 1) - EPOCH).days
