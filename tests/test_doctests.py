@@ -29,6 +29,7 @@ MODULES = [
     "citygrid.engine.layers.registry",
     "citygrid.engine.access.tokens",
     "citygrid.engine.houses.codes",
+    "citygrid.engine.analytics.config",
     "citygrid.engine.houses.rentals",
     "citygrid.engine.houses.address",
     "citygrid.engine.houses.spatial",

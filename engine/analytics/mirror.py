@@ -35,6 +35,7 @@ class EventMirror:
         self.lock = threading.RLock()
         self.n = 0
         self._cursor = (0, 0, 0)
+        self._h3: dict[int, np.ndarray] = {}
         self._allocate(0)
         self.rebuild_seconds = 0.0
 
@@ -97,8 +98,9 @@ class EventMirror:
                 for lo in range(self._cursor[1], last_audit, 4 * source.CHUNK):
                     audit = r.audit_between(lo, min(lo + 4 * source.CHUNK, last_audit))
                     audit_rows.append(audit)
-                changed = np.unique(np.concatenate([a.row for a in audit_rows])) if audit_rows else np.empty(0, np.int64)
-                changed = changed[changed < known]
+                # Events taken in before this catch-up that changed since (new ones were just read).
+                older = [a.row[a.row < known] for a in audit_rows]
+                changed = np.unique(np.concatenate(older)) if older else np.empty(0, np.int64)
                 for lo in range(0, len(changed), source.CHUNK):
                     self._set_events(r.events_of((changed[lo : lo + source.CHUNK] + 1).tolist()))
                 for audit in audit_rows:
@@ -126,7 +128,9 @@ class EventMirror:
         codes[3, i] = rows.state
         codes[4, i] = t[2]
         codes[5:9, i] = t[3:7]
-        self.placed_known[i] = False
+        self.placed_known[i] = False  # the event may have moved: positions and H3 cells are read again
+        for cells in self._h3.values():
+            cells[i[i < len(cells)]] = 0
 
     def _class_ids(self) -> np.ndarray:
         """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first)."""
@@ -156,6 +160,24 @@ class EventMirror:
             finally:
                 self.reader.end()
         return self.lng[rows], self.lat[rows]
+
+    def h3_cells(self, rows: np.ndarray, resolution: int) -> np.ndarray:
+        """H3 cells (h3-py's integer ids; 0: not placed) of some events at a resolution, computed
+        once per event and kept until the event moves (under the lock, after a catch-up)."""
+        import h3
+
+        cells = self._h3.get(resolution)
+        if cells is None or len(cells) < self.capacity:
+            grown = np.zeros(self.capacity, dtype=np.uint64)
+            if cells is not None:
+                grown[: len(cells)] = cells
+            cells = self._h3[resolution] = grown
+        missing = rows[cells[rows] == 0]
+        if len(missing):
+            lng, lat = self.positions(missing)
+            to_cell = h3.api.basic_int.latlng_to_cell
+            cells[missing] = [0 if x != x else to_cell(y, x, resolution) for x, y in zip(lng.tolist(), lat.tolist())]
+        return cells[rows]
 
     def close(self) -> None:
         with self.lock:

@@ -169,6 +169,7 @@ class Analytics:
         self.population = population
         self.hierarchy = source.Hierarchy(layer)
         self._residents: dict[str, int] | None = None
+        self._area_cache: dict[tuple, dict] = {}
         self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule())
         t0 = time.perf_counter()
         self.mirror.catch_up()
@@ -185,6 +186,7 @@ class Analytics:
         with self.mirror.lock:
             self.hierarchy = source.Hierarchy(layer)
             self._residents = None
+            self._area_cache = {}
 
     def close(self) -> None:
         self.mirror.close()
@@ -230,23 +232,35 @@ class Analytics:
             raise InvalidInput(f"n must be 1-{MAX_TOP}")
         if measure not in COUNTS:
             raise InvalidInput(f"rank by a count: {', '.join(COUNTS)}")
-        now = self._aggregate(principal, start, end, (level,), (measure,), filters).columns
-        before = self._aggregate(principal, start - (end - start), start, (level,), (measure,), filters).columns
-        previous = dict(zip(before[level], before[measure].tolist()))
-        residents = self._area_residents(level)
-        out = []
-        for code, count in zip(now[level], now[measure].tolist()):
-            people = residents.get(code, 0)
-            prev = int(previous.get(code, 0))
-            out.append(AreaRank(code, int(count), prev, count * 1000 / people if people else math.nan,
-                                _change(int(count), prev)))
+        with self.mirror.lock:
+            plan, now, _ = self._count(principal, start, end, (level,), (measure,), filters, True)
+            _, before, _ = self._count(principal, start - (end - start), start, (level,), (measure,), filters, True)
+        labels = plan.labels[0]
+        width = max(len(now), len(before))
+        count = np.zeros(width, np.int64)
+        count[: len(now)] = now[:, COUNTS[measure]]
+        previous = np.zeros(width, np.int64)
+        previous[: len(before)] = before[:, COUNTS[measure]]
+        if len(labels) < width:  # codes first seen by the second count
+            labels = self._column(level)[2]
+        reported = np.zeros(width, np.int64)
+        reported[: len(now)] = now[:, tally.M_REPORTED]
+        keep = np.flatnonzero(reported)
+        people, code_rank = self._residents_of(level, labels)
+        people, names = people[keep], code_rank[keep]
+        count, previous = count[keep], previous[keep]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(people > 0, count * 1000 / np.where(people > 0, people, 1), np.nan)
+            growth = np.where(previous > 0, (count - previous) / np.where(previous > 0, previous, 1), np.nan)
         if by == "count":
-            out.sort(key=lambda r: (-r.count, r.code or ""))
-        elif by == "rate":
-            out.sort(key=lambda r: (math.isnan(r.per_1000_residents), -np.nan_to_num(r.per_1000_residents), r.code or ""))
+            keys = (names, -count)
         else:
-            out.sort(key=lambda r: (math.isnan(r.growth), -np.nan_to_num(r.growth), -r.count, r.code or ""))
-        return out[:n]
+            value = rate if by == "rate" else growth
+            keys = (names, -count, -np.nan_to_num(value), np.isnan(value)) if by == "growth" else \
+                (names, -np.nan_to_num(value), np.isnan(value))
+        order = np.lexsort(keys)[:n]
+        return [AreaRank(labels[keep[k]], int(count[k]), int(previous[k]), float(rate[k]), float(growth[k]))
+                for k in order.tolist()]
 
     def heatmap(self, principal: source.Principal, *, start: datetime, end: datetime, h3_resolution: int | None = None,
                 filters: Mapping[str, Sequence[str]] | None = None) -> Table:
@@ -261,11 +275,9 @@ class Analytics:
 
         with self.mirror.lock:
             self.mirror.catch_up()
-            lng, lat = self.mirror.positions(self._select(principal, start, end, filters))
-        placed = ~np.isnan(lng)
-        cells = [h3.latlng_to_cell(y, x, h3_resolution) for x, y in zip(lng[placed].tolist(), lat[placed].tolist())]
-        ids, counts = np.unique(np.array(cells, dtype=object), return_counts=True) if cells else ([], np.zeros(0, np.int64))
-        return Table({"h3_cell": list(ids), "reported": np.asarray(counts, dtype=np.int64)})
+            cells = self.mirror.h3_cells(self._select(principal, start, end, filters), h3_resolution)
+        ids, counts = np.unique(cells[cells != 0], return_counts=True)
+        return Table({"h3_cell": [h3.int_to_str(int(c)) for c in ids.tolist()], "reported": counts.astype(np.int64)})
 
     def kpis(self, principal: source.Principal, *, unit: str, start: datetime, end: datetime,
              filters: Mapping[str, Sequence[str]] | None = None) -> Table:
@@ -419,6 +431,23 @@ class Analytics:
         if rated and len(areas) != 1:
             raise InvalidInput("rates per 1,000 residents or per km² need exactly one area dimension "
                                "(grid, community, street or district)")
+        plan, out, quantiles = self._count(principal, start, end, dimensions, measures, filters, jurisdiction)
+        *_, size, stride, _, _ = plan.arrays()
+        nonempty = np.flatnonzero(out[:, tally.M_REPORTED])
+        columns: dict[str, list | np.ndarray] = {}
+        for d in range(len(plan.names)):
+            if plan.names[d]:
+                codes = (nonempty // stride[d]) % size[d]
+                labels = plan.labels[d]
+                columns[plan.names[d]] = [labels[c] for c in codes.tolist()]
+        rows = out[nonempty]
+        for name in measures:
+            columns[name] = self._measure(name, rows, nonempty, quantiles, columns, areas)
+        return Table(columns)
+
+    def _count(self, principal, start, end, dimensions, measures, filters, jurisdiction):
+        """(plan, dense counts table by cell, quantiles by duration) of a query."""
+        filters = dict(filters or {})
         t_lo, t_hi, offset = self._window(start, end)
         with self.mirror.lock:
             self.mirror.catch_up()
@@ -442,17 +471,7 @@ class Analytics:
                     q = np.empty((n_cells, len(_RANKS)), np.int64)
                     tally.quantiles_by_cell(d_cells[:k], d_values[:k], n_cells, _RANKS, q)
                     quantiles[name] = q
-        nonempty = np.flatnonzero(out[:, tally.M_REPORTED])
-        columns: dict[str, list | np.ndarray] = {}
-        for d in range(len(plan.names)):
-            if plan.names[d]:
-                codes = (nonempty // stride[d]) % size[d]
-                labels = plan.labels[d]
-                columns[plan.names[d]] = [labels[c] for c in codes.tolist()]
-        rows = out[nonempty]
-        for name in measures:
-            columns[name] = self._measure(name, rows, nonempty, quantiles, columns, areas)
-        return Table(columns)
+        return plan, out, quantiles
 
     def _measure(self, name, rows, cells, quantiles, columns, areas):
         if name in COUNTS:
@@ -503,10 +522,28 @@ class Analytics:
         return self._residents
 
     def _area_residents(self, level: str) -> dict[str, int]:
-        return self._sum_over_grids(level, self._grid_residents())
+        key = ("residents", level, self.hierarchy.version_id)
+        if key not in self._area_cache:
+            self._area_cache[key] = self._sum_over_grids(level, self._grid_residents())
+        return self._area_cache[key]
+
+    def _residents_of(self, level: str, labels: list) -> tuple[np.ndarray, np.ndarray]:
+        """Residents of each area label (0: unknown) and each label's rank in code order (None
+        first), cached per dictionary size."""
+        key = ("labels", level, self.hierarchy.version_id, len(labels))
+        if key not in self._area_cache:
+            residents = self._area_residents(level)
+            people = np.array([residents.get(c, 0) for c in labels], dtype=np.float64)
+            rank = np.empty(len(labels), np.int64)
+            rank[sorted(range(len(labels)), key=lambda k: labels[k] or "")] = np.arange(len(labels))
+            self._area_cache[key] = (people, rank)
+        return self._area_cache[key]
 
     def _area_km2(self, level: str) -> dict[str, float]:
-        return self._sum_over_grids(level, self.hierarchy.area_km2)
+        key = ("km2", level, self.hierarchy.version_id)
+        if key not in self._area_cache:
+            self._area_cache[key] = self._sum_over_grids(level, self.hierarchy.area_km2)
+        return self._area_cache[key]
 
     def _sum_over_grids(self, level: str, per_grid: Mapping[str, float]) -> dict:
         """Sums of a per-grid quantity over the areas of ``level`` of the active layer version (an
