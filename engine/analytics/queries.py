@@ -195,13 +195,15 @@ class Analytics:
 
     def aggregate(self, principal: source.Principal, *, start: datetime, end: datetime,
                   dimensions: Sequence[str] = (), measures: Sequence[str] = ("reported",),
-                  filters: Mapping[str, Sequence[str]] | None = None) -> Table:
+                  filters: Mapping[str, Sequence[str]] | None = None, layer: source.GridLayer | None = None) -> Table:
         """Measures of the events reported in ``[start, end)`` by ``dimensions`` (area levels, grid
         type, category, class, source, state, stage, worker, department; time buckets hour, day,
         week (ISO), month, hour_of_day, weekday in local time), inside the caller's jurisdiction
-        and ``filters`` (dimension -> the codes kept). Only cells with events are returned."""
+        and ``filters`` (dimension -> the codes kept). Only cells with events are returned.
+        Grids are the events' present grids; communities, streets and districts are those stored
+        with the event, or with ``layer`` those of its grid in that layer version."""
         source.require_reader(principal, what="read aggregates")
-        return self._aggregate(principal, start, end, dimensions, measures, filters)
+        return self._aggregate(principal, start, end, dimensions, measures, filters, layer=layer)
 
     def trend(self, principal: source.Principal, *, start: datetime, end: datetime, measure: str = "reported",
               filters: Mapping[str, Sequence[str]] | None = None) -> Trend:
@@ -336,7 +338,7 @@ class Analytics:
         return t_lo, t_hi, offset
 
     def _plan(self, dimensions: Sequence[str], filters: Mapping[str, Sequence[str]], t_lo: int, t_hi: int,
-              offset: int) -> _Plan:
+              offset: int, hierarchy: source.Hierarchy | None = None) -> _Plan:
         plan = _Plan()
         dims = list(dimensions)
         for d in dims:
@@ -357,7 +359,7 @@ class Analytics:
                     size = int(tally.time_code(kind, t_hi - 1 + offset)) - origin + 1
                 plan.add(d, kind, 0, None, origin, [_time_label(kind, origin + k) for k in range(size)])
             else:
-                col, lut, labels = self._column(d)
+                col, lut, labels = self._column(d, hierarchy)
                 keep = filters.get(d)
                 if keep is not None:
                     keep = set(keep)
@@ -366,17 +368,25 @@ class Analytics:
         for d, keep in filters.items():
             if d in dims:
                 continue
-            col, lut, labels = self._column(d)
+            col, lut, labels = self._column(d, hierarchy)
             keep = set(keep)
             plan.add(None, tally.BY_COLUMN, col,
                      np.array([0 if v >= 0 and labels[v] in keep else -1 for v in lut.tolist()], np.int64), 0, [None])
         return plan
 
-    def _column(self, d: str) -> tuple[int, np.ndarray, list]:
+    def _column(self, d: str, hierarchy: source.Hierarchy | None = None) -> tuple[int, np.ndarray, list]:
         """The code row, the lookup table (id + 1 -> code) and the labels (code -> label) of a
-        column dimension; the last label is None (no value)."""
+        column dimension; the last label is None (no value). With ``hierarchy``, communities,
+        streets and districts are those of the event's grid in that layer version."""
         codes = self.mirror.reader.codes
         voc = self.vocabulary
+        if hierarchy is not None and d in ("community", "street", "district"):
+            level = AREA_LEVELS.index(d)
+            labels = sorted({chain[level] for chain in hierarchy.chain.values() if chain[level] is not None})
+            index = {code: k for k, code in enumerate(labels)}
+            none = len(labels)
+            lut = [none] + [index.get((hierarchy.chain.get(g) or (None,) * 4)[level], none) for g in codes["grid_code"]]
+            return 5, np.array(lut, np.int64), labels + [None]
         if d in ("grid", "community", "street", "district", "worker", "source", "category"):
             col = {"category": 0, "source": 2, "worker": 4, "grid": 5, "community": 6, "street": 7, "district": 8}[d]
             name = {"category": "category_code", "source": "source", "worker": "worker_id", "grid": "grid_code",
@@ -420,7 +430,8 @@ class Analytics:
 
     # ------------------------------------------------------------------ running
 
-    def _aggregate(self, principal, start, end, dimensions, measures, filters, *, jurisdiction: bool = True) -> Table:
+    def _aggregate(self, principal, start, end, dimensions, measures, filters, *, jurisdiction: bool = True,
+                   layer: source.GridLayer | None = None) -> Table:
         filters = dict(filters or {})
         measures = list(measures)
         for m in measures:
@@ -431,7 +442,9 @@ class Analytics:
         if rated and len(areas) != 1:
             raise InvalidInput("rates per 1,000 residents or per km² need exactly one area dimension "
                                "(grid, community, street or district)")
-        plan, out, quantiles = self._count(principal, start, end, dimensions, measures, filters, jurisdiction)
+        hierarchy = None if layer is None else source.Hierarchy(layer)
+        plan, out, quantiles = self._count(principal, start, end, dimensions, measures, filters, jurisdiction,
+                                           hierarchy)
         *_, size, stride, _, _ = plan.arrays()
         nonempty = np.flatnonzero(out[:, tally.M_REPORTED])
         columns: dict[str, list | np.ndarray] = {}
@@ -445,14 +458,14 @@ class Analytics:
             columns[name] = self._measure(name, rows, nonempty, quantiles, columns, areas)
         return Table(columns)
 
-    def _count(self, principal, start, end, dimensions, measures, filters, jurisdiction):
+    def _count(self, principal, start, end, dimensions, measures, filters, jurisdiction, hierarchy=None):
         """(plan, dense counts table by cell, quantiles by duration) of a query."""
         filters = dict(filters or {})
         t_lo, t_hi, offset = self._window(start, end)
         with self.mirror.lock:
             self.mirror.catch_up()
             now_us = int(source.to_us(self.clock()))
-            plan = self._plan(dimensions, filters, t_lo, t_hi, offset)
+            plan = self._plan(dimensions, filters, t_lo, t_hi, offset, hierarchy)
             *_, size, stride, _, n_cells = plan.arrays()
             if n_cells > MAX_CELLS:
                 raise InvalidInput(f"the query has {n_cells:,} cells (the product of its dimensions' sizes); at most "

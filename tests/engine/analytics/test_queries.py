@@ -147,3 +147,21 @@ def test_buckets_are_local_days_at_three_in_the_morning(tmp_path):
     assert utc.columns["day"] == ["2026-03-10"]
     analytics.close()
     w.intake.close()
+
+
+def test_areas_of_another_layer_version(world):
+    """A version that moves grid (1, 1) to the other street counts its events there."""
+    w, analytics = world
+    moved = grid_code(1, 1)
+    codes = [grid_code(i, j) for j in range(SIDE) for i in range(SIDE)]
+    street = {c: ("440307002" if c == moved else c[:9]) for c in codes}
+    boxes = [shapely.box(LNG0 + i * STEP, LAT0 + j * STEP, LNG0 + (i + 1) * STEP, LAT0 + (j + 1) * STEP)
+             for j in range(SIDE) for i in range(SIDE)]
+    layer = GridLayer.from_geometries(boxes, {
+        "grid_code": codes, "community_code": [street[c] + c[9:12] for c in codes],
+        "street_code": [street[c] for c in codes], "district_code": ["440307"] * len(codes)}, version_id="v2")
+    stored = {r["street"]: r["reported"] for r in analytics.aggregate(DASHBOARD, dimensions=("street",), **window(w)).rows()}
+    v2 = {r["street"]: r["reported"] for r in
+          analytics.aggregate(DASHBOARD, dimensions=("street",), layer=layer, **window(w)).rows()}
+    assert stored == {"440307001": 8, "440307002": 8}
+    assert v2 == {"440307001": 7, "440307002": 9}
