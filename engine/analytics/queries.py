@@ -212,11 +212,9 @@ class Analytics:
         source.require_reader(principal, what="read trends")
         if measure not in COUNTS:
             raise InvalidInput(f"a trend is of a count: {', '.join(COUNTS)}")
-        values = []
-        for a, b in (( start, end), (start - (end - start), start), (_year_before(start), _year_before(end))):
-            table = self._aggregate(principal, a, b, (), (measure,), filters)
-            values.append(int(table.columns[measure][0]) if len(table) else 0)
-        return Trend(measure, *values)
+        windows = [(start, end), (start - (end - start), start), (_year_before(start), _year_before(end))]
+        _, outs, _ = self._count(principal, windows, (), (measure,), filters, True)
+        return Trend(measure, *(int(out[0, COUNTS[measure]]) for out in outs))
 
     def top_areas(self, principal: source.Principal, *, level: str, start: datetime, end: datetime, by: str = "count",
                   n: int = 20, measure: str = "reported",
@@ -234,20 +232,11 @@ class Analytics:
             raise InvalidInput(f"n must be 1-{MAX_TOP}")
         if measure not in COUNTS:
             raise InvalidInput(f"rank by a count: {', '.join(COUNTS)}")
-        with self.mirror.lock:
-            plan, now, _ = self._count(principal, start, end, (level,), (measure,), filters, True)
-            _, before, _ = self._count(principal, start - (end - start), start, (level,), (measure,), filters, True)
+        plan, (now, before), _ = self._count(principal, [(start, end), (start - (end - start), start)], (level,),
+                                             (measure,), filters, True)
         labels = plan.labels[0]
-        width = max(len(now), len(before))
-        count = np.zeros(width, np.int64)
-        count[: len(now)] = now[:, COUNTS[measure]]
-        previous = np.zeros(width, np.int64)
-        previous[: len(before)] = before[:, COUNTS[measure]]
-        if len(labels) < width:  # codes first seen by the second count
-            labels = self._column(level)[2]
-        reported = np.zeros(width, np.int64)
-        reported[: len(now)] = now[:, tally.M_REPORTED]
-        keep = np.flatnonzero(reported)
+        count, previous = now[:, COUNTS[measure]], before[:, COUNTS[measure]]
+        keep = np.flatnonzero(now[:, tally.M_REPORTED])
         people, code_rank = self._residents_of(level, labels)
         people, names = people[keep], code_rank[keep]
         count, previous = count[keep], previous[keep]
@@ -443,8 +432,8 @@ class Analytics:
             raise InvalidInput("rates per 1,000 residents or per km² need exactly one area dimension "
                                "(grid, community, street or district)")
         hierarchy = None if layer is None else source.Hierarchy(layer)
-        plan, out, quantiles = self._count(principal, start, end, dimensions, measures, filters, jurisdiction,
-                                           hierarchy)
+        plan, [out], [quantiles] = self._count(principal, [(start, end)], dimensions, measures, filters,
+                                               jurisdiction, hierarchy)
         *_, size, stride, _, _ = plan.arrays()
         nonempty = np.flatnonzero(out[:, tally.M_REPORTED])
         columns: dict[str, list | np.ndarray] = {}
@@ -458,33 +447,38 @@ class Analytics:
             columns[name] = self._measure(name, rows, nonempty, quantiles, columns, areas)
         return Table(columns)
 
-    def _count(self, principal, start, end, dimensions, measures, filters, jurisdiction, hierarchy=None):
-        """(plan, dense counts table by cell, quantiles by duration) of a query."""
+    def _count(self, principal, windows, dimensions, measures, filters, jurisdiction, hierarchy=None):
+        """(plan, [dense counts table by cell], [quantiles by duration]) of a query over one or more
+        windows ``[(start, end), …]`` (more than one only without time dimensions), counted at one
+        catch-up with one plan."""
         filters = dict(filters or {})
-        t_lo, t_hi, offset = self._window(start, end)
+        bounds = [self._window(start, end) for start, end in windows]
         with self.mirror.lock:
             self.mirror.catch_up()
             now_us = int(source.to_us(self.clock()))
-            plan = self._plan(dimensions, filters, t_lo, t_hi, offset, hierarchy)
+            plan = self._plan(dimensions, filters, *bounds[0], hierarchy)
             *_, size, stride, _, n_cells = plan.arrays()
             if n_cells > MAX_CELLS:
                 raise InvalidInput(f"the query has {n_cells:,} cells (the product of its dimensions' sizes); at most "
                                    f"{MAX_CELLS:,}: narrow the window, the buckets or the dimensions")
             m = self.mirror
-            rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
-            out = np.zeros((n_cells, tally.N_MEASURES), dtype=np.int64)
-            tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us, now_us, out)
-            quantiles = {}
-            for name, which in DURATIONS.items():
-                if any(x in measures for x in (f"{name}_p50", f"{name}_p90")):
-                    d_cells = np.empty(len(rows), np.int64)
-                    d_values = np.empty(len(rows), np.int64)
-                    k = tally.collect_durations(rows, cells, m.codes, m.flags, m.close_us, m.stage_us, which,
-                                                d_cells, d_values)
-                    q = np.empty((n_cells, len(_RANKS)), np.int64)
-                    tally.quantiles_by_cell(d_cells[:k], d_values[:k], n_cells, _RANKS, q)
-                    quantiles[name] = q
-        return plan, out, quantiles
+            outs, quantiles = [], []
+            for t_lo, t_hi, offset in bounds:
+                rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
+                out = np.zeros((n_cells, tally.N_MEASURES), dtype=np.int64)
+                tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us, now_us, out)
+                outs.append(out)
+                quantiles.append({})
+                for name, which in DURATIONS.items():
+                    if any(x in measures for x in (f"{name}_p50", f"{name}_p90")):
+                        d_cells = np.empty(len(rows), np.int64)
+                        d_values = np.empty(len(rows), np.int64)
+                        k = tally.collect_durations(rows, cells, m.codes, m.flags, m.close_us, m.stage_us, which,
+                                                    d_cells, d_values)
+                        q = np.empty((n_cells, len(_RANKS)), np.int64)
+                        tally.quantiles_by_cell(d_cells[:k], d_values[:k], n_cells, _RANKS, q)
+                        quantiles[-1][name] = q
+        return plan, outs, quantiles
 
     def _measure(self, name, rows, cells, quantiles, columns, areas):
         if name in COUNTS:

@@ -11,6 +11,7 @@ import tempfile
 from datetime import datetime, timedelta
 
 import h3
+import pytest
 import hypothesis.strategies as st
 import shapely
 from hypothesis import HealthCheck, settings
@@ -229,3 +230,11 @@ AnalyticsMatchesSql.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 TestAnalyticsMatchesSql = AnalyticsMatchesSql.TestCase
+
+
+@pytest.mark.slow
+class TestAnalyticsMatchesSqlLonger(AnalyticsMatchesSql.TestCase):
+    """The same with more and longer runs (``pytest -m slow``)."""
+
+    settings = settings(max_examples=80, stateful_step_count=60, deadline=None,
+                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
