@@ -21,6 +21,7 @@ returned counts it.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Sequence
@@ -161,13 +162,12 @@ class Analytics:
     def __init__(self, data_dir, *, layer: source.GridLayer, taxonomy: source.Taxonomy | None = None,
                  schedule: source.WorkSchedule | None = None, population: PopulationProvider | None = None,
                  config: AnalyticsConfig | None = None, clock: source.Clock | None = None):
-        import time
-
         self.config = config or AnalyticsConfig()
         self.vocabulary = source.Vocabulary(taxonomy or source.load_taxonomy())
         self.clock = clock or source.system_clock
         self.population = population
         self.hierarchy = source.Hierarchy(layer)
+        self._follow = None
         self._residents: dict[str, int] | None = None
         self._area_cache: dict[tuple, dict] = {}
         self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule())
@@ -177,9 +177,12 @@ class Analytics:
 
     @classmethod
     def for_intake(cls, intake, data_dir, **kw) -> "Analytics":
-        """Analytics over an intake's store, with its layer, taxonomy, work schedule and clock."""
-        return cls(data_dir, layer=intake.layer, taxonomy=intake.taxonomy, schedule=intake.config.schedule,
-                   clock=intake.clock, **kw)
+        """Analytics over an intake's store, with its taxonomy, work schedule and clock, following
+        the layer version it places reports on (grid types, areas and populations of parents)."""
+        analytics = cls(data_dir, layer=intake.layer, taxonomy=intake.taxonomy, schedule=intake.config.schedule,
+                        clock=intake.clock, **kw)
+        analytics._follow = intake
+        return analytics
 
     def use_layer(self, layer: source.GridLayer) -> None:
         """Areas (grid types, areas, populations of parents) follow another layer version."""
@@ -265,7 +268,7 @@ class Analytics:
         import h3
 
         with self.mirror.lock:
-            self.mirror.catch_up()
+            self._sync()
             cells = self.mirror.h3_cells(self._select(principal, start, end, filters), h3_resolution)
         ids, counts = np.unique(cells[cells != 0], return_counts=True)
         return Table({"h3_cell": [h3.int_to_str(int(c)) for c in ids.tolist()], "reported": counts.astype(np.int64)})
@@ -309,8 +312,18 @@ class Analytics:
         return Table(columns)
 
     def refresh(self) -> bool:
-        """Catch up with the store now (every query does it first anyway)."""
-        return self.mirror.catch_up()
+        """Catch up with the store now (every query does it first anyway); returns whether
+        anything changed (a big screen's tallies poll this)."""
+        with self.mirror.lock:
+            return self._sync()
+
+    def _sync(self) -> bool:
+        """Catch up with the store and, when following an intake, with its layer version."""
+        changed = self.mirror.catch_up()
+        if self._follow is not None and self._follow.layer.version_id != self.hierarchy.version_id:
+            self.use_layer(self._follow.layer)
+            changed = True
+        return changed
 
     # ------------------------------------------------------------------ planning
 
@@ -454,7 +467,7 @@ class Analytics:
         filters = dict(filters or {})
         bounds = [self._window(start, end) for start, end in windows]
         with self.mirror.lock:
-            self.mirror.catch_up()
+            self._sync()
             now_us = int(source.to_us(self.clock()))
             plan = self._plan(dimensions, filters, *bounds[0], hierarchy)
             *_, size, stride, _, n_cells = plan.arrays()

@@ -29,7 +29,7 @@ from citygrid.engine.layers import GridLayer  # noqa: F401 - re-exported for the
 from citygrid.engine.lifecycle import State
 from citygrid.engine.principals import Principal, Role  # noqa: F401 - re-exported for the wing
 from citygrid.engine.taxonomy import Taxonomy, load_taxonomy  # noqa: F401 - re-exported for the wing
-from citygrid.engine.worktime import DEFAULT_TIMEZONE, WorkSchedule, from_us, to_us  # noqa: F401
+from citygrid.engine.worktime import WorkSchedule, from_us, to_us
 from citygrid.kernels import tally
 
 #: State codes of the mirror, in the order the kernels know them.

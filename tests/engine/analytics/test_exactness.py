@@ -129,8 +129,7 @@ class AnalyticsMatchesSql(RuleBasedStateMachine):
     def activate(self, name):
         layer = self.layers[name]
         self.intake.use_layer(AssignerLocator.for_layer(layer))
-        self.intake.regrid_open_events(SUPERVISOR)
-        self.analytics.use_layer(layer)
+        self.intake.regrid_open_events(SUPERVISOR)  # the analytics follows the intake's layer by itself
         self.oracle.use_layer(layer)
 
     @rule(minutes=st.sampled_from([5, 90, 600, 3000]))

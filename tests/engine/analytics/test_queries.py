@@ -96,8 +96,7 @@ def test_rates_per_resident_and_km2(tmp_path):
         "grid_code": codes, "community_code": [c[:12] for c in codes], "street_code": [c[:9] for c in codes],
         "district_code": ["440307"] * len(codes), "area_m2": [250_000.0] * len(codes)}, version_id="areas")
     people = StaticPopulation({code: 400 for code in codes})
-    analytics = Analytics.for_intake(w.intake, tmp_path, population=people)
-    analytics.use_layer(layer)
+    analytics = Analytics(tmp_path, layer=layer, population=people, clock=w.intake.clock)
     rows = {r["community"]: r for r in analytics.aggregate(
         DASHBOARD, dimensions=("community",), measures=("reported", "reported_per_1000_residents", "reported_per_km2"),
         **window(w)).rows()}
