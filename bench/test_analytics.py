@@ -39,11 +39,13 @@ from analytics_data import flat_table, scaled_events, write_store
 from citygrid.engine.analytics.population import ResidentsFile
 from citygrid.engine.analytics.queries import Analytics
 from citygrid.engine.database import database_path
-from citygrid.engine.events import SqliteEventStore, read_reports
-from citygrid.engine.intake import AssignerLocator, Intake, read_buildings
-from citygrid.engine.principals import Principal, Role
-from citygrid.engine.taxonomy import load_taxonomy
-from citygrid.engine.workers import read_workers
+from citygrid.engine.cases.model import read_reports
+from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.cases.intake import Intake
+from citygrid.engine.cases.locator import AssignerLocator, read_buildings
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.cases.taxonomy import load_taxonomy
+from citygrid.engine.dispatch.workers import read_workers
 
 N_EVENTS = int(float(os.environ.get("CITYGRID_BENCH_ANALYTICS_EVENTS", "1e6")))
 ADMIN = Principal("bench", Role.ADMIN)
@@ -55,7 +57,7 @@ RESULTS: dict[str, dict] = {}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from citygrid.engine.demo import generate_demo
-    from citygrid.engine.sources import read_layer
+    from citygrid.engine.layers.sources import read_layer
 
     keep = os.environ.get("CITYGRID_BENCH_ANALYTICS_DIR")
     root = Path(keep) / f"n{N_EVENTS}" if keep else tmp_path_factory.mktemp("bench-analytics")

@@ -21,15 +21,15 @@ from typing import Sequence
 
 import numpy as np
 
-from citygrid.engine.clock import Clock, system_clock  # noqa: F401 - re-exported for the wing
 from citygrid.engine.database import connect, database_path
 from citygrid.engine.errors import Forbidden
-from citygrid.engine.jurisdiction import CHAIN_COLUMNS
-from citygrid.engine.layers import GridLayer  # noqa: F401 - re-exported for the wing
-from citygrid.engine.lifecycle import State
-from citygrid.engine.principals import Principal, Role  # noqa: F401 - re-exported for the wing
-from citygrid.engine.taxonomy import Taxonomy, load_taxonomy  # noqa: F401 - re-exported for the wing
-from citygrid.engine.worktime import WorkSchedule, from_us, to_us
+from citygrid.engine.access.principals import Principal, Role  # noqa: F401 - re-exported for the wing
+from citygrid.engine.cases.lifecycle import State
+from citygrid.engine.cases.taxonomy import Taxonomy, load_taxonomy  # noqa: F401 - re-exported for the wing
+from citygrid.engine.dispatch.worktime import WorkSchedule
+from citygrid.engine.hierarchy import CODE_COLUMNS as CHAIN_COLUMNS
+from citygrid.engine.layers.layer import GridLayer  # noqa: F401 - re-exported for the wing
+from citygrid.engine.times import Clock, from_us, system_clock, to_us  # noqa: F401 - re-exported for the wing
 from citygrid.kernels import tally
 
 #: State codes of the mirror, in the order the kernels know them.

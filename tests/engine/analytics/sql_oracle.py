@@ -10,7 +10,7 @@ import sqlite3
 from datetime import date
 
 from citygrid.engine.database import database_path
-from citygrid.engine.worktime import to_us
+from citygrid.engine.times import to_us
 
 LOCAL = "'+8 hours'"
 _T = f"occurred_at / 1000000, 'unixepoch', {LOCAL}"

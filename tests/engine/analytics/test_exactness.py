@@ -24,14 +24,16 @@ from sql_oracle import Oracle, close, nearest_rank
 
 from citygrid.engine.analytics.config import RATES, AnalyticsConfig
 from citygrid.engine.analytics.queries import COUNTS, DURATIONS, Analytics
-from citygrid.engine.clock import ManualClock
+from citygrid.engine.times import ManualClock
 from citygrid.engine.errors import CityGridError
-from citygrid.engine.events import EventFilter, EventReport, SqliteEventStore
-from citygrid.engine.intake import AssignerLocator, Intake
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.lifecycle import Action, State
-from citygrid.engine.principals import Principal, Role
-from citygrid.engine.workers import Worker
+from citygrid.engine.cases.model import EventFilter, EventReport
+from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.cases.intake import Intake
+from citygrid.engine.cases.locator import AssignerLocator
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.cases.lifecycle import Action, State
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.dispatch.workers import Worker
 
 START = datetime(2026, 3, 6, 16, 30, tzinfo=CST)  # a Friday afternoon: nights, a weekend, Monday
 CATEGORIES = ("0101", "0102", "0501", "1001")

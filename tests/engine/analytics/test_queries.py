@@ -14,8 +14,8 @@ from citygrid.engine.analytics.config import AnalyticsConfig
 from citygrid.engine.analytics.population import StaticPopulation
 from citygrid.engine.analytics.queries import MAX_CELLS, Analytics
 from citygrid.engine.errors import Forbidden, InvalidInput
-from citygrid.engine.layers import GridLayer
-from citygrid.engine.principals import Principal, Role
+from citygrid.engine.layers.layer import GridLayer
+from citygrid.engine.access.principals import Principal, Role
 
 DASHBOARD = Principal("大屏", Role.DASHBOARD)
 STREET1 = Principal("街道大屏", Role.DASHBOARD, ("440307001",))
