@@ -3,7 +3,6 @@ Arrow IPC, memory-mapped on load; build time and size on the demo district and t
 
 from __future__ import annotations
 
-import time
 
 import h3
 import numpy as np
@@ -134,15 +133,10 @@ def test_h3_resolution_is_checked_and_huge_covers_refused(small_layer):
 
 
 @pytest.mark.parametrize("which", ["demo", "tracts"])
-def test_build_time_and_size(request, small_layer, which):
-    """The goal is under 10 s for the demo district; figures are printed for the report."""
-    build_index(small_layer)  # compile (or load) the kernels first
+def test_index_size(request, which):
+    """The index of the demo district and of the NYC tracts stays under 100 MB. Its build time is a
+    figure of bench/test_locate.py::test_index_build (beside shapely's STRtree), not asserted here."""
     layer = request.getfixturevalue("demo_layer" if which == "demo" else "tracts")
-    started = time.perf_counter()
-    index = build_index(layer)
-    seconds = time.perf_counter() - started
-    figures = index.describe()
-    print(f"\n{which}: build {seconds:.2f} s, {figures['nbytes'] / 1e6:.1f} MB "
-          f"(locate {figures['locate_nbytes'] / 1e6:.1f} MB), {figures}")
-    assert seconds < (10.0 if which == "demo" else 20.0)
+    figures = build_index(layer).describe()
+    print(f"\n{which}: {figures['nbytes'] / 1e6:.1f} MB (locate {figures['locate_nbytes'] / 1e6:.1f} MB), {figures}")
     assert figures["nbytes"] < 100e6
