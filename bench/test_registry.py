@@ -186,8 +186,8 @@ def test_lookup_by_code(benchmark, loaded, what):
     peer = _latencies(select, codes)
     # the thread's CPU time per call: what a call costs without the waits of a shared machine (a
     # call preempted by another process's turn on the 2 cores waits milliseconds, wall clock)
-    cpu = _cpu_latencies(lookup, codes)
-    peer_cpu = _cpu_latencies(select, codes)
+    cpu = _latencies(lookup, codes, clock=time.thread_time)
+    peer_cpu = _latencies(select, codes, clock=time.thread_time)
     RESULTS[f"lookup {what}"] = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                                  "cpu_p99_ms": float(np.percentile(cpu, 99)),
                                  "sqlite_select_p50_ms": float(np.percentile(peer, 50)),
@@ -219,16 +219,6 @@ def _bare_insert(root) -> tuple[int, float]:
     conn.close()
     os.remove(root / "bare.sqlite3")
     return table.num_rows, seconds
-
-
-def _cpu_latencies(fn, items) -> np.ndarray:
-    """Per call, the calling thread's CPU milliseconds."""
-    out = np.empty(len(items))
-    for k, item in enumerate(items):
-        t0 = time.thread_time_ns()
-        fn(item)
-        out[k] = time.thread_time_ns() - t0
-    return out / 1e6
 
 
 PEER_SQL = """

@@ -123,17 +123,22 @@ def local_us(t_us: np.ndarray, timezone_name: str) -> np.ndarray:
     tz = ZoneInfo(timezone_name)
     order = np.argsort(t_us, kind="stable")
     sorted_us = t_us[order]
-    month = sorted_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
-    offsets = np.empty(len(sorted_us), dtype=np.int64)
-    bounds = np.flatnonzero(np.diff(month)) + 1
-    for lo, hi in _runs(bounds, len(sorted_us)):
-        first, last = (_utc_offset_us(int(sorted_us[i]), tz) for i in (lo, hi - 1))
-        if first == last:
-            offsets[lo:hi] = first
-        else:
-            offsets[lo:hi] = [_utc_offset_us(int(t), tz) for t in sorted_us[lo:hi]]
+    offsets = offsets_by_month(sorted_us, lambda t: _utc_offset_us(t, tz))
     out = np.empty_like(t_us)
     out[order] = sorted_us + offsets
+    return out
+
+
+def offsets_by_month(sorted_us: np.ndarray, offset_of: Callable[[int], int]) -> np.ndarray:
+    """``offset_of(t)`` for each of the sorted microsecond times: one lookup at each end of a calendar
+    month whose offset does not change between them, and time by time only in months where it does
+    (a DST transition)."""
+    month = sorted_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
+    out = np.empty(len(sorted_us), dtype=np.int64)
+    bounds = np.flatnonzero(np.diff(month)) + 1
+    for lo, hi in _runs(bounds, len(sorted_us)):
+        first, last = offset_of(int(sorted_us[lo])), offset_of(int(sorted_us[hi - 1]))
+        out[lo:hi] = first if first == last else [offset_of(int(t)) for t in sorted_us[lo:hi]]
     return out
 
 

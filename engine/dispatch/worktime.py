@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from citygrid.engine.errors import InvalidInput
-from citygrid.engine.times import US_PER_MINUTE, _from_us, _runs, to_us
+from citygrid.engine.times import US_PER_MINUTE, _from_us, offsets_by_month, to_us
 
 DEFAULT_PERIODS = ("08:00-12:00", "14:00-18:00")
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -251,18 +251,8 @@ def _as_days(dates: Iterable[date]) -> np.ndarray:
 
 
 def _utc_offsets_us(local_us: np.ndarray, tz: ZoneInfo) -> np.ndarray:
-    """The zone's UTC offset (µs) at each local wall time (sorted). Months whose offset does not
-    change take one lookup; only months with a transition (DST) are looked up time by time."""
-    month = local_us.astype("datetime64[us]").astype("datetime64[M]")
-    out = np.empty(len(local_us), dtype=np.int64)
-    bounds = np.flatnonzero(np.diff(month.astype(np.int64))) + 1
-    for lo, hi in _runs(bounds, len(local_us)):
-        first, last = (_offset_us(int(local_us[i]), tz) for i in (lo, hi - 1))
-        if first == last:
-            out[lo:hi] = first
-        else:
-            out[lo:hi] = [_offset_us(int(t), tz) for t in local_us[lo:hi]]
-    return out
+    """The zone's UTC offset (µs) at each local wall time (sorted)."""
+    return offsets_by_month(local_us, lambda t: _offset_us(t, tz))
 
 
 def _offset_us(local_us: int, tz: ZoneInfo) -> int:
