@@ -18,6 +18,32 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CITYGRID_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def pytest_configure(config) -> None:
+    """Under Debian's ``faketime`` (``faketime '2026-12-06 19:05:00' pytest``), run the suite again
+    with the same shifted wall clock through the ``libfaketime`` build from PyPI, which fakes only
+    the clock reads. Debian's 0.9.10 build also shifts the monotonic deadlines of the C library's
+    waits, so a ``Condition.wait(timeout)`` sleeps for the whole shift (hours) and ``time.sleep``
+    fails with EINVAL when monotonic is left unshifted (see tests/at_any_hour.sh); the shifted
+    wall clock, which is all the tests' time handling reads, stays the one asked for."""
+    preload = os.environ.get("LD_PRELOAD", "")
+    if "faketime" not in preload or os.environ.get("CITYGRID_FAKETIME_REEXEC"):
+        return
+    import importlib.util
+    import sys
+
+    spec = importlib.util.find_spec("libfaketime")
+    if spec is None:
+        raise pytest.UsageError("under faketime the suite needs the libfaketime package from PyPI "
+                                "(pip install libfaketime); see tests/at_any_hour.sh")
+    library = Path(spec.origin).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+    env = {k: v for k, v in os.environ.items() if k != "FAKETIME_SHARED"}
+    env.update(LD_PRELOAD=str(library), FAKETIME_DONT_FAKE_MONOTONIC="1", CITYGRID_FAKETIME_REEXEC="1")
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.stop_global_capturing()  # give the new process the terminal, not pytest's capture files
+    os.execve(sys.executable, sys.orig_argv, env)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
