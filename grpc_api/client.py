@@ -24,7 +24,7 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc, job_pb2, job_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
+from citygrid.grpc_api._pb import analytics_pb2, analytics_pb2_grpc, grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc, job_pb2, job_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
 
 #: Bytes per UploadLayer chunk message.
 UPLOAD_CHUNK_BYTES = 1 << 20
@@ -88,6 +88,7 @@ class CityGridClient:
         self.tokens = token_pb2_grpc.TokenServiceStub(self.channel)
         self.intake = intake_pb2_grpc.IntakeServiceStub(self.channel)
         self.jobs = job_pb2_grpc.JobServiceStub(self.channel)
+        self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
         self._assign_points_raw = self.channel.unary_unary(
             "/citygrid.v1.GridService/AssignPoints",
@@ -265,6 +266,51 @@ class CityGridClient:
     def resume_job(self, job_id: str) -> job_pb2.Job:
         return self._call(self.jobs.ResumeJob, job_pb2.JobRequest(job_id=job_id))
 
+    # ------------------------------------------------------------------ analytics
+
+    def aggregate(self, start: datetime, end: datetime, *, dimensions: Iterable[str] = (),
+                  measures: Iterable[str] = ("reported",), filters: dict[str, Iterable[str]] | None = None,
+                  bucket: str = "", arrow: bool = False):
+        """Measures of the events reported in ``[start, end)`` by dimensions (and a time ``bucket``),
+        inside the token's jurisdiction, as a ``pyarrow.Table`` (``arrow``: sent as Arrow IPC bytes
+        whatever its size)."""
+        request = analytics_pb2.AggregateRequest(
+            window=_window(start, end), dimensions=list(dimensions), measures=list(measures),
+            filters=_filters(filters), bucket=bucket, format=_format(arrow))
+        return table_of(self._call(self.analytics.Aggregate, request))
+
+    def trend(self, start: datetime, end: datetime, *, measure: str = "reported",
+              filters: dict[str, Iterable[str]] | None = None) -> analytics_pb2.TrendResponse:
+        return self._call(self.analytics.Trend, analytics_pb2.TrendRequest(
+            window=_window(start, end), measure=measure, filters=_filters(filters)))
+
+    def top_areas(self, start: datetime, end: datetime, *, level: str = "grid", by: str = "count", n: int = 20,
+                  measure: str = "reported", filters: dict[str, Iterable[str]] | None = None) -> list:
+        """``AreaRank`` messages, first first."""
+        response = self._call(self.analytics.TopAreas, analytics_pb2.TopAreasRequest(
+            window=_window(start, end), level=level, by=by, n=n, measure=measure, filters=_filters(filters)))
+        return list(response.areas)
+
+    def heatmap(self, start: datetime, end: datetime, *, h3_resolution: int | None = None,
+                filters: dict[str, Iterable[str]] | None = None, arrow: bool = False):
+        """Events per grid (or per H3 cell) as a ``pyarrow.Table``."""
+        return table_of(self._call(self.analytics.Heatmap, analytics_pb2.HeatmapRequest(
+            window=_window(start, end), h3_resolution=h3_resolution, filters=_filters(filters), format=_format(arrow))))
+
+    def kpis(self, start: datetime, end: datetime, *, unit: str = "worker",
+             filters: dict[str, Iterable[str]] | None = None, arrow: bool = False):
+        """KPIs (rates, minutes per stage, score, grade) per unit as a ``pyarrow.Table``."""
+        return table_of(self._call(self.analytics.Kpis, analytics_pb2.KpisRequest(
+            window=_window(start, end), unit=unit, filters=_filters(filters), format=_format(arrow))))
+
+    def watch_tallies(self, level: str = "grid", *, since: datetime | None = None, interval_seconds: float = 0.0,
+                      filters: dict[str, Iterable[str]] | None = None,
+                      timeout: float | None = None) -> Iterator[analytics_pb2.TalliesUpdate]:
+        """Per-area counts: every area first, then the areas that changed, checked every interval."""
+        return self.analytics.WatchTallies(analytics_pb2.WatchTalliesRequest(
+            level=level, since=_timestamp(since), interval_seconds=interval_seconds, filters=_filters(filters)),
+            metadata=self.metadata, timeout=timeout)
+
     # ------------------------------------------------------------------ health
 
     def health(self, service: str = "") -> str:
@@ -296,6 +342,32 @@ def _varint(value: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+def table_of(message: analytics_pb2.Table):
+    """An AnalyticsService table (columns or Arrow IPC bytes) as a ``pyarrow.Table``."""
+    import pyarrow as pa
+
+    if message.arrow_ipc:
+        return pa.ipc.open_stream(message.arrow_ipc).read_all()
+    columns = {}
+    for column in message.columns:
+        kind = column.WhichOneof("values")
+        values = list(getattr(column, kind).values) if kind else []
+        columns[column.name] = pa.array(values, {"strings": pa.string(), "ints": pa.int64(),
+                                                 "doubles": pa.float64()}.get(kind, pa.null()))
+    return pa.table(columns) if columns else pa.table({})
+
+
+def _window(start: datetime, end: datetime) -> analytics_pb2.Window:
+    return analytics_pb2.Window(start=_timestamp(start), end=_timestamp(end))
+
+
+def _filters(filters: dict[str, Iterable[str]] | None) -> list[analytics_pb2.Filter]:
+    return [analytics_pb2.Filter(dimension=d, codes=list(codes)) for d, codes in (filters or {}).items()]
+
+
+def _format(arrow: bool) -> int:
+    return analytics_pb2.ANSWER_FORMAT_ARROW if arrow else analytics_pb2.ANSWER_FORMAT_AUTO
 
 
 def _crs(name: str) -> int:

@@ -1,6 +1,7 @@
-"""Server configuration: a TOML file's ``[server]`` table (this module) and ``[intake]`` table (the
-engine's :class:`~citygrid.engine.cases.settings.IntakeSettings`, which parses it); the command line
-overrides some ``[server]`` keys.
+"""Server configuration: a TOML file's ``[server]`` table (this module), ``[intake]`` table (the
+engine's :class:`~citygrid.engine.cases.settings.IntakeSettings`, which parses it) and ``[analytics]``
+table (:class:`~citygrid.engine.analytics.config.AnalyticsConfig`); the command line overrides some
+``[server]`` keys.
 
 Example ``citygrid.toml`` (every key optional; these are the defaults but for the paths, the token and
 clock_start)::
@@ -57,6 +58,24 @@ clock_start)::
     departments = ["消防"]             # who may take it
     skill = "08"                      # optional: a skill they need
 
+    [analytics]                       # AnalyticsService's KPIs (考核) and buckets (:class:`AnalyticsConfig`)
+    timezone = "Asia/Shanghai"        # local time of day, week and month buckets, hours of day, weekdays
+    [analytics.weights]               # each rate's weight in the composite score (0-100); >= 0, not all 0
+    on_time_disposal = 0.4            # 按期处置率: handled_on_time / handled
+    closure = 0.3                     # 结案率: closed / registered
+    rework = 0.15                     # 返工率 (counted as 1 - rate): reworked / closed
+    timely_dispatch = 0.15            # 及时派遣率: dispatched_on_time / dispatched
+    [analytics.grades]                # the least score of each grade, falling from A to D; below D: E
+    A = 90
+    B = 75
+    C = 60
+    D = 40
+    [analytics.denominators]          # each rate's denominator (the first listed is the default)
+    on_time_disposal = "handled"      # or "dispatched"
+    closure = "registered"            # or "reported", "dispatched"
+    rework = "closed"                 # or "handled"
+    timely_dispatch = "dispatched"    # or "registered"
+
 Relative paths (``data_dir``, ``tls_*``, ``*_file``) are taken from the config file's folder. A round-the-clock
 schedule is ``working_hours = ["00:00-24:00"]`` with a calendar file of ``{"weekend": []}``.
 
@@ -67,6 +86,9 @@ schedule is ``working_hours = ["00:00-24:00"]`` with a calendar file of ``{"week
 >>> intake = config.intake.intake_config
 >>> intake.duplicates.distance_m, intake.duplicates.window_minutes, intake.max_hops, config.intake.clock_interval
 (10.0, 1440.0, 2, 5.0)
+>>> config = ServerConfig.from_toml('[analytics.weights]\\nrework = 0\\n[analytics.grades]\\nA = 95')
+>>> config.analytics.weights["rework"], config.analytics.grade(92.0)
+(0.0, 'B')
 """
 
 
@@ -78,6 +100,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from citygrid.engine.analytics.config import AnalyticsConfig
 from citygrid.engine.cases.settings import IntakeSettings
 from citygrid.engine.errors import InvalidInput, NotFound
 from citygrid.engine.files import file_path
@@ -85,7 +108,7 @@ from citygrid.engine.files import file_path
 #: Bytes of a message besides the point arrays (headers, other fields), with room to spare.
 MESSAGE_OVERHEAD_BYTES = 1 << 20
 #: The tables of a config file.
-TABLES = ("server", "intake")
+TABLES = ("server", "intake", "analytics")
 
 
 @dataclass(frozen=True)
@@ -110,6 +133,8 @@ class ServerConfig:
     ray_num_cpus: int | None = None
     #: The ``[intake]`` table.
     intake: IntakeSettings = field(default_factory=IntakeSettings)
+    #: The ``[analytics]`` table.
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
     def __post_init__(self):
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -141,7 +166,7 @@ class ServerConfig:
 
     @classmethod
     def from_toml(cls, text: bytes | str, *, base: Path | None = None) -> "ServerConfig":
-        """Parse the ``[server]`` and ``[intake]`` tables; relative paths are taken from ``base`` (the
+        """Parse the ``[server]``, ``[intake]`` and ``[analytics]`` tables; relative paths are taken from ``base`` (the
         file's folder)."""
         try:
             doc = tomllib.loads(text.decode() if isinstance(text, bytes) else text)
@@ -154,7 +179,7 @@ class ServerConfig:
             if not isinstance(doc.get(name, {}), dict):
                 raise InvalidInput(f"[{name}] must be a table")
         table = doc.get("server", {})
-        known = [f.name for f in dataclasses.fields(cls) if f.name != "intake"]
+        known = [f.name for f in dataclasses.fields(cls) if f.name not in ("intake", "analytics")]
         unknown = sorted(set(table) - set(known))
         if unknown:
             raise InvalidInput(f"unknown [server] keys {unknown}; known keys are {sorted(known)}")
@@ -164,7 +189,8 @@ class ServerConfig:
                 values[key] = file_path(values[key], base)
         if values.get("metrics_port", 0) is not None and values.get("metrics_port", 0) < 0:
             values["metrics_port"] = None
-        return cls(**values, intake=IntakeSettings.from_table(doc.get("intake", {}), base=base))
+        return cls(**values, intake=IntakeSettings.from_table(doc.get("intake", {}), base=base),
+                   analytics=AnalyticsConfig.from_table(doc.get("analytics", {})))
 
 
 def load_config(path: str | os.PathLike | None) -> ServerConfig:

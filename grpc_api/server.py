@@ -72,7 +72,8 @@ from citygrid.engine.cases.host import IntakeHost
 from citygrid.engine.errors import InvalidInput, PreconditionFailed
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.times import Clock
-from citygrid.grpc_api import grid_service, intake_service, job_service, layer_service, token_service
+from citygrid.engine.analytics.host import AnalyticsHost
+from citygrid.grpc_api import analytics_service, grid_service, intake_service, job_service, layer_service, token_service
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.interceptors import Authenticator, Interceptors, Registrar
 from citygrid.grpc_api.metrics import Metrics, MetricsExporter
@@ -80,7 +81,8 @@ from citygrid.grpc_api.threads import Blocking, HandlerThreads, event_loop, run_
 
 log = logging.getLogger("citygrid.grpc_api")
 
-SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service", "job_service")
+SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service", "job_service",
+                   "analytics_service")
 REPLICA_SERVICE_MODULES = ("grid_service",)
 
 
@@ -100,11 +102,15 @@ class ServerState:
     intake: IntakeHost | None = None
     #: The job runner's host when the server runs JobService.
     jobs: job_service.JobHost | None = None
+    #: The live dashboards' engine when the server runs IntakeService and AnalyticsService:
+    #: ``state.analytics.analytics()`` is the :class:`~citygrid.engine.analytics.queries.Analytics`
+    #: (built on first use, like the intake).
+    analytics: AnalyticsHost | None = None
 
     def close(self) -> None:
         """Wait for the handler threads to finish their work, then close everything."""
         self.blocking.threads.shutdown()
-        for host in (self.jobs, self.intake):
+        for host in (self.analytics, self.jobs, self.intake):
             if host is not None:
                 host.close()
         self.registry.close()
@@ -125,9 +131,11 @@ SERVICES: dict[str, Callable[[ServerState], object]] = {
         TokenAuthority(s.tokens, lambda: s.registry.snapshot().layer, s.worker_chain), s.auth),
     "intake_service": lambda s: intake_service.IntakeServicer(s.intake, s.auth, s.blocking),
     "job_service": lambda s: job_service.JobServicer(s.jobs, s.auth, s.blocking),
+    "analytics_service": lambda s: analytics_service.AnalyticsServicer(s.analytics, s.auth, s.blocking,
+                                                                       s.config.max_send_message_bytes),
 }
 _MODULES = {"grid_service": grid_service, "layer_service": layer_service, "token_service": token_service,
-            "intake_service": intake_service, "job_service": job_service}
+            "intake_service": intake_service, "job_service": job_service, "analytics_service": analytics_service}
 
 
 class Server:
@@ -251,8 +259,13 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
                                                grid_workers=intake.grid_workers)
         jobs = job_service.JobHost(config.data_dir, address=config.ray_address, num_cpus=config.ray_num_cpus,
                                    **feeds)
+    analytics = None
+    if "analytics_service" in modules:
+        if intake is None:
+            raise InvalidInput("analytics_service counts the intake's events: run intake_service too")
+        analytics = AnalyticsHost(config.data_dir, intake, config.analytics)
     state = ServerState(config, registry, tokens, Authenticator(tokens), Metrics(),
-                        Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs)
+                        Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs, analytics=analytics)
     try:
         return run_in_loop(_build(config, state, modules))
     except BaseException:

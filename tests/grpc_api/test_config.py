@@ -260,3 +260,49 @@ def test_a_routing_rule_of_the_config_dispatches_over_grpc(tmp_path):
         assert (outside.grid_code, outside.worker_id) == ("G006006@r1", "网格员-66")
     finally:
         assert env.server.stop(0).wait(10)
+
+
+def test_the_analytics_table_reaches_the_kpis_over_grpc(tmp_path):
+    """``[analytics]`` weights and bands from the file decide the grade a server's KPIs give."""
+    from citygrid.grpc_api.config import load_config
+
+    path = tmp_path / "citygrid.toml"
+    path.write_text('[analytics]\ntimezone = "UTC"\n[analytics.weights]\non_time_disposal = 0\n'
+                    'closure = 1\nrework = 0\ntimely_dispatch = 0\n[analytics.grades]\nA = 3\nB = 2\nC = 1\nD = 0\n')
+    config = load_config(path)
+    assert config.analytics.weights == {"on_time_disposal": 0.0, "closure": 1.0, "rework": 0.0, "timely_dispatch": 0.0}
+    data_dir = tmp_path / "data"
+    registry = LayerRegistry(data_dir)
+    registry.register(box_layer("v1", 4))
+    registry.publish("v1", NOW - timedelta(days=1))
+    registry.activate("v1")
+    registry.close()
+    env = start_server(data_dir, analytics=config.analytics)
+    try:
+        with env.client() as admin:
+            report = intake_pb2.EventReport(event_id="kpi-1", category_code="0101", source="hotline_12345",
+                                            lng=LNG0 + SPAN / 8, lat=LAT0 + SPAN / 8)
+            report.occurred_at.FromDatetime(NOW)
+            admin.submit_events([report])
+            table = admin.kpis(NOW - timedelta(hours=1), NOW + timedelta(hours=1), unit="street")
+            hours = admin.aggregate(NOW - timedelta(hours=1), NOW + timedelta(hours=1), bucket="hour_of_day")
+        # Registered, not closed: closure 0 % is the only weighted rate, so the score is 0, which
+        # the file's bands grade D (the default bands: E).
+        assert table.column("score").to_pylist() == [0.0] and table.column("grade").to_pylist() == ["D"]
+        # Hours of day in the file's time zone (UTC: 02, where Asia/Shanghai says 10).
+        assert hours.column("hour_of_day").to_pylist() == [NOW.hour] and NOW.hour == 2
+    finally:
+        env.server.stop(1).wait(10)
+
+
+@pytest.mark.parametrize("toml, words", [
+    ("[analytics]\ncolour = 1", "unknown keys colour"),
+    ("[analytics.weights]\nclosure = -1", "weights.closure"),
+    ("[analytics.grades]\nA = 50\nB = 60", "fall from A to D"),
+    ("[analytics.denominators]\nclosure = 'closed'", "denominators.closure"),
+])
+def test_bad_analytics_values_are_refused_naming_the_key(toml, words):
+    from citygrid.grpc_api.config import ServerConfig
+
+    with pytest.raises(InvalidInput, match=words):
+        ServerConfig.from_toml(toml)

@@ -1,0 +1,202 @@
+"""``citygrid.v1.AnalyticsService``: live dashboards over the engine's
+:class:`~citygrid.engine.analytics.queries.Analytics` (held by
+:class:`~citygrid.engine.analytics.host.AnalyticsHost`, built by the server factory).
+
+The servicer converts messages to engine calls and back; the rules (roles, jurisdiction from the
+caller's token, dimensions, measures, the cell limit) are the engine's, and its errors map to
+status codes through :mod:`citygrid.grpc_api.errors`. Its own limits are named here:
+:data:`MAX_COLUMN_ROWS` (larger tables go as Arrow IPC bytes) and the WatchTallies interval bounds.
+
+``WatchTallies`` is async: each check (a catch-up of the mirror and one count) runs in a handler
+thread; between checks the stream sleeps on the event loop and holds no thread (as ``WatchDispatches``
+waits for news), and a client that goes away or a deadline that passes ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import grpc
+import numpy as np
+
+from citygrid.engine.analytics.host import AnalyticsHost
+from citygrid.engine.analytics.queries import AREA_LEVELS, TIME_DIMENSIONS, Table
+from citygrid.engine.errors import InvalidInput, Overloaded
+from citygrid.grpc_api._pb import analytics_pb2, analytics_pb2_grpc
+from citygrid.grpc_api.convert import from_timestamp, to_timestamp
+from citygrid.grpc_api.interceptors import Authenticator
+from citygrid.grpc_api.threads import Blocking
+
+SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
+#: Most rows of a table sent as columns; larger ones go as Arrow IPC bytes.
+MAX_COLUMN_ROWS = 10_000
+#: WatchTallies: seconds between checks when the request gives none, and the bounds of what it may give.
+DEFAULT_INTERVAL_S = 5.0
+MIN_INTERVAL_S, MAX_INTERVAL_S = 1.0, 3600.0
+#: Top areas when the request gives no n.
+DEFAULT_TOP = 20
+#: What WatchTallies counts per area.
+TALLIES = ("reported", "closed", "overdue_now")
+#: How far past the clock's present a tally's window reaches (reports may be dated a little ahead).
+_AHEAD = timedelta(days=1)
+
+
+class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
+    def __init__(self, host: AnalyticsHost, auth: Authenticator, blocking: Blocking, max_message_bytes: int):
+        self._host = host
+        self._auth = auth
+        self._blocking = blocking
+        self._max_bytes = max_message_bytes
+
+    def Aggregate(self, request, context):
+        principal = self._auth.principal()
+        dimensions = list(request.dimensions)
+        if request.bucket:
+            if request.bucket not in TIME_DIMENSIONS:
+                raise InvalidInput(f"bucket {request.bucket!r}: choose one of {', '.join(TIME_DIMENSIONS)}")
+            dimensions.append(request.bucket)
+        start, end = _window(request)
+        table = self._host.analytics().aggregate(principal, start=start, end=end, dimensions=dimensions,
+                                                 measures=list(request.measures) or ["reported"],
+                                                 filters=_filters(request.filters))
+        return self._table(table, request.format)
+
+    def Trend(self, request, context):
+        principal = self._auth.principal()
+        start, end = _window(request)
+        trend = self._host.analytics().trend(principal, start=start, end=end, measure=request.measure or "reported",
+                                             filters=_filters(request.filters))
+        return analytics_pb2.TrendResponse(measure=trend.measure, current=trend.current, previous=trend.previous,
+                                           year_before=trend.year_before, vs_previous=trend.vs_previous,
+                                           vs_year_before=trend.vs_year_before)
+
+    def TopAreas(self, request, context):
+        principal = self._auth.principal()
+        start, end = _window(request)
+        ranks = self._host.analytics().top_areas(principal, level=request.level, start=start, end=end,
+                                                 by=request.by or "count", n=request.n or DEFAULT_TOP,
+                                                 measure=request.measure or "reported",
+                                                 filters=_filters(request.filters))
+        return analytics_pb2.TopAreasResponse(areas=[
+            analytics_pb2.AreaRank(code=r.code or "", count=r.count, previous=r.previous,
+                                   per_1000_residents=r.per_1000_residents, growth=r.growth) for r in ranks])
+
+    def Heatmap(self, request, context):
+        principal = self._auth.principal()
+        start, end = _window(request)
+        resolution = request.h3_resolution if request.HasField("h3_resolution") else None
+        table = self._host.analytics().heatmap(principal, start=start, end=end, h3_resolution=resolution,
+                                               filters=_filters(request.filters))
+        return self._table(table, request.format)
+
+    def Kpis(self, request, context):
+        principal = self._auth.principal()
+        start, end = _window(request)
+        table = self._host.analytics().kpis(principal, unit=request.unit, start=start, end=end,
+                                            filters=_filters(request.filters))
+        return self._table(table, request.format)
+
+    async def WatchTallies(self, request, context):
+        principal = self._auth.principal()
+        if request.level not in AREA_LEVELS:
+            raise InvalidInput(f"level {request.level!r}: choose one of {', '.join(AREA_LEVELS)}")
+        interval = request.interval_seconds or DEFAULT_INTERVAL_S
+        if not (math.isfinite(interval) and MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S):
+            raise InvalidInput(f"interval_seconds {interval}: give {MIN_INTERVAL_S:g}-{MAX_INTERVAL_S:g} seconds")
+        since = from_timestamp(request, "since")
+        filters = _filters(request.filters)
+        analytics = await self._blocking(self._host.analytics)
+
+        def count() -> tuple[datetime, dict[str, tuple[int, ...]]]:
+            now = analytics.clock()
+            start = since or _local_midnight(now, analytics.config.timezone)
+            table = analytics.aggregate(principal, start=start, end=max(now, start) + _AHEAD,
+                                        dimensions=[request.level], measures=TALLIES, filters=filters)
+            c = table.columns
+            return now, {code or "": tuple(int(c[m][k]) for m in TALLIES) for k, code in enumerate(c[request.level])}
+
+        last: dict[str, tuple[int, ...]] | None = None
+        while True:
+            now, counts = await self._blocking(count)
+            if last is None:
+                changed = counts
+            else:
+                gone = {code: (0,) * len(TALLIES) for code in last.keys() - counts.keys()}
+                changed = {code: v for code, v in counts.items() if last.get(code) != v} | gone
+            if last is None or changed:
+                yield analytics_pb2.TalliesUpdate(at=to_timestamp(now), full=last is None, areas=[
+                    analytics_pb2.AreaCount(code=code, **dict(zip(TALLIES, v))) for code, v in sorted(changed.items())])
+            last = counts
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------------ tables
+
+    def _table(self, table: Table, answer_format: int) -> analytics_pb2.Table:
+        rows = len(table)
+        if answer_format == analytics_pb2.ANSWER_FORMAT_ARROW or (
+                answer_format == analytics_pb2.ANSWER_FORMAT_AUTO and rows > MAX_COLUMN_ROWS):
+            data = arrow_ipc(table)
+            if len(data) > self._max_bytes:
+                raise Overloaded(f"the answer has {rows:,} rows ({len(data):,} bytes as Arrow), more than the server "
+                                 f"sends in one message ({self._max_bytes:,} bytes): narrow the window, the buckets "
+                                 "or the dimensions")
+            return analytics_pb2.Table(rows=rows, arrow_ipc=data)
+        if rows > MAX_COLUMN_ROWS:
+            raise Overloaded(f"the answer has {rows:,} rows; as columns at most {MAX_COLUMN_ROWS:,}: ask for Arrow "
+                             "(ANSWER_FORMAT_AUTO or ANSWER_FORMAT_ARROW) or narrow the query")
+        return analytics_pb2.Table(rows=rows, columns=[_column(name, values) for name, values in table.columns.items()])
+
+
+def arrow_ipc(table: Table) -> bytes:
+    """The table as an Arrow IPC stream."""
+    import pyarrow as pa
+
+    arrow = table.to_arrow()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, arrow.schema) as writer:
+        writer.write_table(arrow)
+    return sink.getvalue().to_pybytes()
+
+
+def _column(name: str, values) -> analytics_pb2.Column:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
+        return analytics_pb2.Column(name=name, ints=analytics_pb2.Int64Values(values=values.astype(np.int64).tolist()))
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return analytics_pb2.Column(name=name, doubles=analytics_pb2.DoubleValues(values=values.tolist()))
+    values = list(values)
+    if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        return analytics_pb2.Column(name=name, ints=analytics_pb2.Int64Values(values=[int(v) for v in values]))
+    return analytics_pb2.Column(name=name, strings=analytics_pb2.StringValues(
+        values=["" if v is None else str(v) for v in values]))
+
+
+def _window(request) -> tuple[datetime, datetime]:
+    if not request.HasField("window"):
+        raise InvalidInput("the window is required: window.start and window.end")
+    start, end = from_timestamp(request.window, "start"), from_timestamp(request.window, "end")
+    if start is None or end is None:
+        raise InvalidInput("the window needs both start and end")
+    return start, end
+
+
+def _filters(filters) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in filters:
+        if f.dimension in out:
+            raise InvalidInput(f"the filter on {f.dimension!r} is given twice; give its codes in one filter")
+        out[f.dimension] = list(f.codes)
+    return out
+
+
+def _local_midnight(now: datetime, tz: str) -> datetime:
+    local = now.astimezone(ZoneInfo(tz))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def add_to_server(server: grpc.Server, servicer: AnalyticsServicer) -> str:
+    """Register ``servicer`` on ``server``; return the service's full name."""
+    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(servicer, server)
+    return SERVICE_NAME
