@@ -80,16 +80,16 @@ def world(tmp_path_factory):
     conn.execute("PRAGMA synchronous=OFF")
     write_store(events, conn)
     conn.close()
-    h3_9 = np.array([h3.latlng_to_cell(y, x, 9) for x, y in zip(events["lng"].tolist(), events["lat"].tolist())],
+    h3_9 = np.array([h3.latlng_to_cell(y, x, 9) for x, y in zip(events.lng.tolist(), events.lat.tolist())],
                     dtype=object)
-    flat = flat_table(events, h3_9)
+    flat = flat_table(events, h3_9, taxonomy)
     pq.write_table(flat, root / "events.parquet")
     lite = sqlite3.connect(str(root / "flat.sqlite3"), isolation_level=None)
     lite.execute("PRAGMA synchronous=OFF")
     cols = flat.column_names
     lite.execute(f"CREATE TABLE flat ({', '.join(cols)})")
     as_py = [flat.column(c).to_numpy(zero_copy_only=False) for c in cols]
-    as_py[0] = events["occurred"]
+    as_py[0] = events.occurred
     lite.execute("BEGIN")
     lite.executemany(f"INSERT INTO flat VALUES ({','.join('?' * len(cols))})",
                      zip(*(a.tolist() if hasattr(a, "tolist") else a for a in as_py)))
@@ -106,11 +106,11 @@ def _world(root, demo, layer, taxonomy, events) -> dict:
 
     store_dir = root / "store"
     lite = sqlite3.connect(str(root / "flat.sqlite3"), isolation_level=None)
-    now = datetime.fromtimestamp(int(events["occurred"].max()) / 1e6 + 3600, tz=timezone.utc).astimezone(CST)
+    now = datetime.fromtimestamp(int(events.occurred.max()) / 1e6 + 3600, tz=timezone.utc).astimezone(CST)
     duck = duckdb.connect()
     duck.execute("SET threads TO 2")
     duck.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{root / 'events.parquet'}')")
-    streets = sorted(set(events["street"].tolist()))
+    streets = sorted(set(events.chain[:, 2].tolist()))
     return {"root": root, "demo": demo, "layer": layer, "taxonomy": taxonomy, "store": store_dir, "now": now,
             "duck": duck, "lite": lite, "street": streets[2]}
 

@@ -5,7 +5,10 @@ version, publishes and activates it when no version is active yet, and prints a 
 (revoking the one a previous ``--demo`` start printed). It listens on 127.0.0.1 unless ``--host``
 says otherwise: a plain-text server on every interface is not a demo default. The server listens
 first: while the demo is prepared (a minute on the first start) health checks answer NOT_SERVING and
-other calls UNAVAILABLE; "ready" is logged when it serves.
+other calls UNAVAILABLE; "ready" is logged when it serves. ``--demo --events`` also writes the demo's
+year of events into the event store with their lifecycle, ending at the intake clock's present
+(once per data directory; :mod:`citygrid.engine.demo.history`), and builds the analytics mirror
+before it is ready.
 On SIGTERM or SIGINT the server drains: health turns NOT_SERVING, calls in flight get
 ``grace_seconds`` to finish, new calls are refused, then it stops.
 """
@@ -20,6 +23,7 @@ import threading
 from pathlib import Path
 
 from citygrid.engine.demo import generate_demo
+from citygrid.engine.demo.history import load_demo_history, shift_note
 from citygrid.engine.errors import InvalidInput
 from citygrid.engine.access.principals import Role
 from citygrid.engine import runtime
@@ -41,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="data directory (overrides the config's data_dir)")
     parser.add_argument("--demo", action="store_true",
                         help="generate or reuse the demo district, serve it, print a fresh admin token")
+    parser.add_argument("--events", action="store_true",
+                        help="with --demo: write the demo's year of events (with their lifecycle, ending now) into "
+                             "the event store, once per data directory")
     parser.add_argument("--host", help="address to listen on (default [::], all interfaces; with --demo 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (default 50051; 0: any free port)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus metrics port (default 9464; -1: off)")
@@ -58,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
                             replica=True if args.replica else None)
     if args.metrics_port is not None:
         config = dataclasses.replace(config, metrics_port=None if args.metrics_port < 0 else args.metrics_port)
+    if args.events and not args.demo:
+        raise InvalidInput("--events loads the demo's year of events: give --demo too")
     if args.demo and config.replica:
         raise InvalidInput("--demo writes to the data directory; a --replica never writes")
 
@@ -82,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
             server.stop(0).wait()
             raise
         log.info("demo district: %d workers and %d building positions loaded into the intake", n_workers, n_buildings)
+        if args.events:
+            history = load_demo_history(server.state.intake, demo_dir, Path(config.data_dir))
+            log.info("demo district: %s", shift_note(history) if history.written else
+                     "the year of events is in the store already")
+            if server.state.analytics is not None:
+                analytics = server.state.analytics.analytics()  # the mirror, rebuilt before the first query
+                log.info("analytics: %d events mirrored in %.1f s", analytics.mirror.n, analytics.rebuild_seconds)
         secret, info = server.state.tokens.issue(DEMO_ADMIN, Role.ADMIN, replacing=True)
         log.info("demo district: layer version %s; admin token %s issued", version_id, info.token_id)
         print(f"admin token: {secret}", flush=True)

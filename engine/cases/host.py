@@ -79,6 +79,20 @@ class IntakeHost:
                          len(moved), snapshot.version_id)
             return self._intake
 
+    def rebuild(self) -> None:
+        """Build the intake anew from the store on its next use: after a bulk load wrote the store
+        behind the intake's back (:func:`citygrid.engine.demo.history.load_demo_history`), so who
+        holds what and the duplicate index are read again. For start-up, before the server is ready."""
+        with self._lock:
+            if self._intake is None:
+                return
+            self._stop.set()
+            if self._clock is not None:
+                self._clock.join()
+            self._intake.close()
+            self._intake, self._clock = None, None
+            self._stop = threading.Event()
+
     def load_staff(self, workers_path: Path | None = None, buildings_path: Path | None = None) -> tuple[int, int]:
         """Load workers (added or replaced) and building positions from Parquet tables such as the
         demo's ``workers.parquet`` and ``buildings.parquet``; returns how many of each."""

@@ -1,0 +1,137 @@
+"""The demo's year of events written into a real store as history (``serve --demo --events``): the
+year moved by whole weeks to end at the intake clock's present; every event's audit trail a legal
+walk of the lifecycle ending in its stored state; the intake rebuilt from the store (its workers'
+loads and its escalation policy agree with what was written: a clock tick at the present escalates
+nothing more); the analytics mirror counts what SQL counts; written once per data directory."""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from citygrid.engine.analytics.queries import Analytics
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.cases.host import IntakeHost
+from citygrid.engine.cases.lifecycle import LOADED_STATES, TRANSITIONS, Action, State
+from citygrid.engine.database import database_path
+from citygrid.engine.demo.history import WEEK_US, load_demo_history
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.times import ManualClock
+
+#: A Wednesday morning in Shenzhen (10:00 +08:00), a working day.
+NOW = datetime(2026, 3, 11, 2, 0, tzinfo=timezone.utc)
+NOW_US = int(NOW.timestamp() * 1_000_000)
+ADMIN = Principal("admin", Role.ADMIN)
+
+
+@pytest.fixture(scope="module")
+def loaded(demo_dir, demo_layer, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("history")
+    registry = LayerRegistry(data_dir)
+    registry.register(demo_layer)
+    registry.publish(demo_layer.version_id, NOW - timedelta(days=800))
+    registry.activate(demo_layer.version_id)
+    host = IntakeHost(data_dir, registry, clock=ManualClock(NOW))
+    host.load_staff(demo_dir / "workers.parquet")
+    before = host.intake()
+    report = load_demo_history(host, demo_dir, data_dir)
+    conn = sqlite3.connect(database_path(data_dir))
+    yield host, report, conn, data_dir, before
+    conn.close()
+    host.close()
+    registry.close()
+
+
+def test_the_year_moves_by_whole_weeks_to_end_now(loaded, demo_dir):
+    _, report, conn, _, _ = loaded
+    source = pq.read_table(demo_dir / "events.parquet", columns=["event_id", "occurred_at"]).to_pydict()
+    original = {e: int(t.timestamp() * 1_000_000) for e, t in zip(source["event_id"], source["occurred_at"])}
+    stored = dict(conn.execute("SELECT event_id, occurred_at FROM events").fetchall())
+    assert report.written and report.events == len(stored) > 0.95 * len(original)
+    shifts = {stored[e] - original[e] for e in stored}
+    assert len(shifts) == 1 and shifts.pop() % WEEK_US == 0
+    assert max(stored.values()) <= NOW_US and max(stored.values()) > NOW_US - 86_400_000_000
+    # Left out: only the events the shift would put after the present.
+    late = [e for e in original if e not in stored]
+    assert all(original[e] >= min(original[x] for x in late) for x in late for e in [x])
+    assert min(original[e] for e in late) > max(original[e] for e in stored) if late else True
+
+
+def test_each_audit_trail_is_a_legal_walk_to_the_stored_state(loaded):
+    _, _, conn, _, _ = loaded
+    states = dict(conn.execute("SELECT seq, state FROM events").fetchall())
+    trails = collections.defaultdict(list)
+    for seq, at, action, a, b in conn.execute("SELECT event_seq, at, action, from_state, to_state FROM audit ORDER BY seq"):
+        trails[seq].append((at, action, a, b))
+    assert trails.keys() == states.keys()
+    for seq, trail in trails.items():
+        assert trail[0][1] == "report" and trail[0][2] is None
+        for (t1, _, _, reached), (t2, action, a, b) in zip(trail, trail[1:]):
+            assert a == reached and t2 >= t1
+            assert State(a) in TRANSITIONS[Action(action)].sources and TRANSITIONS[Action(action)].target is State(b)
+        assert trail[-1][3] == states[seq] and trail[-1][0] <= NOW_US
+
+
+def test_the_history_looks_like_a_district(loaded):
+    _, _, conn, _, _ = loaded
+    month = NOW_US - 30 * 86_400_000_000
+    old = dict(conn.execute("SELECT state, count(*) FROM events WHERE occurred_at < ? GROUP BY state", (month,)))
+    still_open = sum(n for s, n in old.items() if State(s).is_open)
+    assert old["closed"] / sum(old.values()) > 0.9 and still_open < 0.001 * sum(old.values())
+    recent = dict(conn.execute("SELECT state, count(*) FROM events WHERE occurred_at >= ? GROUP BY state",
+                               (NOW_US - 3 * 86_400_000_000,)))
+    assert {"dispatched", "handling", "fed_back", "closed"} <= set(recent)
+    # Duplicates link to an earlier event of the same category and grid less than a day before.
+    pairs = conn.execute("SELECT d.occurred_at - f.occurred_at, d.category_code = f.category_code, "
+                         "d.grid_code = f.grid_code FROM events d JOIN events f ON f.event_id = d.duplicate_of").fetchall()
+    assert pairs and all(0 <= dt < 86_400_000_000 * 10 and same_c and same_g for dt, same_c, same_g in pairs)
+    escalated = conn.execute("SELECT count(DISTINCT event_seq) FROM escalations").fetchone()[0]
+    total = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert 0.02 < escalated / total < 0.3
+
+
+def test_the_intake_is_rebuilt_from_the_store(loaded):
+    host, _, conn, _, before = loaded
+    intake = host.intake()
+    assert intake is not before
+    loaded_states = [s.value for s in LOADED_STATES]
+    expected = dict(conn.execute(f"SELECT worker_id, count(*) FROM events WHERE state IN "
+                                 f"({','.join('?' * len(loaded_states))}) AND worker_id IS NOT NULL GROUP BY worker_id",
+                                 loaded_states).fetchall())
+    assert {w: n for w, n in intake._loads_by_id().items() if n} == expected
+    # The intake's escalation policy finds nothing the history did not record.
+    n_escalations = conn.execute("SELECT count(*) FROM escalations").fetchone()[0]
+    assert intake.tick(NOW).escalated == 0
+    assert conn.execute("SELECT count(*) FROM escalations").fetchone()[0] == n_escalations
+
+
+def test_the_mirror_counts_what_sql_counts(loaded, demo_layer):
+    host, _, conn, data_dir, _ = loaded
+    analytics = Analytics.for_intake(host.intake(), data_dir)
+    try:
+        start, end = NOW - timedelta(days=400), NOW + timedelta(hours=1)
+        table = analytics.aggregate(ADMIN, start=start, end=end, dimensions=["state"],
+                                    measures=["reported", "escalated", "reworked"])
+        got = {s: (r, e, w) for s, r, e, w in zip(*(table.columns[c] for c in ("state", "reported", "escalated",
+                                                                               "reworked")))}
+        sql = conn.execute(
+            "SELECT state, count(*), sum(seq IN (SELECT event_seq FROM escalations)), "
+            "sum(seq IN (SELECT event_seq FROM audit WHERE action = 'rework')) FROM events GROUP BY state").fetchall()
+        assert got == {s: (n, e, w) for s, n, e, w in sql}
+    finally:
+        analytics.close()
+
+
+def test_a_second_load_writes_nothing(loaded, demo_dir):
+    host, _, conn, data_dir, _ = loaded
+    n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    again = load_demo_history(host, demo_dir, data_dir)
+    assert not again.written and conn.execute("SELECT count(*) FROM events").fetchone()[0] == n
+
+
+_ = np
