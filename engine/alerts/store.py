@@ -21,7 +21,7 @@ States and the only transitions (:data:`TRANSITIONS`; anything else is refused w
 
 Deduplication (:meth:`AlertStore.record`): a finding updates an open alert (new or acknowledged) of
 the same kind, method, category and area (a disc: sharing a grid) whose window touches its own
-(ends at most :data:`MERGE_GAP_DAYS` days before it starts), instead of adding one: the window
+(with at most :data:`MERGE_GAP_DAYS` quiet days between), instead of adding one: the window
 grows to hold both, the figures become the latest run's and the peak score is kept. A finding
 whose days all lie inside a closed (dismissed or converted) alert's window was already dealt with
 and is dropped; one that reaches past it raises a new alert. Every insert, update and transition
@@ -55,8 +55,8 @@ TRANSITIONS = {
     "dismiss": (("new", "acknowledged"), "dismissed"),
     "to_event": (("new", "acknowledged"), "event"),
 }
-#: A finding merges into an open alert whose window ends at most this many days before it starts
-#: (1: a cluster seen on consecutive days is one alert).
+#: A finding merges into an open alert whose window ends with at most this many quiet days before
+#: it starts (1: alarms on Monday and Wednesday are one alert; on Monday and Thursday, two).
 MERGE_GAP_DAYS = 1
 _DONE = {"acknowledge": "acknowledged", "dismiss": "dismissed", "to_event": "turned into an event"}
 MAX_PAGE = 1000
@@ -296,7 +296,7 @@ class AlertStore:
         return self.run(run_id), tally
 
     def _merge(self, conn, f: Finding, run_id: int, at_us: int, principal: Principal, tally: RunTally) -> None:
-        reach = (f.first_day - dt.timedelta(days=MERGE_GAP_DAYS)).isoformat()
+        reach = (f.first_day - dt.timedelta(days=MERGE_GAP_DAYS + 1)).isoformat()
         if f.level == "disc":
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM alerts WHERE kind = ? AND method = ? AND category_code = ? AND level = 'disc' "
@@ -380,17 +380,11 @@ class AlertStore:
             raise InvalidInput(f"the note is {len(note)} characters; at most {MAX_REASON}")
         if action == "to_event" and not event_id:
             raise InvalidInput("turning an alert into an event needs the event's id")
-        sources, target = TRANSITIONS[action]
+        target = TRANSITIONS[action][1]
         with self._lock, transaction(self._conn) as conn:
             alert = self._get(conn, alert_id)
             principal.require_covers(alert.chain, what=f"alert {alert_id}")
-            if alert.state not in sources:
-                last = conn.execute("SELECT principal, at, note FROM alert_audit WHERE alert_id = ? AND to_state = ? "
-                                    "ORDER BY seq DESC LIMIT 1", (alert_id, alert.state)).fetchone()
-                by = f" by {last[0]} at {from_us(last[1]).isoformat()}" + (f" ({last[2]})" if last[2] else "") if last else ""
-                raise PreconditionFailed(
-                    f"alert {alert_id} is {alert.state}{by}; only {' or '.join(sources)} alerts can be "
-                    f"{_DONE[action]}")
+            self.require_state(alert, action, conn)
             at_us = to_us(at)
             conn.execute("UPDATE alerts SET state = ?, updated_at = ?, reason = coalesce(?, reason), "
                          "event_id = coalesce(?, event_id) WHERE id = ?",
@@ -398,6 +392,20 @@ class AlertStore:
             self._audit(conn, alert_id, at_us, principal, action, alert.state, target,
                         note if action != "to_event" else f"event {event_id}" + (f": {note}" if note else ""))
             return self._get(conn, alert_id)
+
+    def require_state(self, alert: Alert, action: str, conn=None) -> None:
+        """Raise :class:`PreconditionFailed` unless ``action`` may start from the alert's state,
+        naming who put it in that state, when and why."""
+        sources, _ = TRANSITIONS[action]
+        if alert.state in sources:
+            return
+        with self._lock:
+            last = (conn or self._conn).execute(
+                "SELECT principal, at, note FROM alert_audit WHERE alert_id = ? AND to_state = ? "
+                "ORDER BY seq DESC LIMIT 1", (alert.id, alert.state)).fetchone()
+        by = f" by {last[0]} at {from_us(last[1]).isoformat()}" + (f" ({last[2]})" if last[2] else "") if last else ""
+        raise PreconditionFailed(f"alert {alert.id} is {alert.state}{by}; only {' or '.join(sources)} alerts can be "
+                                 f"{_DONE[action]}")
 
     # ------------------------------------------------------------------ reads
 
