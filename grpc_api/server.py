@@ -72,7 +72,8 @@ from citygrid.engine.cases.host import IntakeHost
 from citygrid.engine.errors import InvalidInput, PreconditionFailed
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.times import Clock
-from citygrid.grpc_api import grid_service, intake_service, job_service, layer_service, token_service
+from citygrid.engine.alerts.host import AlertHost
+from citygrid.grpc_api import alert_service, grid_service, intake_service, job_service, layer_service, token_service
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.interceptors import Authenticator, Interceptors, Registrar
 from citygrid.grpc_api.metrics import Metrics, MetricsExporter
@@ -80,7 +81,7 @@ from citygrid.grpc_api.threads import Blocking, HandlerThreads, event_loop, run_
 
 log = logging.getLogger("citygrid.grpc_api")
 
-SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service", "job_service")
+SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service", "job_service", "alert_service")
 REPLICA_SERVICE_MODULES = ("grid_service",)
 
 
@@ -100,11 +101,13 @@ class ServerState:
     intake: IntakeHost | None = None
     #: The job runner's host when the server runs JobService.
     jobs: job_service.JobHost | None = None
+    #: The alert host (detection runs, the alert store) when the server runs AlertService.
+    alerts: AlertHost | None = None
 
     def close(self) -> None:
         """Wait for the handler threads to finish their work, then close everything."""
         self.blocking.threads.shutdown()
-        for host in (self.jobs, self.intake):
+        for host in (self.alerts, self.jobs, self.intake):
             if host is not None:
                 host.close()
         self.registry.close()
@@ -125,9 +128,10 @@ SERVICES: dict[str, Callable[[ServerState], object]] = {
         TokenAuthority(s.tokens, lambda: s.registry.snapshot().layer, s.worker_chain), s.auth),
     "intake_service": lambda s: intake_service.IntakeServicer(s.intake, s.auth, s.blocking),
     "job_service": lambda s: job_service.JobServicer(s.jobs, s.auth, s.blocking),
+    "alert_service": lambda s: alert_service.AlertServicer(s.alerts, s.auth, s.blocking),
 }
 _MODULES = {"grid_service": grid_service, "layer_service": layer_service, "token_service": token_service,
-            "intake_service": intake_service, "job_service": job_service}
+            "intake_service": intake_service, "job_service": job_service, "alert_service": alert_service}
 
 
 class Server:
@@ -237,6 +241,8 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
     unknown = sorted(set(modules) - set(SERVICES))
     if unknown:
         raise InvalidInput(f"unknown services {unknown}; services are {sorted(SERVICES)}")
+    if "alert_service" in modules and "intake_service" not in modules:
+        raise InvalidInput("AlertService needs IntakeService (alerts count its events and become its events)")
     registry = LayerRegistry(config.data_dir)
     tokens = TokenStore(config.data_dir)
     if config.admin_token:
@@ -251,8 +257,12 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
                                                grid_workers=intake.grid_workers)
         jobs = job_service.JobHost(config.data_dir, address=config.ray_address, num_cpus=config.ray_num_cpus,
                                    **feeds)
+    alerts = None
+    if "alert_service" in modules:
+        alerts = AlertHost(config.data_dir, intake, config.alerts)
+        alerts.start()  # a detection run every [alerts] interval_seconds
     state = ServerState(config, registry, tokens, Authenticator(tokens), Metrics(),
-                        Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs)
+                        Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs, alerts=alerts)
     try:
         return run_in_loop(_build(config, state, modules))
     except BaseException:
