@@ -13,7 +13,9 @@ deduplicates them against the alerts it holds and records the run.
 
 Which days a run judges: from ``since`` when the caller gives it; else from the last day the
 previous run judged (that day again: it may have been judged before it ended); else, on the first
-run, the last ``backfill_days`` days. Days up to today (the clock's local date, still counting)
+run, the last ``backfill_days`` days, but none whose baseline reaches back before the first event
+in the store (the days before it are unknown, not quiet: judged against zeros, the first week of
+any store would alarm everywhere). Days up to today (the clock's local date, still counting)
 are judged; today's count is partial, so a spike shows once enough of it has been reported.
 
 Time is the intake's clock (an injected one in tests). :meth:`run_schedule` runs a detection every
@@ -177,6 +179,9 @@ class AlertHost:
                 first = min(last.last_day, today)
             else:
                 first = today - dt.timedelta(days=self.settings.backfill_days - 1)
+                earliest = self._first_event_day(intake, tz)
+                if earliest is not None:  # no day whose baseline reaches before the first event (unknown, not 0)
+                    first = min(today, max(first, earliest + dt.timedelta(days=self.settings.lookback_days)))
             if first > today:
                 raise InvalidInput(f"the first day to judge ({first}) is after today ({today} in {self.settings.timezone})")
             if (today - first).days >= 3660:
@@ -199,6 +204,16 @@ class AlertHost:
             return tuple(i for i in dict.fromkeys(ids) if visible is None or i in visible)
 
         return RunReport(record, mine(tally.raised), mine(tally.updated), tally.dropped)
+
+    def _first_event_day(self, intake, tz) -> dt.date | None:
+        mirror = self._mirror_of(intake)
+        mirror.catch_up()
+        with mirror.lock:
+            occurred = mirror.occurred[:mirror.n]
+            occurred = occurred[occurred > np.iinfo(np.int64).min]
+            if not len(occurred):
+                return None
+            return dt.datetime.fromtimestamp(int(occurred.min()) / 1e6, tz).date()
 
     def _mirror_of(self, intake) -> EventMirror:
         if self._mirror is None:

@@ -10,7 +10,6 @@ from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pytest
 from scipy.stats import norm
 
