@@ -197,11 +197,10 @@ class AlertHost:
                      "series": n_series, "events": n_events, "seconds": time.perf_counter() - started})
         if tally.raised or tally.updated:
             self._wake()
-        visible = set(a.id for a in self.store.list(principal, S.AlertFilter(since=first), limit=S.MAX_PAGE)) \
-            if not principal.everywhere else None
+        visible = self.store.visible(set(tally.raised) | set(tally.updated), principal)
 
         def mine(ids):
-            return tuple(i for i in dict.fromkeys(ids) if visible is None or i in visible)
+            return tuple(i for i in dict.fromkeys(ids) if i in visible)
 
         return RunReport(record, mine(tally.raised), mine(tally.updated), tally.dropped)
 

@@ -451,6 +451,14 @@ class AlertStore:
         with self._lock:
             return [_alert(r) for r in self._conn.execute(sql, params).fetchall()]
 
+    def visible(self, ids, principal: Principal) -> set[int]:
+        """Those of ``ids`` inside the principal's jurisdiction."""
+        extra, more = _scope_sql(principal.jurisdiction)
+        with self._lock:
+            rows = self._conn.execute(f"SELECT id FROM alerts WHERE id IN (SELECT value FROM json_each(?)){extra}",
+                                      [json.dumps(sorted(int(i) for i in ids))] + more).fetchall()
+        return {r[0] for r in rows}
+
     def audit_trail(self, alert_id: int, principal: Principal) -> list[AlertChange]:
         alert = self.get(alert_id, principal)
         with self._lock:

@@ -243,3 +243,21 @@ def test_the_schedule_runs_at_its_interval(district, rng):
         assert host.store.last_run().trigger == "schedule" and host.store.last_run().principal == "alert schedule"
     finally:
         host.close()
+
+
+def test_alarm_days_one_quiet_day_apart_are_one_alert_two_apart_are_two(district):
+    """A category never reported before: 3 reports 5 and 3 days ago (one quiet day between: one
+    alert), 9 today (two quiet days after: another; 3 would not do, the baseline now holds the 3s)."""
+    data_dir, intakes, clock = district
+
+    def at(days_ago, m):
+        return dt.datetime.combine(TODAY - timedelta(days=days_ago), dt.time(0, 5 + m), CST)
+
+    submit(intakes, [(1, 2, "0103", at(d, m)) for d, n in ((5, 3), (3, 3), (0, 9)) for m in range(n)])
+    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=30))
+    try:
+        host.run(SUPERVISOR, since=TODAY - timedelta(days=6))
+        got = sorted((a.first_day, a.last_day, a.observed) for a in host.list(ADMIN))
+        assert got == [(TODAY - timedelta(days=5), TODAY - timedelta(days=3), 6.0), (TODAY, TODAY, 9.0)]
+    finally:
+        host.close()
