@@ -24,8 +24,9 @@ from pathlib import Path
 
 from citygrid.engine.demo import generate_demo
 from citygrid.engine.demo.history import load_demo_history, shift_note
-from citygrid.engine.errors import InvalidInput
+from citygrid.engine.errors import CityGridError, InvalidInput
 from citygrid.engine.access.principals import Role
+from citygrid.engine.cases.host import STARTUP
 from citygrid.engine import runtime
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.layers.sources import read_layer
@@ -98,6 +99,14 @@ def run(args: argparse.Namespace) -> int:
             if server.state.analytics is not None:
                 analytics = server.state.analytics.analytics()  # the mirror, rebuilt before the first query
                 log.info("analytics: %d events mirrored in %.1f s", analytics.mirror.n, analytics.rebuild_seconds)
+        if server.state.alerts is not None:  # a first detection run over the events in the store
+            try:
+                first = server.state.alerts.run(STARTUP, trigger="start-up").run
+                log.info("alerts: first detection run judged %s .. %s (%d events): %d alerts raised, %d updated, "
+                         "%.1f s", first.first_day, first.last_day, first.events, first.raised, first.updated,
+                         first.seconds)
+            except CityGridError as exc:  # the server serves all the same; the schedule tries again
+                log.warning("alerts: the first detection run failed: %s", exc)
         secret, info = server.state.tokens.issue(DEMO_ADMIN, Role.ADMIN, replacing=True)
         log.info("demo district: layer version %s; admin token %s issued", version_id, info.token_id)
         print(f"admin token: {secret}", flush=True)

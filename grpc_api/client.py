@@ -24,7 +24,7 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from citygrid.grpc_api._pb import analytics_pb2, analytics_pb2_grpc, grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc, job_pb2, job_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
+from citygrid.grpc_api._pb import alert_pb2, alert_pb2_grpc, analytics_pb2, analytics_pb2_grpc, grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc, job_pb2, job_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
 
 #: Bytes per UploadLayer chunk message.
 UPLOAD_CHUNK_BYTES = 1 << 20
@@ -89,6 +89,7 @@ class CityGridClient:
         self.intake = intake_pb2_grpc.IntakeServiceStub(self.channel)
         self.jobs = job_pb2_grpc.JobServiceStub(self.channel)
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
+        self.alerts = alert_pb2_grpc.AlertServiceStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
         self._assign_points_raw = self.channel.unary_unary(
             "/citygrid.v1.GridService/AssignPoints",
@@ -310,6 +311,45 @@ class CityGridClient:
         return self.analytics.WatchTallies(analytics_pb2.WatchTalliesRequest(
             level=level, since=_timestamp(since), interval_seconds=interval_seconds, filters=_filters(filters)),
             metadata=self.metadata, timeout=timeout)
+    # ------------------------------------------------------------------ alerts
+
+    def list_alerts(self, *, limit: int | None = None, **filters) -> Iterator[alert_pb2.Alert]:
+        """Matching alerts, newest first (``ListAlertsRequest`` fields as keywords), following the
+        pages (at most ``limit``)."""
+        token, n = "", 0
+        while True:
+            page = self._call(self.alerts.ListAlerts, alert_pb2.ListAlertsRequest(page_token=token, **filters))
+            for alert in page.alerts:
+                if limit is not None and n >= limit:
+                    return
+                n += 1
+                yield alert
+            token = page.next_page_token
+            if not token:
+                return
+
+    def get_alert(self, alert_id: int, *, include_audit: bool = False) -> alert_pb2.GetAlertResponse:
+        return self._call(self.alerts.GetAlert, alert_pb2.GetAlertRequest(alert_id=alert_id,
+                                                                          include_audit=include_audit))
+
+    def acknowledge_alert(self, alert_id: int, note: str = "") -> alert_pb2.Alert:
+        return self._call(self.alerts.AcknowledgeAlert, alert_pb2.AcknowledgeAlertRequest(alert_id=alert_id, note=note))
+
+    def dismiss_alert(self, alert_id: int, reason: str) -> alert_pb2.Alert:
+        return self._call(self.alerts.DismissAlert, alert_pb2.DismissAlertRequest(alert_id=alert_id, reason=reason))
+
+    def alert_to_event(self, alert_id: int, note: str = "") -> alert_pb2.AlertToEventResponse:
+        return self._call(self.alerts.AlertToEvent, alert_pb2.AlertToEventRequest(alert_id=alert_id, note=note))
+
+    def run_detection(self, since: str = "", *, timeout: float | None = None) -> alert_pb2.RunDetectionResponse:
+        """A detection run now (``since``: YYYY-MM-DD, the first day to judge)."""
+        return self._call(self.alerts.RunDetection, alert_pb2.RunDetectionRequest(since=since), timeout)
+
+    def watch_alerts(self, *, after: int = 0, timeout: float | None = None) -> Iterator[alert_pb2.AlertChange]:
+        """Changes to the alerts in the caller's jurisdiction after the cursor ``after`` (resume with
+        the last change's ``cursor``)."""
+        return self.alerts.WatchAlerts(alert_pb2.WatchAlertsRequest(after=after), metadata=self.metadata,
+                                       timeout=timeout)
 
     # ------------------------------------------------------------------ health
 

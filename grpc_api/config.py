@@ -51,6 +51,10 @@ clock_start)::
     max_report_age_days = 3650.0      # a report may say it occurred this long before the server's clock ...
     max_report_ahead_minutes = 10.0   # ... and this long after it; outside: refused (INVALID_ARGUMENT)
 
+    [alerts]                          # detection runs (:mod:`citygrid.engine.alerts.settings`)
+    interval_seconds = 3600.0         # a detection run over the live counts this often
+    method = "C2"                     # EARS C1, C2 or C3 over every grid x category daily series
+
     [[intake.routing]]                # more rules beyond the taxonomy's category -> department; the
     category_class = "08"             # most specific match wins (category > area > grid type > class)
     grid_type = "03"                  # optional: only in grids of this type ...
@@ -101,6 +105,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from citygrid.engine.analytics.config import AnalyticsConfig
+from citygrid.engine.alerts.settings import AlertSettings
 from citygrid.engine.cases.settings import IntakeSettings
 from citygrid.engine.errors import InvalidInput, NotFound
 from citygrid.engine.files import file_path
@@ -108,7 +113,7 @@ from citygrid.engine.files import file_path
 #: Bytes of a message besides the point arrays (headers, other fields), with room to spare.
 MESSAGE_OVERHEAD_BYTES = 1 << 20
 #: The tables of a config file.
-TABLES = ("server", "intake", "analytics")
+TABLES = ("server", "intake", "analytics", "alerts")
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,8 @@ class ServerConfig:
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     #: The ``[analytics]`` table.
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    #: The ``[alerts]`` table (detection runs; :mod:`citygrid.engine.alerts.settings`).
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def __post_init__(self):
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -179,7 +186,7 @@ class ServerConfig:
             if not isinstance(doc.get(name, {}), dict):
                 raise InvalidInput(f"[{name}] must be a table")
         table = doc.get("server", {})
-        known = [f.name for f in dataclasses.fields(cls) if f.name not in ("intake", "analytics")]
+        known = [f.name for f in dataclasses.fields(cls) if f.name not in TABLES]
         unknown = sorted(set(table) - set(known))
         if unknown:
             raise InvalidInput(f"unknown [server] keys {unknown}; known keys are {sorted(known)}")
@@ -190,7 +197,8 @@ class ServerConfig:
         if values.get("metrics_port", 0) is not None and values.get("metrics_port", 0) < 0:
             values["metrics_port"] = None
         return cls(**values, intake=IntakeSettings.from_table(doc.get("intake", {}), base=base),
-                   analytics=AnalyticsConfig.from_table(doc.get("analytics", {})))
+                   analytics=AnalyticsConfig.from_table(doc.get("analytics", {})),
+                   alerts=AlertSettings.from_table(doc.get("alerts", {})))
 
 
 def load_config(path: str | os.PathLike | None) -> ServerConfig:

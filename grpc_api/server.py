@@ -72,8 +72,10 @@ from citygrid.engine.cases.host import IntakeHost
 from citygrid.engine.errors import InvalidInput, PreconditionFailed
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.times import Clock
+from citygrid.engine.alerts.host import AlertHost
 from citygrid.engine.analytics.host import AnalyticsHost
-from citygrid.grpc_api import analytics_service, grid_service, intake_service, job_service, layer_service, token_service
+from citygrid.grpc_api import (alert_service, analytics_service, grid_service, intake_service, job_service, layer_service,
+                              token_service)
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.interceptors import Authenticator, Interceptors, Registrar
 from citygrid.grpc_api.metrics import Metrics, MetricsExporter
@@ -82,7 +84,7 @@ from citygrid.grpc_api.threads import Blocking, HandlerThreads, event_loop, run_
 log = logging.getLogger("citygrid.grpc_api")
 
 SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service", "job_service",
-                   "analytics_service")
+                   "analytics_service", "alert_service")
 REPLICA_SERVICE_MODULES = ("grid_service",)
 
 
@@ -106,11 +108,13 @@ class ServerState:
     #: ``state.analytics.analytics()`` is the :class:`~citygrid.engine.analytics.queries.Analytics`
     #: (built on first use, like the intake).
     analytics: AnalyticsHost | None = None
+    #: The alert host (detection runs, the alert store) when the server runs AlertService.
+    alerts: AlertHost | None = None
 
     def close(self) -> None:
         """Wait for the handler threads to finish their work, then close everything."""
         self.blocking.threads.shutdown()
-        for host in (self.analytics, self.jobs, self.intake):
+        for host in (self.alerts, self.analytics, self.jobs, self.intake):
             if host is not None:
                 host.close()
         self.registry.close()
@@ -133,9 +137,11 @@ SERVICES: dict[str, Callable[[ServerState], object]] = {
     "job_service": lambda s: job_service.JobServicer(s.jobs, s.auth, s.blocking),
     "analytics_service": lambda s: analytics_service.AnalyticsServicer(s.analytics, s.auth, s.blocking,
                                                                        s.config.max_send_message_bytes),
+    "alert_service": lambda s: alert_service.AlertServicer(s.alerts, s.auth, s.blocking),
 }
 _MODULES = {"grid_service": grid_service, "layer_service": layer_service, "token_service": token_service,
-            "intake_service": intake_service, "job_service": job_service, "analytics_service": analytics_service}
+            "intake_service": intake_service, "job_service": job_service, "analytics_service": analytics_service,
+            "alert_service": alert_service}
 
 
 class Server:
@@ -245,6 +251,8 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
     unknown = sorted(set(modules) - set(SERVICES))
     if unknown:
         raise InvalidInput(f"unknown services {unknown}; services are {sorted(SERVICES)}")
+    if "alert_service" in modules and "intake_service" not in modules:
+        raise InvalidInput("AlertService needs IntakeService (alerts count its events and become its events)")
     registry = LayerRegistry(config.data_dir)
     tokens = TokenStore(config.data_dir)
     if config.admin_token:
@@ -264,8 +272,13 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
         if intake is None:
             raise InvalidInput("analytics_service counts the intake's events: run intake_service too")
         analytics = AnalyticsHost(config.data_dir, intake, config.analytics)
+    alerts = None
+    if "alert_service" in modules:
+        alerts = AlertHost(config.data_dir, intake, config.alerts)
+        alerts.start()  # a detection run every [alerts] interval_seconds
     state = ServerState(config, registry, tokens, Authenticator(tokens), Metrics(),
-                        Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs, analytics=analytics)
+                        Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs, analytics=analytics,
+                        alerts=alerts)
     try:
         return run_in_loop(_build(config, state, modules))
     except BaseException:

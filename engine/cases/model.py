@@ -36,6 +36,7 @@ CHANNELS = {
     "video_analytics": "视频智能分析",
     "citizen_app": "市民随手拍（i深圳）",
     "iot_sensor": "物联感知设备",
+    "early_warning": "异动预警",  # an alert turned into an event (citygrid.engine.alerts)
 }
 
 

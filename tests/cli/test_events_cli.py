@@ -7,10 +7,8 @@ hour the tests run at."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from datetime import datetime
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -20,13 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from citygrid.cli.main import main
-from citygrid.cli.serve import prepare_demo
+from demo_server import run_cli, serve_demo_district
+
 from citygrid.engine.times import ManualClock
-from citygrid.engine.layers.registry import LayerRegistry
-from citygrid.engine.cases.settings import IntakeSettings
-from citygrid.grpc_api.config import ServerConfig
-from citygrid.grpc_api.server import create_server
 
 TOKEN = "events-cli-test-admin-token-not-a-secret"
 #: Demo events sent by the module's submission (three batches of 1,000).
@@ -40,28 +34,15 @@ def server(tmp_path_factory, demo_dir):
     """The demo district served from a fresh data directory, its building positions loaded (as
     ``serve --demo`` does), no workers and no events yet."""
     data = tmp_path_factory.mktemp("events-cli") / "data"
-    (data / "demo").mkdir(parents=True)
-    (data / "demo" / "grids.parquet").symlink_to(demo_dir / "grids.parquet")
-    registry = LayerRegistry(data)
-    try:
-        prepare_demo(registry, data)
-    finally:
-        registry.close()
-    config = ServerConfig(data_dir=data, host="127.0.0.1", port=0, metrics_port=None, admin_token=TOKEN,
-                          max_workers=8, intake=IntakeSettings(clock_interval=3600.0))
-    grpc_server, port = create_server(config, clock=ManualClock(NOW))
-    grpc_server.start()
+    grpc_server, target = serve_demo_district(data, demo_dir, TOKEN, ManualClock(NOW))
     grpc_server.state.intake.load_staff(buildings_path=demo_dir / "buildings.parquet")
-    yield SimpleNamespace(target=f"127.0.0.1:{port}", server=grpc_server, demo=demo_dir)
+    yield SimpleNamespace(target=target, server=grpc_server, demo=demo_dir)
     assert grpc_server.stop(0).wait(10)
 
 
 def run(server, *args, token: str | None = TOKEN) -> tuple[int, str, str]:
     """``citygrid ARGS --server S --token T``: exit status, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = main([*args, "--server", server.target, *(["--token", token] if token else [])])
-    return status, out.getvalue(), err.getvalue()
+    return run_cli(server.target, token, *args)
 
 
 def json_lines(text: str) -> list[dict]:

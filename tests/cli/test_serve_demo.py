@@ -105,3 +105,13 @@ def test_a_community_dashboard_sees_only_its_community(demo_server, demo_layer):
             dashboard.get_grid(foreign)
         assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
 
+
+
+def test_each_demo_start_makes_a_detection_run(demo_server):
+    """Without ``--events`` the store holds no events: the run judges from where the first start's
+    run left off (today, on the server's clock) and raises nothing."""
+    log = demo_server[2]
+    runs = [re.search(r"alerts: first detection run judged (\S+) \.\. (\S+) \((\d+) events\): (\d+) alerts raised",
+                      line) for line in log]
+    [run] = [r for r in runs if r]
+    assert run.group(1) == run.group(2) and run.group(3) == "0" and run.group(4) == "0"

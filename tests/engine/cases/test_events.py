@@ -117,7 +117,8 @@ def test_the_window_follows_the_configured_limits_at_night(tmp_path):
 def test_an_unknown_source_is_refused_in_its_receipt(world):
     from citygrid.engine.demo.rhythms import SOURCES
 
-    assert world.intake.config.sources == {s.code for s in SOURCES}  # the demo's five by default
+    # the demo's five and alerts turned into events (citygrid.engine.alerts) by default
+    assert world.intake.config.sources == {s.code for s in SOURCES} | {"early_warning"}
     reports = [world.report(i=k, source=s.code) for k, s in enumerate(SOURCES[:4])]
     reports.insert(2, world.report(i=0, j=3, source="carrier pigeon"))
     receipts = world.intake.submit(reports, INTAKE)

@@ -1,0 +1,379 @@
+"""The alert host: detection runs over the live counts, the alert store, and what callers may do
+with alerts (the engine side of ``AlertService``).
+
+A detection run (:meth:`AlertHost.run`) reads the events the intake committed through a columnar
+mirror of the event store (:class:`~citygrid.engine.analytics.mirror.EventMirror`, caught up from
+the store's logs before each run, so a relocated or re-gridded event counts where it is now),
+counts them per grid x category and local day (:func:`~citygrid.engine.alerts.series.count_events`;
+every report counts, duplicates included, as the dashboards' "reported" does), rolls them up to the
+``levels`` configured, runs the configured EARS detector over every series at once and turns each
+series' alarm days into episodes (alarm days at most :data:`~citygrid.engine.alerts.store.MERGE_GAP_DAYS`
+apart are one). Each episode is a :class:`~citygrid.engine.alerts.store.Finding`; the store
+deduplicates them against the alerts it holds and records the run.
+
+Which days a run judges: from ``since`` when the caller gives it; else from the last day the
+previous run judged (that day again: it may have been judged before it ended); else, on the first
+run, the last ``backfill_days`` days, but none whose baseline reaches back before the first event
+in the store (the days before it are unknown, not quiet: judged against zeros, the first week of
+any store would alarm everywhere). Days up to today (the clock's local date, still counting)
+are judged; today's count is partial, so a spike shows once enough of it has been reported.
+
+Time is the intake's clock (an injected one in tests). :meth:`run_schedule` runs a detection every
+``interval_seconds`` in a thread of the serving process (:meth:`start`); RunDetection calls
+:meth:`run` on demand. Runs are serialised.
+
+Extension point, not built: a sudden change of a grid's registered population. The house
+registry (:mod:`citygrid.engine.houses`) answers the population of each area now
+(``population(level)``) but keeps no daily history of it, and a change needs one. A finder is any
+callable ``finder(window: RunWindow) -> list[Finding]`` passed as ``AlertHost(..., finders=[...])``;
+each run calls every finder with the days it judges and stores what they find with the detectors'
+findings (deduplicated and audited the same way; use ``kind="detector"``, a method name of its own
+and the grid's chain). A population finder would keep the registry's daily counts per grid and
+flag a day whose change exceeds what the grid's history allows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.alerts import store as S
+from citygrid.engine.alerts.detectors import detect
+from citygrid.engine.alerts.series import count_events, roll_up
+from citygrid.engine.alerts.settings import AlertSettings
+from citygrid.engine.analytics.mirror import EventMirror
+from citygrid.engine.analytics.source import Vocabulary
+from citygrid.engine.cases.model import EventReport
+from citygrid.engine.errors import CityGridError, InvalidInput, PreconditionFailed
+from citygrid.engine.hierarchy import Chains
+from citygrid.engine.times import to_us
+
+log = logging.getLogger("citygrid.engine.alerts")
+
+#: Who may read alerts, act on them (acknowledge, dismiss, turn into an event), and run a detection
+#: (admins always may).
+READ_ROLES = (Role.SUPERVISOR, Role.DISPATCHER, Role.DASHBOARD)
+ACT_ROLES = (Role.SUPERVISOR, Role.DISPATCHER)
+RUN_ROLES = (Role.SUPERVISOR,)
+#: Who the audit trail names for scheduled runs.
+SCHEDULE = Principal("alert schedule", Role.ADMIN)
+#: The intake channel of events made from alerts (:data:`citygrid.engine.cases.model.CHANNELS`).
+SOURCE = "early_warning"
+_CHAIN_INDEX = {"grid": 0, "community": 1, "street": 2, "district": 3}
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """What a finder is asked about: the local days judged (inclusive), the clock's now, the layer."""
+
+    first_day: dt.date
+    last_day: dt.date
+    now: dt.datetime
+    layer: object
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run: S.RunRecord
+    raised: tuple[int, ...]
+    updated: tuple[int, ...]
+    dropped: int
+
+
+class AlertHost:
+    """Detection runs and alerts of one data directory, over the intake held by ``intake_host``
+    (a :class:`~citygrid.engine.cases.host.IntakeHost`: its clock, taxonomy, layer, and the intake
+    that alerts become events through)."""
+
+    def __init__(self, data_dir, intake_host, settings: AlertSettings | None = None, *,
+                 finders: Sequence[Callable[[RunWindow], list[S.Finding]]] = ()):
+        self.settings = settings or AlertSettings()
+        self.store = S.AlertStore(data_dir)
+        self._data_dir = data_dir
+        self._intake_host = intake_host
+        self._finders = tuple(finders)
+        self._mirror: EventMirror | None = None
+        self._run_lock = threading.Lock()
+        self._act_lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self._listen_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ life
+
+    def start(self) -> None:
+        """Run a detection every ``interval_seconds`` in a thread until :meth:`close`."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.run_schedule, args=(self._stop,), name="citygrid-alerts",
+                                            daemon=True)
+            self._thread.start()
+
+    def run_schedule(self, stop: threading.Event) -> None:
+        """Call :meth:`run` every ``interval_seconds`` until ``stop`` is set; a run that fails with a
+        CityGrid error (no active layer yet, say) is logged and tried again at the next one."""
+        while not stop.wait(self.settings.interval_seconds):
+            try:
+                report = self.run(SCHEDULE, trigger="schedule")
+                log.info("alerts: scheduled run %d raised %d and updated %d alerts", report.run.id,
+                         len(report.raised), len(report.updated))
+            except CityGridError as exc:
+                log.warning("alerts: scheduled detection failed, trying again in %.0f s: %s",
+                            self.settings.interval_seconds, exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._run_lock:
+            if self._mirror is not None:
+                self._mirror.close()
+            self.store.close()
+
+    def on_news(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after each commit that changes an alert, until the function returned
+        is called (how a watch waits without a thread; see ``Intake.on_news``)."""
+        with self._listen_lock:
+            self._listeners.append(callback)
+
+        def stop() -> None:
+            with self._listen_lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return stop
+
+    def _wake(self) -> None:
+        with self._listen_lock:
+            listeners = list(self._listeners)
+        for callback in listeners:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a watcher's bug must not fail a commit that is done
+                log.warning("an alert listener failed", exc_info=True)
+
+    # ------------------------------------------------------------------ detection
+
+    def run(self, principal: Principal, *, trigger: str = "on demand", since: dt.date | None = None) -> RunReport:
+        """One detection run (see the module docstring); durable when it returns. The report lists
+        the alerts raised and updated inside the caller's jurisdiction."""
+        principal.require_role(*RUN_ROLES, action="run anomaly detection")
+        with self._run_lock:
+            started = time.perf_counter()
+            intake = self._intake_host.intake()
+            now = intake.clock()
+            tz = ZoneInfo(self.settings.timezone)
+            today = now.astimezone(tz).date()
+            last = self.store.last_run()
+            if since is not None:
+                first = since
+            elif last is not None:
+                first = min(last.last_day, today)
+            else:
+                first = today - dt.timedelta(days=self.settings.backfill_days - 1)
+                earliest = self._first_event_day(intake, tz)
+                if earliest is not None:  # no day whose baseline reaches before the first event (unknown, not 0)
+                    first = min(today, max(first, earliest + dt.timedelta(days=self.settings.lookback_days)))
+            if first > today:
+                raise InvalidInput(f"the first day to judge ({first}) is after today ({today} in {self.settings.timezone})")
+            if (today - first).days >= 3660:
+                raise InvalidInput(f"judging from {first} is more than ten years; give a later day")
+            start_day = first - dt.timedelta(days=self.settings.lookback_days)
+            findings, n_series, n_events = self._detect(intake, start_day, first, today, tz)
+            window = RunWindow(first, today, now, intake.layer)
+            for finder in self._finders:
+                findings += list(finder(window))
+            record, tally = self.store.record(
+                findings, at=intake.clock(), principal=principal,
+                run={"started_at": now, "trigger": trigger, "first_day": first, "last_day": today,
+                     "series": n_series, "events": n_events, "seconds": time.perf_counter() - started})
+        if tally.raised or tally.updated:
+            self._wake()
+        visible = self.store.visible(set(tally.raised) | set(tally.updated), principal)
+
+        def mine(ids):
+            return tuple(i for i in dict.fromkeys(ids) if i in visible)
+
+        return RunReport(record, mine(tally.raised), mine(tally.updated), tally.dropped)
+
+    def _first_event_day(self, intake, tz) -> dt.date | None:
+        mirror = self._mirror_of(intake)
+        mirror.catch_up()
+        with mirror.lock:
+            occurred = mirror.occurred[:mirror.n]
+            occurred = occurred[occurred > np.iinfo(np.int64).min]
+            if not len(occurred):
+                return None
+            return dt.datetime.fromtimestamp(int(occurred.min()) / 1e6, tz).date()
+
+    def _mirror_of(self, intake) -> EventMirror:
+        if self._mirror is None:
+            self._mirror = EventMirror(self._data_dir, Vocabulary(intake.taxonomy), intake.config.schedule)
+        return self._mirror
+
+    def _detect(self, intake, start_day: dt.date, first: dt.date, today: dt.date, tz) -> tuple[list[S.Finding], int, int]:
+        start = dt.datetime.combine(start_day, dt.time(), tz)
+        end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tz)
+        mirror = self._mirror_of(intake)
+        mirror.catch_up()
+        with mirror.lock:
+            n = mirror.n
+            occurred = mirror.occurred[:n]
+            category, grid = mirror.codes[0, :n], mirror.codes[5, :n]
+            keep = np.flatnonzero((occurred >= to_us(start)) & (occurred < to_us(end)) & (grid >= 0) & (category >= 0))
+            grid_codes = np.array(mirror.reader.codes["grid_code"], dtype=object)[grid[keep]]
+            category_codes = np.array(mirror.reader.codes["category_code"], dtype=object)[category[keep]]
+            occurred_ms = occurred[keep] // 1000
+        if not len(keep):
+            return [], 0, 0
+        chains = Chains.of_layer(intake.layer)
+        grids = count_events(grid_codes, category_codes, occurred_ms, start=start, end=end)
+        judged_from = (first - start_day).days
+        findings, n_series = [], 0
+        for level in self.settings.levels:
+            series = grids if level == "grid" else self._roll_up(grids, level, chains)
+            if not len(series.units):
+                continue
+            n_series += len(series.units)
+            result = detect("ears", series.counts, self.settings.options, freq=365)
+            parents = _parent_chains(series.units, level, chains)
+            findings += _episodes(series, result, judged_from, start_day, level, parents, self.settings.method_name)
+        return findings, n_series, len(keep)
+
+    def _roll_up(self, grids, level: str, chains: Chains):
+        k = _CHAIN_INDEX[level]
+        parent = {g: chains.chain_of_code(g)[k] for g in set(grids.units.tolist())}
+        known = np.array([parent[g] is not None for g in grids.units.tolist()], dtype=bool)
+        if not known.all():  # events in grids of an older layer version with no such parent: left out
+            grids = type(grids)(grids.level, grids.units[known], grids.categories[known], grids.start_ms,
+                                grids.step_ms, grids.counts[known])
+        return roll_up(grids, level, unit_parent={g: p for g, p in parent.items() if p is not None})
+
+    # ------------------------------------------------------------------ alerts
+
+    def list(self, principal: Principal, where: S.AlertFilter = S.AlertFilter(), *, before: int | None = None,
+             limit: int = 100) -> list[S.Alert]:
+        principal.require_role(*READ_ROLES, action="read alerts")
+        return self.store.list(principal, where, before=before, limit=limit)
+
+    def get(self, alert_id: int, principal: Principal) -> S.Alert:
+        principal.require_role(*READ_ROLES, action="read alerts")
+        return self.store.get(alert_id, principal)
+
+    def audit(self, alert_id: int, principal: Principal) -> list[S.AlertChange]:
+        principal.require_role(*READ_ROLES, action="read alerts")
+        return self.store.audit_trail(alert_id, principal)
+
+    def feed(self, principal: Principal, *, after: int = 0, limit: int = 100) -> list[S.AlertChange]:
+        principal.require_role(*READ_ROLES, action="watch alerts")
+        return self.store.feed(principal, after=after, limit=limit)
+
+    def acknowledge(self, alert_id: int, principal: Principal, note: str = "") -> S.Alert:
+        return self._act(alert_id, "acknowledge", principal, note=note)
+
+    def dismiss(self, alert_id: int, principal: Principal, reason: str) -> S.Alert:
+        return self._act(alert_id, "dismiss", principal, note=reason)
+
+    def _act(self, alert_id: int, action: str, principal: Principal, **kw) -> S.Alert:
+        principal.require_role(*ACT_ROLES, action=f"{action.replace('_', ' ')} alerts")
+        alert = self.store.transition(alert_id, action, principal, at=self._now(), **kw)
+        self._wake()
+        return alert
+
+    def to_event(self, alert_id: int, principal: Principal, note: str = "") -> tuple[S.Alert, str]:
+        """Turn an alert into an event (转工单) through the intake: a report of the alert's category
+        at the alert's place (a disc's centre; for an area, the reported position of its window's
+        events nearest their median), then the alert's transition to ``event``. The report's id is
+        ``alert-<id>`` and its content depends on the alert alone, so a retry after a failure between
+        the two steps finds the event already taken in and completes the transition."""
+        principal.require_role(*ACT_ROLES, action="turn alerts into events")
+        with self._act_lock:
+            alert = self.store.get(alert_id, principal)
+            self.store.require_state(alert, "to_event")
+            intake = self._intake_host.intake()
+            lng, lat = self._place(alert, intake)
+            report = EventReport(
+                f"alert-{alert.id}", alert.category_code, alert.raised_at, SOURCE, lng, lat, "wgs84", None,
+                f"alert {alert.id}",
+                f"异动预警 #{alert.id}: {alert.level} {alert.unit_code} 类别 {alert.category_code} "
+                f"自 {alert.first_day} 起异常增多 ({alert.method})")
+            receipt = intake.submit_one(report, principal)
+            done = self.store.transition(alert.id, "to_event", principal, at=self._now(), note=note,
+                                         event_id=receipt.event_id)
+        self._wake()
+        return done, receipt.event_id
+
+    def _place(self, alert: S.Alert, intake) -> tuple[float, float]:
+        if alert.lng is not None and alert.lat is not None:
+            return alert.lng, alert.lat
+        tz = ZoneInfo(self.settings.timezone)
+        lo = to_us(dt.datetime.combine(alert.first_day, dt.time(), tz))
+        hi = to_us(dt.datetime.combine(alert.last_day + dt.timedelta(days=1), dt.time(), tz))
+        mirror = self._mirror_of(intake)
+        mirror.catch_up()
+        with mirror.lock:
+            codes = mirror.reader.codes
+            level_row = 5 + _CHAIN_INDEX[alert.level]
+            try:
+                unit_id = codes[f"{alert.level}_code"].index(alert.unit_code)
+                cat_id = codes["category_code"].index(alert.category_code)
+            except ValueError:
+                unit_id = cat_id = -2
+            n = mirror.n
+            rows = np.flatnonzero((mirror.codes[level_row, :n] == unit_id) & (mirror.codes[0, :n] == cat_id)
+                                  & (mirror.occurred[:n] >= lo) & (mirror.occurred[:n] < hi))
+            lng, lat = mirror.positions(rows)
+        placed = ~np.isnan(lng)
+        if not placed.any():
+            raise PreconditionFailed(f"alert {alert.id}: none of its events has a position to place an event at")
+        lng, lat = lng[placed], lat[placed]
+        k = int(np.argmin(np.hypot(lng - np.median(lng), lat - np.median(lat))))
+        return float(lng[k]), float(lat[k])
+
+    def _now(self) -> dt.datetime:
+        return self._intake_host.intake().clock()
+
+
+def _parent_chains(units: np.ndarray, level: str, chains: Chains) -> dict[str, tuple]:
+    """unit code -> (grid, community, street, district) codes of the unit (None below its level)."""
+    k = _CHAIN_INDEX[level]
+    out: dict[str, tuple] = {}
+    if level == "grid":
+        return {u: chains.chain_of_code(u) for u in set(units.tolist())}
+    for chain in chains.chains:
+        code = chain[k]
+        if code is not None and code not in out:
+            out[code] = (None,) * k + tuple(chain[k:])
+    return out
+
+
+def _episodes(series, result, judged_from: int, start_day: dt.date, level: str, parents: dict,
+              method: str) -> list[S.Finding]:
+    """Each series' alarm days from ``judged_from`` on, runs of days at most MERGE_GAP_DAYS apart
+    joined, as findings."""
+    alarm = result.alarm[:, judged_from:]
+    rows, cols = np.nonzero(alarm)
+    findings: list[S.Finding] = []
+    if not len(rows):
+        return findings
+    cols = cols + judged_from
+    new = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] - cols[:-1] > S.MERGE_GAP_DAYS + 1)]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(rows)] - 1
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        r, c0, c1 = int(rows[a]), int(cols[a]), int(cols[b])
+        unit = series.units[r]
+        findings.append(S.Finding(
+            "detector", method, series.categories[r], level, unit, parents.get(unit, (unit, None, None, None)),
+            start_day + dt.timedelta(days=c0), start_day + dt.timedelta(days=c1),
+            float(series.counts[r, c0:c1 + 1].sum()), float(np.nansum(result.expected[r, c0:c1 + 1])),
+            float(np.nanmax(result.statistic[r, c0:c1 + 1]))))
+    return findings

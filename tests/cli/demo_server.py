@@ -1,0 +1,41 @@
+"""A server of the demo district for the CLI tests that talk to one: a fresh data directory with the
+demo's grids active, on a free port, its intake's clock an injected one; and running a command
+against it as a user would."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from citygrid.cli.main import main
+from citygrid.cli.serve import prepare_demo
+from citygrid.engine.cases.settings import IntakeSettings
+from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.grpc_api.config import ServerConfig
+from citygrid.grpc_api.server import create_server
+
+
+def serve_demo_district(data: Path, demo_dir: Path, token: str, clock):
+    """Start a server over ``data`` with the demo's grids (linked from ``demo_dir``) registered and
+    active; returns (server, target)."""
+    (data / "demo").mkdir(parents=True)
+    (data / "demo" / "grids.parquet").symlink_to(demo_dir / "grids.parquet")
+    registry = LayerRegistry(data)
+    try:
+        prepare_demo(registry, data)
+    finally:
+        registry.close()
+    config = ServerConfig(data_dir=data, host="127.0.0.1", port=0, metrics_port=None, admin_token=token,
+                          max_workers=8, intake=IntakeSettings(clock_interval=3600.0))
+    server, port = create_server(config, clock=clock)
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+def run_cli(target: str, token: str | None, *args) -> tuple[int, str, str]:
+    """``citygrid ARGS --server TARGET --token TOKEN``: exit status, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main([*args, "--server", target, *(["--token", token] if token else [])])
+    return status, out.getvalue(), err.getvalue()
