@@ -36,7 +36,8 @@ from citygrid.engine.houses.census import AGE_BANDS, AreaCounts, age_band
 from citygrid.engine.houses.checkins import CheckIn, CheckInRules, distance_m, speed_mps
 from citygrid.engine.houses.codes import QrKeyring, UnitCode, parse_unit_code
 from citygrid.engine.houses.records import Building, Residence, Resident, Unit
-from citygrid.engine.houses.registry import HouseRegistry, local_date
+from citygrid.engine.houses.dates import local_date
+from citygrid.engine.houses.registry import HouseRegistry
 from citygrid.engine.houses.store import transaction
 from citygrid.engine.access.principals import Principal, Role
 
