@@ -1,7 +1,8 @@
 """Server configuration: a TOML file's ``[server]`` table (this module), ``[intake]`` table (the
-engine's :class:`~citygrid.engine.cases.settings.IntakeSettings`, which parses it) and ``[analytics]``
-table (:class:`~citygrid.engine.analytics.config.AnalyticsConfig`); the command line overrides some
-``[server]`` keys.
+engine's :class:`~citygrid.engine.cases.settings.IntakeSettings`, which parses it), ``[analytics]``
+table (:class:`~citygrid.engine.analytics.config.AnalyticsConfig`) and ``[houses]`` table
+(:class:`~citygrid.engine.houses.host.HouseSettings`: QR keys, the group-renting and check-in rules; its
+keys are listed there); the command line overrides some ``[server]`` keys.
 
 Example ``citygrid.toml`` (every key optional; these are the defaults but for the paths, the token and
 clock_start)::
@@ -103,12 +104,13 @@ from pathlib import Path
 from citygrid.engine.analytics.config import AnalyticsConfig
 from citygrid.engine.cases.settings import IntakeSettings
 from citygrid.engine.errors import InvalidInput, NotFound
+from citygrid.engine.houses.host import HouseSettings
 from citygrid.engine.files import file_path
 
 #: Bytes of a message besides the point arrays (headers, other fields), with room to spare.
 MESSAGE_OVERHEAD_BYTES = 1 << 20
 #: The tables of a config file.
-TABLES = ("server", "intake", "analytics")
+TABLES = ("server", "intake", "analytics", "houses")
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class ServerConfig:
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     #: The ``[analytics]`` table.
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    #: The ``[houses]`` table (:class:`~citygrid.engine.houses.host.HouseSettings`).
+    houses: HouseSettings = field(default_factory=HouseSettings)
 
     def __post_init__(self):
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -179,7 +183,7 @@ class ServerConfig:
             if not isinstance(doc.get(name, {}), dict):
                 raise InvalidInput(f"[{name}] must be a table")
         table = doc.get("server", {})
-        known = [f.name for f in dataclasses.fields(cls) if f.name not in ("intake", "analytics")]
+        known = [f.name for f in dataclasses.fields(cls) if f.name not in ("intake", "analytics", "houses")]
         unknown = sorted(set(table) - set(known))
         if unknown:
             raise InvalidInput(f"unknown [server] keys {unknown}; known keys are {sorted(known)}")
@@ -190,7 +194,8 @@ class ServerConfig:
         if values.get("metrics_port", 0) is not None and values.get("metrics_port", 0) < 0:
             values["metrics_port"] = None
         return cls(**values, intake=IntakeSettings.from_table(doc.get("intake", {}), base=base),
-                   analytics=AnalyticsConfig.from_table(doc.get("analytics", {})))
+                   analytics=AnalyticsConfig.from_table(doc.get("analytics", {})),
+                   houses=HouseSettings.from_table(doc.get("houses", {})))
 
 
 def load_config(path: str | os.PathLike | None) -> ServerConfig:

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from citygrid.engine.errors import PreconditionFailed
 from citygrid.engine.houses import loading as L
 from citygrid.engine.houses.codes import GRID_DIGITS
 from citygrid.engine.houses.dates import local_date
@@ -38,6 +39,9 @@ class BulkLoad:
         tables = {name: L.read_table(src, name) for name, src in
                   (("buildings", buildings), ("units", units), ("residents", residents), ("businesses", businesses))
                   if src is not None}
+        if self.assigner is None and buildings is not None:
+            raise PreconditionFailed("no layer version is active: buildings are placed on the active version's grids; "
+                                     "activate one first")
         default_date = local_date(moved_in, "moved_in date") if moved_in is not None else self.today()
         report = L.LoadReport()
         with self._lock:

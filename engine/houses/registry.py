@@ -35,7 +35,7 @@ from citygrid.engine.houses import loading as L
 from citygrid.engine.houses.address import AddressIndex
 from citygrid.engine.houses.bulk_load import BulkLoad
 from citygrid.engine.houses.census import LEVELS, AreaCounts, Census
-from citygrid.engine.houses.codes import parse_building_code, parse_unit_code
+from citygrid.engine.houses.codes import BUILDING_DIGITS, UNIT_DIGITS, parse_building_code, parse_unit_code
 from citygrid.engine.houses.dates import local_date
 from citygrid.engine.houses.records import Building, Moved, RegridReport, Unit
 from citygrid.engine.houses.rentals import CONTROL_LEVELS, RENTAL_CLASSES, GroupRentingRule
@@ -92,6 +92,11 @@ class HouseRegistry(BulkLoad, Residences):
 
     def today(self) -> str:
         return local_date(self.clock(), "clock time")
+
+    @property
+    def n_buildings(self) -> int:
+        """Buildings ever registered (demolished ones too)."""
+        return len(self._building_ids)
 
     # ------------------------------------------------------------------ derived state
 
@@ -165,6 +170,12 @@ class HouseRegistry(BulkLoad, Residences):
         *fields, uid = row
         fields[7] = bool(fields[7])
         return Unit(*fields, residents=self._census.unit_residents(uid))
+
+    def unit_exists(self, code: str) -> bool:
+        """Whether a unit with ``code`` is in the registry and not removed."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM house_units WHERE code = ? AND removed_on IS NULL",
+                                      (code,)).fetchone() is not None
 
     def units_of(self, building_code: str) -> list[Unit]:
         """The units of a building (removed ones too), in code order."""
@@ -250,7 +261,8 @@ class HouseRegistry(BulkLoad, Residences):
 
     def positions(self) -> Mapping[str, tuple[float, float]]:
         """Standing buildings' WGS84 positions by code: what the intake places a report given by
-        building code at (a live view of the registry)."""
+        building code at (a live view of the registry). A unit code (not iterated) gives its
+        building's position when the unit is in the registry and not removed."""
         return _Positions(self)
 
     # ------------------------------------------------------------------ re-grid and demolition
@@ -370,7 +382,12 @@ class _Positions(Mapping):
         self._registry = registry
 
     def __getitem__(self, code: str) -> tuple[float, float]:
+        """The position of a building code, or of a unit code's building (a report placed by unit)."""
         registry = self._registry
+        if isinstance(code, str) and len(code) == UNIT_DIGITS and code.isdigit():
+            if not registry.unit_exists(code):
+                raise KeyError(code)
+            code = code[:BUILDING_DIGITS]
         bid = registry._building_ids.get(code)
         if bid is None or not registry._census._building_active.data[bid]:
             raise KeyError(code)
