@@ -110,22 +110,26 @@ class HouseRegistry(BulkLoad, Residences):
                              [r[6] for r in rows], np.array([bool(r[7]) for r in rows], dtype=bool))
         self._building_ids = {code: k for k, code in enumerate(codes)}
         self._building_lnglat = np.array([(r[1], r[2]) for r in rows], dtype=np.float64).reshape(-1, 2)
-        kinds = {k: i for i, k in enumerate(L.UNIT_KINDS)}
-        classes = {c: i for i, c in enumerate(RENTAL_CLASSES)}
-        levels = {c: i for i, c in enumerate(CONTROL_LEVELS)}
-        cursor = conn.execute("SELECT building_id, kind, area_m2, rental_class, control_level, removed_on IS NULL "
-                              "FROM house_units ORDER BY id")
-        while chunk := cursor.fetchmany(1 << 20):
-            census.add_units([r[0] for r in chunk], np.array([kinds[r[1]] for r in chunk], dtype=np.int8),
-                             np.array([np.nan if r[2] is None else r[2] for r in chunk], dtype=np.float32),
-                             np.array([classes.get(r[3], -1) for r in chunk], dtype=np.int8),
-                             np.array([levels.get(r[4], -1) for r in chunk], dtype=np.int8),
-                             np.array([bool(r[5]) for r in chunk], dtype=bool))
-        cursor = conn.execute("SELECT coalesce(h.unit_id, -1), r.birth_year, r.registered FROM house_residents r "
-                              "LEFT JOIN house_residence h ON h.resident = r.id AND h.moved_out IS NULL ORDER BY r.id")
-        while chunk := cursor.fetchmany(1 << 20):
-            array = np.array(chunk, dtype=np.int32).reshape(-1, 3)
-            census.add_residents(array[:, 0], array[:, 1], array[:, 2].astype(bool))
+        n_units = conn.execute("SELECT count(*) FROM house_units").fetchone()[0]
+        if len(rows) >= 1 << 21 or n_units >= (1 << 24) - 1:  # the bits of the packed columns below
+            raise PreconditionFailed(f"{len(rows):,} buildings / {n_units:,} units exceed what a registry opens "
+                                     f"(2,097,151 / 16,777,214)")
+        # units and residents come as packed integers, one comma-separated text per column built in
+        # SQLite (group_concat) and parsed by numpy: millions of rows without a Python object each
+        kind = _case("kind", L.UNIT_KINDS, -1)
+        klass, level = _case("rental_class", RENTAL_CLASSES, -1), _case("control_level", CONTROL_LEVELS, -1)
+        units = _packed(conn, "house_units", f"(id << 33) | (building_id << 12) | (({kind}) << 8) | "
+                                             f"((({klass}) + 1) << 4) | ((({level}) + 1) << 1) | (removed_on IS NULL)", 33)
+        areas = _packed(conn, "house_units", "(id << 31) | coalesce(CAST(round(area_m2 * 100) AS INTEGER) + 1, 0)", 31)
+        area = (areas & ((1 << 31) - 1)).astype(np.float64)
+        area = np.where(area == 0, np.nan, (area - 1) / 100)
+        census.add_units((units >> 12) & ((1 << 21) - 1), ((units >> 8) & 15).astype(np.int8), area.astype(np.float32),
+                         (((units >> 4) & 15) - 1).astype(np.int8), (((units >> 1) & 7) - 1).astype(np.int8),
+                         (units & 1).astype(bool))
+        people = _packed(conn, "house_residents r LEFT JOIN house_residence h ON h.resident = r.id AND h.moved_out IS NULL",
+                         "(r.id << 36) | ((coalesce(h.unit_id, -1) + 1) << 12) | (r.birth_year << 1) | r.registered",
+                         36, order="r.id")
+        census.add_residents(((people >> 12) & ((1 << 24) - 1)) - 1, (people >> 1) & 2047, (people & 1).astype(bool))
         self._census = census
         self._nearest = self._address = None
 
@@ -375,6 +379,27 @@ class HouseRegistry(BulkLoad, Residences):
             return out
 
 
+
+
+def _case(column: str, names, other: int) -> str:
+    """SQL giving the index of ``column``'s value in ``names`` (``other`` for any other value or null)."""
+    cases = " ".join(f"WHEN '{name}' THEN {k}" for k, name in enumerate(names))
+    return f"CASE {column} {cases} ELSE {other} END"
+
+
+def _packed(conn, source: str, expression: str, id_shift: int, *, order: str = "id") -> np.ndarray:
+    """``expression`` (an integer holding the row id in its bits from ``id_shift`` up) for every row of
+    ``source`` in id order: one text of SQLite's ``group_concat`` parsed by numpy. The ids must be the
+    rows 0..n-1 (the store numbers rows so); they are sorted if SQLite concatenated in another order."""
+    text = conn.execute(f"SELECT group_concat(v) FROM (SELECT {expression} AS v FROM {source} ORDER BY {order})"
+                        ).fetchone()[0]
+    values = np.fromstring(text, dtype=np.int64, sep=",") if text else np.empty(0, dtype=np.int64)
+    ids = values >> id_shift
+    if not np.array_equal(ids, np.arange(len(values))):
+        values = values[np.argsort(ids, kind="stable")]
+        if not np.array_equal(values >> id_shift, np.arange(len(values))):
+            raise RuntimeError(f"the rows of {source} are not numbered 0..{len(values) - 1}")
+    return values
 
 
 class _Positions(Mapping):
