@@ -22,7 +22,7 @@ EXIT_BROKEN_PIPE = 141
 #: Where saved layer versions and the databases live unless --data-dir or $CITYGRID_DATA_DIR says.
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "citygrid"
 
-COMMAND_MODULES = ("demo", "layer", "assign", "serve", "query", "events", "reindex", "detect", "scan", "stats")
+COMMAND_MODULES = ("demo", "layer", "assign", "serve", "query", "events", "reindex", "detect", "scan", "stats", "houses")
 
 
 def default_data_dir() -> Path:

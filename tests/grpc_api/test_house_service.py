@@ -19,10 +19,10 @@ from datetime import datetime, timedelta, timezone
 import grpc
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from grpc_env import ADMIN_TOKEN, start_server
+from house_world import COMMUNITIES, write_world
 
 from citygrid.engine.database import database_path
 from citygrid.engine.houses.codes import QrKeyring
@@ -31,26 +31,8 @@ from citygrid.engine.layers.coordinates import from_wgs84
 from citygrid.grpc_api._pb import intake_pb2
 from citygrid.grpc_api.client import CityGridClient
 
-COMMUNITIES = ("440307001001", "440307001002")
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 10, 2, 3, 5, tzinfo=CST)
-
-
-def _world(demo_dir, root):
-    """The two communities' grids, buildings, units, residents and businesses as Parquet files in ``root``."""
-    wanted = list(COMMUNITIES)
-    grids = pq.read_table(demo_dir / "grids.parquet")
-    pq.write_table(grids.filter(pc.is_in(grids.column("community_code"), value_set=pa.array(wanted))),
-                   root / "grids.parquet")
-    buildings = pq.read_table(demo_dir / "buildings.parquet")
-    buildings = buildings.filter(pc.is_in(buildings.column("community_code"), value_set=pa.array(wanted)))
-    tables = {"buildings": buildings}
-    for name in ("units", "residents", "businesses"):
-        table = pq.read_table(demo_dir / f"{name}.parquet")
-        tables[name] = table.filter(pc.is_in(table.column("building_code"), value_set=buildings.column("building_code")))
-    for name, table in tables.items():
-        pq.write_table(table, root / f"{name}.parquet")
-    return {name: table.to_pandas() for name, table in tables.items()}
 
 
 def _data_dir(root, world_dir, version_id="world"):
@@ -106,7 +88,7 @@ def houses(demo_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("house-grpc")
     world_dir = root / "world"
     world_dir.mkdir()
-    frames = _world(demo_dir, world_dir)
+    frames = write_world(demo_dir, world_dir)
     data, _ = _data_dir(root, world_dir)
     env = start_server(data, clock=ManualClock(NOW))
     yield HouseEnv(env, frames, world_dir)
@@ -361,3 +343,48 @@ def test_group_renting_and_rentals_per_grid(houses):
     area = units.set_index("unit_code").area_m2
     expected = {u for u, n in residents.items() if n > 8 or (area.get(u) == area.get(u) and area[u] / n < 6.0)}
     assert {u.unit_code for u in flagged} == expected
+
+
+def test_activating_a_redrawn_layer_regrids_the_registry_and_lists_the_moved_buildings(demo_dir, tmp_path):
+    """The redrawn version swaps the codes (and parents) of two grids: every building of each moves to
+    the other, keeping its code; the activation's answer lists exactly those buildings."""
+    from citygrid.engine.layers.registry import LayerRegistry
+    from citygrid.engine.layers.sources import read_layer
+    from citygrid.engine.times import ManualClock
+
+    world_dir = tmp_path / "world"
+    world_dir.mkdir()
+    frames = write_world(demo_dir, world_dir)
+    data, _ = _data_dir(tmp_path, world_dir)
+    buildings = frames["buildings"]
+    counts = buildings.grid_code.value_counts()
+    a, b = counts.index[0], counts.index[1]  # two grids with buildings
+    grids = pq.read_table(world_dir / "grids.parquet").to_pandas()
+    ia, ib = grids.index[grids.grid_code == a][0], grids.index[grids.grid_code == b][0]
+    swapped = grids.copy()
+    for column in ("grid_code", "community_code", "street_code"):
+        if column in swapped:
+            swapped.loc[[ia, ib], column] = grids.loc[[ib, ia], column].to_numpy()
+    pq.write_table(pa.Table.from_pandas(swapped.drop(columns=[c for c in swapped if c.startswith("__")]),
+                                        preserve_index=False), tmp_path / "redrawn.parquet")
+    layers = LayerRegistry(data)
+    layers.register(read_layer(tmp_path / "redrawn.parquet", version_id="redrawn"))
+    layers.publish("redrawn")
+    layers.close()
+    expected = {(code, a, b) for code in buildings.query("grid_code == @a").building_code} | \
+               {(code, b, a) for code in buildings.query("grid_code == @b").building_code}
+    env = start_server(data, clock=ManualClock(NOW))
+    try:
+        with env.client() as admin:
+            one = next(iter(expected))
+            assert admin.get_building(one[0]).grid_code == one[1]
+            response = admin.activate_version("redrawn")
+            assert response.buildings_regridded == len(buildings)
+            assert {(m.building_code, m.previous_grid, m.grid_code) for m in response.moved_buildings} == expected
+            moved = admin.get_building(one[0])
+            assert (moved.code, moved.grid_code, moved.issuing_grid) == (one[0], one[2], one[0][:15])
+            stats = {x.code: sum(x.counts) for x in admin.population_stats("grid").areas}
+            residents = frames["residents"].groupby("grid_code").size()
+            assert stats.get(a, 0) == residents.get(b, 0) and stats.get(b, 0) == residents.get(a, 0)
+    finally:
+        assert env.server.stop(1.0).wait(10)
