@@ -73,7 +73,7 @@ from citygrid.engine.errors import InvalidInput, PreconditionFailed
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.times import Clock, system_clock
 from citygrid.engine.analytics.host import AnalyticsHost
-from citygrid.engine.houses.host import follow_layers, open_houses
+from citygrid.engine.houses.host import RegistryPopulation, follow_layers, open_houses
 from citygrid.engine.houses.service import HouseService
 from citygrid.grpc_api import (analytics_service, grid_service, house_service, intake_service, job_service,
                                layer_service, token_service)
@@ -270,17 +270,18 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
                                                grid_workers=intake.grid_workers)
         jobs = job_service.JobHost(config.data_dir, address=config.ray_address, num_cpus=config.ray_num_cpus,
                                    **feeds)
-    analytics = None
-    if "analytics_service" in modules:
-        if intake is None:
-            raise InvalidInput("analytics_service counts the intake's events: run intake_service too")
-        analytics = AnalyticsHost(config.data_dir, intake, config.analytics)
     houses = None
     if "house_service" in modules:  # on the intake's clock; reports by building or unit code are placed by it
         houses = open_houses(config.data_dir, registry, (intake.clock if intake else clock) or system_clock,
                              config.houses)
         if intake is not None:
             intake.use_buildings(houses.registry.positions())
+    analytics = None
+    if "analytics_service" in modules:
+        if intake is None:
+            raise InvalidInput("analytics_service counts the intake's events: run intake_service too")
+        analytics = AnalyticsHost(config.data_dir, intake, config.analytics,
+                                  population=None if houses is None else RegistryPopulation(houses))
     state = ServerState(config, registry, tokens, Authenticator(tokens), Metrics(),
                         Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs, analytics=analytics,
                         houses=houses)

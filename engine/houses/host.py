@@ -123,3 +123,24 @@ def load_demo(service: HouseService, directory) -> LoadReport | None:
     if len(registry.positions()) or registry.n_buildings:
         return None
     return registry.load_directory(directory)
+
+
+class RegistryPopulation:
+    """Residents per current grid from the registry's counts: the dashboards' population (a
+    :class:`~citygrid.engine.analytics.population.PopulationProvider`, for rates per 1,000 residents).
+    Every grid of the registry's layer version without residents counts 0; an empty registry knows no
+    grid's population (an empty mapping: rates are then unknown, not infinite)."""
+
+    def __init__(self, service: HouseService):
+        self._registry = service.registry
+
+    def residents_by_grid(self) -> dict[str, int]:
+        registry = self._registry
+        if not registry.n_buildings:
+            return {}
+        out = {}
+        if registry.assigner is not None:
+            out = dict.fromkeys(registry.assigner.layer.column("grid_code").tolist(), 0)
+        counts = registry.population("grid")
+        out.update((code, int(row.sum())) for code, row in zip(counts.codes, counts.counts) if code is not None)
+        return out
