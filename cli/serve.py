@@ -25,6 +25,7 @@ from pathlib import Path
 from citygrid.engine.demo import generate_demo
 from citygrid.engine.demo.history import load_demo_history, shift_note
 from citygrid.engine.errors import CityGridError, InvalidInput
+from citygrid.engine.houses.host import follow_layers, load_demo
 from citygrid.engine.access.principals import Role
 from citygrid.engine.cases.host import STARTUP
 from citygrid.engine import runtime
@@ -85,9 +86,16 @@ def run(args: argparse.Namespace) -> int:
         try:
             version_id = prepare_demo(server.state.registry, Path(config.data_dir))
             demo_dir = demo_folder(Path(config.data_dir))
+            houses = server.state.houses
+            if houses is not None:  # the registry: buildings, units, residents (once per data directory)
+                follow_layers(houses, server.state.registry)
+                loaded = load_demo(houses, demo_dir)
+                log.info("demo district: house registry %s", "already loaded" if loaded is None else loaded.summary())
             n_workers, n_buildings = server.state.intake.load_staff(
-                *(path if path.exists() else None for path in (demo_dir / "workers.parquet", demo_dir / "buildings.parquet"))
+                demo_dir / "workers.parquet" if (demo_dir / "workers.parquet").exists() else None,
+                None if houses is not None or not (demo_dir / "buildings.parquet").exists() else demo_dir / "buildings.parquet",
             )
+            n_buildings = n_buildings or (len(houses.registry.positions()) if houses is not None else 0)
         except BaseException:
             server.stop(0).wait()
             raise

@@ -24,7 +24,7 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from citygrid.grpc_api._pb import alert_pb2, alert_pb2_grpc, analytics_pb2, analytics_pb2_grpc, grid_pb2, grid_pb2_grpc, intake_pb2, intake_pb2_grpc, job_pb2, job_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
+from citygrid.grpc_api._pb import alert_pb2, alert_pb2_grpc, analytics_pb2, analytics_pb2_grpc, grid_pb2, grid_pb2_grpc, house_pb2, house_pb2_grpc, intake_pb2, intake_pb2_grpc, job_pb2, job_pb2_grpc, layer_pb2, layer_pb2_grpc, token_pb2, token_pb2_grpc
 
 #: Bytes per UploadLayer chunk message.
 UPLOAD_CHUNK_BYTES = 1 << 20
@@ -90,6 +90,7 @@ class CityGridClient:
         self.jobs = job_pb2_grpc.JobServiceStub(self.channel)
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
         self.alerts = alert_pb2_grpc.AlertServiceStub(self.channel)
+        self.houses = house_pb2_grpc.HouseServiceStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
         self._assign_points_raw = self.channel.unary_unary(
             "/citygrid.v1.GridService/AssignPoints",
@@ -350,6 +351,77 @@ class CityGridClient:
         the last change's ``cursor``)."""
         return self.alerts.WatchAlerts(alert_pb2.WatchAlertsRequest(after=after), metadata=self.metadata,
                                        timeout=timeout)
+
+    # ------------------------------------------------------------------ houses (一楼一码、以房管人)
+
+    def get_building(self, code: str) -> house_pb2.Building:
+        return self._call(self.houses.GetBuilding, house_pb2.GetBuildingRequest(code=code))
+
+    def find_buildings(self, *, near: tuple[float, float] | None = None, crs: str = "wgs84", radius_m: float = 0.0,
+                       level: str = "", code: str = "", address: str = "", limit: int = 0) -> list[house_pb2.FoundBuilding]:
+        """Buildings near a point (``near=(lng, lat)``), in an area (``level``, ``code``) or by address text."""
+        request = house_pb2.FindBuildingsRequest(limit=limit)
+        if near is not None:
+            request.near.CopyFrom(house_pb2.NearPoint(lng=near[0], lat=near[1], crs=_crs(crs), radius_m=radius_m))
+        elif code:
+            request.area.CopyFrom(house_pb2.AreaRef(level=level or "grid", code=code))
+        elif address:
+            request.address = address
+        return list(self._call(self.houses.FindBuildings, request).found)
+
+    def get_unit(self, code: str) -> house_pb2.Unit:
+        return self._call(self.houses.GetUnit, house_pb2.GetUnitRequest(code=code))
+
+    def list_units(self, building_code: str) -> list[house_pb2.Unit]:
+        return list(self._call(self.houses.ListUnits, house_pb2.ListUnitsRequest(building_code=building_code)).units)
+
+    def resolve_code(self, payload: str) -> house_pb2.ResolveCodeResponse:
+        """The building or unit a door plate's QR payload names (``.WhichOneof("record")``)."""
+        return self._call(self.houses.ResolveCode, house_pb2.ResolveCodeRequest(payload=payload))
+
+    def move_in(self, resident_id: str, unit_code: str, *, on: str = "", name: str = "", gender: str = "",
+                birth_year: int | None = None, registered: bool | None = None) -> house_pb2.Residence:
+        return self._call(self.houses.MoveIn, house_pb2.MoveInRequest(
+            resident_id=resident_id, unit_code=unit_code, on=on, name=name, gender=gender, birth_year=birth_year,
+            registered=registered))
+
+    def move_out(self, resident_id: str, *, on: str = "") -> house_pb2.Residence:
+        return self._call(self.houses.MoveOut, house_pb2.MoveOutRequest(resident_id=resident_id, on=on))
+
+    def declare(self, payload: str, declared_by: str, kind: str, unit_code: str, resident_id: str, *,
+                moved_on: str = "", name: str = "", gender: str = "", birth_year: int | None = None,
+                registered: bool | None = None) -> house_pb2.Declaration:
+        return self._call(self.houses.Declare, house_pb2.DeclareRequest(
+            payload=payload, declared_by=declared_by, kind=kind, unit_code=unit_code, resident_id=resident_id,
+            moved_on=moved_on, name=name, gender=gender, birth_year=birth_year, registered=registered))
+
+    def review_declaration(self, declaration_id: int, *, accept: bool, note: str = "") -> house_pb2.Declaration:
+        return self._call(self.houses.ReviewDeclaration, house_pb2.ReviewDeclarationRequest(
+            declaration_id=declaration_id, accept=accept, note=note))
+
+    def watch_declarations(self, grid_code: str, *, reason: str, after: int = 0,
+                           timeout: float | None = None) -> Iterator[house_pb2.Declaration]:
+        """A grid's pending declarations, then each new one (resume with the last ``declaration_id``)."""
+        return self.houses.WatchDeclarations(
+            house_pb2.WatchDeclarationsRequest(grid_code=grid_code, after=after, reason=reason),
+            metadata=self.metadata, timeout=timeout)
+
+    def list_residents(self, level: str, code: str, *, reason: str, limit: int = 0) -> list[house_pb2.Resident]:
+        return list(self._call(self.houses.ListResidents, house_pb2.ListResidentsRequest(
+            level=level, code=code, reason=reason, limit=limit)).residents)
+
+    def check_in(self, building_code: str, lng: float, lat: float, *, crs: str = "wgs84") -> house_pb2.CheckInResponse:
+        return self._call(self.houses.CheckIn, house_pb2.CheckInRequest(building_code=building_code, lng=lng, lat=lat,
+                                                                       crs=_crs(crs)))
+
+    def population_stats(self, level: str = "grid", *, year: int = 0) -> house_pb2.HouseCounts:
+        return self._call(self.houses.PopulationStats, house_pb2.PopulationStatsRequest(level=level, year=year))
+
+    def rental_stats(self, level: str = "grid") -> house_pb2.HouseCounts:
+        return self._call(self.houses.RentalStats, house_pb2.RentalStatsRequest(level=level))
+
+    def group_renting(self, grid_code: str) -> list[house_pb2.GroupRentingUnit]:
+        return list(self._call(self.houses.GroupRenting, house_pb2.GroupRentingRequest(grid_code=grid_code)).units)
 
     # ------------------------------------------------------------------ health
 

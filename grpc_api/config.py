@@ -1,7 +1,8 @@
 """Server configuration: a TOML file's ``[server]`` table (this module), ``[intake]`` table (the
-engine's :class:`~citygrid.engine.cases.settings.IntakeSettings`, which parses it) and ``[analytics]``
-table (:class:`~citygrid.engine.analytics.config.AnalyticsConfig`); the command line overrides some
-``[server]`` keys.
+engine's :class:`~citygrid.engine.cases.settings.IntakeSettings`, which parses it), ``[analytics]``
+table (:class:`~citygrid.engine.analytics.config.AnalyticsConfig`) and ``[houses]`` table
+(:class:`~citygrid.engine.houses.host.HouseSettings`: QR keys, the group-renting and check-in rules; its
+keys are listed there); the command line overrides some ``[server]`` keys.
 
 Example ``citygrid.toml`` (every key optional; these are the defaults but for the paths, the token and
 clock_start)::
@@ -108,12 +109,13 @@ from citygrid.engine.analytics.config import AnalyticsConfig
 from citygrid.engine.alerts.settings import AlertSettings
 from citygrid.engine.cases.settings import IntakeSettings
 from citygrid.engine.errors import InvalidInput, NotFound
+from citygrid.engine.houses.host import HouseSettings
 from citygrid.engine.files import file_path
 
 #: Bytes of a message besides the point arrays (headers, other fields), with room to spare.
 MESSAGE_OVERHEAD_BYTES = 1 << 20
 #: The tables of a config file.
-TABLES = ("server", "intake", "analytics", "alerts")
+TABLES = ("server", "intake", "analytics", "alerts", "houses")
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,8 @@ class ServerConfig:
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     #: The ``[alerts]`` table (detection runs; :mod:`citygrid.engine.alerts.settings`).
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    #: The ``[houses]`` table (:class:`~citygrid.engine.houses.host.HouseSettings`).
+    houses: HouseSettings = field(default_factory=HouseSettings)
 
     def __post_init__(self):
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -198,7 +202,8 @@ class ServerConfig:
             values["metrics_port"] = None
         return cls(**values, intake=IntakeSettings.from_table(doc.get("intake", {}), base=base),
                    analytics=AnalyticsConfig.from_table(doc.get("analytics", {})),
-                   alerts=AlertSettings.from_table(doc.get("alerts", {})))
+                   alerts=AlertSettings.from_table(doc.get("alerts", {})),
+                   houses=HouseSettings.from_table(doc.get("houses", {})))
 
 
 def load_config(path: str | os.PathLike | None) -> ServerConfig:

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import grpc
 
@@ -21,6 +22,7 @@ from citygrid.engine.layers import sources
 from citygrid.engine.errors import InvalidInput, Overloaded
 from citygrid.engine.layers.layer import FieldMap
 from citygrid.engine.access.principals import Role
+from citygrid.engine.houses.records import RegridReport
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.layers.validation import validate_layer
 from citygrid.grpc_api._pb import layer_pb2, layer_pb2_grpc
@@ -35,8 +37,11 @@ SERVICE_NAME = layer_pb2.DESCRIPTOR.services_by_name["LayerService"].full_name
 
 
 class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
-    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig, blocking: Blocking):
+    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig, blocking: Blocking,
+                 *, on_activate: Callable[[], RegridReport | None] | None = None):
         self._registry = registry
+        #: Called after each activation: the house registry follows the new version (its re-grid report).
+        self._on_activate = on_activate
         self._auth = auth
         self._max_upload_bytes = config.max_upload_bytes
         self._blocking = blocking
@@ -99,7 +104,14 @@ class LayerServicer(layer_pb2_grpc.LayerServiceServicer):
         principal = self._admin("activate a layer version")
         record, previous = self._registry.activate(request.version_id)
         log.info("%s activated layer version %s (was %s)", principal.name, record.version_id, previous)
-        return layer_pb2.ActivateVersionResponse(active=layer_version(record), previous_version_id=previous or "")
+        response = layer_pb2.ActivateVersionResponse(active=layer_version(record), previous_version_id=previous or "")
+        report = self._on_activate() if self._on_activate is not None else None
+        if report is not None:
+            response.buildings_regridded = report.n_buildings
+            response.moved_buildings.extend(
+                layer_pb2.MovedBuilding(building_code=m.building_code, previous_grid=m.previous_grid or "",
+                                        grid_code=m.grid_code or "") for m in report.moved)
+        return response
 
     def ListVersions(self, request, context):
         self._auth.principal()

@@ -71,11 +71,13 @@ from citygrid.engine.access.tokens import TokenAuthority, TokenStore
 from citygrid.engine.cases.host import IntakeHost
 from citygrid.engine.errors import InvalidInput, PreconditionFailed
 from citygrid.engine.layers.registry import LayerRegistry
-from citygrid.engine.times import Clock
+from citygrid.engine.times import Clock, system_clock
 from citygrid.engine.alerts.host import AlertHost
 from citygrid.engine.analytics.host import AnalyticsHost
-from citygrid.grpc_api import (alert_service, analytics_service, grid_service, intake_service, job_service, layer_service,
-                              token_service)
+from citygrid.engine.houses.host import RegistryPopulation, follow_layers, open_houses
+from citygrid.engine.houses.service import HouseService
+from citygrid.grpc_api import (alert_service, analytics_service, grid_service, house_service, intake_service, job_service,
+                               layer_service, token_service)
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.interceptors import Authenticator, Interceptors, Registrar
 from citygrid.grpc_api.metrics import Metrics, MetricsExporter
@@ -84,7 +86,7 @@ from citygrid.grpc_api.threads import Blocking, HandlerThreads, event_loop, run_
 log = logging.getLogger("citygrid.grpc_api")
 
 SERVICE_MODULES = ("grid_service", "layer_service", "token_service", "intake_service", "job_service",
-                   "analytics_service", "alert_service")
+                   "analytics_service", "alert_service", "house_service")
 REPLICA_SERVICE_MODULES = ("grid_service",)
 
 
@@ -110,6 +112,8 @@ class ServerState:
     analytics: AnalyticsHost | None = None
     #: The alert host (detection runs, the alert store) when the server runs AlertService.
     alerts: AlertHost | None = None
+    #: The house registry's engine service when the server runs HouseService.
+    houses: HouseService | None = None
 
     def close(self) -> None:
         """Wait for the handler threads to finish their work, then close everything."""
@@ -117,6 +121,8 @@ class ServerState:
         for host in (self.alerts, self.analytics, self.jobs, self.intake):
             if host is not None:
                 host.close()
+        if self.houses is not None:
+            self.houses.registry.close()
         self.registry.close()
         self.tokens.close()
 
@@ -130,7 +136,9 @@ class ServerState:
 #: Each service by module name: its servicer, made from the server's state.
 SERVICES: dict[str, Callable[[ServerState], object]] = {
     "grid_service": lambda s: grid_service.GridServicer(s.registry, s.auth, s.config, s.blocking),
-    "layer_service": lambda s: layer_service.LayerServicer(s.registry, s.auth, s.config, s.blocking),
+    "layer_service": lambda s: layer_service.LayerServicer(
+        s.registry, s.auth, s.config, s.blocking,
+        on_activate=None if s.houses is None else lambda: follow_layers(s.houses, s.registry)),
     "token_service": lambda s: token_service.TokenServicer(
         TokenAuthority(s.tokens, lambda: s.registry.snapshot().layer, s.worker_chain), s.auth),
     "intake_service": lambda s: intake_service.IntakeServicer(s.intake, s.auth, s.blocking),
@@ -138,10 +146,11 @@ SERVICES: dict[str, Callable[[ServerState], object]] = {
     "analytics_service": lambda s: analytics_service.AnalyticsServicer(s.analytics, s.auth, s.blocking,
                                                                        s.config.max_send_message_bytes),
     "alert_service": lambda s: alert_service.AlertServicer(s.alerts, s.auth, s.blocking),
+    "house_service": lambda s: house_service.HouseServicer(s.houses, s.auth, s.blocking),
 }
 _MODULES = {"grid_service": grid_service, "layer_service": layer_service, "token_service": token_service,
             "intake_service": intake_service, "job_service": job_service, "analytics_service": analytics_service,
-            "alert_service": alert_service}
+            "alert_service": alert_service, "house_service": house_service}
 
 
 class Server:
@@ -267,18 +276,25 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
                                                grid_workers=intake.grid_workers)
         jobs = job_service.JobHost(config.data_dir, address=config.ray_address, num_cpus=config.ray_num_cpus,
                                    **feeds)
+    houses = None
+    if "house_service" in modules:  # on the intake's clock; reports by building or unit code are placed by it
+        houses = open_houses(config.data_dir, registry, (intake.clock if intake else clock) or system_clock,
+                             config.houses)
+        if intake is not None:
+            intake.use_buildings(houses.registry.positions())
     analytics = None
     if "analytics_service" in modules:
         if intake is None:
             raise InvalidInput("analytics_service counts the intake's events: run intake_service too")
-        analytics = AnalyticsHost(config.data_dir, intake, config.analytics)
+        analytics = AnalyticsHost(config.data_dir, intake, config.analytics,
+                                  population=None if houses is None else RegistryPopulation(houses))
     alerts = None
     if "alert_service" in modules:
         alerts = AlertHost(config.data_dir, intake, config.alerts)
         alerts.start()  # a detection run every [alerts] interval_seconds
     state = ServerState(config, registry, tokens, Authenticator(tokens), Metrics(),
                         Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs, analytics=analytics,
-                        alerts=alerts)
+                        alerts=alerts, houses=houses)
     try:
         return run_in_loop(_build(config, state, modules))
     except BaseException:

@@ -24,6 +24,7 @@ from citygrid.engine.cases.locator import AssignerLocator, read_buildings
 from citygrid.engine.cases.settings import IntakeSettings
 from citygrid.engine.cases.store import SqliteEventStore
 from citygrid.engine.dispatch.workers import read_workers
+from citygrid.engine.errors import PreconditionFailed
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.times import Clock
 
@@ -93,12 +94,24 @@ class IntakeHost:
             self._intake, self._clock = None, None
             self._stop = threading.Event()
 
+    def use_buildings(self, positions) -> None:
+        """Place reports given by building (or unit) code at these positions (a live mapping: the house
+        registry's :meth:`~citygrid.engine.houses.registry.HouseRegistry.positions`) instead of a table
+        loaded with :meth:`load_staff`; before the intake's first use."""
+        with self._lock:
+            if self._intake is not None:
+                self._intake.buildings = positions
+            self._buildings = positions
+
     def load_staff(self, workers_path: Path | None = None, buildings_path: Path | None = None) -> tuple[int, int]:
         """Load workers (added or replaced) and building positions from Parquet tables such as the
         demo's ``workers.parquet`` and ``buildings.parquet``; returns how many of each."""
         intake = self.intake()
         n_buildings = 0
         if buildings_path is not None:
+            if not isinstance(intake.buildings, dict):
+                raise PreconditionFailed("the intake places building codes through the house registry; load "
+                                         "buildings there")
             buildings = read_buildings(buildings_path)
             intake.buildings.update(buildings)
             n_buildings = len(buildings)

@@ -158,7 +158,8 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
         }
         self._check_open_categories()
         self.routing = routing or RoutingRules.from_taxonomy(self.taxonomy)
-        self.buildings = dict(buildings or {})
+        #: Positions of building codes (a dict of its own, or a live mapping such as the house registry's).
+        self.buildings = dict(buildings or {}) if buildings is None or isinstance(buildings, dict) else buildings
         #: The present time of every shift, deadline, escalation and duplicate window (:mod:`~citygrid.engine.times`).
         self.clock: Clock = clock or system_clock
         self._writer = threading.RLock()

@@ -26,53 +26,30 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from citygrid.engine.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from citygrid.engine.errors import InvalidInput, NotFound, PreconditionFailed
 from citygrid.engine.houses import loading as L
 from citygrid.engine.houses.address import AddressIndex
+from citygrid.engine.houses.bulk_load import BulkLoad
 from citygrid.engine.houses.census import LEVELS, AreaCounts, Census
-from citygrid.engine.houses.codes import GRID_DIGITS, parse_building_code, parse_unit_code
-from citygrid.engine.houses.records import Building, Business, Moved, RegridReport, Residence, Resident, Unit
-from citygrid.engine.houses.rentals import CONTROL_LEVELS, RENTAL_CLASSES, RESIDENTIAL_KINDS, GroupRentingRule
+from citygrid.engine.houses.codes import BUILDING_DIGITS, UNIT_DIGITS, parse_building_code, parse_unit_code
+from citygrid.engine.houses.dates import local_date
+from citygrid.engine.houses.records import Building, Moved, RegridReport, Unit
+from citygrid.engine.houses.rentals import CONTROL_LEVELS, RENTAL_CLASSES, GroupRentingRule
+from citygrid.engine.houses.residence import Residences
 from citygrid.engine.houses.spatial import BuildingIndex
-from citygrid.engine.houses.store import bulk_indexes, next_id, open_store, transaction
+from citygrid.engine.houses.store import AREA_COLUMNS, open_store, transaction
 
-#: Local time of the district (dates of moves are local dates).
-LOCAL = timezone(timedelta(hours=8))
-#: A load of at least this many rows checkpoints the WAL into the database file when it commits.
-CHECKPOINT_ROWS = 1_000_000
-#: Rows written per ``executemany`` batch in a load (all in one transaction).
-BATCH = 100_000
 _BUILDING_COLUMNS = ("code, kind, floors, address, lng, lat, issuing_grid, grid_code, community_code, "
                      "street_code, district_code, demolished_on")
 _UNIT_COLUMNS = ("u.code, b.code, u.kind, u.entrance, u.floor, u.number, u.area_m2, u.rental, u.rental_class, "
                  "u.control_level, u.address, u.removed_on, u.id")
-_AREA_COLUMNS = {"grid": "grid_code", "community": "community_code", "street": "street_code",
-                 "district": "district_code"}
 
 
-def local_date(value, what: str = "date") -> str:
-    """A date (``date``, aware ``datetime`` or ISO text) as local ISO ``YYYY-MM-DD``."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InvalidInput(f"the {what} {value.isoformat()} has no time zone")
-        return value.astimezone(LOCAL).date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip()).isoformat()
-        except ValueError:
-            pass
-    raise InvalidInput(f"the {what} must be a date (YYYY-MM-DD), not {value!r}")
-
-
-class HouseRegistry:
+class HouseRegistry(BulkLoad, Residences):
     """Buildings, units, residents and businesses of one data directory (see the module docstring).
 
     ``assigner`` places buildings on the layer version it was built for (an
@@ -116,6 +93,11 @@ class HouseRegistry:
     def today(self) -> str:
         return local_date(self.clock(), "clock time")
 
+    @property
+    def n_buildings(self) -> int:
+        """Buildings ever registered (demolished ones too)."""
+        return len(self._building_ids)
+
     # ------------------------------------------------------------------ derived state
 
     def _rebuild(self) -> None:
@@ -128,290 +110,28 @@ class HouseRegistry:
                              [r[6] for r in rows], np.array([bool(r[7]) for r in rows], dtype=bool))
         self._building_ids = {code: k for k, code in enumerate(codes)}
         self._building_lnglat = np.array([(r[1], r[2]) for r in rows], dtype=np.float64).reshape(-1, 2)
-        kinds = {k: i for i, k in enumerate(L.UNIT_KINDS)}
-        classes = {c: i for i, c in enumerate(RENTAL_CLASSES)}
-        levels = {c: i for i, c in enumerate(CONTROL_LEVELS)}
-        cursor = conn.execute("SELECT building_id, kind, area_m2, rental_class, control_level, removed_on IS NULL "
-                              "FROM house_units ORDER BY id")
-        while chunk := cursor.fetchmany(1 << 20):
-            census.add_units([r[0] for r in chunk], np.array([kinds[r[1]] for r in chunk], dtype=np.int8),
-                             np.array([np.nan if r[2] is None else r[2] for r in chunk], dtype=np.float32),
-                             np.array([classes.get(r[3], -1) for r in chunk], dtype=np.int8),
-                             np.array([levels.get(r[4], -1) for r in chunk], dtype=np.int8),
-                             np.array([bool(r[5]) for r in chunk], dtype=bool))
-        cursor = conn.execute("SELECT coalesce(h.unit_id, -1), r.birth_year, r.registered FROM house_residents r "
-                              "LEFT JOIN house_residence h ON h.resident = r.id AND h.moved_out IS NULL ORDER BY r.id")
-        while chunk := cursor.fetchmany(1 << 20):
-            array = np.array(chunk, dtype=np.int32).reshape(-1, 3)
-            census.add_residents(array[:, 0], array[:, 1], array[:, 2].astype(bool))
+        n_units = conn.execute("SELECT count(*) FROM house_units").fetchone()[0]
+        if len(rows) >= 1 << 21 or n_units >= (1 << 24) - 1:  # the bits of the packed columns below
+            raise PreconditionFailed(f"{len(rows):,} buildings / {n_units:,} units exceed what a registry opens "
+                                     f"(2,097,151 / 16,777,214)")
+        # units and residents come as packed integers, one comma-separated text per column built in
+        # SQLite (group_concat) and parsed by numpy: millions of rows without a Python object each
+        kind = _case("kind", L.UNIT_KINDS, -1)
+        klass, level = _case("rental_class", RENTAL_CLASSES, -1), _case("control_level", CONTROL_LEVELS, -1)
+        units = _packed(conn, "house_units", f"(id << 33) | (building_id << 12) | (({kind}) << 8) | "
+                                             f"((({klass}) + 1) << 4) | ((({level}) + 1) << 1) | (removed_on IS NULL)", 33)
+        areas = _packed(conn, "house_units", "(id << 31) | coalesce(CAST(round(area_m2 * 100) AS INTEGER) + 1, 0)", 31)
+        area = (areas & ((1 << 31) - 1)).astype(np.float64)
+        area = np.where(area == 0, np.nan, (area - 1) / 100)
+        census.add_units((units >> 12) & ((1 << 21) - 1), ((units >> 8) & 15).astype(np.int8), area.astype(np.float32),
+                         (((units >> 4) & 15) - 1).astype(np.int8), (((units >> 1) & 7) - 1).astype(np.int8),
+                         (units & 1).astype(bool))
+        people = _packed(conn, "house_residents r LEFT JOIN house_residence h ON h.resident = r.id AND h.moved_out IS NULL",
+                         "(r.id << 36) | ((coalesce(h.unit_id, -1) + 1) << 12) | (r.birth_year << 1) | r.registered",
+                         36, order="r.id")
+        census.add_residents(((people >> 12) & ((1 << 24) - 1)) - 1, (people >> 1) & 2047, (people & 1).astype(bool))
         self._census = census
         self._nearest = self._address = None
-
-    # ------------------------------------------------------------------ bulk load
-
-    def load(self, buildings=None, units=None, residents=None, businesses=None, *, strict: bool = False,
-             moved_in=None, recorded_by: str = "bulk load") -> L.LoadReport:
-        """Load tables (Parquet paths or Arrow tables; any may be None) after checking every row
-        (:mod:`.loading`), in one transaction. Residents move in on ``moved_in`` (default: the
-        table's ``moved_in`` column, else today). Returns the report; with ``strict`` any refused row
-        refuses the whole load (:class:`~citygrid.engine.houses.loading.LoadRefused`)."""
-        tables = {name: L.read_table(src, name) for name, src in
-                  (("buildings", buildings), ("units", units), ("residents", residents), ("businesses", businesses))
-                  if src is not None}
-        default_date = local_date(moved_in, "moved_in date") if moved_in is not None else self.today()
-        report = L.LoadReport()
-        with self._lock:
-            b_first, u_first, r_first, z_first = (next_id(self._conn, t) for t in (
-                "house_buildings", "house_units", "house_residents", "house_businesses"))
-            plan, self._pending = {}, {}
-            b_lookup = self._checked_buildings(tables.get("buildings"), report, plan, b_first)
-            u_lookup = self._checked_units(tables.get("units"), report, plan, u_first, b_lookup)
-            self._checked_residents(tables.get("residents"), report, plan, r_first, u_lookup, default_date,
-                                    recorded_by)
-            self._checked_businesses(tables.get("businesses"), report, plan, z_first, b_lookup, u_lookup)
-            if strict and report.n_refused:
-                raise L.LoadRefused(report)
-            # the rows' references were checked above, so the foreign-key checks are left off for the
-            # load (a pragma that cannot change inside a transaction), and a larger page cache is used
-            self._conn.execute("PRAGMA foreign_keys=OFF")
-            self._conn.execute("PRAGMA cache_size=-262144")
-            try:
-                with transaction(self._conn):
-                    for name, (sql, rows) in plan.items():
-                        table = f"house_{name}"
-                        rebuilt = bulk_indexes(table) if next_id(self._conn, table) == 0 and len(rows) else {}
-                        for index in rebuilt:
-                            self._conn.execute(f"DROP INDEX {index}")
-                        for start in range(0, len(rows), BATCH):
-                            self._conn.executemany(sql, rows.batch(start, start + BATCH))
-                        for statement in rebuilt.values():
-                            self._conn.execute(statement)
-                        report.loaded[name] = len(rows)
-            finally:
-                self._conn.execute("PRAGMA foreign_keys=ON")
-                self._conn.execute("PRAGMA cache_size=-2000")
-            report.committed = True
-            if sum(report.loaded.values()) >= CHECKPOINT_ROWS:  # fold the big WAL into the database file
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            pending, self._pending = self._pending, {}
-            if "buildings" in pending:
-                codes, lnglat, areas = pending["buildings"]
-                self._census.add_buildings(*areas)
-                self._building_ids.update((c, first) for first, c in enumerate(codes, start=b_first))
-                self._building_lnglat = np.concatenate([self._building_lnglat, lnglat])
-            if "units" in pending:
-                self._census.add_units(*pending["units"])
-            if "residents" in pending:
-                self._census.add_residents(*pending["residents"])
-            self._nearest = self._address = None
-        return report
-
-    def load_directory(self, directory, **options) -> L.LoadReport:
-        """Load the ``buildings``, ``units``, ``residents`` and ``businesses`` Parquet files of a
-        directory (the demo's output, for ``serve --demo``); files that are absent are skipped."""
-        from pathlib import Path
-
-        paths = {name: Path(directory) / f"{name}.parquet" for name in L.REQUIRED}
-        return self.load(**{name: p for name, p in paths.items() if p.is_file()}, **options)
-
-    def _known(self, table: str, column: str, values: np.ndarray, id_column: str = "id") -> L.Lookup:
-        """The ids of those of ``values`` (an ``S`` array) the database already holds in ``table``."""
-        if not len(values) or next_id(self._conn, table) == 0:
-            return L.Lookup(np.empty(0, dtype=values.dtype), np.empty(0, dtype=np.int64))
-        self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS house_probe (value TEXT PRIMARY KEY)")
-        self._conn.execute("DELETE FROM house_probe")
-        self._conn.executemany("INSERT OR IGNORE INTO house_probe VALUES (?)",
-                               ((v.decode("ascii", "replace"),) for v in values))
-        found = self._conn.execute(f"SELECT t.{column}, t.{id_column} FROM house_probe p JOIN {table} t "
-                                   f"ON t.{column} = p.value").fetchall()
-        self._conn.execute("DELETE FROM house_probe")
-        codes = np.array([f[0].encode() for f in found], dtype=values.dtype)
-        return L.Lookup(codes, np.array([f[1] for f in found], dtype=np.int64))
-
-    def _checked_buildings(self, data, report, plan, first: int) -> L.Lookup:
-        """Checks the buildings table; returns the lookup of every building code the load may name
-        (accepted rows and the registry's own, including demolished ones, id -2 for refused rows)."""
-        if data is None:
-            return _Held(self._building_ids)
-        n = data.num_rows
-        checks = L.Checks("buildings", n)
-        code = L.text(L.column(data, "building_code"))
-        kind = L.column(data, "kind") if "kind" in data.column_names else L.column(data, "building_type")
-        floors, address = L.column(data, "floors"), L.column(data, "address")
-        lng = L.column(data, "lng").to_numpy(zero_copy_only=False).astype(np.float64)
-        lat = L.column(data, "lat").to_numpy(zero_copy_only=False).astype(np.float64)
-        checks.mark(L.missing(code, kind, floors, address), "missing field")
-        rows, codes = L.code_checks(checks, code, "building")
-        held = np.zeros(n, dtype=bool)
-        held[rows] = np.array([c.decode() in self._building_ids for c in codes], dtype=bool)
-        checks.mark(held, "code already issued")
-        checks.mark(~((np.abs(lng) <= 180) & (np.abs(lat) <= 90)), "bad position")
-        places = self.assigner.assign(np.nan_to_num(lng, nan=999.0), np.nan_to_num(lat, nan=999.0))
-        grid_rows = places.grid_rows
-        checks.mark(grid_rows < 0, "outside every grid")
-        checks.report(report, code)
-        ok = np.flatnonzero(checks.ok)
-        areas = [self.assigner.column_of(c, grid_rows[ok]).tolist() for c in
-                 ("grid_code", "community_code", "street_code", "district_code")]
-        ids = first + np.arange(len(ok))
-        code_list = code.take(pa.array(ok)).to_pylist()
-        plan["buildings"] = (
-            "INSERT INTO house_buildings (id, code, kind, floors, address, lng, lat, issuing_grid, grid_code, "
-            "community_code, street_code, district_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            L.Rows((ids, code_list, kind.take(pa.array(ok)),
-                     pc.cast(floors, pa.int64()).take(pa.array(ok)),
-                     address.take(pa.array(ok)), lng[ok], lat[ok],
-                     [c[:GRID_DIGITS] for c in code_list], *areas)))
-        self._pending["buildings"] = (code_list, np.column_stack([lng[ok], lat[ok]]), areas)
-        valid_rows = _refused(rows, checks)  # valid codes of refused rows: their units are refused too
-        lookup_codes = np.concatenate([L.fixed(code, 19, ok), L.fixed(code, 19, valid_rows)])
-        lookup_ids = np.concatenate([ids, np.full(len(valid_rows), -2)])
-        return _Held(self._building_ids, L.Lookup(lookup_codes, lookup_ids))
-
-    def _checked_units(self, data, report, plan, first: int, buildings: "_Held") -> L.Lookup | None:
-        if data is None:
-            return None
-        n = data.num_rows
-        checks = L.Checks("units", n)
-        code, b_code = L.text(L.column(data, "unit_code")), L.text(L.column(data, "building_code"))
-        kind, floor, number, address = (L.column(data, c) for c in ("kind", "floor", "number", "address"))
-        checks.mark(L.missing(code, b_code, kind, floor, number, address), "missing field")
-        valid = L.valid_unit_codes(code)
-        checks.mark(~valid, "bad code")
-        prefix = pc.fill_null(pc.equal(pc.utf8_slice_codeunits(code, 0, 19), b_code), False)
-        checks.mark(~prefix.to_numpy(zero_copy_only=False), "not in its building")
-        rows, codes = L.code_checks(checks, code, "unit")
-        held = np.zeros(n, dtype=bool)
-        held[rows] = self._known("house_units", "code", codes).find(codes) >= 0
-        checks.mark(held, "code already issued")
-        rental_class, control = L.column(data, "rental_class"), L.column(data, "control_level")
-        kinds, classes, levels = L.check_kinds(checks, kind, rental_class, control)
-        building = np.full(n, -1, dtype=np.int64)
-        building[rows] = buildings.find(np.array([c[:19] for c in codes], dtype="S19"))
-        checks.mark(building == -2, "building refused")
-        checks.mark(building < 0, "unknown building")
-        checks.report(report, code)
-        ok = np.flatnonzero(checks.ok)
-        take = pa.array(ok)
-        area = L.column(data, "area_m2")
-        area = pc.cast(area, pa.float64()).take(take).to_pylist() if area.null_count < n else [None] * len(ok)
-        rental = pc.fill_null(pc.cast(L.column(data, "rental", False), pa.bool_()), False).take(take)
-        entrance = L.column(data, "entrance").take(take).to_pylist()
-        ids = first + np.arange(len(ok))
-        plan["units"] = (
-            "INSERT INTO house_units (id, code, building_id, kind, entrance, floor, number, area_m2, rental, "
-            "rental_class, control_level, address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            L.Rows((ids, code.take(take), building[ok], kind.take(take),
-                     entrance, pc.cast(floor, pa.int64()).take(take), L.text(number).take(take),
-                     area, rental.to_numpy(zero_copy_only=False).astype(np.int8), rental_class.take(take),
-                     control.take(take), address.take(take))))
-        area_values = np.array([np.nan if a is None else a for a in area], dtype=np.float32)
-        self._pending["units"] = (building[ok], kinds[ok], area_values, classes[ok], levels[ok])
-        valid_rows = _refused(rows, checks)
-        return L.Lookup(np.concatenate([L.fixed(code, 23, ok), L.fixed(code, 23, valid_rows)]),
-                        np.concatenate([ids, np.full(len(valid_rows), -2)])), kinds, ok
-
-    def _unit_ids(self, codes: np.ndarray, units) -> tuple[np.ndarray, np.ndarray]:
-        """Unit ids (-1 unknown, -2 refused in this load) and kinds (-1 unknown) of unit codes."""
-        ids = np.full(len(codes), -1, dtype=np.int64)
-        kinds = np.full(len(codes), -1, dtype=np.int8)
-        if units is not None:
-            lookup, load_kinds, ok = units
-            ids = lookup.find(codes)
-            loaded = ids >= 0
-            first = int(lookup.ids[lookup.ids >= 0].min()) if (lookup.ids >= 0).any() else 0
-            kinds[loaded] = load_kinds[ok][ids[loaded] - first]
-        rest = np.flatnonzero(ids == -1)
-        if rest.size:
-            known = self._known("house_units", "code", codes[rest])
-            found = known.find(codes[rest])
-            ids[rest] = found
-            hit = rest[found >= 0]
-            if hit.size:
-                unit_kinds = self._census._unit_kind.view
-                kinds[hit] = unit_kinds[ids[hit]]
-        return ids, kinds
-
-    def _checked_residents(self, data, report, plan, first: int, units, default_date: str, recorded_by: str) -> None:
-        if data is None:
-            return
-        n = data.num_rows
-        checks = L.Checks("residents", n)
-        rid, name, unit = L.text(L.column(data, "resident_id")), L.column(data, "name"), L.text(L.column(data, "unit_code"))
-        birth, ptype = L.column(data, "birth_year"), L.column(data, "population_type")
-        checks.mark(L.missing(rid, name, birth, ptype, unit), "missing field")
-        id_bytes = L.keys(rid)
-        checks.mark(L.duplicated(id_bytes), "duplicate in the file")
-        checks.mark(self._known("house_residents", "resident_id", id_bytes).find(id_bytes) >= 0, "already registered")
-        years = pc.cast(pc.fill_null(birth, 0), pa.int64()).to_numpy(zero_copy_only=False)
-        checks.mark((years < L.BIRTH_YEARS[0]) | (years > min(L.BIRTH_YEARS[1], int(self.today()[:4]))),
-                    "bad birth year")
-        registered = pc.index_in(ptype, value_set=pa.array(list(L.POPULATION_TYPES))).to_numpy(zero_copy_only=False)
-        registered = np.nan_to_num(registered.astype(np.float64), nan=-1)
-        checks.mark(registered < 0, "bad population type")
-        valid = L.valid_unit_codes(unit)
-        checks.mark(~valid, "bad code")
-        unit_ids = np.full(n, -1, dtype=np.int64)
-        kinds = np.full(n, -1, dtype=np.int8)
-        rows = np.flatnonzero(valid)
-        unit_ids[rows], kinds[rows] = self._unit_ids(L.fixed(unit, 23, rows), units)
-        checks.mark(unit_ids == -2, "unit refused")
-        checks.mark(unit_ids < 0, "unknown unit")
-        checks.mark(~np.isin(kinds, L.RESIDENTIAL_CODES), "not a residential unit")
-        checks.report(report, rid)
-        ok = np.flatnonzero(checks.ok)
-        take = pa.array(ok)
-        ids = np.arange(first, first + len(ok))
-        gender = L.column(data, "gender").take(take)
-        plan["residents"] = (
-            "INSERT INTO house_residents (id, resident_id, name, gender, birth_year, registered) VALUES (?,?,?,?,?,?)",
-            L.Rows((ids, rid.take(take), name.take(take), gender, years[ok],
-                     (registered[ok] == 0).astype(int))))
-        self._pending["residents"] = (unit_ids[ok], years[ok], registered[ok] == 0)
-        dates = ([local_date(d, "moved_in date") if d is not None else default_date
-                  for d in L.text(L.column(data, "moved_in")).take(take).to_pylist()]
-                 if "moved_in" in data.column_names else [default_date] * len(ok))
-        residence_first = next_id(self._conn, "house_residence")
-        plan["residence"] = (
-            "INSERT INTO house_residence (id, resident, unit_id, moved_in, recorded_by) VALUES (?,?,?,?,?)",
-            L.Rows((range(residence_first, residence_first + len(ok)), ids, unit_ids[ok], dates,
-                     [recorded_by] * len(ok))))
-
-    def _checked_businesses(self, data, report, plan, first: int, buildings, units) -> None:
-        if data is None:
-            return
-        n = data.num_rows
-        checks = L.Checks("businesses", n)
-        bid, name, b_code = L.text(L.column(data, "business_id")), L.column(data, "name"), L.text(L.column(data, "building_code"))
-        unit = L.text(L.column(data, "unit_code"))
-        checks.mark(L.missing(bid, name, b_code), "missing field")
-        id_bytes = L.keys(bid)
-        checks.mark(L.duplicated(id_bytes), "duplicate in the file")
-        checks.mark(self._known("house_businesses", "business_id", id_bytes).find(id_bytes) >= 0, "already registered")
-        has_unit = ~unit.is_null().to_numpy(zero_copy_only=False)
-        valid_b = L.valid_building_codes(b_code)
-        valid_u = L.valid_unit_codes(unit)
-        checks.mark(~valid_b | (has_unit & ~valid_u), "bad code")
-        building = np.full(n, -1, dtype=np.int64)
-        rows = np.flatnonzero(valid_b)
-        building[rows] = buildings.find(L.fixed(b_code, 19, rows))
-        checks.mark(building == -2, "building refused")
-        checks.mark(building < 0, "unknown building")
-        unit_ids = np.full(n, -1, dtype=np.int64)
-        rows = np.flatnonzero(has_unit & valid_u)
-        unit_ids[rows] = self._unit_ids(L.fixed(unit, 23, rows), units)[0]
-        checks.mark(has_unit & (unit_ids == -2), "unit refused")
-        checks.mark(has_unit & (unit_ids < 0), "unknown unit")
-        same = pc.fill_null(pc.equal(pc.utf8_slice_codeunits(unit, 0, 19), b_code), True).to_numpy(zero_copy_only=False)
-        checks.mark(~same, "not in its building")
-        checks.report(report, bid)
-        ok = np.flatnonzero(checks.ok)
-        take = pa.array(ok)
-        plan["businesses"] = (
-            "INSERT INTO house_businesses (id, business_id, name, industry, building_id, unit_id) VALUES (?,?,?,?,?,?)",
-            L.Rows((range(first, first + len(ok)), bid.take(take), name.take(take),
-                     L.column(data, "industry").take(take), building[ok],
-                     [u if u >= 0 else None for u in unit_ids[ok].tolist()])))
 
     # ------------------------------------------------------------------ lookups
 
@@ -455,6 +175,12 @@ class HouseRegistry:
         fields[7] = bool(fields[7])
         return Unit(*fields, residents=self._census.unit_residents(uid))
 
+    def unit_exists(self, code: str) -> bool:
+        """Whether a unit with ``code`` is in the registry and not removed."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM house_units WHERE code = ? AND removed_on IS NULL",
+                                      (code,)).fetchone() is not None
+
     def units_of(self, building_code: str) -> list[Unit]:
         """The units of a building (removed ones too), in code order."""
         bid = self.building_id(building_code)
@@ -466,7 +192,7 @@ class HouseRegistry:
 
     def buildings_in(self, level: str, code: str, *, limit: int = 10_000) -> list[Building]:
         """The standing buildings whose current area of ``level`` is ``code``, in code order."""
-        column = _AREA_COLUMNS.get(level)
+        column = AREA_COLUMNS.get(level)
         if column is None:
             raise InvalidInput(f"unknown area level {level!r}; levels are {', '.join(LEVELS)}")
         with self._lock:
@@ -539,7 +265,8 @@ class HouseRegistry:
 
     def positions(self) -> Mapping[str, tuple[float, float]]:
         """Standing buildings' WGS84 positions by code: what the intake places a report given by
-        building code at (a live view of the registry)."""
+        building code at (a live view of the registry). A unit code (not iterated) gives its
+        building's position when the unit is in the registry and not removed."""
         return _Positions(self)
 
     # ------------------------------------------------------------------ re-grid and demolition
@@ -595,153 +322,6 @@ class HouseRegistry:
             self._census.demolish(bid)
             self._nearest = self._address = None
         return self.building(code)
-
-    # ------------------------------------------------------------------ people
-
-    def _resident_row(self, resident_id: str):
-        return self._conn.execute("SELECT id, registered, birth_year FROM house_residents WHERE resident_id = ?",
-                                  (str(resident_id).strip(),)).fetchone()
-
-    def move_in(self, resident_id: str, unit_code: str, on=None, *, recorded_by: str, name: str | None = None,
-                gender: str | None = None, birth_year: int | None = None, registered: bool | None = None
-                ) -> Residence:
-        """Register ``resident_id`` as living in ``unit_code`` from ``on`` (入住登记; default today). A
-        resident new to the registry needs ``name``, ``birth_year`` and ``registered``. A resident
-        living elsewhere moves out of that unit the same day (one unit at a time)."""
-        on = local_date(on, "move-in date") if on is not None else self.today()
-        if on > self.today():
-            raise InvalidInput(f"the move-in date {on} is in the future (today is {self.today()})")
-        unit_code = parse_unit_code(unit_code).code
-        resident_id = str(resident_id).strip()
-        if not resident_id:
-            raise InvalidInput("a resident id is needed")
-        with self._lock:
-            unit = self._conn.execute("SELECT id, kind, removed_on FROM house_units WHERE code = ?",
-                                      (unit_code,)).fetchone()
-            if unit is None:
-                raise NotFound(f"no unit has the code {unit_code}")
-            if unit[2] is not None:
-                raise PreconditionFailed(f"unit {unit_code} was removed on {unit[2]}: nobody can move in")
-            if unit[1] not in RESIDENTIAL_KINDS:
-                raise PreconditionFailed(f"unit {unit_code} is a {unit[1]}: people are registered only in "
-                                         f"{' or '.join(RESIDENTIAL_KINDS)} units")
-            person = self._resident_row(resident_id)
-            if person is None:
-                if name is None or birth_year is None or registered is None:
-                    raise InvalidInput(f"resident {resident_id} is new to the registry: give name, birth_year and "
-                                       f"registered (户籍 or not)")
-                if not str(name).strip():
-                    raise InvalidInput("a resident's name may not be blank")
-                if isinstance(birth_year, bool) or not isinstance(birth_year, (int, np.integer)) or \
-                        not L.BIRTH_YEARS[0] <= birth_year <= int(on[:4]):
-                    raise InvalidInput(f"birth_year must be a year from {L.BIRTH_YEARS[0]} to {on[:4]}, not {birth_year!r}")
-            current = None if person is None else self._conn.execute(
-                "SELECT id, unit_id, moved_in FROM house_residence WHERE resident = ? AND moved_out IS NULL",
-                (person[0],)).fetchone()
-            if current is not None:
-                if current[1] == unit[0]:
-                    raise Conflict(f"resident {resident_id} already lives in unit {unit_code} (since {current[2]})")
-                if on < current[2]:
-                    raise InvalidInput(f"resident {resident_id} moved into their present unit on {current[2]}: "
-                                       f"a move on {on} cannot come before it")
-            with transaction(self._conn):
-                if person is None:
-                    rid = next_id(self._conn, "house_residents")
-                    self._conn.execute("INSERT INTO house_residents (id, resident_id, name, gender, birth_year, "
-                                       "registered) VALUES (?,?,?,?,?,?)",
-                                       (rid, resident_id, str(name).strip(), gender, int(birth_year), int(bool(registered))))
-                else:
-                    rid = person[0]
-                if current is not None:
-                    self._conn.execute("UPDATE house_residence SET moved_out = ? WHERE id = ?", (on, current[0]))
-                self._conn.execute("INSERT INTO house_residence (id, resident, unit_id, moved_in, recorded_by) "
-                                   "VALUES (?,?,?,?,?)", (next_id(self._conn, "house_residence"), rid, unit[0], on,
-                                                          recorded_by))
-            if person is None:
-                self._census.add_residents([-1], [int(birth_year)], [bool(registered)])
-            self._census.move(rid, unit[0])
-            return Residence(resident_id, unit_code, on, None, recorded_by)
-
-    def move_out(self, resident_id: str, on=None, *, recorded_by: str) -> Residence:
-        """End ``resident_id``'s present stay on ``on`` (退租 / 迁出; default today)."""
-        on = local_date(on, "move-out date") if on is not None else self.today()
-        if on > self.today():
-            raise InvalidInput(f"the move-out date {on} is in the future (today is {self.today()})")
-        with self._lock:
-            person = self._resident_row(resident_id)
-            if person is None:
-                raise NotFound(f"no resident has the id {resident_id!r}")
-            current = self._conn.execute(
-                "SELECT h.id, u.code, h.moved_in, h.recorded_by FROM house_residence h JOIN house_units u "
-                "ON u.id = h.unit_id WHERE h.resident = ? AND h.moved_out IS NULL", (person[0],)).fetchone()
-            if current is None:
-                raise PreconditionFailed(f"resident {resident_id} lives in no unit of the registry now")
-            if on < current[2]:
-                raise InvalidInput(f"resident {resident_id} moved in on {current[2]}: they cannot move out on {on}")
-            with transaction(self._conn):
-                self._conn.execute("UPDATE house_residence SET moved_out = ? WHERE id = ?", (on, current[0]))
-            self._census.move(person[0], -1)
-            return Residence(str(resident_id).strip(), current[1], current[2], on, current[3])
-
-    def history(self, resident_id: str) -> list[Residence]:
-        """Every stay of a resident, oldest first (personal data: the service audits the read)."""
-        with self._lock:
-            person = self._resident_row(resident_id)
-            if person is None:
-                raise NotFound(f"no resident has the id {resident_id!r}")
-            rows = self._conn.execute(
-                "SELECT u.code, h.moved_in, h.moved_out, h.recorded_by FROM house_residence h JOIN house_units u "
-                "ON u.id = h.unit_id WHERE h.resident = ? ORDER BY h.moved_in, h.id", (person[0],)).fetchall()
-            return [Residence(str(resident_id).strip(), *r) for r in rows]
-
-    def residents(self, level: str, code: str, *, limit: int = 10_000) -> list[Resident]:
-        """The residents living now in a unit, building, grid, community, street or district
-        (personal data: read it through the service, which checks and audits)."""
-        where = {"unit": "u.code = ?", "building": "b.code = ?"}.get(level)
-        if where is None:
-            column = _AREA_COLUMNS.get(level)
-            if column is None:
-                raise InvalidInput(f"unknown level {level!r}; levels are unit, building, {', '.join(LEVELS)}")
-            where = f"b.{column} = ?"
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT r.resident_id, r.name, r.gender, r.birth_year, r.registered, u.code, b.code, b.grid_code, "
-                "h.moved_in FROM house_residence h JOIN house_residents r ON r.id = h.resident "
-                "JOIN house_units u ON u.id = h.unit_id JOIN house_buildings b ON b.id = u.building_id "
-                f"WHERE h.moved_out IS NULL AND {where} ORDER BY u.code, r.resident_id LIMIT ?",
-                (str(code).strip(), int(limit))).fetchall()
-        return [Resident(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
-
-    def resident_chain(self, resident_id: str) -> tuple[str | None, ...] | None:
-        """The current areas (grid, community, street, district) of a resident's home; None when they
-        live in no unit now."""
-        with self._lock:
-            return self._conn.execute(
-                "SELECT b.grid_code, b.community_code, b.street_code, b.district_code FROM house_residents r "
-                "JOIN house_residence h ON h.resident = r.id AND h.moved_out IS NULL JOIN house_units u "
-                "ON u.id = h.unit_id JOIN house_buildings b ON b.id = u.building_id WHERE r.resident_id = ?",
-                (str(resident_id).strip(),)).fetchone()
-
-    def area_chain(self, level: str, code: str) -> tuple[str, ...]:
-        """The parent chain (smallest first) of a current grid, community, street or district, as the
-        registry's buildings give it; just ``(code,)`` when no building stands in it."""
-        column = _AREA_COLUMNS.get(level)
-        if column is None:
-            raise InvalidInput(f"unknown area level {level!r}; levels are {', '.join(LEVELS)}")
-        columns = list(_AREA_COLUMNS.values())
-        with self._lock:
-            row = self._conn.execute(f"SELECT {', '.join(columns[LEVELS.index(level):])} FROM house_buildings "
-                                     f"WHERE {column} = ? LIMIT 1", (str(code).strip(),)).fetchone()
-        return tuple(c for c in row if c is not None) if row else (str(code).strip(),)
-
-    def businesses_of(self, building_code: str) -> list[Business]:
-        bid = self.building_id(building_code)
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT z.business_id, z.name, z.industry, b.code, u.code FROM house_businesses z JOIN house_buildings b "
-                "ON b.id = z.building_id LEFT JOIN house_units u ON u.id = z.unit_id WHERE z.building_id = ? "
-                "ORDER BY z.business_id", (bid,)).fetchall()
-        return [Business(*r) for r in rows]
 
     # ------------------------------------------------------------------ counts
 
@@ -799,23 +379,27 @@ class HouseRegistry:
             return out
 
 
-def _refused(rows: np.ndarray, checks: L.Checks) -> np.ndarray:
-    """Those of ``rows`` that the checks refused."""
-    return rows[~checks.ok[rows]]
 
 
-class _Held:
-    """Building codes a load may name: those of the load (a :class:`~.loading.Lookup`) and the
-    registry's own (a dict)."""
+def _case(column: str, names, other: int) -> str:
+    """SQL giving the index of ``column``'s value in ``names`` (``other`` for any other value or null)."""
+    cases = " ".join(f"WHEN '{name}' THEN {k}" for k, name in enumerate(names))
+    return f"CASE {column} {cases} ELSE {other} END"
 
-    def __init__(self, held: dict[str, int], loaded: L.Lookup | None = None):
-        self.held, self.loaded = held, loaded
 
-    def find(self, codes: np.ndarray) -> np.ndarray:
-        ids = self.loaded.find(codes) if self.loaded is not None else np.full(len(codes), -1, dtype=np.int64)
-        for k in np.flatnonzero(ids == -1).tolist():
-            ids[k] = self.held.get(codes[k].decode(), -1)
-        return ids
+def _packed(conn, source: str, expression: str, id_shift: int, *, order: str = "id") -> np.ndarray:
+    """``expression`` (an integer holding the row id in its bits from ``id_shift`` up) for every row of
+    ``source`` in id order: one text of SQLite's ``group_concat`` parsed by numpy. The ids must be the
+    rows 0..n-1 (the store numbers rows so); they are sorted if SQLite concatenated in another order."""
+    text = conn.execute(f"SELECT group_concat(v) FROM (SELECT {expression} AS v FROM {source} ORDER BY {order})"
+                        ).fetchone()[0]
+    values = np.fromstring(text, dtype=np.int64, sep=",") if text else np.empty(0, dtype=np.int64)
+    ids = values >> id_shift
+    if not np.array_equal(ids, np.arange(len(values))):
+        values = values[np.argsort(ids, kind="stable")]
+        if not np.array_equal(values >> id_shift, np.arange(len(values))):
+            raise RuntimeError(f"the rows of {source} are not numbered 0..{len(values) - 1}")
+    return values
 
 
 class _Positions(Mapping):
@@ -823,7 +407,12 @@ class _Positions(Mapping):
         self._registry = registry
 
     def __getitem__(self, code: str) -> tuple[float, float]:
+        """The position of a building code, or of a unit code's building (a report placed by unit)."""
         registry = self._registry
+        if isinstance(code, str) and len(code) == UNIT_DIGITS and code.isdigit():
+            if not registry.unit_exists(code):
+                raise KeyError(code)
+            code = code[:BUILDING_DIGITS]
         bid = registry._building_ids.get(code)
         if bid is None or not registry._census._building_active.data[bid]:
             raise KeyError(code)
@@ -836,3 +425,4 @@ class _Positions(Mapping):
 
     def __len__(self) -> int:
         return int(self._registry._census._building_active.view.sum())
+

@@ -27,6 +27,9 @@ Buildings and units are not personal data, but reads of them are still bounded b
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,9 +39,12 @@ from citygrid.engine.houses.census import AGE_BANDS, AreaCounts, age_band
 from citygrid.engine.houses.checkins import CheckIn, CheckInRules, distance_m, speed_mps
 from citygrid.engine.houses.codes import QrKeyring, UnitCode, parse_unit_code
 from citygrid.engine.houses.records import Building, Residence, Resident, Unit
-from citygrid.engine.houses.registry import HouseRegistry, local_date
+from citygrid.engine.houses.dates import local_date
+from citygrid.engine.houses.registry import HouseRegistry
 from citygrid.engine.houses.store import transaction
 from citygrid.engine.access.principals import Principal, Role
+
+log = logging.getLogger("citygrid.houses")
 
 #: Kinds of declaration: moving in or moving out.
 DECLARATION_KINDS = ("move_in", "move_out")
@@ -82,6 +88,8 @@ class HouseService:
         self.registry = registry
         self.keyring = keyring
         self.checkin_rules = checkin_rules or CheckInRules()
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._listeners_lock = threading.Lock()
 
     @property
     def clock(self):
@@ -245,7 +253,35 @@ class HouseService:
                 (kind, uid, building.grid_code, str(resident_id).strip(), name, gender, birth_year,
                  None if registered is None else int(bool(registered)), moved_on, str(declared_by).strip(), now))
             did = cur.lastrowid
+        self._wake(building.grid_code)
         return self._declaration(did)
+
+    def on_declaration(self, callback: Callable[[], None], grid_code: str) -> Callable[[], None]:
+        """Call ``callback()`` after each committed declaration in ``grid_code`` until the function
+        returned is called: how a watch of :meth:`pending_declarations` waits without a thread
+        (subscribe before the first read; the callback runs in the declaring thread and must return
+        at once; an error in it is logged, not raised)."""
+        with self._listeners_lock:
+            self._listeners.setdefault(grid_code, []).append(callback)
+
+        def stop() -> None:
+            with self._listeners_lock:
+                listeners = self._listeners.get(grid_code, [])
+                if callback in listeners:
+                    listeners.remove(callback)
+                if not listeners:
+                    self._listeners.pop(grid_code, None)
+
+        return stop
+
+    def _wake(self, grid_code: str | None) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners.get(grid_code, ()))
+        for callback in listeners:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a watcher's error is not the declarer's
+                log.exception("a declaration listener of grid %s failed", grid_code)
 
     def _declaration(self, did: int) -> Declaration:
         with self.registry.lock:
@@ -259,17 +295,21 @@ class HouseService:
         row[7] = None if row[7] is None else bool(row[7])
         return Declaration(*row)
 
-    def pending_declarations(self, principal: Principal, grid_code: str, *, reason: str) -> list[Declaration]:
+    def pending_declarations(self, principal: Principal, grid_code: str, *, reason: str, after: int = 0,
+                             limit: int | None = None) -> list[Declaration]:
         """A grid's declarations waiting for the check, oldest first (they name people: readers only,
-        audited)."""
+        audited), those after the declaration id ``after`` (a feed's cursor), at most ``limit``. A
+        feed's read that finds nothing new (``after`` > 0) leaves no audit row: it read no one."""
         reason = privacy.check_reason(reason)
         privacy.require_reader(principal, self.registry.area_chain("grid", grid_code),
                                what=f"grid {grid_code}'s declarations")
         with self.registry.lock:
             ids = [r[0] for r in self.registry.connection.execute(
-                "SELECT id FROM house_declarations WHERE grid_code = ? AND status = 'pending' ORDER BY id",
-                (str(grid_code).strip(),)).fetchall()]
+                "SELECT id FROM house_declarations WHERE grid_code = ? AND status = 'pending' AND id > ? ORDER BY id "
+                "LIMIT ?", (str(grid_code).strip(), int(after), -1 if limit is None else int(limit))).fetchall()]
         out = [self._declaration(i) for i in ids]
+        if after and not out:
+            return out
         self._audit(principal, f"pending_declarations {grid_code}", reason, [d.resident_id for d in out])
         return out
 

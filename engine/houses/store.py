@@ -36,6 +36,10 @@ from citygrid.engine.database import open_database, transaction  # noqa: F401  (
 
 STORE = "houses"
 
+#: The current-area columns of ``house_buildings`` by area level.
+AREA_COLUMNS = {"grid": "grid_code", "community": "community_code", "street": "street_code",
+                "district": "district_code"}
+
 #: Secondary indexes of the tables a bulk load fills: a load into an empty table drops them and
 #: builds them again after its rows, in the same transaction (one sorted build instead of millions
 #: of random inserts).

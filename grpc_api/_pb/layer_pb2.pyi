@@ -99,13 +99,27 @@ class ActivateVersionRequest(_message.Message):
     version_id: str
     def __init__(self, version_id: _Optional[str] = ...) -> None: ...
 
+class MovedBuilding(_message.Message):
+    __slots__ = ("building_code", "previous_grid", "grid_code")
+    BUILDING_CODE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_GRID_FIELD_NUMBER: _ClassVar[int]
+    GRID_CODE_FIELD_NUMBER: _ClassVar[int]
+    building_code: str
+    previous_grid: str
+    grid_code: str
+    def __init__(self, building_code: _Optional[str] = ..., previous_grid: _Optional[str] = ..., grid_code: _Optional[str] = ...) -> None: ...
+
 class ActivateVersionResponse(_message.Message):
-    __slots__ = ("active", "previous_version_id")
+    __slots__ = ("active", "previous_version_id", "buildings_regridded", "moved_buildings")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDINGS_REGRIDDED_FIELD_NUMBER: _ClassVar[int]
+    MOVED_BUILDINGS_FIELD_NUMBER: _ClassVar[int]
     active: LayerVersion
     previous_version_id: str
-    def __init__(self, active: _Optional[_Union[LayerVersion, _Mapping]] = ..., previous_version_id: _Optional[str] = ...) -> None: ...
+    buildings_regridded: int
+    moved_buildings: _containers.RepeatedCompositeFieldContainer[MovedBuilding]
+    def __init__(self, active: _Optional[_Union[LayerVersion, _Mapping]] = ..., previous_version_id: _Optional[str] = ..., buildings_regridded: _Optional[int] = ..., moved_buildings: _Optional[_Iterable[_Union[MovedBuilding, _Mapping]]] = ...) -> None: ...
 
 class ListVersionsRequest(_message.Message):
     __slots__ = ()

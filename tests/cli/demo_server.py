@@ -13,12 +13,12 @@ from citygrid.cli.serve import prepare_demo
 from citygrid.engine.cases.settings import IntakeSettings
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.grpc_api.config import ServerConfig
-from citygrid.grpc_api.server import create_server
+from citygrid.grpc_api.server import SERVICE_MODULES, create_server
 
 
-def serve_demo_district(data: Path, demo_dir: Path, token: str, clock):
+def serve_demo_district(data: Path, demo_dir: Path, token: str, clock, *, without: tuple[str, ...] = ()):
     """Start a server over ``data`` with the demo's grids (linked from ``demo_dir``) registered and
-    active; returns (server, target)."""
+    active, running every service but those named in ``without``; returns (server, target)."""
     (data / "demo").mkdir(parents=True)
     (data / "demo" / "grids.parquet").symlink_to(demo_dir / "grids.parquet")
     registry = LayerRegistry(data)
@@ -28,7 +28,8 @@ def serve_demo_district(data: Path, demo_dir: Path, token: str, clock):
         registry.close()
     config = ServerConfig(data_dir=data, host="127.0.0.1", port=0, metrics_port=None, admin_token=token,
                           max_workers=8, intake=IntakeSettings(clock_interval=3600.0))
-    server, port = create_server(config, clock=clock)
+    server, port = create_server(config, clock=clock,
+                                  service_modules=tuple(m for m in SERVICE_MODULES if m not in without))
     server.start()
     return server, f"127.0.0.1:{port}"
 

@@ -31,10 +31,10 @@ NOW = datetime(2026, 3, 9, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, demo_dir):
-    """The demo district served from a fresh data directory, its building positions loaded (as
-    ``serve --demo`` does), no workers and no events yet."""
+    """The demo district served from a fresh data directory without the house registry, its building
+    positions loaded into the intake from the demo's file, no workers and no events yet."""
     data = tmp_path_factory.mktemp("events-cli") / "data"
-    grpc_server, target = serve_demo_district(data, demo_dir, TOKEN, ManualClock(NOW))
+    grpc_server, target = serve_demo_district(data, demo_dir, TOKEN, ManualClock(NOW), without=("house_service",))
     grpc_server.state.intake.load_staff(buildings_path=demo_dir / "buildings.parquet")
     yield SimpleNamespace(target=target, server=grpc_server, demo=demo_dir)
     assert grpc_server.stop(0).wait(10)

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from two_communities import COMMUNITIES
 
-COMMUNITIES = ("440307001001", "440307001002")
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 10, 2, 3, 5, tzinfo=CST)
 

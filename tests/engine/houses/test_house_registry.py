@@ -167,11 +167,18 @@ def test_counts_are_rebuilt_from_the_database_on_reopen(registry, world_assigner
     units = frame(houses_world, "units")
     registry.move_in("P0009", units[units.kind == "dwelling"].unit_code.iloc[3], recorded_by="w1", name="赵六",
                      birth_year=2020, registered=True)
+    people = frame(houses_world, "residents")
+    registry.move_out(people.resident_id.iloc[5], recorded_by="w1")
+    registry.demolish(people.building_code.iloc[-1], "2026-09-30")  # standing flags, removed units
     again = HouseRegistry(registry.connection.execute("PRAGMA database_list").fetchone()[2].rsplit("/", 1)[0],
                           world_assigner, clock)
     try:
         assert again.population("grid").as_dict() == registry.population("grid").as_dict()
         assert again.rentals("grid").as_dict() == registry.rentals("grid").as_dict()
+        assert again.group_renting() == registry.group_renting()
+        for code in people.building_code.iloc[::50]:
+            assert again.building(code) == registry.building(code)
+        assert dict(again.positions()) == dict(registry.positions())
     finally:
         again.close()
 

@@ -15,7 +15,7 @@ from citygrid.engine.houses.checkins import distance_m
 from citygrid.engine.access.principals import Role
 from citygrid.engine.access.tokens import TokenStore
 
-from conftest import COMMUNITIES
+from two_communities import COMMUNITIES
 
 
 @pytest.fixture
@@ -172,3 +172,12 @@ def test_check_in_near_far_and_too_fast(service, registry, tokens, clock, houses
     screen = tokens.authenticate(tokens.issue("大屏", Role.DASHBOARD)[0])
     with pytest.raises(Forbidden):
         service.check_in(screen, there["building_code"], there["lng"], there["lat"])
+
+
+def test_the_registry_is_the_dashboards_population(service, houses_world, world_assigner):
+    from citygrid.engine.houses.host import RegistryPopulation
+
+    people = houses_world.tables["residents"].to_pandas()
+    expected = dict.fromkeys(world_assigner.layer.column("grid_code").tolist(), 0)
+    expected.update(people.groupby("grid_code").size().to_dict())
+    assert RegistryPopulation(service).residents_by_grid() == expected

@@ -1,0 +1,390 @@
+"""HouseService over gRPC against a real server on a real port: a data directory whose active layer is
+two communities of the demo district, its house registry loaded from the demo's files, the server's
+clock fixed at 03:05 on a night of the National Day holiday.
+
+Expectations come from the demo's Parquet files (pyarrow), not from the engine: a building's fields,
+a grid's buildings, the residents of a grid, population counts. The privacy rules are checked over
+gRPC: a dashboard token cannot read a name; a community officer cannot read another community's
+residents; every read of personal data leaves an audit row, committed before the answer arrives
+(read from the database by a connection of the test's own).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from grpc_env import ADMIN_TOKEN, start_server
+from house_world import COMMUNITIES, write_world
+
+from citygrid.engine.database import database_path
+from citygrid.engine.houses.codes import QrKeyring
+from citygrid.engine.houses.host import GENERATED_KEY_ID, KEY_FILE
+from citygrid.engine.layers.coordinates import from_wgs84
+from citygrid.grpc_api._pb import intake_pb2
+from citygrid.grpc_api.client import CityGridClient
+
+CST = timezone(timedelta(hours=8))
+NOW = datetime(2026, 10, 2, 3, 5, tzinfo=CST)
+
+
+def _data_dir(root, world_dir, version_id="world"):
+    from citygrid.engine.houses.registry import HouseRegistry
+    from citygrid.engine.layers.assignment import Assigner
+    from citygrid.engine.layers.registry import LayerRegistry
+    from citygrid.engine.layers.sources import read_layer
+    from citygrid.engine.times import ManualClock
+
+    data = root / "data"
+    layers = LayerRegistry(data)
+    layer = read_layer(world_dir / "grids.parquet", version_id=version_id)
+    layers.register(layer)
+    layers.publish(version_id)
+    layers.activate(version_id)
+    layers.close()
+    houses = HouseRegistry(data, Assigner(layer), ManualClock(NOW))
+    report = houses.load_directory(world_dir)
+    assert report.n_refused == 0, report.summary()
+    houses.close()
+    return data, layer
+
+
+class HouseEnv:
+    def __init__(self, env, frames, world_dir):
+        self.env, self.frames, self.world_dir = env, frames, world_dir
+        self.data_dir = env.data_dir
+
+    def token(self, name, role, jurisdiction=(), worker_id=""):
+        with self.env.client() as admin:
+            return admin.issue_token(name, role, jurisdiction, worker_id=worker_id).token
+
+    def client(self, token=ADMIN_TOKEN) -> CityGridClient:
+        return self.env.client(token)
+
+    def audit_rows(self) -> list[tuple]:
+        """The audit table as a separate connection sees it (what is committed)."""
+        conn = sqlite3.connect(database_path(self.data_dir))
+        try:
+            return conn.execute("SELECT principal, role, action, reason, n_records, records FROM house_audit "
+                                "ORDER BY id").fetchall()
+        finally:
+            conn.close()
+
+    def keyring(self) -> QrKeyring:
+        return QrKeyring.from_config({GENERATED_KEY_ID: (self.data_dir / KEY_FILE).read_text().strip()}, GENERATED_KEY_ID)
+
+
+@pytest.fixture(scope="module")
+def houses(demo_dir, tmp_path_factory):
+    from citygrid.engine.times import ManualClock
+
+    root = tmp_path_factory.mktemp("house-grpc")
+    world_dir = root / "world"
+    world_dir.mkdir()
+    frames = write_world(demo_dir, world_dir)
+    data, _ = _data_dir(root, world_dir)
+    env = start_server(data, clock=ManualClock(NOW))
+    yield HouseEnv(env, frames, world_dir)
+    assert env.server.stop(1.0).wait(10)
+
+
+def _code(error) -> grpc.StatusCode:
+    return error.value.code()
+
+
+def _grid_of_most_residents(frames) -> tuple[str, str]:
+    residents = frames["residents"]
+    grid = residents.groupby("grid_code").size().idxmax()
+    community = frames["buildings"].set_index("grid_code").loc[grid, "community_code"]
+    return grid, community if isinstance(community, str) else community.iloc[0]
+
+
+def test_get_building_and_units_answer_the_demo_files(houses):
+    buildings = houses.frames["buildings"].set_index("building_code", drop=False)
+    row = buildings.loc[houses.frames["units"].building_code.iloc[7]]  # a building with units
+    with houses.client() as client:
+        b = client.get_building(row.building_code)
+        assert (b.code, b.kind, b.floors, b.address) == (row.building_code, row.building_type, row.floors, row.address)
+        assert (b.lng, b.lat, b.grid_code, b.community_code) == (row.lng, row.lat, row.grid_code, row.community_code)
+        expected_units = houses.frames["units"].query("building_code == @row.building_code")
+        units = client.list_units(row.building_code)
+        assert [u.code for u in units] == sorted(expected_units.unit_code)
+        assert b.n_units == len(expected_units)
+        assert b.residents == (houses.frames["residents"].building_code == row.building_code).sum()
+        u = client.get_unit(units[0].code)
+        assert u.building_code == row.building_code and u.kind == expected_units.set_index("unit_code").loc[u.code, "kind"]
+        with pytest.raises(grpc.RpcError) as error:
+            client.get_building(row.building_code[:15] + "9999")
+        assert _code(error) == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as error:
+            client.get_building("44030700100")
+        assert _code(error) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_find_buildings_near_in_a_grid_and_by_address(houses):
+    buildings = houses.frames["buildings"]
+    row = buildings.iloc[11]
+    with houses.client() as client:
+        glng, glat = from_wgs84(np.array([row.lng]), np.array([row.lat]), "gcj02")  # a phone's GCJ-02 position
+        found = client.find_buildings(near=(float(glng[0]), float(glat[0])), crs="gcj02", radius_m=50)
+        assert [f.building.code for f in found] == [row.building_code] and found[0].distance_m < 1.0
+        in_grid = client.find_buildings(level="grid", code=row.grid_code)
+        assert [f.building.code for f in in_grid] == sorted(buildings.query("grid_code == @row.grid_code").building_code)
+        by_address = client.find_buildings(address=row.address, limit=3)
+        assert by_address[0].building.code == row.building_code
+        assert client.find_buildings(near=(114.0, 10.0), radius_m=100) == []  # in the sea: none
+        with pytest.raises(grpc.RpcError) as error:
+            client.find_buildings(level="planet", code="x")
+        assert _code(error) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_resolve_code_takes_signed_plates_and_refuses_tampered_ones(houses):
+    row = houses.frames["units"].iloc[3]
+    keyring = houses.keyring()
+    with houses.client(houses.token("扫码员", "worker", COMMUNITIES)) as client:
+        assert client.resolve_code(keyring.sign(row.building_code)).building.code == row.building_code
+        assert client.resolve_code(keyring.sign(row.unit_code)).unit.code == row.unit_code
+        plate = keyring.sign(row.building_code)
+        forged = plate[:-1] + ("A" if plate[-1] != "A" else "B")
+        with pytest.raises(grpc.RpcError) as error:
+            client.resolve_code(forged)
+        assert _code(error) == grpc.StatusCode.UNAUTHENTICATED
+        other = QrKeyring({GENERATED_KEY_ID: bytes(range(32))}, current=GENERATED_KEY_ID)
+        with pytest.raises(grpc.RpcError) as error:
+            client.resolve_code(other.sign(row.building_code))  # the right form, another server's key
+        assert _code(error) == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as error:
+            client.resolve_code(keyring.sign(row.building_code[:15] + "9998"))
+        assert _code(error) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_dashboard_token_cannot_read_a_name(houses):
+    grid, _ = _grid_of_most_residents(houses.frames)
+    before = len(houses.audit_rows())
+    with houses.client(houses.token("大屏", "dashboard")) as screen:
+        with pytest.raises(grpc.RpcError) as error:
+            screen.list_residents("grid", grid, reason="大屏展示")
+        assert _code(error) == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as error:
+            list(screen.watch_declarations(grid, reason="大屏展示", timeout=5))
+        assert _code(error) == grpc.StatusCode.PERMISSION_DENIED
+        stats = screen.population_stats("grid")  # counts, no person
+    residents = houses.frames["residents"]
+    assert {a.code: sum(a.counts) for a in stats.areas if sum(a.counts)} == residents.groupby("grid_code").size().to_dict()
+    assert len(houses.audit_rows()) == before  # nothing personal was read
+
+
+def test_a_community_officer_cannot_read_another_communitys_residents(houses):
+    residents, buildings = houses.frames["residents"], houses.frames["buildings"]
+    grid, community = _grid_of_most_residents(houses.frames)
+    other = next(c for c in COMMUNITIES if c != community)
+    other_grid = buildings.query("community_code == @other").grid_code.iloc[0]
+    with houses.client(houses.token("社区专干", "worker", [community])) as officer:
+        people = officer.list_residents("grid", grid, reason="入户走访")
+        expected = residents.query("grid_code == @grid").set_index("resident_id")
+        assert sorted(p.resident_id for p in people) == sorted(expected.index)
+        assert all(p.name == expected.loc[p.resident_id, "name"] for p in people)
+        for level, code in (("grid", other_grid), ("community", other),
+                            ("building", buildings.query("community_code == @other").building_code.iloc[0])):
+            with pytest.raises(grpc.RpcError) as error:
+                officer.list_residents(level, code, reason="核查")
+            assert _code(error) == grpc.StatusCode.PERMISSION_DENIED
+        assert {a.code for a in officer.population_stats("community").areas} == {community}
+
+
+def test_every_read_of_personal_data_leaves_an_audit_row_before_it_returns(houses):
+    grid, community = _grid_of_most_residents(houses.frames)
+    unit = houses.frames["residents"].query("grid_code == @grid").unit_code.iloc[0]
+    with houses.client(houses.token("网格员审计", "worker", [community])) as worker:
+        for level, code, reason in (("unit", unit, "r1"), ("grid", grid, "r2")):
+            before = len(houses.audit_rows())
+            people = worker.list_residents(level, code, reason=reason)
+            rows = houses.audit_rows()  # read right after the answer: it must be committed already
+            assert len(rows) == before + 1
+            who, role, action, why, n, records = rows[-1]
+            assert (who, role, why, n) == ("网格员审计", "worker", reason, len(people)) and code in action
+            assert sorted(json.loads(records)) == sorted(p.resident_id for p in people)
+        with pytest.raises(grpc.RpcError) as error:
+            worker.list_residents("unit", unit, reason="  ")
+        assert _code(error) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_move_in_and_out_change_the_counts(houses):
+    units, buildings = houses.frames["units"], houses.frames["buildings"]
+    unit = units.query("kind == 'dwelling'").iloc[5]
+    grid = unit.grid_code
+    community = buildings.set_index("building_code").loc[unit.building_code, "community_code"]
+    with houses.client(houses.token("网格员搬迁", "worker", [community])) as worker, \
+            houses.client(houses.token("大屏2", "dashboard")) as screen:
+        def grid_counts():
+            return {a.code: dict(zip(screen.population_stats("grid").columns, a.counts))
+                    for a in screen.population_stats("grid").areas}[grid]
+
+        before = grid_counts()
+        with pytest.raises(grpc.RpcError) as error:
+            screen.move_in("R-GRPC-1", unit.unit_code, name="王小明", birth_year=1990, registered=False)
+        assert _code(error) == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as error:
+            worker.move_in("R-GRPC-1", unit.unit_code)  # new to the registry: needs name, birth year, registration
+        assert _code(error) == grpc.StatusCode.INVALID_ARGUMENT
+        stay = worker.move_in("R-GRPC-1", unit.unit_code, name="王小明", birth_year=1990, registered=False)
+        assert (stay.unit_code, stay.moved_in, stay.moved_out) == (unit.unit_code, "2026-10-02", "")
+        after = grid_counts()
+        assert after["non_registered_15-59"] == before["non_registered_15-59"] + 1
+        assert sum(after.values()) == sum(before.values()) + 1
+        with pytest.raises(grpc.RpcError) as error:
+            worker.move_in("R-GRPC-1", unit.unit_code)
+        assert _code(error) == grpc.StatusCode.ALREADY_EXISTS
+        gone = worker.move_out("R-GRPC-1")
+        assert gone.moved_out == "2026-10-02" and grid_counts() == before
+        with pytest.raises(grpc.RpcError) as error:
+            worker.move_out("R-GRPC-1")
+        assert _code(error) == grpc.StatusCode.FAILED_PRECONDITION
+        with pytest.raises(grpc.RpcError) as error:
+            worker.move_in("R-GRPC-2", unit.unit_code, on="2026-10-09", name="李四", birth_year=1980, registered=True)
+        assert _code(error) == grpc.StatusCode.INVALID_ARGUMENT  # a date after the server's today
+
+
+def test_declarations_are_a_resumable_feed_of_the_grid(houses):
+    units, buildings = houses.frames["units"], houses.frames["buildings"]
+    unit = units.query("kind == 'dwelling'").iloc[40]
+    grid = unit.grid_code
+    community = buildings.set_index("building_code").loc[unit.building_code, "community_code"]
+    plate = houses.keyring().sign(unit.building_code)
+    worker_token = houses.token("网格员核验", "worker", [community])
+    received: list = []
+    first_two = threading.Event()
+    with houses.client(worker_token) as worker, houses.client(houses.token("房东", "intake")) as landlord:
+        stream = worker.watch_declarations(grid, reason="核验", timeout=30)
+
+        def read():
+            try:
+                for d in stream:
+                    received.append(d)
+                    if len(received) == 2:
+                        first_two.set()
+            except grpc.RpcError:
+                pass
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        a = landlord.declare(plate, "房东刘", "move_in", unit.unit_code, "D-1", name="陈一", birth_year=1985,
+                             registered=False)
+        assert a.status == "pending" and a.name == ""  # the declarer's answer carries no personal data back
+        b = landlord.declare(plate, "房东刘", "move_in", unit.unit_code, "D-2", name="陈二", birth_year=1987,
+                             registered=True)
+        assert first_two.wait(20), received
+        stream.cancel()
+        reader.join(10)
+        assert [(d.declaration_id, d.name) for d in received] == [(a.declaration_id, "陈一"), (b.declaration_id, "陈二")]
+        # resume after the first: only the second comes again; an accepted one leaves the feed
+        accepted = worker.review_declaration(a.declaration_id, accept=True)
+        assert accepted.status == "accepted"
+        again = worker.watch_declarations(grid, reason="核验", after=a.declaration_id, timeout=5)
+        first = next(again)
+        again.cancel()
+        assert first.declaration_id == b.declaration_id
+        assert worker.review_declaration(b.declaration_id, accept=False, note="查无此人").status == "rejected"
+        with pytest.raises(grpc.RpcError) as error:
+            worker.review_declaration(b.declaration_id, accept=True)
+        assert _code(error) == grpc.StatusCode.FAILED_PRECONDITION
+        assert "D-1" in {p.resident_id for p in worker.list_residents("unit", unit.unit_code, reason="核验后")}
+        with pytest.raises(grpc.RpcError) as error:
+            landlord.declare(plate[:-1] + ("A" if plate[-1] != "A" else "B"), "x", "move_in", unit.unit_code, "D-3")
+        assert _code(error) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_check_in_near_and_far(houses):
+    row = houses.frames["buildings"].iloc[20]
+    with houses.client(houses.token("网格员签到", "worker", [row.community_code], worker_id="W-CHECK")) as worker:
+        near = worker.check_in(row.building_code, row.lng + 0.0002, row.lat)  # about 20 m east
+        assert near.accepted and 15 < near.distance_m < 25 and list(near.flags) == []
+    with houses.client(houses.token("网格员签到2", "worker", [row.community_code], worker_id="W-CHECK2")) as worker:
+        far = worker.check_in(row.building_code, row.lng + 0.01, row.lat)  # about 1 km
+        assert not far.accepted and "far" in far.flags
+    with houses.client(houses.token("大屏3", "dashboard")) as screen:
+        with pytest.raises(grpc.RpcError) as error:
+            screen.check_in(row.building_code, row.lng, row.lat)
+        assert _code(error) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_reports_placed_by_building_or_unit_code_go_through_the_registry(houses):
+    unit = houses.frames["units"].iloc[17]
+    building = houses.frames["buildings"].set_index("building_code").loc[unit.building_code]
+    reports = []
+    for k, code in enumerate((unit.building_code, unit.unit_code, unit.unit_code[:19] + "0000" + "1")):
+        report = intake_pb2.EventReport(event_id=f"HOUSE-{k}", category_code="0101", source="inspector_terminal",
+                                        building_code=code)
+        report.occurred_at.FromDatetime(NOW)
+        reports.append(report)
+    with houses.client() as client:
+        receipts = client.submit_events(reports)
+    assert [r.grid_code for r in receipts[:2]] == [building.grid_code] * 2
+    assert receipts[2].error.code == "INVALID_ARGUMENT"  # not a code of the registry
+
+
+def test_group_renting_and_rentals_per_grid(houses):
+    units = houses.frames["units"]
+    grid = units.query("rental").grid_code.value_counts().idxmax()
+    with houses.client() as admin:
+        rentals = admin.rental_stats("grid")
+        flagged = admin.group_renting(grid)
+    column = list(rentals.columns).index("rental_units")
+    row = {a.code: a.counts[column] for a in rentals.areas}
+    assert row[grid] == int(units.query("rental and grid_code == @grid").shape[0])
+    residents = houses.frames["residents"].query("grid_code == @grid").groupby("unit_code").size()
+    area = units.set_index("unit_code").area_m2
+    expected = {u for u, n in residents.items() if n > 8 or (area.get(u) == area.get(u) and area[u] / n < 6.0)}
+    assert {u.unit_code for u in flagged} == expected
+
+
+def test_activating_a_redrawn_layer_regrids_the_registry_and_lists_the_moved_buildings(demo_dir, tmp_path):
+    """The redrawn version swaps the codes (and parents) of two grids: every building of each moves to
+    the other, keeping its code; the activation's answer lists exactly those buildings."""
+    from citygrid.engine.layers.registry import LayerRegistry
+    from citygrid.engine.layers.sources import read_layer
+    from citygrid.engine.times import ManualClock
+
+    world_dir = tmp_path / "world"
+    world_dir.mkdir()
+    frames = write_world(demo_dir, world_dir)
+    data, _ = _data_dir(tmp_path, world_dir)
+    buildings = frames["buildings"]
+    counts = buildings.grid_code.value_counts()
+    a, b = counts.index[0], counts.index[1]  # two grids with buildings
+    grids = pq.read_table(world_dir / "grids.parquet").to_pandas()
+    ia, ib = grids.index[grids.grid_code == a][0], grids.index[grids.grid_code == b][0]
+    swapped = grids.copy()
+    for column in ("grid_code", "community_code", "street_code"):
+        if column in swapped:
+            swapped.loc[[ia, ib], column] = grids.loc[[ib, ia], column].to_numpy()
+    pq.write_table(pa.Table.from_pandas(swapped.drop(columns=[c for c in swapped if c.startswith("__")]),
+                                        preserve_index=False), tmp_path / "redrawn.parquet")
+    layers = LayerRegistry(data)
+    layers.register(read_layer(tmp_path / "redrawn.parquet", version_id="redrawn"))
+    layers.publish("redrawn")
+    layers.close()
+    expected = {(code, a, b) for code in buildings.query("grid_code == @a").building_code} | \
+               {(code, b, a) for code in buildings.query("grid_code == @b").building_code}
+    env = start_server(data, clock=ManualClock(NOW))
+    try:
+        with env.client() as admin:
+            one = next(iter(expected))
+            assert admin.get_building(one[0]).grid_code == one[1]
+            response = admin.activate_version("redrawn")
+            assert response.buildings_regridded == len(buildings)
+            assert {(m.building_code, m.previous_grid, m.grid_code) for m in response.moved_buildings} == expected
+            moved = admin.get_building(one[0])
+            assert (moved.code, moved.grid_code, moved.issuing_grid) == (one[0], one[2], one[0][:15])
+            stats = {x.code: sum(x.counts) for x in admin.population_stats("grid").areas}
+            residents = frames["residents"].groupby("grid_code").size()
+            assert stats.get(a, 0) == residents.get(b, 0) and stats.get(b, 0) == residents.get(a, 0)
+    finally:
+        assert env.server.stop(1.0).wait(10)
