@@ -235,7 +235,7 @@ class AlertHost:
         if not len(keep):
             return [], 0, 0
         chains = Chains.of_layer(intake.layer)
-        grids = count_events(grid_codes, category_codes, occurred_ms, start=start, end=end)
+        grids = count_events(grid_codes, category_codes, occurred_ms, start=start, end=end, only_seen=True)
         judged_from = (first - start_day).days
         findings, n_series = [], 0
         for level in self.settings.levels:
