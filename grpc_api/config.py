@@ -54,7 +54,8 @@ clock_start)::
 
     [alerts]                          # detection runs (:mod:`citygrid.engine.alerts.settings`)
     interval_seconds = 3600.0         # a detection run over the live counts this often
-    method = "C2"                     # EARS C1, C2 or C3 over every grid x category daily series
+    method = "C3"                     # EARS C1, C2 or C3 over every grid x category daily series
+    min_sigma = 0.7                   # floor of the baseline's standard deviation
 
     [[intake.routing]]                # more rules beyond the taxonomy's category -> department; the
     category_class = "08"             # most specific match wins (category > area > grid type > class)

@@ -290,7 +290,8 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
                                   population=None if houses is None else RegistryPopulation(houses))
     alerts = None
     if "alert_service" in modules:
-        alerts = AlertHost(config.data_dir, intake, config.alerts)
+        alerts = AlertHost(config.data_dir, intake, config.alerts,
+                           mirror=None if analytics is None else lambda: analytics.analytics().mirror)
         alerts.start()  # a detection run every [alerts] interval_seconds
     state = ServerState(config, registry, tokens, Authenticator(tokens), Metrics(),
                         Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs, analytics=analytics,

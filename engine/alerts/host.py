@@ -2,8 +2,9 @@
 with alerts (the engine side of ``AlertService``).
 
 A detection run (:meth:`AlertHost.run`) reads the events the intake committed through a columnar
-mirror of the event store (:class:`~citygrid.engine.analytics.mirror.EventMirror`, caught up from
-the store's logs before each run, so a relocated or re-gridded event counts where it is now),
+mirror of the event store (:class:`~citygrid.engine.analytics.mirror.EventMirror`: the analytics'
+own when the server runs them, ``mirror=``, else one of its own; caught up from the store's logs
+before each run, so a relocated or re-gridded event counts where it is now),
 counts them per grid x category and local day (:func:`~citygrid.engine.alerts.series.count_events`;
 every report counts, duplicates included, as the dashboards' "reported" does), rolls them up to the
 ``levels`` configured, runs the configured EARS detector over every series at once and turns each
@@ -94,13 +95,16 @@ class AlertHost:
     that alerts become events through)."""
 
     def __init__(self, data_dir, intake_host, settings: AlertSettings | None = None, *,
-                 finders: Sequence[Callable[[RunWindow], list[S.Finding]]] = ()):
+                 finders: Sequence[Callable[[RunWindow], list[S.Finding]]] = (),
+                 mirror: Callable[[], EventMirror] | None = None):
         self.settings = settings or AlertSettings()
         self.store = S.AlertStore(data_dir)
         self._data_dir = data_dir
         self._intake_host = intake_host
         self._finders = tuple(finders)
         self._mirror: EventMirror | None = None
+        #: The analytics' mirror of the same store, when the server has one (one mirror, not two).
+        self._shared_mirror = mirror
         self._run_lock = threading.Lock()
         self._act_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
@@ -215,6 +219,8 @@ class AlertHost:
             return dt.datetime.fromtimestamp(int(occurred.min()) / 1e6, tz).date()
 
     def _mirror_of(self, intake) -> EventMirror:
+        if self._shared_mirror is not None:
+            return self._shared_mirror()
         if self._mirror is None:
             self._mirror = EventMirror(self._data_dir, Vocabulary(intake.taxonomy), intake.config.schedule)
         return self._mirror
@@ -235,7 +241,7 @@ class AlertHost:
         if not len(keep):
             return [], 0, 0
         chains = Chains.of_layer(intake.layer)
-        grids = count_events(grid_codes, category_codes, occurred_ms, start=start, end=end)
+        grids = count_events(grid_codes, category_codes, occurred_ms, start=start, end=end, only_seen=True)
         judged_from = (first - start_day).days
         findings, n_series = [], 0
         for level in self.settings.levels:

@@ -356,14 +356,15 @@ class EventSeries:
 
 
 def count_events(grid_codes, category_codes, occurred_ms, *, start: dt.datetime, end: dt.datetime,
-                 step: str = "day", grids=None, categories=None) -> EventSeries:
+                 step: str = "day", grids=None, categories=None, only_seen: bool = False) -> EventSeries:
     """Events counted per grid x category and period (day or hour) over ``[start, end)``.
 
     ``start`` / ``end`` are timezone-aware (a local midnight starts local days); ``end - start``
     must be a whole number of periods. ``grids``: every grid to give a row (default: those in the
     data, sorted); an event in another grid is an error. ``categories``: the categories to count
     (default: those in the data, sorted); events of others are left out, as are events outside the
-    span.
+    span. ``only_seen``: rows only for the (grid, category) pairs with an event in the span, in the
+    same order (a district's grid x category cube is mostly empty series, which no detector alarms on).
     """
     if step not in STEPS_MS:
         raise InvalidInput(f"step must be one of {', '.join(STEPS_MS)}, got {step!r}")
@@ -395,7 +396,13 @@ def count_events(grid_codes, category_codes, occurred_ms, *, start: dt.datetime,
                            "which is not in the grid list")
     period = np.floor_divide(occurred_ms - start_ms, step_ms)
     keep = (cat_of >= 0) & (period >= 0) & (period < n_periods)
-    cell = (cat_of[keep] * len(units) + unit_of[keep]) * n_periods + period[keep]
+    pair = cat_of[keep] * len(units) + unit_of[keep]
+    if only_seen:
+        seen, row = np.unique(pair, return_inverse=True)
+        counts = np.bincount(row * n_periods + period[keep], minlength=len(seen) * n_periods).astype(np.float64)
+        return EventSeries("grid", units[seen % len(units)], cats[seen // len(units)], start_ms, step_ms,
+                           counts.reshape(len(seen), n_periods))
+    cell = pair * n_periods + period[keep]
     counts = np.bincount(cell, minlength=len(cats) * len(units) * n_periods).astype(np.float64)
     return EventSeries("grid", np.tile(units, len(cats)), np.repeat(cats, len(units)), start_ms, step_ms,
                        counts.reshape(len(cats) * len(units), n_periods))

@@ -59,8 +59,9 @@ def listed(server, *args):
 def test_the_first_run_raises_the_demo_anomalies(server, first_run):
     events = pq.read_table(server.demo / "events.parquet", columns=["occurred_at"])
     first_event = pc.min(events.column("occurred_at")).as_py().astimezone(CST).date()
-    # backfill: every day whose 9-day baseline (7 days and C2's 2-day gap) lies after the first event
-    assert first_run["first_day"] == (first_event + dt.timedelta(days=9)).isoformat()
+    # backfill: every day whose baseline (C3: 7 days, a 2-day gap and the 2 days before) lies after
+    # the first event
+    assert first_run["first_day"] == (first_event + dt.timedelta(days=11)).isoformat()
     assert first_run["last_day"] == "2026-01-01" and int(first_run["events"]) == events.num_rows
     alerts = listed(server)
     assert len(alerts) == len(first_run["raised"]) > 0

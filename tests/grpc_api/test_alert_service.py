@@ -85,12 +85,13 @@ def code(info) -> grpc.StatusCode:
 
 
 def test_a_run_raises_the_spikes_and_a_street_hears_of_its_own(run, admin):
-    # backfill 30 days, but no day whose 9-day baseline reaches before the first event (14 days ago)
-    assert (run.first_day, run.last_day) == ("2026-09-28", "2026-10-03")
+    # backfill 30 days, but no day whose baseline (C3: 7 days, a 2-day gap, 2 days before) reaches
+    # before the first event, 14 days ago
+    assert (run.first_day, run.last_day) == ("2026-09-30", "2026-10-03")
     alerts = list(admin.list_alerts())
     assert sorted((a.unit_code, a.category_code, a.first_day, a.last_day, a.observed) for a in alerts) == \
         sorted((grid(i, j), "0101", "2026-10-03", "2026-10-03", 8.0) for i, j in SPIKES)
-    assert all(a.state == "new" and a.level == "grid" and a.method == "ears C2" for a in alerts)
+    assert all(a.state == "new" and a.level == "grid" and a.method == "ears C3" for a in alerts)
     s00 = {a.alert_id for a in alerts if a.street_code == "S00"}
     assert set(run.raised) == s00 and len(s00) == 2 and run.events == 16 * 14 + 8 * len(SPIKES)
 

@@ -59,6 +59,17 @@ def test_daily_grid_category_counts_equal_a_groupby(demo):
     assert series.counts.sum() == len(events)  # every event of the year is counted once
 
 
+def test_only_the_seen_pairs_are_the_groupby_and_no_empty_row(demo):
+    grids, events = demo
+    series = S.count_events(events.grid_code, events.category_code, _ms(events), start=YEAR[0], end=YEAR[1],
+                            grids=grids.grid_code, only_seen=True)
+    pairs = events.groupby(["category_code", "grid_code"]).size()
+    assert len(series.units) == len(pairs) and series.counts.any(axis=1).all()
+    want = _expected(events, "grid_code", "category_code", events.local.dt.floor("D")).sort_index()
+    got = _observed(series, "D")
+    assert got.index.equals(want.index) and (got.to_numpy() == want.to_numpy()).all()
+
+
 def test_hourly_series_of_the_fast_moving_categories(demo):
     grids, events = demo
     fast = S.fast_moving(load_taxonomy())

@@ -112,7 +112,8 @@ def episodes(alarms):
 def test_the_first_run_backfills_and_matches_plain_c2(district, rng):
     data_dir, intakes, clock = district
     counts = submit(intakes, random_events(rng, spike=(2, 1, "0101", 9)))
-    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=30, levels=("grid", "street")))
+    host = AlertHost(data_dir, intakes, AlertSettings(method="C2", alpha=0.001, min_sigma=0.5, backfill_days=30,
+                                                      levels=("grid", "street")))
     try:
         report = host.run(SUPERVISOR)
         first = TODAY - timedelta(days=29)
@@ -254,7 +255,7 @@ def test_alarm_days_one_quiet_day_apart_are_one_alert_two_apart_are_two(district
         return dt.datetime.combine(TODAY - timedelta(days=days_ago), dt.time(0, 5 + m), CST)
 
     submit(intakes, [(1, 2, "0103", at(d, m)) for d, n in ((5, 3), (3, 3), (0, 9)) for m in range(n)])
-    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=30))
+    host = AlertHost(data_dir, intakes, AlertSettings(method="C2", alpha=0.001, min_sigma=0.5, backfill_days=30))
     try:
         host.run(SUPERVISOR, since=TODAY - timedelta(days=6))
         got = sorted((a.first_day, a.last_day, a.observed) for a in host.list(ADMIN))
