@@ -11,6 +11,8 @@ the written data there for the next run. Measured:
   heatmap of a day; a street's trend against last year. Ratio: DuckDB median / engine median
   (goal >= 20). The peers read one flat row per event with the lifecycle already folded in (and
   DuckDB a precomputed H3 cell), which favours them;
+- **over gRPC**: the five queries through AnalyticsService, one caller and 20 concurrent callers,
+  beside the engine called in-process in the same run (``test_dashboard_queries_over_grpc``);
 - **intake**: durable intake rate of demo reports without analytics, with the mirror caught up every
   50 ms (what maintaining the aggregates costs), and with a dashboard query every 50 ms (which
   catches up first), alternated A-B-C-C-B-A (goal: maintained >= 95 % of without).
@@ -264,3 +266,113 @@ def test_intake_with_live_aggregates(benchmark, world, tmp_path):
           f"({rates['maintained'] / rates['without']:.1%}); {rates['dashboard']:,.0f}/s with a dashboard query "
           f"(30 days, street x day) every 50 ms ({rates['dashboard'] / rates['without']:.1%})")
     benchmark.extra_info.update(rates)
+
+
+# ---------------------------------------------------------------------- over gRPC, 20 callers
+
+GRPC_CALLERS = 20
+GRPC_ROUNDS = 10
+
+
+def test_dashboard_queries_over_grpc(benchmark, world):
+    """The five dashboard queries through AnalyticsService on a server over the same store, p50/p99
+    with one caller and with :data:`GRPC_CALLERS` concurrent callers (each its own channel, each
+    running every query :data:`GRPC_ROUNDS` times, queries interleaved), beside the engine's p50/p99
+    called in-process in the same run. The callers are threads of the server's process (the machine
+    has 2 cores), so the figures include their own client work under the same GIL."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from citygrid.engine.cases.settings import IntakeSettings
+    from citygrid.engine.layers.registry import LayerRegistry
+    from citygrid.engine.times import ManualClock
+    from citygrid.grpc_api.client import CityGridClient
+    from citygrid.grpc_api.config import ServerConfig
+    from citygrid.grpc_api.server import create_server
+
+    layer, store, now = world["layer"], world["store"], world["now"]
+    registry = LayerRegistry(store)
+    try:
+        record = registry.register(layer)
+        if not record.published:
+            registry.publish(record.version_id, now - timedelta(days=3 * 365))
+        if registry.active_version_id != record.version_id:
+            registry.activate(record.version_id)
+    finally:
+        registry.close()
+    token = "bench-analytics-grpc-admin-token-0123456789"
+    server, port = create_server(
+        ServerConfig(data_dir=store, host="127.0.0.1", port=0, metrics_port=None, admin_token=token,
+                     intake=IntakeSettings(clock_interval=86_400.0)),
+        clock=ManualClock(now))
+    server.start()
+    try:
+        engine = server.state.analytics.analytics()
+        day0 = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        month, week, day = day0 - timedelta(days=30), day0 - timedelta(days=7), day0 - timedelta(days=1)
+        street = world["street"]
+        engine_q = {
+            "district_class_day_30d": lambda: engine.aggregate(ADMIN, start=month, end=day0, dimensions=(
+                "district", "class", "day"), measures=("reported", "closed")),
+            "top20_grids_7d": lambda: engine.top_areas(ADMIN, level="grid", start=week, end=day0, n=20),
+            "kpis_by_worker_month": lambda: engine.kpis(ADMIN, unit="worker", start=month, end=day0),
+            "h3_res9_heatmap_day": lambda: engine.heatmap(ADMIN, start=day, end=day0, h3_resolution=9),
+            "street_trend_vs_last_year": lambda: engine.trend(ADMIN, start=month, end=day0,
+                                                              filters={"street": [street]}),
+        }
+
+        def grpc_q(c):
+            return {
+                "district_class_day_30d": lambda: c.aggregate(month, day0, dimensions=["district", "class", "day"],
+                                                              measures=["reported", "closed"]),
+                "top20_grids_7d": lambda: c.top_areas(week, day0, level="grid", n=20),
+                "kpis_by_worker_month": lambda: c.kpis(month, day0, unit="worker"),
+                "h3_res9_heatmap_day": lambda: c.heatmap(day, day0, h3_resolution=9),
+                "street_trend_vs_last_year": lambda: c.trend(month, day0, filters={"street": [street]}),
+            }
+
+        clients = [CityGridClient(f"127.0.0.1:{port}", token) for _ in range(GRPC_CALLERS)]
+        for fn in engine_q.values():
+            fn()
+        single_q = grpc_q(clients[0])
+        for fn in single_q.values():
+            fn()
+        rows = {name: {"engine": _times(fn, 40)} for name, fn in engine_q.items()}
+        for name, fn in single_q.items():
+            rows[name]["grpc_1"] = _times(fn, 40)
+
+        def caller(k):
+            mine = grpc_q(clients[k])
+            names = list(mine)
+            out = {n: [] for n in names}
+            for r in range(GRPC_ROUNDS):
+                for j in range(len(names)):
+                    name = names[(j + k + r) % len(names)]
+                    t = time.perf_counter()
+                    mine[name]()
+                    out[name].append((time.perf_counter() - t) * 1000)
+            return out
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(GRPC_CALLERS) as pool:
+            results = list(pool.map(caller, range(GRPC_CALLERS)))
+        wall = time.perf_counter() - t
+        for name in rows:
+            rows[name]["grpc_20"] = np.array([x for res in results for x in res[name]])
+        for c in clients:
+            c.close()
+    finally:
+        server.stop(0).wait(30)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    n_calls = GRPC_CALLERS * GRPC_ROUNDS * len(rows)
+    print(f"\n[analytics bench] {N_EVENTS:,} events; AnalyticsService with {GRPC_CALLERS} concurrent callers: "
+          f"{n_calls:,} calls in {wall:.1f} s ({n_calls / wall:,.0f}/s), machine shared, 2 cores")
+    print(f"{'query':28s} {'engine p50':>11s} {'p99':>8s} {'gRPC x1 p50':>12s} {'p99':>8s} {'gRPC x20 p50':>13s} {'p99':>9s}")
+    summary = {}
+    for name, r in rows.items():
+        figures = {f"{k}_{q}_ms": float(np.percentile(v, 50 if q == "p50" else 99))
+                   for k, v in r.items() for q in ("p50", "p99")}
+        summary[name] = figures
+        print(f"{name:28s} {figures['engine_p50_ms']:9.2f}ms {figures['engine_p99_ms']:6.2f}ms "
+              f"{figures['grpc_1_p50_ms']:10.2f}ms {figures['grpc_1_p99_ms']:6.2f}ms "
+              f"{figures['grpc_20_p50_ms']:11.1f}ms {figures['grpc_20_p99_ms']:7.1f}ms")
+    benchmark.extra_info.update({"calls_per_s": n_calls / wall, **summary})

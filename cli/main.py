@@ -23,7 +23,7 @@ EXIT_BROKEN_PIPE = 141
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "citygrid"
 
 COMMAND_MODULES = ("demo", "layer", "assign", "serve", "query", "events", "reindex", "detect", "scan", "stats",
-                   "alerts", "houses")
+                   "alerts", "houses", "report")
 
 
 def default_data_dir() -> Path:
