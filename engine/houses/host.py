@@ -144,3 +144,37 @@ class RegistryPopulation:
         counts = registry.population("grid")
         out.update((code, int(row.sum())) for code, row in zip(counts.codes, counts.counts) if code is not None)
         return out
+
+
+@dataclass(frozen=True)
+class GroupRentingWarning:
+    """A unit the group-renting rule flags (群租), with what an alert needs: where it is (its building's
+    position and current chain) and why (``residents`` above the rule's number, or ``area`` per person
+    below the rule's)."""
+
+    unit_code: str
+    building_code: str
+    #: Current grid, community, street, district of the building.
+    chain: tuple[str | None, str | None, str | None, str | None]
+    lng: float
+    lat: float
+    residents: int
+    area_m2: float | None
+    reason: str
+
+
+def group_renting_warnings(service: HouseService) -> list[GroupRentingWarning]:
+    """Every group-renting unit of the registry as a warning (no person in it).
+
+    The hook for the alerts wing: its detection runs take extra finders (``AlertHost(...,
+    finders=[...])``, issue 13's alert host); a finder that maps each warning to a ``Finding`` of the
+    unit's grid (chain, the building's position, observed = residents, expected = the rule's limit)
+    raises these as alerts, deduplicated across runs by the alert store. Listed per grid by
+    HouseService.GroupRenting either way."""
+    registry = service.registry
+    out = []
+    for row in registry.group_renting():
+        building = registry.building(row["building_code"])
+        out.append(GroupRentingWarning(row["unit_code"], building.code, building.chain, building.lng, building.lat,
+                                       row["residents"], row["area_m2"], row["reason"]))
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pandas as pd
 import pytest
 
 from citygrid.engine.layers.coordinates import from_wgs84
@@ -181,3 +182,24 @@ def test_the_registry_is_the_dashboards_population(service, houses_world, world_
     expected = dict.fromkeys(world_assigner.layer.column("grid_code").tolist(), 0)
     expected.update(people.groupby("grid_code").size().to_dict())
     assert RegistryPopulation(service).residents_by_grid() == expected
+
+
+def test_group_renting_warnings_carry_the_units_place_for_the_alerts_wing(service, houses_world):
+    from citygrid.engine.houses.host import group_renting_warnings
+
+    units = houses_world.tables["units"].to_pandas().set_index("unit_code")
+    people = houses_world.tables["residents"].to_pandas().groupby("unit_code").size()
+    buildings = houses_world.tables["buildings"].to_pandas().set_index("building_code")
+    rule = service.registry.rule
+    crowded = units.query("kind == 'dwelling'").index[7]  # the demo's world has no group-renting unit: make one
+    for k in range(rule.max_residents + 1):
+        service.registry.move_in(f"GR-{k}", crowded, recorded_by="test", name="租客", birth_year=1995, registered=False)
+    people = people.add(pd.Series({crowded: rule.max_residents + 1}), fill_value=0).astype(int)
+    expected = {u for u, n in people.items() if units.loc[u, "kind"] == "dwelling" and (
+        n > rule.max_residents or units.loc[u, "area_m2"] / n < rule.min_area_per_person_m2)}
+    warnings = group_renting_warnings(service)
+    assert crowded in expected and {w.unit_code for w in warnings} == expected
+    for w in warnings:
+        b = buildings.loc[w.building_code]
+        assert (w.chain[:2], w.lng, w.lat) == ((b.grid_code, b.community_code), b.lng, b.lat)
+        assert w.residents == people[w.unit_code]

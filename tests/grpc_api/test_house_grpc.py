@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 import grpc
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -333,16 +334,21 @@ def test_reports_placed_by_building_or_unit_code_go_through_the_registry(houses)
 def test_group_renting_and_rentals_per_grid(houses):
     units = houses.frames["units"]
     grid = units.query("rental").grid_code.value_counts().idxmax()
+    crowded = units.query("kind == 'dwelling' and grid_code == @grid").unit_code.iloc[-1]
     with houses.client() as admin:
+        for k in range(9):  # the demo's world has no group-renting unit: crowd one (the rule: more than 8)
+            admin.move_in(f"GR-{k}", crowded, name="租客", birth_year=1995, registered=False)
         rentals = admin.rental_stats("grid")
         flagged = admin.group_renting(grid)
     column = list(rentals.columns).index("rental_units")
     row = {a.code: a.counts[column] for a in rentals.areas}
     assert row[grid] == int(units.query("rental and grid_code == @grid").shape[0])
     residents = houses.frames["residents"].query("grid_code == @grid").groupby("unit_code").size()
+    residents = residents.add(pd.Series({crowded: 9}), fill_value=0)
     area = units.set_index("unit_code").area_m2
     expected = {u for u, n in residents.items() if n > 8 or (area.get(u) == area.get(u) and area[u] / n < 6.0)}
-    assert {u.unit_code for u in flagged} == expected
+    assert crowded in expected and {u.unit_code for u in flagged} == expected
+    assert [u.reason for u in flagged if u.unit_code == crowded] == ["residents"]
 
 
 def test_activating_a_redrawn_layer_regrids_the_registry_and_lists_the_moved_buildings(demo_dir, tmp_path):
