@@ -73,6 +73,7 @@ from citygrid.engine.errors import InvalidInput, PreconditionFailed
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.times import Clock, system_clock
 from citygrid.engine.alerts.host import AlertHost
+from citygrid.engine.alerts.housing import group_renting_finder
 from citygrid.engine.analytics.host import AnalyticsHost
 from citygrid.engine.houses.host import RegistryPopulation, follow_layers, open_houses
 from citygrid.engine.houses.service import HouseService
@@ -290,8 +291,9 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
                                   population=None if houses is None else RegistryPopulation(houses))
     alerts = None
     if "alert_service" in modules:
-        alerts = AlertHost(config.data_dir, intake, config.alerts,
-                           mirror=None if analytics is None else lambda: analytics.analytics().mirror)
+        alerts = AlertHost(config.data_dir, intake, config.alerts,  # group renting (群租) is raised as alerts too
+                           mirror=None if analytics is None else lambda: analytics.analytics().mirror,
+                           finders=() if houses is None else (group_renting_finder(houses),))
         alerts.start()  # a detection run every [alerts] interval_seconds
     state = ServerState(config, registry, tokens, Authenticator(tokens), Metrics(),
                         Blocking(HandlerThreads(config.max_workers)), intake=intake, jobs=jobs, analytics=analytics,

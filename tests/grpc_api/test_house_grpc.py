@@ -349,6 +349,18 @@ def test_group_renting_and_rentals_per_grid(houses):
     expected = {u for u, n in residents.items() if n > 8 or (area.get(u) == area.get(u) and area[u] / n < 6.0)}
     assert crowded in expected and {u.unit_code for u in flagged} == expected
     assert [u.reason for u in flagged if u.unit_code == crowded] == ["residents"]
+    # raised as alerts by a detection run (one per grid with group-rented units), updated by the next
+    with houses.client() as admin:
+        admin.run_detection()
+        [alert] = admin.list_alerts(category_codes=["0903"], areas=[grid])
+        assert (alert.method, alert.level, alert.unit_code, alert.observed) == ("group_renting", "grid", grid,
+                                                                              len(expected))
+        community = houses.frames["buildings"].query("grid_code == @grid").community_code.iloc[0]
+        assert (alert.grid_code, alert.community_code) == (grid, community)
+        admin.run_detection()
+        again = list(admin.list_alerts(category_codes=["0903"]))
+        assert [a.alert_id for a in again if a.unit_code == grid] == [alert.alert_id]
+    assert {a.unit_code for a in again} == {grid}  # the world has no other group-rented unit
 
 
 def test_activating_a_redrawn_layer_regrids_the_registry_and_lists_the_moved_buildings(demo_dir, tmp_path):
