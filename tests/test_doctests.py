@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "citygrid.engine.layers.layer",
+    "citygrid.engine.layers.geometry",
     "citygrid.cluster.jobs",
     "citygrid.cluster.changes",
     "citygrid.cluster.spatial",
