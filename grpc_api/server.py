@@ -59,7 +59,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
@@ -70,6 +70,7 @@ from citygrid.engine.access.principals import Role
 from citygrid.engine.access.tokens import TokenAuthority, TokenStore
 from citygrid.engine.cases.host import IntakeHost
 from citygrid.engine.errors import InvalidInput, PreconditionFailed
+from citygrid.engine.layers.geometry import ShapeCache
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.times import Clock
 from citygrid.engine.alerts.host import AlertHost
@@ -110,6 +111,8 @@ class ServerState:
     analytics: AnalyticsHost | None = None
     #: The alert host (detection runs, the alert store) when the server runs AlertService.
     alerts: AlertHost | None = None
+    #: The areas' shapes per layer version (GridService's geometry and the HTTP gateway's maps).
+    shapes: ShapeCache = field(default_factory=ShapeCache)
 
     def close(self) -> None:
         """Wait for the handler threads to finish their work, then close everything."""
@@ -129,7 +132,7 @@ class ServerState:
 
 #: Each service by module name: its servicer, made from the server's state.
 SERVICES: dict[str, Callable[[ServerState], object]] = {
-    "grid_service": lambda s: grid_service.GridServicer(s.registry, s.auth, s.config, s.blocking),
+    "grid_service": lambda s: grid_service.GridServicer(s.registry, s.auth, s.config, s.blocking, s.shapes),
     "layer_service": lambda s: layer_service.LayerServicer(s.registry, s.auth, s.config, s.blocking),
     "token_service": lambda s: token_service.TokenServicer(
         TokenAuthority(s.tokens, lambda: s.registry.snapshot().layer, s.worker_chain), s.auth),

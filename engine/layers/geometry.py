@@ -49,7 +49,7 @@ import numpy as np
 import shapely
 
 from citygrid.engine.errors import InvalidInput, NotFound
-from citygrid.engine.hierarchy import LEVELS, code_column
+from citygrid.engine.hierarchy import LEVELS, Chains, code_column
 from citygrid.engine.layers.layer import GridLayer
 
 #: Decimals of a GeoJSON coordinate (1e-6° is about 0.1 m).
@@ -90,6 +90,16 @@ class Areas:
     names: list[str | None]
     geometries: np.ndarray
     area_of_row: np.ndarray
+    #: Per area, the codes of the area and its parents (the tail of its grids' chain from its level
+    #: up), what jurisdiction is checked against.
+    chains: list[tuple]
+
+    def visible(self, principal) -> np.ndarray:
+        """The indices of the areas inside ``principal``'s jurisdiction (anything with
+        ``everywhere`` and ``covers(chain)``, :class:`citygrid.engine.access.principals.Principal`)."""
+        if principal.everywhere:
+            return np.arange(len(self.codes))
+        return np.array([k for k, chain in enumerate(self.chains) if principal.covers(chain)], dtype=np.int64)
 
     def index(self, code: str) -> int:
         try:
@@ -126,9 +136,11 @@ class LayerShapes:
         layer = self.layer
         codes_column = np.asarray(layer.column(code_column(level)), dtype=object)
         names_column = np.asarray(layer.column(f"{level}_name"), dtype=object)
+        k_level = LEVELS.index(level)
+        chains = Chains.of_layer(layer, missing_as_none=True).chains
         if level == "grid":
             return Areas(level, codes_column.tolist(), names_column.tolist(), self._grid_geometries,
-                         np.arange(layer.n_grids, dtype=np.int64))
+                         np.arange(layer.n_grids, dtype=np.int64), chains)
         present = np.array([c is not None for c in codes_column], dtype=bool)
         if not present.any():
             raise NotFound(f"the layer has no {level} codes (its {level}_code column is empty), "
@@ -144,7 +156,8 @@ class LayerShapes:
             members = grids[rows[area_of_row == k]]
             geometries[k] = shapely.coverage_union_all(members)
         names = [names_column[rows[i]] for i in first]
-        return Areas(level, codes.tolist(), names, geometries, full)
+        area_chains = [chains[rows[i]][k_level:] for i in first]
+        return Areas(level, codes.tolist(), names, geometries, full, area_chains)
 
     def geometries(self, level: str, tolerance: float = 0.0) -> np.ndarray:
         """The shapes of ``level``'s areas (in the order of ``areas(level).codes``), simplified to

@@ -185,3 +185,22 @@ def test_demo_layer_simplified_stays_a_coverage(demo_layer):
     assert shapely.area(simplified).sum() == pytest.approx(shapely.union_all(simplified).area, rel=1e-9)
     holes = sum(shapely.get_num_interior_rings(shapely.get_parts(shapely.union_all(simplified))))
     assert holes == sum(shapely.get_num_interior_rings(shapely.get_parts(outline)))
+
+
+def test_visible_areas_follow_the_jurisdiction():
+    from citygrid.engine.access.principals import Principal, Role
+
+    layer = mesh_layer(2, 8, 4, 2)
+    shapes = LayerShapes(layer)
+    street = Principal("街道大屏", Role.DASHBOARD, ("S1",))
+    community = Principal("社区大屏", Role.DASHBOARD, ("C21",))
+    everyone = Principal("区大屏", Role.DASHBOARD)
+    grids = shapes.areas("grid")
+    in_street = set(np.flatnonzero(np.asarray(layer.column("street_code")) == "S1").tolist())
+    assert set(grids.visible(street).tolist()) == in_street
+    assert [shapes.areas("street").codes[k] for k in shapes.areas("street").visible(street)] == ["S1"]
+    communities = shapes.areas("community")
+    assert sorted(communities.codes[k] for k in communities.visible(street)) == ["C20", "C21", "C30", "C31"]
+    assert [communities.codes[k] for k in communities.visible(community)] == ["C21"]
+    assert len(shapes.areas("street").visible(community)) == 0  # a community does not see its street
+    assert len(communities.visible(everyone)) == len(communities.codes)
