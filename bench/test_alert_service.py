@@ -57,7 +57,8 @@ def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path):
     from citygrid.grpc_api.server import create_server
 
     shutil.copytree(demo_root, demo_folder(tmp_path))
-    config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, admin_token=ADMIN_TOKEN)
+    config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, http_port=None,
+                          admin_token=ADMIN_TOKEN)
     server, port = create_server(config, clock=ManualClock(NOW))
     server.start()
     try:

@@ -157,7 +157,7 @@ class Server:
 
     def __init__(self, grpc_server: grpc.aio.Server, health_servicer, interceptors: Interceptors,
                  registrar: Registrar, service_names: list[str], state: ServerState,
-                 exporter: MetricsExporter | None, port: int):
+                 exporter: MetricsExporter | None, port: int, gateway=None):
         self.grpc_server = grpc_server
         self.interceptors = interceptors
         #: Where more handlers may be registered before ``start`` (wrapped like the services').
@@ -166,6 +166,9 @@ class Server:
         self.state = state
         self.port = port
         self.metrics_port = exporter.port if exporter else None
+        #: The HTTP/JSON gateway and map page (:mod:`citygrid.grpc_api.web`), None when ``http_port`` is off.
+        self.gateway = gateway
+        self.http_port = gateway.port if gateway else None
         self._health = health_servicer
         self._service_names = service_names
         self._exporter = exporter
@@ -186,6 +189,8 @@ class Server:
         self._started = True
         if self._exporter:
             self._exporter.start()
+        if self.gateway:
+            self.gateway.start()
         if self.state.config.replica:
             threading.Thread(
                 target=self.state.registry.follow,
@@ -228,6 +233,8 @@ class Server:
                 log.exception("stopping the gRPC server failed")
             if self._exporter:
                 self._exporter.stop()
+            if self.gateway:
+                self.gateway.stop()
             self.state.close()
             self._terminated.set()
             done.set()
@@ -329,5 +336,15 @@ async def _build(config: ServerConfig, state: ServerState, modules) -> tuple[Ser
             exporter = MetricsExporter(state.metrics, config.host, config.metrics_port)
         except OSError as exc:
             raise InvalidInput(f"cannot serve metrics on port {config.metrics_port}: {exc}") from None
-    server = Server(grpc_server, health_servicer, interceptors, registrar, names, state, exporter, port)
+    gateway = None
+    if config.http_port is not None and not config.replica:
+        from citygrid.grpc_api.web.gateway import gateway_for
+
+        try:
+            gateway = gateway_for(state, config.host, config.http_port)
+        except BaseException:
+            if exporter:
+                exporter.stop()
+            raise
+    server = Server(grpc_server, health_servicer, interceptors, registrar, names, state, exporter, port, gateway)
     return server, port

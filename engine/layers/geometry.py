@@ -44,6 +44,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Mapping, Sequence
 
 import numpy as np
 import shapely
@@ -187,21 +188,36 @@ class LayerShapes:
             return list(shapely.to_wkb(shapes))
         return [json.loads(text) for text in shapely.to_geojson(rounded(shapes))]
 
-    def geojson(self, level: str, *, tolerance: float = 0.0, indices: np.ndarray | None = None) -> dict:
+    def geojson(self, level: str, *, tolerance: float = 0.0, indices: np.ndarray | None = None,
+                extra: Mapping[str, Sequence] | None = None) -> dict:
         """A GeoJSON FeatureCollection of ``level``'s areas (those at ``indices``, default all), each
-        with ``code``, ``name`` and ``level`` properties."""
+        with ``code``, ``name`` and ``level`` properties (and ``extra``'s: a value per area), and
+        its index as the feature id."""
         areas = self.areas(level)
         if indices is None:
             indices = np.arange(len(areas.codes))
         indices = np.asarray(indices, dtype=np.int64)
         geometries = self.encode(level, fmt="geojson", tolerance=tolerance, indices=indices)
+        extra = {name: list(values) for name, values in (extra or {}).items()}
         features = [
             {"type": "Feature", "id": int(i),
-             "properties": {"code": areas.codes[i], "name": areas.names[i], "level": level},
+             "properties": {"code": areas.codes[i], "name": areas.names[i], "level": level,
+                            **{name: values[i] for name, values in extra.items()}},
              "geometry": geometry}
             for i, geometry in zip(indices.tolist(), geometries)
         ]
         return {"type": "FeatureCollection", "features": features}
+
+    def points(self, level: str) -> np.ndarray:
+        """A point inside each area of ``level`` (GEOS's point on surface; where a label or a marker
+        goes), as an ``(n, 2)`` array of lng, lat."""
+        key = (level, -1.0)
+        points = self._simplified.get(key)
+        if points is None:
+            points = shapely.get_coordinates(shapely.point_on_surface(self.areas(level).geometries))
+            with self._lock:
+                self._simplified[key] = points
+        return points
 
 
 def simplify_coverage(geometries: np.ndarray, tolerance: float, *, keep_outline: bool = False) -> np.ndarray:

@@ -204,3 +204,11 @@ def test_visible_areas_follow_the_jurisdiction():
     assert [communities.codes[k] for k in communities.visible(community)] == ["C21"]
     assert len(shapes.areas("street").visible(community)) == 0  # a community does not see its street
     assert len(communities.visible(everyone)) == len(communities.codes)
+
+
+def test_label_points_lie_inside_their_areas():
+    layer = mesh_layer(4, 6, 4, 6)
+    shapes = LayerShapes(layer)
+    for level in ("grid", "community", "street"):
+        points = shapely.points(shapes.points(level))
+        assert shapely.contains(shapes.areas(level).geometries, points).all()
