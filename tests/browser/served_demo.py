@@ -1,0 +1,62 @@
+"""The demo district served in-process for the browser test: gRPC and the HTTP gateway on free
+ports over a copy of the test session's demo folder, the intake's clock standing at the end of the
+demo's year (a Wednesday evening, 2025-12-31 22:00 +08:00), the demo's events submitted through
+the intake (as ``serve --demo --events`` loads them) and a detection run when alerts are there."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from citygrid.cli.serve import demo_folder, prepare_demo
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.cases.model import read_reports
+from citygrid.engine.times import ManualClock
+from citygrid.grpc_api.config import ServerConfig
+from citygrid.grpc_api.server import Server, create_server
+
+ADMIN_TOKEN = "browser-test-admin-token-0123456789"
+#: The intake's present: the demo's year ends at 21:19 local on 2025-12-31.
+NOW = datetime(2025, 12, 31, 14, 0, tzinfo=timezone.utc)
+LOADER = Principal("demo loader", Role.ADMIN)
+
+
+@dataclass
+class ServedDemo:
+    server: Server
+    grpc_port: int
+    http_port: int
+    clock: ManualClock
+    n_events: int
+    admin_token: str = ADMIN_TOKEN
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/"
+
+
+def serve_demo(data_dir: Path, demo_source: Path, *, now: datetime = NOW) -> ServedDemo:
+    shutil.copytree(demo_source, demo_folder(data_dir))
+    config = ServerConfig(data_dir=data_dir, host="127.0.0.1", port=0, metrics_port=None, http_port=0,
+                          admin_token=ADMIN_TOKEN, max_workers=8)
+    clock = ManualClock(now)
+    server, port = create_server(config, clock=clock)
+    server.start(ready=False)
+    try:
+        prepare_demo(server.state.registry, data_dir)
+        demo = demo_folder(data_dir)
+        server.state.intake.load_staff(demo / "workers.parquet", demo / "buildings.parquet")
+        reports = [r for r in read_reports(demo / "events.parquet") if r.occurred_at <= now]
+        intake = server.state.intake.intake()
+        for k in range(0, len(reports), 5000):
+            intake.submit(reports[k:k + 5000], LOADER)
+        alerts = getattr(server.state, "alerts", None)
+        if alerts is not None and hasattr(alerts, "run"):
+            alerts.run(LOADER, trigger="browser test")
+    except BaseException:
+        server.stop(0).wait(10)
+        raise
+    server.set_ready()
+    return ServedDemo(server, port, server.http_port, clock, len(reports))
