@@ -29,7 +29,6 @@ import numpy as np
 from citygrid.engine.cases.lifecycle import OPEN_STATES
 from citygrid.engine.cases.model import EventFilter
 from citygrid.engine.errors import InvalidInput, NotFound, PreconditionFailed
-from citygrid.engine.hierarchy import CODE_COLUMNS
 from citygrid.engine.layers.assignment import Status
 from citygrid.engine.layers.coordinates import CoordinateSystem
 from citygrid.engine.layers.geometry import ShapeCache, check_level, check_tolerance
@@ -205,15 +204,15 @@ def _record(snapshot, row: int) -> dict:
             "row": row, "layer_version": snapshot.version_id}
 
 
-def _chain(snapshot, row: int) -> list:
-    layer = snapshot.layer
-    return [layer.column(name)[row] for name in CODE_COLUMNS]
+def _chain(parts: Parts, snapshot, row: int) -> tuple:
+    """The grid's chain (its code, community, street, district), from the version's cached areas."""
+    return parts.shapes(snapshot.layer).areas("grid").chains[row]
 
 
 def _visible_row(parts: Parts, principal, code: str, at: dt.datetime | None = None):
     snapshot = parts.registry.snapshot() if at is None else parts.registry.at(at)
     row = snapshot.layer.row_of(code)
-    principal.require_covers(_chain(snapshot, row), what=f"grid {code}")
+    principal.require_covers(_chain(parts, snapshot, row), what=f"grid {code}")
     return snapshot, row
 
 
@@ -225,7 +224,7 @@ def grid_at(parts: Parts, principal, q: Params) -> dict:
     row, status = snapshot.assigner.assign_one(lng, lat, crs=system, fallback_m=q.float("fallback_m", 0.0))
     answer = {"status": Status(status).name.lower(), "grid": None, "layer_version": snapshot.version_id}
     if row >= 0:
-        if principal.covers(_chain(snapshot, row)):
+        if principal.covers(_chain(parts, snapshot, row)):
             answer["grid"] = _record(snapshot, row)
         else:
             answer["status"] = "out_of_jurisdiction"

@@ -159,11 +159,12 @@ class Gateway:
         routes += [
             Route("/api/v1/layer/geometry", self._layer_geometry, methods=["GET"]),
             Route("/api/v1/stream", self._stream, methods=["GET"]),
-            Route("/openapi.json", lambda request: _JSON(openapi_document(served)), methods=["GET"]),
+            Route("/openapi.json", lambda request: Response(document, media_type="application/json"), methods=["GET"]),
             Route("/", lambda request: FileResponse(PAGE / "index.html"), methods=["GET"]),
             Mount("/static", StaticFiles(directory=PAGE), name="static"),
         ]
         missing = sorted(name for name, part in running.items() if part is None)
+        document = json.dumps(openapi_document(served), ensure_ascii=False).encode()
         middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
         if self.limits.cors_origins:
             middleware.append(Middleware(CORSMiddleware, allow_origins=list(self.limits.cors_origins),
@@ -341,7 +342,9 @@ def _sse(event: str, data, *, event_id: int | None = None) -> str:
 def _bind(host: str, port: int) -> socket.socket:
     address = host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it a keep-alive connection's second answer waits 40 ms for a delayed ACK (Nagle)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
