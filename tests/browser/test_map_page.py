@@ -110,6 +110,13 @@ def test_all_grids_are_drawn(demo, admin_page, artefacts):
     assert grid_codes_drawn(driver) == set(layer.codes)
     assert state["gridsDrawn"] == 3823
     driver.save_screenshot(str(artefacts / "district.png"))
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element("id", "measure")).select_by_value("week")
+    wait_for(driver, "return document.getElementById('legend-title').textContent.includes('周')")
+    time.sleep(1)
+    driver.save_screenshot(str(artefacts / "district-week.png"))
+    Select(driver.find_element("id", "measure")).select_by_value("day")
 
 
 def click_grid(driver, code: str) -> None:
