@@ -1,7 +1,8 @@
-"""The demo district served in-process for the browser test: gRPC and the HTTP gateway on free
-ports over a copy of the test session's demo folder, the intake's clock standing at the end of the
-demo's year (a Wednesday evening, 2025-12-31 22:00 +08:00), the demo's events submitted through
-the intake (as ``serve --demo --events`` loads them) and a detection run when alerts are there."""
+"""The demo district served in-process for the browser test, as ``citygrid serve --demo --events``
+starts it (the same engine steps, cli/serve.py), on free ports and an injected clock: gRPC and the
+HTTP gateway over a copy of the test session's demo folder, the demo's year of events written into
+the store with their lifecycle and shifted to end at the clock's present (a Wednesday evening,
+2025-12-31 22:00 +08:00), then a first detection run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from citygrid.cli.serve import demo_folder, prepare_demo
 from citygrid.engine.access.principals import Principal, Role
-from citygrid.engine.cases.model import read_reports
+from citygrid.engine.demo.history import load_demo_history
 from citygrid.engine.times import ManualClock
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.server import Server, create_server
@@ -48,15 +49,11 @@ def serve_demo(data_dir: Path, demo_source: Path, *, now: datetime = NOW) -> Ser
         prepare_demo(server.state.registry, data_dir)
         demo = demo_folder(data_dir)
         server.state.intake.load_staff(demo / "workers.parquet", demo / "buildings.parquet")
-        reports = [r for r in read_reports(demo / "events.parquet") if r.occurred_at <= now]
-        intake = server.state.intake.intake()
-        for k in range(0, len(reports), 5000):
-            intake.submit(reports[k:k + 5000], LOADER)
-        alerts = getattr(server.state, "alerts", None)
-        if alerts is not None and hasattr(alerts, "run"):
-            alerts.run(LOADER, trigger="browser test")
+        history = load_demo_history(server.state.intake, demo, data_dir)
+        if server.state.alerts is not None:
+            server.state.alerts.run(LOADER, trigger="start-up")
     except BaseException:
         server.stop(0).wait(10)
         raise
     server.set_ready()
-    return ServedDemo(server, port, server.http_port, clock, len(reports))
+    return ServedDemo(server, port, server.http_port, clock, history.events)

@@ -197,7 +197,8 @@ def test_every_row_of_the_error_table_has_an_http_status():
     ("/api/v1/whoami", None, 401, "unauthenticated", "no token"),
     ("/api/v1/whoami", "wrong-token-wrong-token-0000", 401, "unauthenticated", ""),
     ("/api/v1/grids/NOPE", ADMIN_TOKEN, 404, "not-found", "NOPE"),
-    ("/api/v1/alerts", ADMIN_TOKEN, 404, "not-found", "runs no alerts"),
+    ("/api/v1/population", ADMIN_TOKEN, 404, "not-found", "runs no houses"),
+    ("/api/v1/alerts?limit=0", ADMIN_TOKEN, 400, "invalid-argument", "limit must be 1..500"),
     ("/api/v1/layer/geometry?layer_version=v9", ADMIN_TOKEN, 404, "not-found", "no layer version 'v9'"),
 ])
 def test_problems_carry_the_tables_status(web, path, token, status, kind, words):
@@ -206,6 +207,15 @@ def test_problems_carry_the_tables_status(web, path, token, status, kind, words)
     assert headers["Content-Type"] == "application/problem+json"
     assert problem["status"] == status and problem["type"] == f"/problems/{kind}"
     assert words in problem["detail"] and problem["instance"] == path.split("?")[0]
+
+
+def test_alerts_are_listed_from_the_alert_host(web, admin_of):
+    host = web.server.state.alerts
+    from citygrid.engine.access.principals import Principal, Role
+
+    expected = [a.id for a in host.list(Principal("check", Role.ADMIN), limit=100)]
+    status, _, answer = get_json(web, "/api/v1/alerts?limit=100")
+    assert status == 200 and [a["id"] for a in answer["alerts"]] == expected
 
 
 def test_writes_are_refused(web):
@@ -235,7 +245,7 @@ def test_openapi_lists_what_is_served(web):
     assert status == 200 and doc["openapi"].startswith("3.1")
     for path in ("/api/v1/grids/at", "/api/v1/layer/geometry", "/api/v1/aggregate", "/api/v1/kpis", "/api/v1/stream"):
         assert path in doc["paths"]
-    assert "/api/v1/alerts" not in doc["paths"]  # this server runs no alerts
+    assert "/api/v1/population" not in doc["paths"]  # this server runs no house registry
     for path in doc["paths"]:
         if "{" not in path and path != "/api/v1/stream":
             assert get(web, path)[0] in (200, 400), path
