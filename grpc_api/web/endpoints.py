@@ -275,10 +275,8 @@ def card(parts: Parts, principal, q: Params) -> dict:
         intake = parts.intake.intake()
         answer["workers"] = [{"worker_id": w.worker_id, "name": w.name, "department": w.department}
                              for w in intake.store.workers.all() if w.grid_code == code]
-        page, n = intake.list(principal, EventFilter(states=tuple(OPEN_STATES), areas=(code,)),
-                              page_size=MAX_OPEN_CASES), 0
-        n = len(page.events)
-        answer["open_cases"] = n
+        page = intake.list(principal, EventFilter(states=tuple(OPEN_STATES), areas=(code,)), page_size=MAX_OPEN_CASES)
+        answer["open_cases"] = len(page.events)
         answer["open_cases_more"] = bool(page.next_page_token)
     if parts.analytics is not None:
         analytics = parts.analytics()

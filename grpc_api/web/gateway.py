@@ -368,7 +368,7 @@ def gateway_for(state, host: str, port: int) -> Gateway:
     intake = state.intake
     parts = E.Parts(
         registry=state.registry, shapes=state.shapes, timezone=ZoneInfo(config.intake.timezone), intake=intake,
-        analytics=_analytics_of(state), alerts=getattr(state, "alerts", None), houses=getattr(state, "houses", None),
+        analytics=_analytics_of(state), alerts=state.alerts, houses=getattr(state, "houses", None),
     )
     if intake is not None:
         parts.clock = lambda: intake.intake().clock()
@@ -378,26 +378,7 @@ def gateway_for(state, host: str, port: int) -> Gateway:
 
 
 def _analytics_of(state) -> Callable[[], object] | None:
-    """A callable giving the server's :class:`~citygrid.engine.analytics.queries.Analytics`: the
-    state's ``analytics`` (an ``AnalyticsHost`` with ``analytics()``, or the object itself), None
-    when it is None. A state without the field at all (a build before AnalyticsService) gets one
-    built over the intake on first use."""
-    if hasattr(state, "analytics"):
-        host = state.analytics
-        if host is None:
-            return None
-        return host.analytics if callable(getattr(host, "analytics", None)) else (lambda: host)
-    if state.intake is None:
-        return None
-    lock, built = threading.Lock(), []
-
-    def analytics():
-        from citygrid.engine.analytics.queries import Analytics
-
-        intake = state.intake.intake()
-        with lock:
-            if not built or built[0]._follow is not intake:
-                built[:] = [Analytics.for_intake(intake, state.config.data_dir)]
-            return built[0]
-
-    return analytics
+    """A callable giving the server's :class:`~citygrid.engine.analytics.queries.Analytics` (the
+    state's ``AnalyticsHost`` builds it on first use), None when the server runs no analytics."""
+    host = state.analytics
+    return None if host is None else host.analytics
