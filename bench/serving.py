@@ -84,7 +84,7 @@ def serve(args: list[str], *, code: Path | None = None, ready: str = r"listening
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "citygrid.cli.main", "serve", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "citygrid.cli.main", "serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     lines: list[str] = []

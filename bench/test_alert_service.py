@@ -61,8 +61,8 @@ def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path):
     shutil.copytree(demo_root, demo_folder(tmp_path))
     # The intake's clock ticks hourly: with no workers loaded, a tick over 200,000 events waiting for a
     # worker holds the database's write lock longer than a writer waits (SQLite's busy timeout, 30 s).
-    config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, admin_token=ADMIN_TOKEN,
-                          intake=IntakeSettings(clock_interval=3600.0))
+    config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, http_port=None,
+                          admin_token=ADMIN_TOKEN, intake=IntakeSettings(clock_interval=3600.0))
     server, port = create_server(config, clock=ManualClock(NOW))
     server.start()
     try:

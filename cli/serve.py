@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="address to listen on (default [::], all interfaces; with --demo 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (default 50051; 0: any free port)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus metrics port (default 9464; -1: off)")
+    parser.add_argument("--http-port", type=int,
+                        help="HTTP/JSON gateway and map page port (default 8080; 0: any free port; -1: off)")
     parser.add_argument("--replica", action="store_true",
                         help="serve GridService read-only, following the writer's activations")
     parser.set_defaults(func=run)
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, metrics_port=None if args.metrics_port < 0 else args.metrics_port)
     if args.events and not args.demo:
         raise InvalidInput("--events loads the demo's year of events: give --demo too")
+    if args.http_port is not None:
+        config = dataclasses.replace(config, http_port=None if args.http_port < 0 else args.http_port)
     if args.demo and config.replica:
         raise InvalidInput("--demo writes to the data directory; a --replica never writes")
 
@@ -82,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         config.host, port, "TLS" if config.tls else "plain text", ", replica" if config.replica else "",
         f"on port {server.metrics_port}" if server.metrics_port else "off", config.data_dir,
     )
+    if server.http_port:
+        log.info("map and HTTP/JSON gateway on http://%s:%d/", _url_host(config.host), server.http_port)
     if args.demo:
         try:
             version_id = prepare_demo(server.state.registry, Path(config.data_dir))
@@ -149,3 +155,8 @@ def prepare_demo(registry: LayerRegistry, data_dir: Path) -> str:
     if registry.active_version_id is None:
         registry.activate(record.version_id)
     return record.version_id
+
+
+def _url_host(host: str) -> str:
+    """The host to put in a URL for a listening address (all interfaces: localhost)."""
+    return "localhost" if host in ("[::]", "0.0.0.0", "::", "") else host

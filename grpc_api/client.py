@@ -136,8 +136,19 @@ class CityGridClient:
 
     # ------------------------------------------------------------------ grids
 
-    def get_grid(self, code: str, *, at: datetime | None = None) -> grid_pb2.Grid:
-        return self._call(self.grids.GetGrid, grid_pb2.GetGridRequest(code=code, at=_timestamp(at)))
+    def get_grid(self, code: str, *, at: datetime | None = None, geojson: bool = False) -> grid_pb2.Grid:
+        return self._call(self.grids.GetGrid, grid_pb2.GetGridRequest(code=code, at=_timestamp(at), geojson=geojson))
+
+    def get_layer_geometry(self, level: str = "grid", *, fmt: str = "wkb", tolerance: float = 0.0,
+                           layer_version: str = "", at: datetime | None = None,
+                           page_size: int = 0) -> Iterator[grid_pb2.AreaGeometry]:
+        """Every area of ``level`` in the caller's jurisdiction, with its shape as WKB or GeoJSON."""
+        formats = {"wkb": grid_pb2.GEOMETRY_FORMAT_WKB, "geojson": grid_pb2.GEOMETRY_FORMAT_GEOJSON}
+        request = grid_pb2.GetLayerGeometryRequest(
+            level=level, format=formats.get(fmt, 99), tolerance=tolerance, layer_version=layer_version,
+            at=_timestamp(at), page_size=page_size)
+        for page in self.grids.GetLayerGeometry(request, metadata=self.metadata, timeout=self.timeout):
+            yield from page.areas
 
     def list_grids(self, *, community_code: str = "", street_code: str = "", grid_type: str = "",
                    at: datetime | None = None, page_size: int = 0) -> Iterator[grid_pb2.Grid]:

@@ -27,6 +27,12 @@ clock_start)::
     follow_interval = 1.0             # seconds between a replica's checks of the active version
     ray_address = "ray://head:10001"  # the Ray cluster of JobService; unset: a local one started on first use
     ray_num_cpus = 2                  # CPUs of that local Ray (unset: all of them)
+    http_port = 8080                  # the HTTP/JSON gateway and the map page (citygrid.grpc_api.web); -1: off;
+                                      # 0: any free port. It listens on host, as gRPC does
+    http_cors_origins = []            # origins allowed to call the gateway from other pages ("*": any); none: off
+    http_max_concurrent = 64          # HTTP requests running at once; beyond: 503 with a problem body
+    http_timeout_seconds = 10.0       # a request's engine work gets this long; beyond: 504
+    http_max_streams = 200            # open Server-Sent Events streams; beyond: 503
 
     [intake]                          # the event intake behind IntakeService (:class:`IntakeSettings`)
     taxonomy_file = "taxonomy.json"   # categories, departments, stage time limits; unset: the shipped taxonomy
@@ -139,6 +145,11 @@ class ServerConfig:
     follow_interval: float = 1.0
     ray_address: str | None = None
     ray_num_cpus: int | None = None
+    http_port: int | None = 8080
+    http_cors_origins: tuple[str, ...] = ()
+    http_max_concurrent: int = 64
+    http_timeout_seconds: float = 10.0
+    http_max_streams: int = 200
     #: The ``[intake]`` table.
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     #: The ``[analytics]`` table.
@@ -152,11 +163,15 @@ class ServerConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidInput("TLS needs both tls_cert and tls_key (or neither)")
         for name in ("max_workers", "max_concurrent_rpcs", "max_streams_per_token", "max_points_per_request",
-                     "max_upload_bytes", "chunk_size"):
+                     "max_upload_bytes", "chunk_size", "http_max_concurrent", "http_max_streams"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.port < 0:
             raise InvalidInput(f"port must be 0 (any free port) or a port number, got {self.port}")
+        if not self.http_timeout_seconds > 0:
+            raise InvalidInput(f"http_timeout_seconds must be positive, got {self.http_timeout_seconds}")
+        if isinstance(self.http_cors_origins, str) or not all(isinstance(o, str) for o in self.http_cors_origins):
+            raise InvalidInput("http_cors_origins must be a list of origins, e.g. [\"https://screen.example\"]")
 
     @property
     def max_receive_message_bytes(self) -> int:
@@ -199,8 +214,11 @@ class ServerConfig:
         for key in ("data_dir", "tls_cert", "tls_key"):
             if key in values:
                 values[key] = file_path(values[key], base)
-        if values.get("metrics_port", 0) is not None and values.get("metrics_port", 0) < 0:
-            values["metrics_port"] = None
+        for key in ("metrics_port", "http_port"):
+            if values.get(key, 0) is not None and values.get(key, 0) < 0:
+                values[key] = None
+        if "http_cors_origins" in values and isinstance(values["http_cors_origins"], list):
+            values["http_cors_origins"] = tuple(values["http_cors_origins"])
         return cls(**values, intake=IntakeSettings.from_table(doc.get("intake", {}), base=base),
                    analytics=AnalyticsConfig.from_table(doc.get("analytics", {})),
                    alerts=AlertSettings.from_table(doc.get("alerts", {})),

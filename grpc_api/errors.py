@@ -1,4 +1,8 @@
-"""The one table from CityGrid's errors to gRPC status codes.
+"""The one table from CityGrid's errors to gRPC status codes and HTTP statuses.
+
+Each row names the gRPC status code and the HTTP status of an engine error class (the HTTP/JSON
+gateway, :mod:`citygrid.grpc_api.web`, sends the HTTP status with an RFC 9457 problem body; the
+statuses follow Google's published gRPC-to-HTTP mapping, ``google/rpc/code.proto``).
 
 Servicers raise the classes of :mod:`citygrid.engine.errors`; the error interceptor
 (:mod:`citygrid.grpc_api.interceptors`) turns each into its status code with the error's message, which
@@ -13,6 +17,8 @@ see RESOURCE_EXHAUSTED instead of the error.
 <StatusCode.NOT_FOUND: (5, 'not found')>
 >>> status_of(KeyError("x")) is None
 True
+>>> http_status_of(NotFound("x")), http_status_of(Overloaded("x")), http_status_of(KeyError("x"))
+(404, 429, 500)
 >>> details = details_of(NotFound(f"no grid with code {'X' * 100_000!r}; list the grids"))
 >>> len(details.encode()) <= MAX_DETAILS_BYTES, details[:22], details[-16:]
 (True, "no grid with code 'XXX", '; list the grids')
@@ -34,16 +40,20 @@ from citygrid.engine.errors import (
     Unauthorized,
 )
 
-STATUS_CODES: dict[type[CityGridError], grpc.StatusCode] = {
-    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    Conflict: grpc.StatusCode.ALREADY_EXISTS,
-    PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
-    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
-    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
-    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+#: The one table: each engine error class -> (gRPC status code, HTTP status).
+ERRORS: dict[type[CityGridError], tuple[grpc.StatusCode, int]] = {
+    InvalidInput: (grpc.StatusCode.INVALID_ARGUMENT, 400),
+    NotFound: (grpc.StatusCode.NOT_FOUND, 404),
+    Conflict: (grpc.StatusCode.ALREADY_EXISTS, 409),
+    PreconditionFailed: (grpc.StatusCode.FAILED_PRECONDITION, 400),
+    Overloaded: (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    Unauthorized: (grpc.StatusCode.UNAUTHENTICATED, 401),
+    Forbidden: (grpc.StatusCode.PERMISSION_DENIED, 403),
+    DeadlineExceeded: (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
 }
+STATUS_CODES: dict[type[CityGridError], grpc.StatusCode] = {cls: code for cls, (code, _) in ERRORS.items()}
+#: What anything else is over HTTP (INTERNAL over gRPC).
+HTTP_INTERNAL = 500
 
 
 #: Most UTF-8 bytes of an error message sent to a client. gRPC sends the message in a trailer,
@@ -67,10 +77,27 @@ def details_of(exc: BaseException) -> str:
     return f"{head} ... [{len(raw) - _HEAD_BYTES - _TAIL_BYTES:,} bytes left out] ... {tail}"
 
 
+def _row(exc: BaseException) -> tuple[type[CityGridError], grpc.StatusCode, int] | None:
+    for cls in type(exc).__mro__:
+        row = ERRORS.get(cls)
+        if row is not None:
+            return (cls, *row)
+    return None
+
+
 def status_of(exc: BaseException) -> grpc.StatusCode | None:
     """The status code of a CityGrid error (by its nearest class in the table), ``None`` otherwise."""
-    for cls in type(exc).__mro__:
-        code = STATUS_CODES.get(cls)
-        if code is not None:
-            return code
-    return None
+    row = _row(exc)
+    return None if row is None else row[1]
+
+
+def http_status_of(exc: BaseException) -> int:
+    """The HTTP status of a CityGrid error (by its nearest class in the table), 500 otherwise."""
+    row = _row(exc)
+    return HTTP_INTERNAL if row is None else row[2]
+
+
+def problem_type_of(exc: BaseException) -> str:
+    """The RFC 9457 problem type of an error: the gRPC code's name (``not-found``), ``internal`` otherwise."""
+    row = _row(exc)
+    return "internal" if row is None else row[1].name.lower().replace("_", "-")

@@ -14,11 +14,18 @@ chunks and stops with DEADLINE_EXCEEDED, leaving no work running.
 Jurisdiction: a point whose grid lies outside the caller's jurisdiction gets
 ``POINT_STATUS_OUT_OF_JURISDICTION`` and no grid; grid queries outside it are PERMISSION_DENIED, and
 lists leave such grids out.
+
+Geometry (issue 12's map part): ``GetGrid`` sends the grid's shape as WKB (and GeoJSON on request);
+``GetLayerGeometry`` streams a layer's grids, communities, streets or district, optionally simplified
+without gaps (:mod:`citygrid.engine.layers.geometry`, cached per version in the server's
+:class:`~citygrid.engine.layers.geometry.ShapeCache`, the one the HTTP gateway shares), the areas
+inside the caller's jurisdiction only.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 
@@ -26,6 +33,7 @@ import grpc
 import numpy as np
 
 from citygrid.engine.errors import InvalidInput, NotFound, Overloaded, PreconditionFailed
+from citygrid.engine.layers.geometry import ShapeCache, check_level, check_tolerance
 from citygrid.engine.layers.registry import LayerRegistry, LayerSnapshot
 from citygrid.grpc_api import convert
 from citygrid.grpc_api._pb import grid_pb2, grid_pb2_grpc
@@ -37,6 +45,11 @@ from citygrid.grpc_api.threads import Blocking, on_loop
 SERVICE_NAME = grid_pb2.DESCRIPTOR.services_by_name["GridService"].full_name
 #: ListGrids page size when the request gives none, and the most it may ask for.
 MAX_PAGE_SIZE = 1000
+#: Areas per GetLayerGeometry message when the request gives none, and the most it may ask for (500
+#: grids are about 1.5 MB of WKB unsimplified, well under the message limit).
+MAX_GEOMETRY_PAGE = 500
+_GEOMETRY_FORMATS = {grid_pb2.GEOMETRY_FORMAT_UNSPECIFIED: "wkb", grid_pb2.GEOMETRY_FORMAT_WKB: "wkb",
+                     grid_pb2.GEOMETRY_FORMAT_GEOJSON: "geojson"}
 
 _INSIDE_STATUSES = frozenset(
     {grid_pb2.POINT_STATUS_INSIDE, grid_pb2.POINT_STATUS_SHARED_BOUNDARY, grid_pb2.POINT_STATUS_FALLBACK}
@@ -44,8 +57,10 @@ _INSIDE_STATUSES = frozenset(
 
 
 class GridServicer(grid_pb2_grpc.GridServiceServicer):
-    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig, blocking: Blocking):
+    def __init__(self, registry: LayerRegistry, auth: Authenticator, config: ServerConfig, blocking: Blocking,
+                 shapes: ShapeCache | None = None):
         self._registry = registry
+        self._shapes = shapes or ShapeCache()
         self._auth = auth
         self._blocking = blocking
         self._max_points = config.max_points_per_request
@@ -143,7 +158,40 @@ class GridServicer(grid_pb2_grpc.GridServiceServicer):
         row = self._visible_row(snapshot, catalog, request.code)
         grid = grid_pb2.Grid()
         grid.CopyFrom(catalog.grid(row))
+        shapes = self._shapes(snapshot.layer)
+        grid.wkb = shapes.encode("grid", indices=[row])[0]
+        if request.geojson:
+            grid.geojson = json.dumps(shapes.encode("grid", fmt="geojson", indices=[row])[0])
         return grid
+
+    async def GetLayerGeometry(self, request, context):
+        principal = self._auth.principal()
+        if request.page_size < 0:
+            raise InvalidInput(f"page_size must not be negative, got {request.page_size}")
+        page_size = min(request.page_size or MAX_GEOMETRY_PAGE, MAX_GEOMETRY_PAGE)
+        fmt = _GEOMETRY_FORMATS.get(request.format)
+        if fmt is None:
+            raise InvalidInput(f"unknown geometry format {request.format}; formats are WKB and GEOJSON")
+        level = check_level(request.level or "grid")
+        tolerance = check_tolerance(request.tolerance)
+        if request.layer_version:
+            snapshot = await self._blocking(self._registry.get, request.layer_version)
+        else:
+            snapshot = self._snapshot(request, "at")
+        shapes = self._shapes(snapshot.layer)
+        areas = await self._blocking(shapes.areas, level)
+        visible = areas.visible(principal)
+        for start in range(0, len(visible), page_size):
+            page = visible[start:start + page_size]
+            encoded = await self._blocking(shapes.encode, level, fmt=fmt, tolerance=tolerance, indices=page)
+            response = grid_pb2.GetLayerGeometryResponse(layer_version=snapshot.version_id)
+            for k, shape in zip(page.tolist(), encoded):
+                area = response.areas.add(code=areas.codes[k], name=areas.names[k] or "", level=level)
+                if fmt == "wkb":
+                    area.wkb = shape
+                else:
+                    area.geojson = json.dumps(shape, ensure_ascii=False)
+            yield response
 
     def ListGrids(self, request, context):
         principal = self._auth.principal()

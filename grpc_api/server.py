@@ -59,7 +59,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
@@ -70,6 +70,7 @@ from citygrid.engine.access.principals import Role
 from citygrid.engine.access.tokens import TokenAuthority, TokenStore
 from citygrid.engine.cases.host import IntakeHost
 from citygrid.engine.errors import InvalidInput, PreconditionFailed
+from citygrid.engine.layers.geometry import ShapeCache
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.times import Clock, system_clock
 from citygrid.engine.alerts.host import AlertHost
@@ -115,6 +116,8 @@ class ServerState:
     alerts: AlertHost | None = None
     #: The house registry's engine service when the server runs HouseService.
     houses: HouseService | None = None
+    #: The areas' shapes per layer version (GridService's geometry and the HTTP gateway's maps).
+    shapes: ShapeCache = field(default_factory=ShapeCache)
 
     def close(self) -> None:
         """Wait for the handler threads to finish their work, then close everything."""
@@ -136,7 +139,7 @@ class ServerState:
 
 #: Each service by module name: its servicer, made from the server's state.
 SERVICES: dict[str, Callable[[ServerState], object]] = {
-    "grid_service": lambda s: grid_service.GridServicer(s.registry, s.auth, s.config, s.blocking),
+    "grid_service": lambda s: grid_service.GridServicer(s.registry, s.auth, s.config, s.blocking, s.shapes),
     "layer_service": lambda s: layer_service.LayerServicer(
         s.registry, s.auth, s.config, s.blocking,
         on_activate=None if s.houses is None else lambda: follow_layers(s.houses, s.registry)),
@@ -164,7 +167,7 @@ class Server:
 
     def __init__(self, grpc_server: grpc.aio.Server, health_servicer, interceptors: Interceptors,
                  registrar: Registrar, service_names: list[str], state: ServerState,
-                 exporter: MetricsExporter | None, port: int):
+                 exporter: MetricsExporter | None, port: int, gateway=None):
         self.grpc_server = grpc_server
         self.interceptors = interceptors
         #: Where more handlers may be registered before ``start`` (wrapped like the services').
@@ -173,6 +176,9 @@ class Server:
         self.state = state
         self.port = port
         self.metrics_port = exporter.port if exporter else None
+        #: The HTTP/JSON gateway and map page (:mod:`citygrid.grpc_api.web`), None when ``http_port`` is off.
+        self.gateway = gateway
+        self.http_port = gateway.port if gateway else None
         self._health = health_servicer
         self._service_names = service_names
         self._exporter = exporter
@@ -193,6 +199,8 @@ class Server:
         self._started = True
         if self._exporter:
             self._exporter.start()
+        if self.gateway:
+            self.gateway.start()
         if self.state.config.replica:
             threading.Thread(
                 target=self.state.registry.follow,
@@ -235,6 +243,8 @@ class Server:
                 log.exception("stopping the gRPC server failed")
             if self._exporter:
                 self._exporter.stop()
+            if self.gateway:
+                self.gateway.stop()
             self.state.close()
             self._terminated.set()
             done.set()
@@ -345,5 +355,15 @@ async def _build(config: ServerConfig, state: ServerState, modules) -> tuple[Ser
             exporter = MetricsExporter(state.metrics, config.host, config.metrics_port)
         except OSError as exc:
             raise InvalidInput(f"cannot serve metrics on port {config.metrics_port}: {exc}") from None
-    server = Server(grpc_server, health_servicer, interceptors, registrar, names, state, exporter, port)
+    gateway = None
+    if config.http_port is not None and not config.replica:
+        from citygrid.grpc_api.web.gateway import gateway_for
+
+        try:
+            gateway = gateway_for(state, config.host, config.http_port)
+        except BaseException:
+            if exporter:
+                exporter.stop()
+            raise
+    server = Server(grpc_server, health_servicer, interceptors, registrar, names, state, exporter, port, gateway)
     return server, port

@@ -9,6 +9,8 @@ import pytest
 
 MODULES = [
     "citygrid.engine.layers.layer",
+    "citygrid.engine.layers.geometry",
+    "citygrid.grpc_api.web.openapi",
     "citygrid.cluster.jobs",
     "citygrid.cluster.changes",
     "citygrid.cluster.spatial",

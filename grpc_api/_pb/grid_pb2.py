@@ -25,41 +25,49 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63itygrid/v1/grid.proto\x12\x0b\x63itygrid.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n\x04Grid\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x16\n\x0e\x63ommunity_code\x18\x04 \x01(\t\x12\x16\n\x0e\x63ommunity_name\x18\x05 \x01(\t\x12\x13\n\x0bstreet_code\x18\x06 \x01(\t\x12\x13\n\x0bstreet_name\x18\x07 \x01(\t\x12\x15\n\rdistrict_code\x18\x08 \x01(\t\x12\x15\n\rdistrict_name\x18\t \x01(\t\x12\x0b\n\x03row\x18\n \x01(\x05\x12\x15\n\rlayer_version\x18\x0b \x01(\t\"\xb2\x01\n\x12\x41ssignPointRequest\x12\x0b\n\x03lng\x18\x01 \x01(\x01\x12\x0b\n\x03lat\x18\x02 \x01(\x01\x12*\n\x03\x63rs\x18\x03 \x01(\x0e\x32\x1d.citygrid.v1.CoordinateSystem\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nfallback_m\x18\x05 \x01(\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\x8b\x01\n\x13\x41ssignPointResponse\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.citygrid.v1.PointStatus\x12\x1f\n\x04grid\x18\x02 \x01(\x0b\x32\x11.citygrid.v1.Grid\x12\x15\n\rlayer_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xb2\x01\n\x13\x41ssignPointsRequest\x12\x0b\n\x03lng\x18\x01 \x01(\x0c\x12\x0b\n\x03lat\x18\x02 \x01(\x0c\x12*\n\x03\x63rs\x18\x03 \x01(\x0e\x32\x1d.citygrid.v1.CoordinateSystem\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nfallback_m\x18\x05 \x01(\x01\x12\x11\n\trows_only\x18\x06 \x01(\x08\"t\n\x14\x41ssignPointsResponse\x12\x11\n\tgrid_rows\x18\x01 \x01(\x0c\x12\x10\n\x08statuses\x18\x02 \x01(\x0c\x12 \n\x05grids\x18\x03 \x03(\x0b\x32\x11.citygrid.v1.Grid\x12\x15\n\rlayer_version\x18\x04 \x01(\t\"F\n\x0eGetGridRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa1\x01\n\x10ListGridsRequest\x12\x16\n\x0e\x63ommunity_code\x18\x01 \x01(\t\x12\x13\n\x0bstreet_code\x18\x02 \x01(\t\x12\x11\n\tgrid_type\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x11ListGridsResponse\x12 \n\x05grids\x18\x01 \x03(\x0b\x32\x11.citygrid.v1.Grid\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rlayer_version\x18\x03 \x01(\t\"K\n\x13GetGridCellsRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x14GetGridCellsResponse\x12\x1f\n\x04grid\x18\x01 \x01(\x0b\x32\x11.citygrid.v1.Grid\x12\x10\n\x08\x63\x65ll_ids\x18\x02 \x03(\x04\x12\x10\n\x08interior\x18\x03 \x03(\x08\x12\x15\n\rlayer_version\x18\x04 \x01(\t\"L\n\x11LocateCellRequest\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x12LocateCellResponse\x12 \n\x05grids\x18\x01 \x03(\x0b\x32\x11.citygrid.v1.Grid\x12\x15\n\rlayer_version\x18\x02 \x01(\t*\xab\x01\n\x10\x43oordinateSystem\x12!\n\x1d\x43OORDINATE_SYSTEM_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43OORDINATE_SYSTEM_WGS84\x10\x01\x12\x1e\n\x1a\x43OORDINATE_SYSTEM_CGCS2000\x10\x02\x12\x1b\n\x17\x43OORDINATE_SYSTEM_GCJ02\x10\x03\x12\x1a\n\x16\x43OORDINATE_SYSTEM_BD09\x10\x04*\xdb\x01\n\x0bPointStatus\x12\x1c\n\x18POINT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13POINT_STATUS_INSIDE\x10\x01\x12 \n\x1cPOINT_STATUS_SHARED_BOUNDARY\x10\x02\x12\x19\n\x15POINT_STATUS_FALLBACK\x10\x03\x12\x18\n\x14POINT_STATUS_OUTSIDE\x10\x04\x12\x18\n\x14POINT_STATUS_INVALID\x10\x05\x12$\n POINT_STATUS_OUT_OF_JURISDICTION\x10\x06\x32\xb6\x04\n\x0bGridService\x12P\n\x0b\x41ssignPoint\x12\x1f.citygrid.v1.AssignPointRequest\x1a .citygrid.v1.AssignPointResponse\x12S\n\x0c\x41ssignPoints\x12 .citygrid.v1.AssignPointsRequest\x1a!.citygrid.v1.AssignPointsResponse\x12U\n\x0c\x41ssignStream\x12\x1f.citygrid.v1.AssignPointRequest\x1a .citygrid.v1.AssignPointResponse(\x01\x30\x01\x12\x39\n\x07GetGrid\x12\x1b.citygrid.v1.GetGridRequest\x1a\x11.citygrid.v1.Grid\x12J\n\tListGrids\x12\x1d.citygrid.v1.ListGridsRequest\x1a\x1e.citygrid.v1.ListGridsResponse\x12S\n\x0cGetGridCells\x12 .citygrid.v1.GetGridCellsRequest\x1a!.citygrid.v1.GetGridCellsResponse\x12M\n\nLocateCell\x12\x1e.citygrid.v1.LocateCellRequest\x1a\x1f.citygrid.v1.LocateCellResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63itygrid/v1/grid.proto\x12\x0b\x63itygrid.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n\x04Grid\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x16\n\x0e\x63ommunity_code\x18\x04 \x01(\t\x12\x16\n\x0e\x63ommunity_name\x18\x05 \x01(\t\x12\x13\n\x0bstreet_code\x18\x06 \x01(\t\x12\x13\n\x0bstreet_name\x18\x07 \x01(\t\x12\x15\n\rdistrict_code\x18\x08 \x01(\t\x12\x15\n\rdistrict_name\x18\t \x01(\t\x12\x0b\n\x03row\x18\n \x01(\x05\x12\x15\n\rlayer_version\x18\x0b \x01(\t\x12\x0b\n\x03wkb\x18\x0c \x01(\x0c\x12\x0f\n\x07geojson\x18\r \x01(\t\"\xb2\x01\n\x12\x41ssignPointRequest\x12\x0b\n\x03lng\x18\x01 \x01(\x01\x12\x0b\n\x03lat\x18\x02 \x01(\x01\x12*\n\x03\x63rs\x18\x03 \x01(\x0e\x32\x1d.citygrid.v1.CoordinateSystem\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nfallback_m\x18\x05 \x01(\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\x8b\x01\n\x13\x41ssignPointResponse\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.citygrid.v1.PointStatus\x12\x1f\n\x04grid\x18\x02 \x01(\x0b\x32\x11.citygrid.v1.Grid\x12\x15\n\rlayer_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xb2\x01\n\x13\x41ssignPointsRequest\x12\x0b\n\x03lng\x18\x01 \x01(\x0c\x12\x0b\n\x03lat\x18\x02 \x01(\x0c\x12*\n\x03\x63rs\x18\x03 \x01(\x0e\x32\x1d.citygrid.v1.CoordinateSystem\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nfallback_m\x18\x05 \x01(\x01\x12\x11\n\trows_only\x18\x06 \x01(\x08\"t\n\x14\x41ssignPointsResponse\x12\x11\n\tgrid_rows\x18\x01 \x01(\x0c\x12\x10\n\x08statuses\x18\x02 \x01(\x0c\x12 \n\x05grids\x18\x03 \x03(\x0b\x32\x11.citygrid.v1.Grid\x12\x15\n\rlayer_version\x18\x04 \x01(\t\"W\n\x0eGetGridRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07geojson\x18\x03 \x01(\x08\"\xba\x01\n\x17GetLayerGeometryRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.citygrid.v1.GeometryFormat\x12\x11\n\ttolerance\x18\x03 \x01(\x01\x12\x15\n\rlayer_version\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\"W\n\x0c\x41reaGeometry\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\t\x12\x0b\n\x03wkb\x18\x04 \x01(\x0c\x12\x0f\n\x07geojson\x18\x05 \x01(\t\"[\n\x18GetLayerGeometryResponse\x12(\n\x05\x61reas\x18\x01 \x03(\x0b\x32\x19.citygrid.v1.AreaGeometry\x12\x15\n\rlayer_version\x18\x02 \x01(\t\"\xa1\x01\n\x10ListGridsRequest\x12\x16\n\x0e\x63ommunity_code\x18\x01 \x01(\t\x12\x13\n\x0bstreet_code\x18\x02 \x01(\t\x12\x11\n\tgrid_type\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x11ListGridsResponse\x12 \n\x05grids\x18\x01 \x03(\x0b\x32\x11.citygrid.v1.Grid\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rlayer_version\x18\x03 \x01(\t\"K\n\x13GetGridCellsRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x14GetGridCellsResponse\x12\x1f\n\x04grid\x18\x01 \x01(\x0b\x32\x11.citygrid.v1.Grid\x12\x10\n\x08\x63\x65ll_ids\x18\x02 \x03(\x04\x12\x10\n\x08interior\x18\x03 \x03(\x08\x12\x15\n\rlayer_version\x18\x04 \x01(\t\"L\n\x11LocateCellRequest\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x12LocateCellResponse\x12 \n\x05grids\x18\x01 \x03(\x0b\x32\x11.citygrid.v1.Grid\x12\x15\n\rlayer_version\x18\x02 \x01(\t*\xab\x01\n\x10\x43oordinateSystem\x12!\n\x1d\x43OORDINATE_SYSTEM_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43OORDINATE_SYSTEM_WGS84\x10\x01\x12\x1e\n\x1a\x43OORDINATE_SYSTEM_CGCS2000\x10\x02\x12\x1b\n\x17\x43OORDINATE_SYSTEM_GCJ02\x10\x03\x12\x1a\n\x16\x43OORDINATE_SYSTEM_BD09\x10\x04*\xdb\x01\n\x0bPointStatus\x12\x1c\n\x18POINT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13POINT_STATUS_INSIDE\x10\x01\x12 \n\x1cPOINT_STATUS_SHARED_BOUNDARY\x10\x02\x12\x19\n\x15POINT_STATUS_FALLBACK\x10\x03\x12\x18\n\x14POINT_STATUS_OUTSIDE\x10\x04\x12\x18\n\x14POINT_STATUS_INVALID\x10\x05\x12$\n POINT_STATUS_OUT_OF_JURISDICTION\x10\x06*g\n\x0eGeometryFormat\x12\x1f\n\x1bGEOMETRY_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13GEOMETRY_FORMAT_WKB\x10\x01\x12\x1b\n\x17GEOMETRY_FORMAT_GEOJSON\x10\x02\x32\x99\x05\n\x0bGridService\x12P\n\x0b\x41ssignPoint\x12\x1f.citygrid.v1.AssignPointRequest\x1a .citygrid.v1.AssignPointResponse\x12S\n\x0c\x41ssignPoints\x12 .citygrid.v1.AssignPointsRequest\x1a!.citygrid.v1.AssignPointsResponse\x12U\n\x0c\x41ssignStream\x12\x1f.citygrid.v1.AssignPointRequest\x1a .citygrid.v1.AssignPointResponse(\x01\x30\x01\x12\x39\n\x07GetGrid\x12\x1b.citygrid.v1.GetGridRequest\x1a\x11.citygrid.v1.Grid\x12J\n\tListGrids\x12\x1d.citygrid.v1.ListGridsRequest\x1a\x1e.citygrid.v1.ListGridsResponse\x12S\n\x0cGetGridCells\x12 .citygrid.v1.GetGridCellsRequest\x1a!.citygrid.v1.GetGridCellsResponse\x12M\n\nLocateCell\x12\x1e.citygrid.v1.LocateCellRequest\x1a\x1f.citygrid.v1.LocateCellResponse\x12\x61\n\x10GetLayerGeometry\x12$.citygrid.v1.GetLayerGeometryRequest\x1a%.citygrid.v1.GetLayerGeometryResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'citygrid.v1.grid_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COORDINATESYSTEM']._serialized_start=1607
-  _globals['_COORDINATESYSTEM']._serialized_end=1778
-  _globals['_POINTSTATUS']._serialized_start=1781
-  _globals['_POINTSTATUS']._serialized_end=2000
+  _globals['_COORDINATESYSTEM']._serialized_start=2025
+  _globals['_COORDINATESYSTEM']._serialized_end=2196
+  _globals['_POINTSTATUS']._serialized_start=2199
+  _globals['_POINTSTATUS']._serialized_end=2418
+  _globals['_GEOMETRYFORMAT']._serialized_start=2420
+  _globals['_GEOMETRYFORMAT']._serialized_end=2523
   _globals['_GRID']._serialized_start=73
-  _globals['_GRID']._serialized_end=293
-  _globals['_ASSIGNPOINTREQUEST']._serialized_start=296
-  _globals['_ASSIGNPOINTREQUEST']._serialized_end=474
-  _globals['_ASSIGNPOINTRESPONSE']._serialized_start=477
-  _globals['_ASSIGNPOINTRESPONSE']._serialized_end=616
-  _globals['_ASSIGNPOINTSREQUEST']._serialized_start=619
-  _globals['_ASSIGNPOINTSREQUEST']._serialized_end=797
-  _globals['_ASSIGNPOINTSRESPONSE']._serialized_start=799
-  _globals['_ASSIGNPOINTSRESPONSE']._serialized_end=915
-  _globals['_GETGRIDREQUEST']._serialized_start=917
-  _globals['_GETGRIDREQUEST']._serialized_end=987
-  _globals['_LISTGRIDSREQUEST']._serialized_start=990
-  _globals['_LISTGRIDSREQUEST']._serialized_end=1151
-  _globals['_LISTGRIDSRESPONSE']._serialized_start=1153
-  _globals['_LISTGRIDSRESPONSE']._serialized_end=1254
-  _globals['_GETGRIDCELLSREQUEST']._serialized_start=1256
-  _globals['_GETGRIDCELLSREQUEST']._serialized_end=1331
-  _globals['_GETGRIDCELLSRESPONSE']._serialized_start=1333
-  _globals['_GETGRIDCELLSRESPONSE']._serialized_end=1447
-  _globals['_LOCATECELLREQUEST']._serialized_start=1449
-  _globals['_LOCATECELLREQUEST']._serialized_end=1525
-  _globals['_LOCATECELLRESPONSE']._serialized_start=1527
-  _globals['_LOCATECELLRESPONSE']._serialized_end=1604
-  _globals['_GRIDSERVICE']._serialized_start=2003
-  _globals['_GRIDSERVICE']._serialized_end=2569
+  _globals['_GRID']._serialized_end=323
+  _globals['_ASSIGNPOINTREQUEST']._serialized_start=326
+  _globals['_ASSIGNPOINTREQUEST']._serialized_end=504
+  _globals['_ASSIGNPOINTRESPONSE']._serialized_start=507
+  _globals['_ASSIGNPOINTRESPONSE']._serialized_end=646
+  _globals['_ASSIGNPOINTSREQUEST']._serialized_start=649
+  _globals['_ASSIGNPOINTSREQUEST']._serialized_end=827
+  _globals['_ASSIGNPOINTSRESPONSE']._serialized_start=829
+  _globals['_ASSIGNPOINTSRESPONSE']._serialized_end=945
+  _globals['_GETGRIDREQUEST']._serialized_start=947
+  _globals['_GETGRIDREQUEST']._serialized_end=1034
+  _globals['_GETLAYERGEOMETRYREQUEST']._serialized_start=1037
+  _globals['_GETLAYERGEOMETRYREQUEST']._serialized_end=1223
+  _globals['_AREAGEOMETRY']._serialized_start=1225
+  _globals['_AREAGEOMETRY']._serialized_end=1312
+  _globals['_GETLAYERGEOMETRYRESPONSE']._serialized_start=1314
+  _globals['_GETLAYERGEOMETRYRESPONSE']._serialized_end=1405
+  _globals['_LISTGRIDSREQUEST']._serialized_start=1408
+  _globals['_LISTGRIDSREQUEST']._serialized_end=1569
+  _globals['_LISTGRIDSRESPONSE']._serialized_start=1571
+  _globals['_LISTGRIDSRESPONSE']._serialized_end=1672
+  _globals['_GETGRIDCELLSREQUEST']._serialized_start=1674
+  _globals['_GETGRIDCELLSREQUEST']._serialized_end=1749
+  _globals['_GETGRIDCELLSRESPONSE']._serialized_start=1751
+  _globals['_GETGRIDCELLSRESPONSE']._serialized_end=1865
+  _globals['_LOCATECELLREQUEST']._serialized_start=1867
+  _globals['_LOCATECELLREQUEST']._serialized_end=1943
+  _globals['_LOCATECELLRESPONSE']._serialized_start=1945
+  _globals['_LOCATECELLRESPONSE']._serialized_end=2022
+  _globals['_GRIDSERVICE']._serialized_start=2526
+  _globals['_GRIDSERVICE']._serialized_end=3191
 # @@protoc_insertion_point(module_scope)

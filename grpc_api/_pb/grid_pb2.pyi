@@ -27,6 +27,12 @@ class PointStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     POINT_STATUS_OUTSIDE: _ClassVar[PointStatus]
     POINT_STATUS_INVALID: _ClassVar[PointStatus]
     POINT_STATUS_OUT_OF_JURISDICTION: _ClassVar[PointStatus]
+
+class GeometryFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GEOMETRY_FORMAT_UNSPECIFIED: _ClassVar[GeometryFormat]
+    GEOMETRY_FORMAT_WKB: _ClassVar[GeometryFormat]
+    GEOMETRY_FORMAT_GEOJSON: _ClassVar[GeometryFormat]
 COORDINATE_SYSTEM_UNSPECIFIED: CoordinateSystem
 COORDINATE_SYSTEM_WGS84: CoordinateSystem
 COORDINATE_SYSTEM_CGCS2000: CoordinateSystem
@@ -39,9 +45,12 @@ POINT_STATUS_FALLBACK: PointStatus
 POINT_STATUS_OUTSIDE: PointStatus
 POINT_STATUS_INVALID: PointStatus
 POINT_STATUS_OUT_OF_JURISDICTION: PointStatus
+GEOMETRY_FORMAT_UNSPECIFIED: GeometryFormat
+GEOMETRY_FORMAT_WKB: GeometryFormat
+GEOMETRY_FORMAT_GEOJSON: GeometryFormat
 
 class Grid(_message.Message):
-    __slots__ = ("code", "name", "type", "community_code", "community_name", "street_code", "street_name", "district_code", "district_name", "row", "layer_version")
+    __slots__ = ("code", "name", "type", "community_code", "community_name", "street_code", "street_name", "district_code", "district_name", "row", "layer_version", "wkb", "geojson")
     CODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +62,8 @@ class Grid(_message.Message):
     DISTRICT_NAME_FIELD_NUMBER: _ClassVar[int]
     ROW_FIELD_NUMBER: _ClassVar[int]
     LAYER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WKB_FIELD_NUMBER: _ClassVar[int]
+    GEOJSON_FIELD_NUMBER: _ClassVar[int]
     code: str
     name: str
     type: str
@@ -64,7 +75,9 @@ class Grid(_message.Message):
     district_name: str
     row: int
     layer_version: str
-    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., community_code: _Optional[str] = ..., community_name: _Optional[str] = ..., street_code: _Optional[str] = ..., street_name: _Optional[str] = ..., district_code: _Optional[str] = ..., district_name: _Optional[str] = ..., row: _Optional[int] = ..., layer_version: _Optional[str] = ...) -> None: ...
+    wkb: bytes
+    geojson: str
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., community_code: _Optional[str] = ..., community_name: _Optional[str] = ..., street_code: _Optional[str] = ..., street_name: _Optional[str] = ..., district_code: _Optional[str] = ..., district_name: _Optional[str] = ..., row: _Optional[int] = ..., layer_version: _Optional[str] = ..., wkb: _Optional[bytes] = ..., geojson: _Optional[str] = ...) -> None: ...
 
 class AssignPointRequest(_message.Message):
     __slots__ = ("lng", "lat", "crs", "event_time", "fallback_m", "request_id")
@@ -123,12 +136,52 @@ class AssignPointsResponse(_message.Message):
     def __init__(self, grid_rows: _Optional[bytes] = ..., statuses: _Optional[bytes] = ..., grids: _Optional[_Iterable[_Union[Grid, _Mapping]]] = ..., layer_version: _Optional[str] = ...) -> None: ...
 
 class GetGridRequest(_message.Message):
-    __slots__ = ("code", "at")
+    __slots__ = ("code", "at", "geojson")
     CODE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    GEOJSON_FIELD_NUMBER: _ClassVar[int]
     code: str
     at: _timestamp_pb2.Timestamp
-    def __init__(self, code: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    geojson: bool
+    def __init__(self, code: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., geojson: _Optional[bool] = ...) -> None: ...
+
+class GetLayerGeometryRequest(_message.Message):
+    __slots__ = ("level", "format", "tolerance", "layer_version", "at", "page_size")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    LAYER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    level: str
+    format: GeometryFormat
+    tolerance: float
+    layer_version: str
+    at: _timestamp_pb2.Timestamp
+    page_size: int
+    def __init__(self, level: _Optional[str] = ..., format: _Optional[_Union[GeometryFormat, str]] = ..., tolerance: _Optional[float] = ..., layer_version: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class AreaGeometry(_message.Message):
+    __slots__ = ("code", "name", "level", "wkb", "geojson")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    WKB_FIELD_NUMBER: _ClassVar[int]
+    GEOJSON_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    level: str
+    wkb: bytes
+    geojson: str
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[str] = ..., wkb: _Optional[bytes] = ..., geojson: _Optional[str] = ...) -> None: ...
+
+class GetLayerGeometryResponse(_message.Message):
+    __slots__ = ("areas", "layer_version")
+    AREAS_FIELD_NUMBER: _ClassVar[int]
+    LAYER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    areas: _containers.RepeatedCompositeFieldContainer[AreaGeometry]
+    layer_version: str
+    def __init__(self, areas: _Optional[_Iterable[_Union[AreaGeometry, _Mapping]]] = ..., layer_version: _Optional[str] = ...) -> None: ...
 
 class ListGridsRequest(_message.Message):
     __slots__ = ("community_code", "street_code", "grid_type", "page_size", "page_token", "at")

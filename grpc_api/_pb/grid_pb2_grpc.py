@@ -69,6 +69,11 @@ class GridServiceStub:
                 request_serializer=citygrid_dot_v1_dot_grid__pb2.LocateCellRequest.SerializeToString,
                 response_deserializer=citygrid_dot_v1_dot_grid__pb2.LocateCellResponse.FromString,
                 _registered_method=True)
+        self.GetLayerGeometry = channel.unary_stream(
+                '/citygrid.v1.GridService/GetLayerGeometry',
+                request_serializer=citygrid_dot_v1_dot_grid__pb2.GetLayerGeometryRequest.SerializeToString,
+                response_deserializer=citygrid_dot_v1_dot_grid__pb2.GetLayerGeometryResponse.FromString,
+                _registered_method=True)
 
 
 class GridServiceServicer:
@@ -122,6 +127,15 @@ class GridServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLayerGeometry(self, request, context):
+        """The shapes of a layer's grids (communities, streets, the district), streamed page_size areas per
+        message, those inside the caller's jurisdiction only (an area is inside when the jurisdiction
+        names it or one of its parents).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GridServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +173,11 @@ def add_GridServiceServicer_to_server(servicer, server):
                     servicer.LocateCell,
                     request_deserializer=citygrid_dot_v1_dot_grid__pb2.LocateCellRequest.FromString,
                     response_serializer=citygrid_dot_v1_dot_grid__pb2.LocateCellResponse.SerializeToString,
+            ),
+            'GetLayerGeometry': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetLayerGeometry,
+                    request_deserializer=citygrid_dot_v1_dot_grid__pb2.GetLayerGeometryRequest.FromString,
+                    response_serializer=citygrid_dot_v1_dot_grid__pb2.GetLayerGeometryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +369,33 @@ class GridService:
             '/citygrid.v1.GridService/LocateCell',
             citygrid_dot_v1_dot_grid__pb2.LocateCellRequest.SerializeToString,
             citygrid_dot_v1_dot_grid__pb2.LocateCellResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLayerGeometry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/citygrid.v1.GridService/GetLayerGeometry',
+            citygrid_dot_v1_dot_grid__pb2.GetLayerGeometryRequest.SerializeToString,
+            citygrid_dot_v1_dot_grid__pb2.GetLayerGeometryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ def serve_demo_district(data: Path, demo_dir: Path, token: str, clock, *, withou
         prepare_demo(registry, data)
     finally:
         registry.close()
-    config = ServerConfig(data_dir=data, host="127.0.0.1", port=0, metrics_port=None, admin_token=token,
+    config = ServerConfig(data_dir=data, host="127.0.0.1", port=0, metrics_port=None, http_port=None, admin_token=token,
                           max_workers=8, intake=IntakeSettings(clock_interval=3600.0))
     server, port = create_server(config, clock=clock,
                                   service_modules=tuple(m for m in SERVICE_MODULES if m not in without))

@@ -37,7 +37,7 @@ def history_server(tmp_path_factory, demo_dir):
         prepare_demo(registry, data)
     finally:
         registry.close()
-    config = ServerConfig(data_dir=data, host="127.0.0.1", port=0, metrics_port=None, admin_token=TOKEN,
+    config = ServerConfig(data_dir=data, host="127.0.0.1", port=0, metrics_port=None, http_port=None, admin_token=TOKEN,
                           max_workers=8, intake=IntakeSettings(clock_interval=3600.0))
     server, port = create_server(config, clock=ManualClock(NOW))
     server.start()

@@ -84,7 +84,7 @@ def test_every_connection_of_a_whole_server_is_wal_and_synchronous_full(tmp_path
     registry.activate("one")
     registry.close()
     opened.clear()
-    server, _ = create_server(ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None),
+    server, _ = create_server(ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, http_port=None),
                               clock=ManualClock(datetime(2026, 12, 7, 3, 5, tzinfo=CST)))
     try:
         server.state.intake.intake()  # the event store, built on first use

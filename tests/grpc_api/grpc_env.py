@@ -102,7 +102,7 @@ def populate(data_dir: Path) -> dict[str, GridLayer]:
 def start_server(data_dir: Path, *, clock: Clock | None = None, **overrides) -> Env:
     """A started server over ``data_dir`` on a free port (metrics too), admin token :data:`ADMIN_TOKEN`,
     its intake's clock ``clock`` (default: a :class:`ManualClock` at :data:`NOW`)."""
-    settings = dict(data_dir=data_dir, host="127.0.0.1", port=0, metrics_port=0, admin_token=ADMIN_TOKEN,
+    settings = dict(data_dir=data_dir, host="127.0.0.1", port=0, metrics_port=0, http_port=None, admin_token=ADMIN_TOKEN,
                     max_points_per_request=MAX_POINTS, max_workers=8, chunk_size=4096)
     settings.update(overrides)
     server, port = create_server(ServerConfig(**settings), clock=clock or ManualClock(NOW))
@@ -132,7 +132,7 @@ def start_serve(args: list[str], cwd, *, host: str | None = "127.0.0.1") -> tupl
     HOST:PORT" log line."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "citygrid.cli.main", "serve", *(["--host", host] if host else []), "--port", "0",
-         "--metrics-port", "-1", *args],
+         "--metrics-port", "-1", "--http-port", "-1", *args],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines: list[str] = []

@@ -168,7 +168,7 @@ def test_internal_errors_send_no_traceback(caplog, tmp_path):
     handlers = {"Broken": grpc.unary_unary_rpc_method_handler(broken),
                 "Invalid": grpc.unary_unary_rpc_method_handler(invalid),
                 "BrokenStream": grpc.unary_stream_rpc_method_handler(broken_stream)}
-    config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, admin_token=ADMIN_TOKEN)
+    config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, http_port=None, admin_token=ADMIN_TOKEN)
     server, port = create_server(config, service_modules=("token_service",))
     server.registrar.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Broken", handlers)])
     server.start()

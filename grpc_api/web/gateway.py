@@ -1,0 +1,384 @@
+"""The HTTP/JSON gateway: an ASGI app served by uvicorn in a thread of the gRPC server's process.
+
+Why Starlette (with uvicorn) and not FastAPI: the gateway is a thin translation of query strings
+into engine calls that already check their input and raise the precise errors of
+:mod:`citygrid.engine.errors`. FastAPI would add pydantic models and its own request validation,
+whose 422 answers are a second error mapping beside the one table
+(:mod:`citygrid.grpc_api.errors`), and a second dependency tree to keep; what it gives in return, an
+OpenAPI document, is written here from the same table of endpoints that routes the requests
+(:mod:`.openapi`). Starlette is what FastAPI is built on: the routing, streaming responses (SSE),
+gzip, CORS and static files, no more. uvicorn runs it with its pure-Python h11 protocol.
+
+Same process, same state: the endpoints call the engine objects of the server's
+:class:`~citygrid.grpc_api.server.ServerState` (registry, shapes, intake, analytics, alerts, houses)
+directly, never over gRPC, so an event committed through gRPC is counted by the next HTTP request.
+uvicorn runs its own event loop in its own thread (not the gRPC loop); engine work runs in worker
+threads (``anyio``'s pool), at most ``http_max_concurrent`` requests at once (beyond: 429, the
+table's row for :class:`Overloaded`), each given ``http_timeout_seconds`` (beyond: 504; the thread
+finishes its engine call, whose answer is dropped).
+
+Auth: the same bearer tokens as gRPC (``Authorization: Bearer <token>``, resolved by the server's
+:class:`~citygrid.grpc_api.interceptors.Authenticator`); roles and jurisdiction are the engine's.
+The page and ``/openapi.json`` need no token; every ``/api/`` path does. No endpoint writes.
+
+Errors: RFC 9457 ``application/problem+json`` bodies (``type``, ``title``, ``status``, ``detail``,
+``instance``) with the HTTP status from the one table; anything else is 500 with a reference id,
+its traceback logged under that id, never sent. A part the server does not run (no analytics,
+alerts or houses) has no endpoints: 404 with a problem body that says so.
+
+Live updates: ``/api/v1/stream`` is a Server-Sent Events stream (``text/event-stream``) of
+``tallies`` (the day's and the week's events per grid, sent when they change) and ``alert``
+(each new change to an alert in the caller's jurisdiction) events; at most ``http_max_streams``
+are open at once. A stream is a coroutine on uvicorn's loop that polls the engine every
+``interval`` seconds in a worker thread: it holds no thread while it waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gzip
+import json
+import logging
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from citygrid.engine.errors import CityGridError, DeadlineExceeded, InvalidInput, NotFound, Overloaded
+from citygrid.grpc_api.errors import details_of, http_status_of, problem_type_of
+from citygrid.grpc_api.web import endpoints as E
+from citygrid.grpc_api.web.openapi import openapi_document
+
+log = logging.getLogger("citygrid.grpc_api.web")
+
+#: Where the page and its vendored scripts are (package data).
+PAGE = Path(str(resources.files("citygrid.grpc_api.web") / "page"))
+#: The stream's tick bounds (seconds) and its keep-alive comment interval.
+MIN_INTERVAL, MAX_INTERVAL, KEEPALIVE_SECONDS = 0.5, 60.0, 15.0
+#: Layer GeoJSON answers kept (per version, level, tolerance, jurisdiction), gzipped.
+GEOMETRY_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrent: int = 64
+    timeout_seconds: float = 10.0
+    max_streams: int = 200
+    cors_origins: tuple[str, ...] = ()
+
+
+def problem(status: int, kind: str, detail: str, instance: str) -> JSONResponse:
+    """An RFC 9457 problem body."""
+    title = kind.replace("-", " ").capitalize()
+    body = {"type": f"/problems/{kind}", "title": title, "status": status, "detail": detail, "instance": instance}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def problem_of(exc: BaseException, instance: str) -> JSONResponse:
+    if isinstance(exc, CityGridError):
+        return problem(http_status_of(exc), problem_type_of(exc), details_of(exc), instance)
+    reference = secrets.token_hex(6)
+    log.error("HTTP %s failed (reference %s)", instance, reference, exc_info=exc)
+    return problem(500, "internal", f"internal error (reference {reference}); the server's log has the details",
+                   instance)
+
+
+class _JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class Gateway:
+    """The app over ``parts`` and the uvicorn server that serves it on ``host:port`` (0: any free
+    port; the socket is bound here, so :attr:`port` is known before :meth:`start`)."""
+
+    def __init__(self, parts: E.Parts, authenticate: Callable, host: str, port: int, limits: Limits = Limits(),
+                 *, cached_token: Callable | None = None):
+        self.parts = parts
+        self.limits = limits
+        self._authenticate = authenticate
+        self._cached_token = cached_token
+        self._slots: asyncio.Semaphore | None = None
+        self._streams = 0
+        self._geometry: dict[tuple, tuple[bytes, bytes]] = {}
+        self._geometry_lock = threading.Lock()
+        self.app = self._build_app()
+        self._socket = _bind(host, port)
+        self.port = self._socket.getsockname()[1]
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ serving
+
+    def start(self) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=2, ws="none")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name="citygrid-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(5)
+        self._socket.close()
+
+    # ------------------------------------------------------------------ the app
+
+    def _build_app(self) -> Starlette:
+        running = {"intake": self.parts.intake, "analytics": self.parts.analytics, "alerts": self.parts.alerts,
+                   "houses": self.parts.houses}
+        served = [e for e in E.ENDPOINTS if e.part is None or running[e.part] is not None]
+        routes = [Route(e.path, self._endpoint(e), methods=["GET"]) for e in served
+                  if e.handler is not E.layer_geometry]
+        routes += [
+            Route("/api/v1/layer/geometry", self._layer_geometry, methods=["GET"]),
+            Route("/api/v1/stream", self._stream, methods=["GET"]),
+            Route("/openapi.json", lambda request: Response(document, media_type="application/json"), methods=["GET"]),
+            Route("/", lambda request: FileResponse(PAGE / "index.html"), methods=["GET"]),
+            Mount("/static", StaticFiles(directory=PAGE), name="static"),
+        ]
+        missing = sorted(name for name, part in running.items() if part is None)
+        document = json.dumps(openapi_document(served), ensure_ascii=False).encode()
+        middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
+        if self.limits.cors_origins:
+            middleware.append(Middleware(CORSMiddleware, allow_origins=list(self.limits.cors_origins),
+                                         allow_methods=["GET"], allow_headers=["Authorization"]))
+
+        async def not_found(request: Request, exc) -> Response:
+            detail = f"no endpoint {request.url.path}"
+            if request.url.path.startswith("/api/"):
+                detail += (f"; this server runs no {', '.join(missing)}, whose endpoints are absent" if missing else "")
+                detail += "; /openapi.json lists the endpoints"
+            return problem(404, "not-found", detail, request.url.path)
+
+        async def not_allowed(request: Request, exc) -> Response:
+            return problem(405, "method-not-allowed", "the gateway only reads: use GET (writes are on gRPC)",
+                           request.url.path)
+
+        return Starlette(routes=routes, middleware=middleware,
+                         exception_handlers={404: not_found, 405: not_allowed})
+
+    async def _principal(self, request: Request):
+        header = request.headers.get("authorization")
+        metadata = [("authorization", header)] if header is not None else []
+        if self._cached_token is not None:
+            info = self._cached_token(metadata)
+            if info is not None:
+                return info.principal
+        info = await run_in_threadpool(self._authenticate, metadata)
+        return info.principal
+
+    async def _call(self, fn: Callable, *args):
+        """``fn(*args)`` in a worker thread, within the concurrency limit and the timeout."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limits.max_concurrent)
+        if self._slots.locked():
+            raise Overloaded(f"{self.limits.max_concurrent} requests are running (http_max_concurrent); retry shortly")
+        async with self._slots:
+            try:
+                return await asyncio.wait_for(run_in_threadpool(fn, *args), self.limits.timeout_seconds)
+            except asyncio.TimeoutError:
+                raise DeadlineExceeded(
+                    f"the request took longer than {self.limits.timeout_seconds:g} s (http_timeout_seconds); "
+                    "ask for a smaller window or fewer dimensions") from None
+
+    def _endpoint(self, endpoint: E.Endpoint):
+        async def serve(request: Request) -> Response:
+            try:
+                principal = await self._principal(request)
+                params = E.Params(request.query_params, request.path_params, tz=self.parts.timezone)
+                answer = await self._call(endpoint.handler, self.parts, principal, params)
+                return _JSON(answer)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a problem body
+                return problem_of(exc, request.url.path)
+
+        serve.__name__ = endpoint.handler.__name__
+        return serve
+
+    async def _layer_geometry(self, request: Request) -> Response:
+        """The layer's GeoJSON, encoded and gzipped once per version, level, tolerance and
+        jurisdiction (the map's largest answer: about 0.5 MB gzipped for 3,823 grids)."""
+        try:
+            principal = await self._principal(request)
+            params = E.Params(request.query_params, tz=self.parts.timezone)
+            snapshot, level, tolerance = await self._call(E.layer_geometry, self.parts, principal, params)
+            key = (snapshot.version_id, level, tolerance, principal.jurisdiction)
+            cached = self._geometry.get(key)
+            if cached is None:
+                cached = await self._call(self._encode_geometry, principal, snapshot, level, tolerance)
+                with self._geometry_lock:
+                    if len(self._geometry) >= GEOMETRY_CACHE_SIZE:
+                        self._geometry.pop(next(iter(self._geometry)))
+                    self._geometry[key] = cached
+        except Exception as exc:  # noqa: BLE001
+            return problem_of(exc, request.url.path)
+        raw, packed = cached
+        headers = {"Cache-Control": "private, max-age=60", "Vary": "Authorization, Accept-Encoding",
+                   "X-Layer-Version": snapshot.version_id}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(packed, media_type="application/geo+json",
+                            headers={**headers, "Content-Encoding": "gzip"})
+        return Response(raw, media_type="application/geo+json", headers=headers)
+
+    def _encode_geometry(self, principal, snapshot, level: str, tolerance: float) -> tuple[bytes, bytes]:
+        collection = E.layer_geojson(self.parts, principal, snapshot, level, tolerance)
+        raw = json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
+        return raw, gzip.compress(raw, compresslevel=6)
+
+    # ------------------------------------------------------------------ the live stream
+
+    async def _stream(self, request: Request) -> Response:
+        try:
+            principal = await self._principal(request)
+            params = E.Params(request.query_params, tz=self.parts.timezone)
+            interval = params.float("interval", 2.0)
+            if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+                raise InvalidInput(f"interval must be {MIN_INTERVAL}-{MAX_INTERVAL} seconds, got {interval:g}")
+            if self.parts.analytics is None and self.parts.alerts is None:
+                raise NotFound("this server runs neither analytics nor alerts, so there is nothing to stream")
+            if self._streams >= self.limits.max_streams:
+                raise Overloaded(f"{self.limits.max_streams} streams are open (http_max_streams); retry later")
+            cursor = await self._call(self._alert_cursor, principal)
+        except Exception as exc:  # noqa: BLE001
+            return problem_of(exc, request.url.path)
+        self._streams += 1
+        return StreamingResponse(self._events(request, principal, params, interval, cursor),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def _alert_cursor(self, principal) -> int:
+        """The alert feed's present end (a stream sends what changes after it)."""
+        alerts = self.parts.alerts
+        if alerts is None:
+            return 0
+        cursor = 0
+        while True:
+            changes = alerts.feed(principal, after=cursor, limit=500)
+            if not changes:
+                return cursor
+            cursor = changes[-1].cursor
+
+    def _tallies(self, principal, params) -> dict:
+        analytics = self.parts.analytics()
+        now = self.parts.clock()
+        today = now.astimezone(self.parts.timezone).replace(hour=0, minute=0, second=0, microsecond=0)
+        week = today - dt.timedelta(days=today.weekday())
+        end = today + dt.timedelta(days=1)
+        filters = params.filters()
+        out = {"now": now.isoformat()}
+        for name, start in (("day", today), ("week", week)):
+            table = analytics.heatmap(principal, start=start, end=end, filters=filters)
+            out[name] = dict(zip(table.columns["grid"], E._clean(table.columns["reported"])))
+        return out
+
+    def _alert_changes(self, principal, cursor: int) -> tuple[list[dict], int]:
+        changes = self.parts.alerts.feed(principal, after=cursor, limit=100)
+        out = []
+        for change in changes:
+            out.append({"cursor": change.cursor, "action": change.action, "to_state": change.to_state,
+                        "alert": E.alert_json(self.parts, change.alert)})
+        return out, (changes[-1].cursor if changes else cursor)
+
+    async def _events(self, request: Request, principal, params, interval: float, cursor: int):
+        try:
+            last_tallies, last_sent = None, time.monotonic()
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    if self.parts.analytics is not None:
+                        tallies = await self._call(self._tallies, principal, params)
+                        counts = (tallies["day"], tallies["week"])
+                        if counts != last_tallies:
+                            last_tallies = counts
+                            yield _sse("tallies", tallies)
+                            last_sent = time.monotonic()
+                    if self.parts.alerts is not None:
+                        changes, cursor = await self._call(self._alert_changes, principal, cursor)
+                        for change in changes:
+                            yield _sse("alert", change, event_id=change["cursor"])
+                            last_sent = time.monotonic()
+                except CityGridError as exc:
+                    yield _sse("problem", {"status": http_status_of(exc), "detail": details_of(exc)})
+                if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+                    yield ": keep-alive\n\n"
+                    last_sent = time.monotonic()
+                await asyncio.sleep(interval)
+        finally:
+            self._streams -= 1
+
+
+def _sse(event: str, data, *, event_id: int | None = None) -> str:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {text}\n\n"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it a keep-alive connection's second answer waits 40 ms for a delayed ACK (Nagle)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:
+        sock.bind((address, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"cannot serve HTTP on {host}:{port}: {exc}; is another server using the port? "
+                           "(http_port in [server], or --http-port; -1: off)") from None
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+def gateway_for(state, host: str, port: int) -> Gateway:
+    """The gateway over a server's state (:class:`~citygrid.grpc_api.server.ServerState`): the same
+    registry, shapes, intake, analytics, alerts and houses its servicers use."""
+    from zoneinfo import ZoneInfo
+
+    config = state.config
+    intake = state.intake
+    parts = E.Parts(
+        registry=state.registry, shapes=state.shapes, timezone=ZoneInfo(config.intake.timezone), intake=intake,
+        analytics=_analytics_of(state), alerts=state.alerts, houses=getattr(state, "houses", None),
+    )
+    if intake is not None:
+        parts.clock = lambda: intake.intake().clock()
+    limits = Limits(config.http_max_concurrent, config.http_timeout_seconds, config.http_max_streams,
+                    tuple(config.http_cors_origins))
+    return Gateway(parts, state.auth.authenticate, host, port, limits, cached_token=state.auth.cached)
+
+
+def _analytics_of(state) -> Callable[[], object] | None:
+    """A callable giving the server's :class:`~citygrid.engine.analytics.queries.Analytics` (the
+    state's ``AnalyticsHost`` builds it on first use), None when the server runs no analytics."""
+    host = state.analytics
+    return None if host is None else host.analytics

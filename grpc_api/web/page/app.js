@@ -1,0 +1,473 @@
+// CityGrid 一张图: the district's grids coloured by events, live over Server-Sent Events.
+// Everything comes from this server (/api/v1/...); MapLibre GL JS is vendored (/static/vendor/).
+// Labels are HTML markers, not MapLibre symbol layers: symbols need a glyph server (PBF font
+// ranges), and CJK glyph ranges for the demo's names would be megabytes to vendor; the browser's
+// own fonts draw the ~120 area names.
+import * as maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "citygrid.token";
+const COLORS = ["#1b3447", "#2c7fb8", "#41b6c4", "#a1dab4", "#fecc5c", "#fd8d3c", "#e31a1c"];
+const GRADES = ["A", "B", "C", "D", "E"];
+
+// What tests and curious users can read: window.citygrid.
+const state = window.citygrid = {
+  ready: false, gridsDrawn: 0, values: {}, tallies: { day: {}, week: {} }, alerts: new Map(),
+  measure: "day", category: "", dayOffset: 0, me: null, map: null, grids: null, streamEvents: 0,
+};
+
+function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+async function api(path, { raw = false } = {}) {
+  const response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail || detail; } catch (e) { /* not a problem body */ }
+    const error = new Error(detail); error.status = response.status; throw error;
+  }
+  return raw ? response : response.json();
+}
+
+// ------------------------------------------------------------------ time
+
+function localDay(offsetDays) {
+  // midnight of (today - offsetDays) in the server's time zone, as an ISO time with offset
+  const now = new Date(state.me.now);
+  const fmt = new Intl.DateTimeFormat("en-CA", { timeZone: state.me.timezone, year: "numeric", month: "2-digit", day: "2-digit" });
+  const base = new Date(`${fmt.format(now)}T00:00:00Z`);
+  base.setUTCDate(base.getUTCDate() - offsetDays);
+  const day = base.toISOString().slice(0, 10);
+  return `${day}T00:00:00${zoneOffset(now)}`;
+}
+
+function zoneOffset(date) {
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone: state.me.timezone, timeZoneName: "longOffset" }).formatToParts(date);
+  const name = parts.find((p) => p.type === "timeZoneName").value.replace("GMT", "");
+  return name === "" ? "+00:00" : name;
+}
+
+function addDays(iso, days) {
+  const d = new Date(iso.slice(0, 10) + "T00:00:00Z");
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10) + iso.slice(10);
+}
+
+function weekStart(dayIso) {
+  const d = new Date(dayIso.slice(0, 10) + "T00:00:00Z");
+  const monday = (d.getUTCDay() + 6) % 7;
+  return addDays(dayIso, -monday);
+}
+
+function filterParam() { return state.category ? `&filter=${encodeURIComponent("class:" + state.category)}` : ""; }
+
+// ------------------------------------------------------------------ colouring
+
+function breaks(values) {
+  const positive = values.filter((v) => v > 0).sort((a, b) => a - b);
+  if (!positive.length) return [1, 2, 3, 4, 5, 6];
+  const q = (p) => positive[Math.min(positive.length - 1, Math.floor(p * positive.length))];
+  const raw = [q(0), q(0.3), q(0.55), q(0.75), q(0.9), q(0.97)];
+  const out = [];
+  for (const v of raw) {
+    const r = state.measure === "per1000" ? Math.round(v * 100) / 100 : Math.ceil(v);
+    out.push(out.length && r <= out[out.length - 1] ? out[out.length - 1] + (state.measure === "per1000" ? 0.01 : 1) : r);
+  }
+  return out;
+}
+
+function colourOf(value, steps) {
+  if (!(value > 0)) return COLORS[0];
+  let k = 0;
+  while (k < steps.length - 1 && value >= steps[k + 1]) k++;
+  return COLORS[k + 1];
+}
+
+const MEASURE_TITLE = { day: "事件数(日)", week: "事件数(周)", per1000: "每千人事件数(周)" };
+
+function paint(values) {
+  state.values = values;
+  const map = state.map;
+  const steps = breaks(Object.values(values));
+  state.steps = steps;
+  for (const code of state.grids) {
+    map.setFeatureState({ source: "grids", id: code }, { colour: colourOf(values[code] || 0, steps), value: values[code] || 0 });
+  }
+  const legend = $("legend");
+  legend.innerHTML = "";
+  const rows = [["0", COLORS[0]]];
+  steps.forEach((s, k) => {
+    const next = steps[k + 1];
+    const unit = state.measure === "per1000" ? "" : " 件";
+    const top = state.measure === "per1000" ? next : next - 1;
+    const text = next === undefined ? `≥ ${s}` : (top === s ? `${s}` : `${s} – ${top}`);
+    rows.push([text + unit, COLORS[k + 1]]);
+  });
+  for (const [text, colour] of rows) {
+    const row = document.createElement("div");
+    row.className = "row";
+    row.innerHTML = `<span class="swatch" style="background:${colour}"></span><span>${text}</span>`;
+    legend.appendChild(row);
+  }
+  const total = Object.values(values).reduce((a, b) => a + b, 0);
+  $("legend-title").textContent = `图例 · ${MEASURE_TITLE[state.measure]}${state.category ? " · " + $("category").selectedOptions[0].text : ""}`;
+  $("status").textContent = `${dayLabel()} · 合计 ${state.measure === "per1000" ? total.toFixed(1) : total} · ${state.grids.length} 个网格`;
+  if (state.selected) refreshCardCount();
+}
+
+function dayLabel() { return state.dayOffset === 0 ? "今日(实时)" : localDay(state.dayOffset).slice(0, 10); }
+
+async function recolour() {
+  if (!state.grids) return;
+  const day = localDay(state.dayOffset);
+  if (state.measure === "per1000") {
+    const start = weekStart(day), end = addDays(day, 1);
+    const answer = await api(`/api/v1/aggregate?dimensions=grid&measures=reported_per_1000_residents&start=${enc(start)}&end=${enc(end)}${filterParam()}`);
+    const values = {};
+    answer.columns.grid.forEach((code, k) => { values[code] = answer.columns.reported_per_1000_residents[k] || 0; });
+    paint(values);
+  } else if (state.dayOffset === 0 && !state.category) {
+    paint(state.measure === "day" ? state.tallies.day : state.tallies.week);
+  } else {
+    const start = state.measure === "day" ? day : weekStart(day);
+    const answer = await api(`/api/v1/heatmap?start=${enc(start)}&end=${enc(addDays(day, 1))}${filterParam()}`);
+    paint(answer.grids);
+  }
+  if ($("h3-on").checked) await drawH3();
+}
+
+const enc = encodeURIComponent;
+
+// ------------------------------------------------------------------ the map
+
+function emptyStyle() {
+  return { version: 8, sources: {}, layers: [{ id: "background", type: "background", paint: { "background-color": "#0d1b26" } }] };
+}
+
+async function drawAreas() {
+  const map = state.map;
+  const [grids, communities, streets] = await Promise.all(
+    ["grid", "community", "street"].map((level) => api(`/api/v1/layer/geometry?level=${level}`)));
+  state.grids = grids.features.map((f) => f.properties.code);
+  state.gridFeatures = new Map(grids.features.map((f) => [f.properties.code, f.properties]));
+  map.addSource("grids", { type: "geojson", data: grids, promoteId: "code" });
+  map.addSource("communities", { type: "geojson", data: communities });
+  map.addSource("streets", { type: "geojson", data: streets });
+  map.addLayer({ id: "grid-fill", type: "fill", source: "grids",
+    paint: { "fill-color": ["coalesce", ["feature-state", "colour"], COLORS[0]], "fill-opacity": 0.85 } });
+  map.addLayer({ id: "grid-line", type: "line", source: "grids", paint: { "line-color": "#0d1b26", "line-width": 0.4, "line-opacity": 0.7 } });
+  map.addLayer({ id: "grid-selected", type: "line", source: "grids", filter: ["==", ["get", "code"], ""],
+    paint: { "line-color": "#ffffff", "line-width": 3 } });
+  map.addLayer({ id: "community-line", type: "line", source: "communities", paint: { "line-color": "#9fc3da", "line-width": 1 } });
+  map.addLayer({ id: "street-line", type: "line", source: "streets", paint: { "line-color": "#ffe08a", "line-width": 2.2 } });
+  for (const [collection, kind] of [[streets, "street"], [communities, "community"]]) {
+    for (const f of collection.features) {
+      const el = document.createElement("div");
+      el.className = `area-label ${kind}`;
+      el.textContent = f.properties.name || f.properties.code;
+      const marker = new maplibregl.Marker({ element: el }).setLngLat(f.properties.label).addTo(map);
+      if (kind === "community") state.communityLabels = (state.communityLabels || []).concat(marker);
+    }
+  }
+  const bounds = new maplibregl.LngLatBounds();
+  for (const f of grids.features) bounds.extend(f.properties.label);
+  for (const f of streets.features) for (const ring of outerRings(f.geometry)) for (const p of ring) bounds.extend(p);
+  if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 20, duration: 0 });
+  map.on("zoom", () => {
+    const show = map.getZoom() >= 11.5;
+    for (const m of state.communityLabels || []) m.getElement().style.display = show ? "" : "none";
+  });
+  map.on("click", "grid-fill", (e) => selectGrid(e.features[0].properties.code));
+  map.on("mouseenter", "grid-fill", () => { map.getCanvas().style.cursor = "pointer"; });
+  map.on("mouseleave", "grid-fill", () => { map.getCanvas().style.cursor = ""; });
+}
+
+function outerRings(geometry) {
+  if (geometry.type === "Polygon") return [geometry.coordinates[0]];
+  return geometry.coordinates.map((p) => p[0]);
+}
+
+function countDrawn() {
+  // grids the map holds as rendered features (each once, whatever the tiles)
+  const seen = new Set();
+  for (const f of state.map.querySourceFeatures("grids")) seen.add(f.properties.code);
+  return seen.size;
+}
+
+// ------------------------------------------------------------------ the grid card
+
+async function selectGrid(code) {
+  state.selected = code;
+  state.map.setFilter("grid-selected", ["==", ["get", "code"], code]);
+  const box = $("card");
+  box.hidden = false;
+  box.innerHTML = `<h2>网格 ${code}</h2><p class="muted">加载中…</p>`;
+  try {
+    const card = await api(`/api/v1/grids/${enc(code)}/card`);
+    if (state.selected !== code) return;
+    state.card = card;
+    const workers = card.workers.length ? card.workers.map((w) => `${w.name || w.worker_id}`).join("、") : "—";
+    const kpi = card.kpi;
+    const grade = kpi && kpi.grade ? kpi.grade : "-";
+    const score = kpi && kpi.score != null ? kpi.score.toFixed(1) : "—";
+    box.innerHTML = `
+      <h2 id="card-name">${card.name || card.code}</h2>
+      <dl>
+        <dt>编码</dt><dd id="card-code">${card.code}</dd>
+        <dt>类型</dt><dd id="card-type">${card.type || "—"}</dd>
+        <dt>社区</dt><dd>${card.community_name || card.community_code || "—"}</dd>
+        <dt>街道</dt><dd>${card.street_name || card.street_code || "—"}</dd>
+        <dt>网格员</dt><dd id="card-workers">${workers}</dd>
+        <dt>在办案件</dt><dd id="card-open">${card.open_cases ?? "—"}${card.open_cases_more ? "+" : ""}</dd>
+        <dt id="card-count-label">${MEASURE_TITLE[state.measure]}</dt><dd><span class="count" id="card-count">—</span></dd>
+        <dt>考核</dt><dd><span class="grade grade-${grade}" id="card-grade">${grade}</span> ${score} 分</dd>
+      </dl>
+      <div>${card.trend ? sparkline(card.trend) : ""}</div>`;
+    refreshCardCount();
+  } catch (error) {
+    box.innerHTML = `<h2>网格 ${code}</h2><p class="error">${error.message}</p>`;
+  }
+}
+
+function refreshCardCount() {
+  const el = $("card-count");
+  if (!el || !state.selected) return;
+  const v = state.values[state.selected] || 0;
+  el.textContent = state.measure === "per1000" ? v.toFixed(2) : String(v);
+  $("card-count-label").textContent = MEASURE_TITLE[state.measure];
+}
+
+function sparkline(trend) {
+  const values = trend.reported, n = values.length, max = Math.max(1, ...values);
+  const points = values.map((v, k) => `${(k / (n - 1)) * 100},${40 - (v / max) * 36}`).join(" ");
+  return `<svg class="spark" viewBox="0 0 100 44" preserveAspectRatio="none" aria-label="近${n}天事件数">
+    <polyline points="${points}" fill="none" stroke="#3fb1e3" stroke-width="1.5" vector-effect="non-scaling-stroke"/></svg>
+    <div class="muted">近${n}天每日事件数 (最多 ${max}) ${trend.days[0]} – ${trend.days[n - 1]}</div>`;
+}
+
+// ------------------------------------------------------------------ alerts
+
+function discPolygon(lng, lat, radiusM) {
+  const ring = [];
+  for (let k = 0; k <= 48; k++) {
+    const a = (k / 48) * 2 * Math.PI;
+    ring.push([lng + (radiusM / (111320 * Math.cos(lat * Math.PI / 180))) * Math.cos(a), lat + (radiusM / 110540) * Math.sin(a)]);
+  }
+  return { type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [ring] } };
+}
+
+function showAlert(alert, fresh) {
+  if (alert.lng == null || alert.lat == null) return;
+  const known = state.alerts.get(alert.id);
+  if (known) known.marker.remove();
+  if (["dismissed", "closed", "resolved"].includes(alert.state)) { state.alerts.delete(alert.id); renderAlerts(); return; }
+  const el = document.createElement("div");
+  el.className = "alert-marker";
+  el.title = `预警 #${alert.id} ${alert.unit_code} ${alert.category_code}`;
+  el.addEventListener("click", () => { if (alert.level === "grid") selectGrid(alert.unit_code); });
+  const marker = new maplibregl.Marker({ element: el }).setLngLat([alert.lng, alert.lat]).addTo(state.map);
+  state.alerts.set(alert.id, { alert, marker, fresh });
+  renderAlerts();
+}
+
+function renderAlerts() {
+  const list = $("alerts");
+  list.innerHTML = "";
+  const discs = [];
+  const sorted = [...state.alerts.values()].sort((a, b) => b.alert.id - a.alert.id);
+  for (const { alert, fresh } of sorted) {
+    const li = document.createElement("li");
+    li.dataset.alertId = alert.id;
+    if (fresh) li.className = "new";
+    li.textContent = `#${alert.id} ${alert.level === "grid" ? "网格" : alert.level} ${alert.unit_code} · 类别 ${alert.category_code} · 观测 ${alert.observed} / 期望 ${Number(alert.expected).toFixed(1)} · ${alert.first_day}–${alert.last_day}`;
+    li.addEventListener("click", () => state.map.flyTo({ center: [alert.lng, alert.lat], zoom: 14 }));
+    list.appendChild(li);
+    discs.push(discPolygon(alert.lng, alert.lat, alert.radius_m || 150));
+  }
+  $("alert-count").textContent = String(state.alerts.size);
+  const source = state.map.getSource("alert-discs");
+  if (source) source.setData({ type: "FeatureCollection", features: discs });
+}
+
+async function loadAlerts() {
+  if (!state.me.parts.alerts) return;
+  $("alerts-box").hidden = false;
+  state.map.addSource("alert-discs", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+  state.map.addLayer({ id: "alert-disc", type: "fill", source: "alert-discs", paint: { "fill-color": "#ff3b30", "fill-opacity": 0.25 } });
+  state.map.addLayer({ id: "alert-disc-line", type: "line", source: "alert-discs", paint: { "line-color": "#ff3b30", "line-width": 1.5 } });
+  const answer = await api("/api/v1/alerts?limit=200");
+  for (const alert of answer.alerts.reverse()) showAlert(alert, false);
+}
+
+// ------------------------------------------------------------------ live stream (SSE over fetch, so the token stays in a header)
+
+async function stream() {
+  if (!state.me.parts.analytics && !state.me.parts.alerts) return;
+  while (token()) {
+    try {
+      const response = await api("/api/v1/stream?interval=1", { raw: true });
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          handleEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } catch (error) {
+      $("status").textContent = `实时连接中断: ${error.message}; 重连中…`;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function handleEvent(text) {
+  let event = "message", data = "";
+  for (const line of text.split("\n")) {
+    if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data += line.slice(5).trim();
+  }
+  if (!data) return;
+  const payload = JSON.parse(data);
+  state.streamEvents++;
+  if (event === "tallies") {
+    state.tallies = { day: payload.day, week: payload.week };
+    state.me.now = payload.now;
+    if (state.dayOffset === 0 && !state.category && state.measure !== "per1000") recolour();
+  } else if (event === "alert") {
+    showAlert(payload.alert, true);
+  }
+}
+
+// ------------------------------------------------------------------ H3 and KPIs
+
+async function drawH3() {
+  const map = state.map;
+  const day = localDay(state.dayOffset);
+  const start = state.measure === "day" ? day : weekStart(day);
+  const cells = await api(`/api/v1/heatmap?resolution=${$("h3-res").value}&start=${enc(start)}&end=${enc(addDays(day, 1))}${filterParam()}`);
+  const max = Math.max(1, ...cells.features.map((f) => f.properties.reported));
+  for (const f of cells.features) f.properties.share = f.properties.reported / max;
+  if (map.getSource("h3")) map.getSource("h3").setData(cells);
+  else {
+    map.addSource("h3", { type: "geojson", data: cells });
+    map.addLayer({ id: "h3-fill", type: "fill", source: "h3", paint: {
+      "fill-color": ["interpolate", ["linear"], ["get", "share"], 0, "#ffffb2", 0.5, "#fd8d3c", 1, "#bd0026"],
+      "fill-opacity": 0.75, "fill-outline-color": "#00000055" } }, "community-line");
+  }
+  map.setLayoutProperty("h3-fill", "visibility", "visible");
+}
+
+async function loadKpis() {
+  if (!state.me.parts.analytics) return;
+  $("kpi-box").hidden = false;
+  const unit = $("kpi-unit").value;
+  const end = addDays(localDay(0), 1), start = addDays(end, -30);
+  const answer = await api(`/api/v1/kpis?unit=${unit}&start=${enc(start)}&end=${enc(end)}`);
+  const names = await areaNames(unit);
+  const rows = answer.rows.sort((a, b) => (b.score ?? -1) - (a.score ?? -1));
+  const pct = (v) => (v == null ? "—" : `${(v * 100).toFixed(0)}%`);
+  $("kpi").innerHTML = `<table class="kpi"><thead><tr><th>${unit === "street" ? "街道" : "社区"}</th><th>按期处置</th><th>结案</th><th>返工</th><th>超期</th><th>得分</th><th>等级</th></tr></thead><tbody>${
+    rows.map((r) => `<tr><td>${names[r[unit]] || r[unit]}</td><td>${pct(r.on_time_disposal_rate)}</td><td>${pct(r.closure_rate)}</td><td>${pct(r.rework_rate)}</td><td>${r.overdue_now ?? 0}</td><td>${r.score == null ? "—" : r.score.toFixed(1)}</td><td><span class="grade grade-${r.grade || "-"}">${r.grade || "-"}</span></td></tr>`).join("")
+  }</tbody></table>`;
+}
+
+async function areaNames(level) {
+  state.names = state.names || {};
+  if (!state.names[level]) {
+    const answer = await api(`/api/v1/layer/geometry?level=${level}`);
+    state.names[level] = Object.fromEntries(answer.features.map((f) => [f.properties.code, f.properties.name]));
+  }
+  return state.names[level];
+}
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  try {
+    state.me = await api("/api/v1/whoami");
+  } catch (error) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showLogin(error.status === 401 ? "令牌无效或已吊销" : error.message);
+    return;
+  }
+  $("login").hidden = true;
+  $("controls").hidden = false;
+  $("legend-box").hidden = false;
+  const scope = state.me.jurisdiction.includes("*") ? "全区" : state.me.jurisdiction.join("、");
+  $("who").textContent = `${state.me.name} · ${state.me.role} · 范围 ${scope}`;
+  const t0 = performance.now();
+  const map = state.map = new maplibregl.Map({ container: "map", style: emptyStyle(), center: [114.2, 22.7], zoom: 10,
+    attributionControl: false, fadeDuration: 0 });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
+  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+  state.timings = {};
+  const mark = (name) => { state.timings[name] = Math.round(performance.now() - t0); };
+  await new Promise((resolve) => map.on("load", resolve));
+  mark("map_loaded");
+  await drawAreas();
+  mark("areas_added");
+  if (state.me.parts.analytics) {
+    const day = localDay(0);
+    const [today, week] = await Promise.all([
+      api(`/api/v1/heatmap?start=${enc(day)}&end=${enc(addDays(day, 1))}`),
+      api(`/api/v1/heatmap?start=${enc(weekStart(day))}&end=${enc(addDays(day, 1))}`)]);
+    state.tallies = { day: today.grids, week: week.grids };
+  }
+  paint(state.tallies.day);
+  mark("painted");
+  const drawn = () => {
+    if (!map.isSourceLoaded("grids")) return;
+    const n = countDrawn();
+    if (n < state.grids.length) return;
+    mark("grids_drawn");
+    state.gridsDrawn = n;
+    state.drawnMs = state.timings.grids_drawn;
+    map.off("render", drawn);
+  };
+  map.on("render", drawn);
+  map.once("idle", () => {
+    mark("idle");
+    state.gridsDrawn = countDrawn();
+    state.ready = true;
+    document.body.dataset.ready = "true";
+  });
+  map.triggerRepaint();
+  await loadAlerts().catch((e) => { $("alerts").textContent = e.message; });
+  loadKpis().catch((e) => { $("kpi").textContent = e.message; });
+  if (state.me.parts.intake) {
+    api("/api/v1/categories").then((answer) => {
+      for (const c of answer.classes) $("category").add(new Option(`${c.code} ${c.name}`, c.code));
+    }).catch(() => {});
+  }
+  stream();
+}
+
+function showLogin(message) {
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+}
+
+$("login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  start();
+});
+$("logout").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
+$("measure").addEventListener("change", () => { state.measure = $("measure").value; recolour(); });
+$("category").addEventListener("change", () => { state.category = $("category").value; recolour(); });
+$("day").addEventListener("input", () => { state.dayOffset = Number($("day").value); $("day-label").textContent = dayLabel(); });
+$("day").addEventListener("change", () => recolour());
+$("h3-on").addEventListener("change", () => {
+  if ($("h3-on").checked) drawH3();
+  else if (state.map.getLayer("h3-fill")) state.map.setLayoutProperty("h3-fill", "visibility", "none");
+});
+$("h3-res").addEventListener("change", () => { if ($("h3-on").checked) drawH3(); });
+$("kpi-unit").addEventListener("change", () => loadKpis());
+state.selectGrid = selectGrid;
+state.countDrawn = () => countDrawn();
+
+if (token()) start(); else showLogin("");

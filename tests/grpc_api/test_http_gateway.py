@@ -1,0 +1,275 @@
+"""The HTTP/JSON gateway (citygrid.grpc_api.web) in the gRPC server's process: the same engine
+objects (an event submitted over gRPC is counted by the next HTTP request and pushed on the SSE
+stream), the same tokens and jurisdiction, the one error table as RFC 9457 problems, gzip, limits,
+CORS, the OpenAPI document. Expectations come from gRPC answers and GEOS, not from the gateway."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+import shapely
+from grpc_env import ADMIN_TOKEN, LAT0, LNG0, NOW, SPAN, populate, start_server
+
+from citygrid.engine import errors as engine_errors
+from citygrid.grpc_api._pb import intake_pb2
+from citygrid.grpc_api.config import ServerConfig
+from citygrid.grpc_api.errors import ERRORS, http_status_of
+
+STEP = SPAN / 20  # v1's boxes
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("http-data")
+    layers = populate(data_dir)
+    env = start_server(data_dir, http_port=0, http_cors_origins=("https://screen.example",))
+    env.layers = layers
+    yield env
+    assert env.server.stop(1.0).wait(10)
+
+
+def get(env, path: str, token: str | None = ADMIN_TOKEN, headers: dict | None = None, method: str = "GET"):
+    """(status, headers, body as bytes) of a request to the gateway."""
+    connection = http.client.HTTPConnection("127.0.0.1", env.server.http_port, timeout=30)
+    try:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        connection.request(method, path, headers=all_headers)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def get_json(env, path: str, token: str | None = ADMIN_TOKEN):
+    status, headers, body = get(env, path, token)
+    return status, headers, json.loads(body)
+
+
+def report(event_id: str, i: int, j: int, category: str = "0101") -> intake_pb2.EventReport:
+    message = intake_pb2.EventReport(event_id=event_id, category_code=category, source="hotline_12345",
+                                     lng=LNG0 + (i + 0.5) * STEP, lat=LAT0 + (j + 0.5) * STEP)
+    message.occurred_at.FromDatetime(NOW)
+    return message
+
+
+@pytest.fixture(scope="module")
+def street_token(web):
+    with web.client() as admin:
+        return admin.issue_token("S00 大屏", "dashboard", ["S00"]).token
+
+
+# ---------------------------------------------------------------------- grids and geometry
+
+
+def test_point_lookup_agrees_with_grpc(web, admin_of):
+    rng = np.random.default_rng(5)
+    for lng, lat in zip(rng.uniform(LNG0, LNG0 + SPAN, 20), rng.uniform(LAT0, LAT0 + SPAN, 20)):
+        expected = admin_of.assign_point(lng, lat)
+        status, _, answer = get_json(web, f"/api/v1/grids/at?lng={float(lng)!r}&lat={float(lat)!r}")
+        assert status == 200
+        assert answer["grid"]["code"] == expected.grid.code
+        assert answer["grid"]["community_code"] == expected.grid.community_code
+        assert answer["layer_version"] == expected.layer_version
+
+
+def test_layer_geometry_is_gzipped_and_has_no_gaps(web):
+    status, headers, body = get(web, "/api/v1/layer/geometry?level=grid&tolerance=0.001",
+                                headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert headers["Content-Type"].startswith("application/geo+json")
+    collection = json.loads(gzip.decompress(body))
+    layer = web.layers["v1"]
+    assert [f["properties"]["code"] for f in collection["features"]] == list(layer.codes)
+    shapes = np.array([shapely.from_geojson(json.dumps(f["geometry"])) for f in collection["features"]])
+    union = shapely.union_all(shapes)
+    assert shapely.area(shapes).sum() == pytest.approx(union.area, rel=1e-9)
+    assert shapely.get_num_interior_rings(union) == 0
+    plain_status, plain_headers, plain = get(web, "/api/v1/layer/geometry?level=grid&tolerance=0.001")
+    assert plain_status == 200 and "Content-Encoding" not in plain_headers and json.loads(plain) == collection
+
+
+def test_grid_feature_matches_the_layer(web):
+    layer = web.layers["v1"]
+    code = layer.codes[42]
+    status, _, feature = get_json(web, f"/api/v1/grids/{code}")
+    assert status == 200 and feature["properties"]["code"] == code
+    assert shapely.equals_exact(shapely.from_geojson(json.dumps(feature["geometry"])), layer.geometries()[42],
+                                tolerance=6e-7)
+
+
+# ---------------------------------------------------------------------- live counts, one state
+
+
+def test_an_event_submitted_over_grpc_is_counted_by_the_next_request(web, admin_of):
+    grid = admin_of.assign_point(LNG0 + 3.5 * STEP, LAT0 + 7.5 * STEP).grid.code
+    before = get_json(web, "/api/v1/heatmap")[2]["grids"].get(grid, 0)
+    admin_of.submit_events([report("http-count-1", 3, 7), report("http-count-2", 3, 7, "0201")])
+    status, _, answer = get_json(web, "/api/v1/heatmap")
+    assert status == 200 and answer["grids"][grid] == before + 2
+    status, _, table = get_json(web, f"/api/v1/aggregate?dimensions=grid,category&filter=grid:{grid}")
+    rows = dict(zip(zip(table["columns"]["grid"], table["columns"]["category"]), table["columns"]["reported"]))
+    assert rows[(grid, "0101")] >= 1 and rows[(grid, "0201")] >= 1
+
+
+def test_the_stream_pushes_changed_tallies_within_seconds(web, admin_of):
+    grid = admin_of.assign_point(LNG0 + 11.5 * STEP, LAT0 + 2.5 * STEP).grid.code
+    events: list[dict] = []
+    opened = threading.Event()
+
+    def listen():
+        connection = http.client.HTTPConnection("127.0.0.1", web.server.http_port, timeout=30)
+        connection.request("GET", "/api/v1/stream?interval=0.5", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        response = connection.getresponse()
+        assert response.getheader("Content-Type").startswith("text/event-stream")
+        opened.set()
+        name = None
+        while len([e for e in events if e["event"] == "tallies"]) < 2:
+            line = response.fp.readline().decode().rstrip("\n")
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append({"event": name, "data": json.loads(line[5:])})
+        connection.close()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert opened.wait(10)
+    deadline = time.monotonic() + 10
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first = events[0]["data"]["day"].get(grid, 0)
+    submitted = time.monotonic()
+    admin_of.submit_events([report("http-stream-1", 11, 2)])
+    listener.join(10)
+    assert not listener.is_alive(), events
+    assert time.monotonic() - submitted < 5
+    assert events[1]["data"]["day"][grid] == first + 1
+
+
+# ---------------------------------------------------------------------- jurisdiction
+
+
+def test_a_street_token_sees_its_street_only(web, street_token):
+    layer = web.layers["v1"]
+    streets = np.asarray(layer.column("street_code"))
+    status, _, collection = get_json(web, "/api/v1/layer/geometry?level=grid", street_token)
+    assert status == 200
+    assert sorted(f["properties"]["code"] for f in collection["features"]) == sorted(layer.codes[streets == "S00"])
+    _, _, communities = get_json(web, "/api/v1/layer/geometry?level=community", street_token)
+    assert {f["properties"]["code"] for f in communities["features"]} == set(
+        np.asarray(layer.column("community_code"))[streets == "S00"])
+    foreign = layer.codes[np.flatnonzero(streets == "S11")[0]]
+    status, headers, problem = get_json(web, f"/api/v1/grids/{foreign}", street_token)
+    assert status == 403 and headers["Content-Type"] == "application/problem+json"
+    assert problem["status"] == 403 and problem["type"] == "/problems/permission-denied"
+    _, _, heat = get_json(web, "/api/v1/heatmap", street_token)
+    own = set(layer.codes[streets == "S00"])
+    assert set(heat["grids"]) <= own
+
+
+# ---------------------------------------------------------------------- errors and limits
+
+
+def test_every_row_of_the_error_table_has_an_http_status():
+    assert set(ERRORS) == {engine_errors.InvalidInput, engine_errors.NotFound, engine_errors.Conflict,
+                           engine_errors.PreconditionFailed, engine_errors.Overloaded, engine_errors.Unauthorized,
+                           engine_errors.Forbidden, engine_errors.DeadlineExceeded}
+    assert [http_status_of(cls("x")) for cls in ERRORS] == [400, 404, 409, 400, 429, 401, 403, 504]
+    assert http_status_of(ValueError("not ours")) == 500
+
+
+@pytest.mark.parametrize("path, token, status, kind, words", [
+    ("/api/v1/grids/at?lng=abc&lat=22.7", ADMIN_TOKEN, 400, "invalid-argument", "lng must be a number"),
+    ("/api/v1/layer/geometry?tolerance=1", ADMIN_TOKEN, 400, "invalid-argument", "tolerance must be between"),
+    ("/api/v1/aggregate?start=2026-03-09&end=2026-03-01", ADMIN_TOKEN, 400, "invalid-argument", "must be after"),
+    ("/api/v1/heatmap?resolution=3", ADMIN_TOKEN, 400, "invalid-argument", "H3 resolution 3"),
+    ("/api/v1/whoami", None, 401, "unauthenticated", "no token"),
+    ("/api/v1/whoami", "wrong-token-wrong-token-0000", 401, "unauthenticated", ""),
+    ("/api/v1/grids/NOPE", ADMIN_TOKEN, 404, "not-found", "NOPE"),
+    ("/api/v1/population", ADMIN_TOKEN, 404, "not-found", "runs no houses"),
+    ("/api/v1/alerts?limit=0", ADMIN_TOKEN, 400, "invalid-argument", "limit must be 1..500"),
+    ("/api/v1/layer/geometry?layer_version=v9", ADMIN_TOKEN, 404, "not-found", "no layer version 'v9'"),
+])
+def test_problems_carry_the_tables_status(web, path, token, status, kind, words):
+    got, headers, problem = get_json(web, path, token)
+    assert got == status, problem
+    assert headers["Content-Type"] == "application/problem+json"
+    assert problem["status"] == status and problem["type"] == f"/problems/{kind}"
+    assert words in problem["detail"] and problem["instance"] == path.split("?")[0]
+
+
+def test_alerts_are_listed_from_the_alert_host(web, admin_of):
+    host = web.server.state.alerts
+    from citygrid.engine.access.principals import Principal, Role
+
+    expected = [a.id for a in host.list(Principal("check", Role.ADMIN), limit=100)]
+    status, _, answer = get_json(web, "/api/v1/alerts?limit=100")
+    assert status == 200 and [a["id"] for a in answer["alerts"]] == expected
+
+
+def test_writes_are_refused(web):
+    status, headers, body = get(web, "/api/v1/whoami", method="POST")
+    assert status == 405 and json.loads(body)["status"] == 405
+
+
+def test_a_request_over_its_time_gets_504(tmp_path):
+    populate(tmp_path)
+    env = start_server(tmp_path, http_port=0, http_timeout_seconds=1e-6)
+    try:
+        status, _, problem = get_json(env, "/api/v1/kpis")
+        assert status == 504 and problem["type"] == "/problems/deadline-exceeded"
+    finally:
+        env.server.stop(1.0).wait(10)
+
+
+def test_cors_only_for_configured_origins(web):
+    _, allowed, _ = get(web, "/api/v1/whoami", headers={"Origin": "https://screen.example"})
+    assert allowed.get("access-control-allow-origin") == "https://screen.example"
+    _, other, _ = get(web, "/api/v1/whoami", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in {k.lower() for k in other}
+
+
+def test_openapi_lists_what_is_served(web):
+    status, _, doc = get_json(web, "/openapi.json", None)
+    assert status == 200 and doc["openapi"].startswith("3.1")
+    for path in ("/api/v1/grids/at", "/api/v1/layer/geometry", "/api/v1/aggregate", "/api/v1/kpis", "/api/v1/stream"):
+        assert path in doc["paths"]
+    assert "/api/v1/population" not in doc["paths"]  # this server runs no house registry
+    for path in doc["paths"]:
+        if "{" not in path and path != "/api/v1/stream":
+            assert get(web, path)[0] in (200, 400), path
+
+
+def test_the_page_and_its_vendored_map_library_are_served(web):
+    status, headers, page = get(web, "/", None)
+    assert status == 200 and b"/static/app.js" in page
+    for path in ("/static/app.js", "/static/vendor/maplibre-gl/maplibre-gl.mjs",
+                 "/static/vendor/maplibre-gl/maplibre-gl-worker.mjs", "/static/vendor/maplibre-gl/LICENSE.txt"):
+        assert get(web, path, None)[0] == 200, path
+    assert b"https://" not in get(web, "/static/app.js", None)[2]  # nothing fetched from elsewhere
+
+
+def test_http_can_be_turned_off_and_configured(env):
+    assert env.server.http_port is None and env.server.gateway is None
+    config = ServerConfig.from_toml('[server]\nhttp_port = -1\nhttp_cors_origins = ["*"]')
+    assert config.http_port is None and config.http_cors_origins == ("*",)
+    assert ServerConfig().http_port == 8080
+    with pytest.raises(engine_errors.InvalidInput, match="http_max_concurrent must be at least 1"):
+        ServerConfig(http_max_concurrent=0)
+
+
+@pytest.fixture(scope="module")
+def admin_of(web):
+    with web.client() as client:
+        yield client
