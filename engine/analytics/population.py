@@ -15,6 +15,10 @@ GRID_CODE_LENGTH = 15
 
 
 class PopulationProvider(Protocol):
+    """Residents per grid. A provider whose counts change while the server runs (the house registry's)
+    also offers ``generation() -> int``, which changes when they do; the analytics ask for the counts
+    again then, and keep them otherwise."""
+
     def residents_by_grid(self) -> Mapping[str, int]:
         """Residents of each grid code (grids not named: unknown)."""
 

@@ -169,6 +169,7 @@ class Analytics:
         self.hierarchy = source.Hierarchy(layer)
         self._follow = None
         self._residents: dict[str, int] | None = None
+        self._residents_generation = None
         self._area_cache: dict[tuple, dict] = {}
         self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule())
         t0 = time.perf_counter()
@@ -541,7 +542,20 @@ class Analytics:
             self._residents = dict(self.population.residents_by_grid()) if self.population is not None else {}
         return self._residents
 
+    def _follow_population(self) -> None:
+        """Forget the residents counted when the population provider says they changed (a move in the
+        house registry), so the next rate uses the counts of now (under the mirror lock)."""
+        generation = getattr(self.population, "generation", None)
+        if generation is None:
+            return
+        now = generation()
+        if now != self._residents_generation:
+            self._residents = None
+            self._area_cache = {k: v for k, v in self._area_cache.items() if k[0] not in ("residents", "labels")}
+            self._residents_generation = now
+
     def _area_residents(self, level: str) -> dict[str, int]:
+        self._follow_population()
         key = ("residents", level, self.hierarchy.version_id)
         if key not in self._area_cache:
             self._area_cache[key] = self._sum_over_grids(level, self._grid_residents())

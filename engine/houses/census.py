@@ -133,6 +133,9 @@ class Census:
         #: per level, for the year of the building counts: the areas' codes, their population columns
         #: and each area index's row there (-1: no standing building); kept up to date by each move
         self._area_counts: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+        #: Changes so far (buildings, units or residents added, a move, a re-grid, a demolition): what
+        #: a reader that caches counts compares to know they are stale.
+        self.changes = 0
 
     # ------------------------------------------------------------------ sizes
 
@@ -151,6 +154,7 @@ class Census:
     # ------------------------------------------------------------------ adding rows (ids in order)
 
     def add_buildings(self, grid_codes, community_codes, street_codes, district_codes, active=None) -> None:
+        self.changes += 1
         n = len(grid_codes)
         for level, codes in zip(LEVELS, (grid_codes, community_codes, street_codes, district_codes)):
             self._building_area[level].extend(self._levels[level].of(codes))
@@ -163,6 +167,7 @@ class Census:
     def add_units(self, building_ids, kinds, area_m2, rental_class, control_level, active=None) -> None:
         """``kinds`` as names or codes; ``rental_class`` / ``control_level`` as indexes into
         :data:`RENTAL_CLASSES` / :data:`CONTROL_LEVELS` (-1: not let)."""
+        self.changes += 1
         building_ids = np.asarray(building_ids, dtype=np.int32)
         if len(building_ids) and (building_ids.min() < 0 or building_ids.max() >= self.n_buildings):
             raise InvalidInput("a unit names a building row the census does not hold")
@@ -181,6 +186,7 @@ class Census:
 
     def add_residents(self, unit_ids, birth_years, registered) -> None:
         """Residents (ids in order) living in ``unit_ids`` (-1: living in no unit of the registry)."""
+        self.changes += 1
         unit_ids = np.asarray(unit_ids, dtype=np.int32)
         self._resident_unit.extend(unit_ids)
         self._resident_birth.extend(birth_years)
@@ -194,6 +200,7 @@ class Census:
 
     def move(self, resident: int, unit: int) -> None:
         """Resident ``resident`` now lives in ``unit`` (-1: nowhere in the registry)."""
+        self.changes += 1
         old = int(self._resident_unit.data[resident])
         if old >= 0:
             self._unit_residents.data[old] -= 1
@@ -216,6 +223,7 @@ class Census:
 
     def set_areas(self, building_ids, grid_codes, community_codes, street_codes, district_codes) -> None:
         """New current areas of some buildings (after a re-grid)."""
+        self.changes += 1
         rows = np.asarray(building_ids, dtype=np.int64)
         for level, codes in zip(LEVELS, (grid_codes, community_codes, street_codes, district_codes)):
             self._building_area[level].data[rows] = self._levels[level].of(codes)
@@ -223,6 +231,7 @@ class Census:
         self._area_counts = {}
 
     def demolish(self, building: int) -> None:
+        self.changes += 1
         self._building_active.data[building] = False
         self._building_units.data[building] = 0
         self._unit_active.data[self._unit_building.view == building] = False

@@ -134,6 +134,10 @@ class RegistryPopulation:
     def __init__(self, service: HouseService):
         self._registry = service.registry
 
+    def generation(self) -> int:
+        """Changes when the counts do (a move in or out, a load, a re-grid): the dashboards then recount."""
+        return self._registry.population_generation
+
     def residents_by_grid(self) -> dict[str, int]:
         registry = self._registry
         if not registry.n_buildings:

@@ -130,6 +130,7 @@ class HouseRegistry(BulkLoad, Residences):
                          "(r.id << 36) | ((coalesce(h.unit_id, -1) + 1) << 12) | (r.birth_year << 1) | r.registered",
                          36, order="r.id")
         census.add_residents(((people >> 12) & ((1 << 24) - 1)) - 1, (people >> 1) & 2047, (people & 1).astype(bool))
+        census.changes += self._census.changes + 1  # a reopened registry's counts are new counts
         self._census = census
         self._nearest = self._address = None
 
@@ -324,6 +325,13 @@ class HouseRegistry(BulkLoad, Residences):
         return self.building(code)
 
     # ------------------------------------------------------------------ counts
+
+    @property
+    def population_generation(self) -> int:
+        """Grows with every change of the counts (a load, a move, a re-grid, a demolition): a reader that
+        caches them compares it to know they are stale."""
+        with self._lock:
+            return self._census.changes
 
     def population(self, level: str = "grid", *, year: int | None = None) -> AreaCounts:
         """Residents per area of ``level`` (grid, community, street, district) by registered /

@@ -111,6 +111,39 @@ def test_rates_per_resident_and_km2(tmp_path):
     w.intake.close()
 
 
+class MovingPopulation:
+    """Residents per grid that change while the server runs, as the house registry's do: a new
+    ``generation()`` with every change (citygrid.engine.houses.host.RegistryPopulation)."""
+
+    def __init__(self, residents):
+        self.residents, self.changes = dict(residents), 0
+
+    def generation(self):
+        return self.changes
+
+    def residents_by_grid(self):
+        return dict(self.residents)
+
+
+def test_rates_follow_a_population_that_changes(tmp_path):
+    w = make_world(tmp_path)
+    w.intake.submit([w.report(0, 0), w.report(0, 0, category="0501")], INTAKE)
+    people = MovingPopulation({grid_code(i, j): 400 for j in range(SIDE) for i in range(SIDE)})
+    analytics = Analytics.for_intake(w.intake, tmp_path, population=people)
+
+    def rate():
+        table = analytics.aggregate(DASHBOARD, dimensions=("grid",), measures=("reported_per_1000_residents",),
+                                    filters={"grid": [grid_code(0, 0)]}, **window(w))
+        return table.columns["reported_per_1000_residents"][0]
+
+    assert rate() == pytest.approx(2 * 1000 / 400)
+    people.residents[grid_code(0, 0)] = 1000  # 600 people moved in: the registry's counts changed
+    people.changes += 1
+    assert rate() == pytest.approx(2 * 1000 / 1000)
+    analytics.close()
+    w.intake.close()
+
+
 def test_trend_compares_with_the_window_before_and_a_year_before(world):
     w, analytics = world
     trend = analytics.trend(DASHBOARD, **window(w))

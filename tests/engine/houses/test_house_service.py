@@ -181,7 +181,15 @@ def test_the_registry_is_the_dashboards_population(service, houses_world, world_
     people = houses_world.tables["residents"].to_pandas()
     expected = dict.fromkeys(world_assigner.layer.column("grid_code").tolist(), 0)
     expected.update(people.groupby("grid_code").size().to_dict())
-    assert RegistryPopulation(service).residents_by_grid() == expected
+    population = RegistryPopulation(service)
+    assert population.residents_by_grid() == expected
+    before = population.generation()
+    unit = houses_world.tables["units"].to_pandas().query("kind == 'dwelling'")["unit_code"].iloc[3]
+    service.registry.move_in("NEW-1", unit, recorded_by="test", name="新住户", birth_year=1990, registered=False)
+    assert population.generation() != before  # the dashboards recount their rates
+    after = population.residents_by_grid()
+    grid = unit[:15]  # the unit's issuing grid (code = grid + 4 digits + 4 digits), also its current one here
+    assert {g: after[g] - expected[g] for g in after if after[g] != expected[g]} == {grid: 1}
 
 
 def test_group_renting_warnings_carry_the_units_place_for_the_alerts_wing(service, houses_world):
