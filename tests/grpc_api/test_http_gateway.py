@@ -197,7 +197,6 @@ def test_every_row_of_the_error_table_has_an_http_status():
     ("/api/v1/whoami", None, 401, "unauthenticated", "no token"),
     ("/api/v1/whoami", "wrong-token-wrong-token-0000", 401, "unauthenticated", ""),
     ("/api/v1/grids/NOPE", ADMIN_TOKEN, 404, "not-found", "NOPE"),
-    ("/api/v1/population", ADMIN_TOKEN, 404, "not-found", "runs no houses"),
     ("/api/v1/alerts?limit=0", ADMIN_TOKEN, 400, "invalid-argument", "limit must be 1..500"),
     ("/api/v1/layer/geometry?layer_version=v9", ADMIN_TOKEN, 404, "not-found", "no layer version 'v9'"),
 ])
@@ -216,6 +215,28 @@ def test_alerts_are_listed_from_the_alert_host(web, admin_of):
     expected = [a.id for a in host.list(Principal("check", Role.ADMIN), limit=100)]
     status, _, answer = get_json(web, "/api/v1/alerts?limit=100")
     assert status == 200 and [a["id"] for a in answer["alerts"]] == expected
+
+
+def test_a_part_the_server_does_not_run_has_no_endpoints(tmp_path):
+    from citygrid.engine.times import ManualClock
+    from citygrid.grpc_api.server import create_server
+
+    populate(tmp_path)
+    config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, http_port=0,
+                          admin_token=ADMIN_TOKEN)
+    server, port = create_server(config, clock=ManualClock(NOW), service_modules=(
+        "grid_service", "token_service", "intake_service", "analytics_service"))
+    server.start()
+    try:
+        env = type("Env", (), {"server": server})()
+        status, headers, problem = get_json(env, "/api/v1/population")
+        assert status == 404 and headers["Content-Type"] == "application/problem+json"
+        assert "runs no alerts, houses" in problem["detail"]
+        assert get_json(env, "/api/v1/alerts")[0] == 404
+        _, _, doc = get_json(env, "/openapi.json", None)
+        assert "/api/v1/population" not in doc["paths"] and "/api/v1/aggregate" in doc["paths"]
+    finally:
+        server.stop(1.0).wait(10)
 
 
 def test_writes_are_refused(web):
@@ -245,7 +266,7 @@ def test_openapi_lists_what_is_served(web):
     assert status == 200 and doc["openapi"].startswith("3.1")
     for path in ("/api/v1/grids/at", "/api/v1/layer/geometry", "/api/v1/aggregate", "/api/v1/kpis", "/api/v1/stream"):
         assert path in doc["paths"]
-    assert "/api/v1/population" not in doc["paths"]  # this server runs no house registry
+    assert {"/api/v1/alerts", "/api/v1/population", "/api/v1/buildings/near"} <= set(doc["paths"])
     for path in doc["paths"]:
         if "{" not in path and path != "/api/v1/stream":
             assert get(web, path)[0] in (200, 400), path
