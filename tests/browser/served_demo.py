@@ -14,6 +14,7 @@ from pathlib import Path
 from citygrid.cli.serve import demo_folder, prepare_demo
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.demo.history import load_demo_history
+from citygrid.engine.houses.host import follow_layers, load_demo
 from citygrid.engine.times import ManualClock
 from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.server import Server, create_server
@@ -48,7 +49,12 @@ def serve_demo(data_dir: Path, demo_source: Path, *, now: datetime = NOW) -> Ser
     try:
         prepare_demo(server.state.registry, data_dir)
         demo = demo_folder(data_dir)
-        server.state.intake.load_staff(demo / "workers.parquet", demo / "buildings.parquet")
+        houses = server.state.houses
+        if houses is not None:  # the house registry, as serve --demo loads it; the intake places codes through it
+            follow_layers(houses, server.state.registry)
+            load_demo(houses, demo)
+        server.state.intake.load_staff(demo / "workers.parquet",
+                                       None if houses is not None else demo / "buildings.parquet")
         history = load_demo_history(server.state.intake, demo, data_dir)
         if server.state.alerts is not None:
             server.state.alerts.run(LOADER, trigger="start-up")
