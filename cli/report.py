@@ -151,14 +151,13 @@ def _shapes(client, grids_file: Path | None, visible: set[str], notes: list[str]
     ``grids_file`` (its grids the token sees, ``visible``); None (and a note) when neither is there."""
     import shapely
 
-    if hasattr(client, "get_layer_geometry"):
-        try:
-            levels = [{a.code: shapely.from_wkb(a.wkb) for a in client.get_layer_geometry(level, tolerance=TOLERANCE)}
-                      for level in ("grid", "street")]
-            return levels[0], levels[1]
-        except grpc.RpcError as exc:
-            if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:
-                raise
+    try:
+        levels = [{a.code: shapely.from_wkb(a.wkb) for a in client.get_layer_geometry(level, tolerance=TOLERANCE)}
+                  for level in ("grid", "street")]
+        return levels[0], levels[1]
+    except grpc.RpcError as exc:
+        if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:  # a server older than GetLayerGeometry: --grids
+            raise
     if grids_file is None:
         notes.append("The server offers no layer geometry and no --grids file was given: the maps are left out.")
         return None

@@ -1,7 +1,7 @@
 """``citygrid report`` against a real server (in this process) holding the demo's year as history:
 one self-contained HTML file (every image inlined as a PNG that opens), its numbers are the store's
 (the summary's count, each street's grade as the KPIs say), a street's token gets its street's
-report, and without geometry the maps are left out with a note."""
+report, and without a ``--grids`` file the maps are drawn from the server's layer geometry."""
 
 from __future__ import annotations
 
@@ -73,10 +73,12 @@ def test_a_street_token_gets_its_streets_report(history_server, demo_dir, tmp_pa
     assert shown == {streets[street]}
 
 
-def test_without_geometry_the_maps_are_left_out(history_server, tmp_path):
-    status, _, _ = run(history_server, "report", *WINDOW, "-o", str(tmp_path))
+def test_without_a_grids_file_the_maps_come_from_the_servers_geometry(history_server, tmp_path):
+    status, _, err = run(history_server, "report", *WINDOW, "-o", str(tmp_path))
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert status == 0 and "the maps are left out" in page and len(re.findall("<img ", page)) == 4
+    assert status == 0, err
+    assert "the maps are left out" not in page and len(re.findall("<img ", page)) == 6
+    assert {p.name for p in tmp_path.glob("*.png")} >= {"grids.png", "h3.png"}
 
 
 def test_an_empty_window_exits_2(history_server, tmp_path):
