@@ -16,11 +16,13 @@ from citygrid.grpc_api.config import ServerConfig
 from citygrid.grpc_api.server import SERVICE_MODULES, create_server
 
 
-def serve_demo_district(data: Path, demo_dir: Path, token: str, clock, *, without: tuple[str, ...] = ()):
-    """Start a server over ``data`` with the demo's grids (linked from ``demo_dir``) registered and
-    active, running every service but those named in ``without``; returns (server, target)."""
+def serve_demo_district(data: Path, demo_dir: Path, token: str, clock, *, without: tuple[str, ...] = (),
+                        files: tuple[str, ...] = ("grids.parquet",)):
+    """Start a server over ``data`` with the demo's ``files`` (linked from ``demo_dir``; the grids
+    registered and active), running every service but those named in ``without``; returns (server, target)."""
     (data / "demo").mkdir(parents=True)
-    (data / "demo" / "grids.parquet").symlink_to(demo_dir / "grids.parquet")
+    for name in files:
+        (data / "demo" / name).symlink_to(demo_dir / name)
     registry = LayerRegistry(data)
     try:
         prepare_demo(registry, data)
