@@ -66,8 +66,8 @@ def test_a_street_token_gets_its_streets_report(history_server, demo_dir, tmp_pa
         secret = client.issue_token("街道分析员", "dashboard", [street]).token
     status, _, err = run(history_server, "report", *WINDOW, "-o", str(tmp_path), "--grids",
                          str(demo_dir / "grids.parquet"), token=secret)
-    page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert status == 0, err
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert f"统计范围：{streets[street]}" in page
     shown = set(re.findall(r"<td>(\S+街道)</td>", page))
     assert shown == {streets[street]}
@@ -75,8 +75,8 @@ def test_a_street_token_gets_its_streets_report(history_server, demo_dir, tmp_pa
 
 def test_without_a_grids_file_the_maps_come_from_the_servers_geometry(history_server, tmp_path):
     status, _, err = run(history_server, "report", *WINDOW, "-o", str(tmp_path))
-    page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert status == 0, err
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "the maps are left out" not in page and len(re.findall("<img ", page)) == 6
     assert {p.name for p in tmp_path.glob("*.png")} >= {"grids.png", "h3.png"}
 
