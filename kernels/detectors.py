@@ -55,14 +55,27 @@ C3_PUBLISHED = 0
 C3_SURVEILLANCE = 1
 
 
-@njit
-def first_bad_count(values):
-    """Index of the first value that is not a whole number >= 0 (NaN, inf, negative, fractional), or -1."""
-    for i in range(values.shape[0]):
-        v = values[i]
-        if not (v >= 0.0 and v == math.floor(v) and v < np.inf):
-            return i
-    return -1
+@pnjit
+def check_counts(counts, first_bad, nonempty):
+    """Per series: the first period whose count is not a whole number >= 0 (NaN, inf, negative,
+    fractional; -1 for none) and whether it holds a count above 0 (meaningless when one is bad)."""
+    n_series, n_time = counts.shape
+    for s in prange(n_series):
+        n_bad = 0
+        top = 0.0
+        for t in range(n_time):  # no early exit: this loop vectorises
+            v = counts[s, t]
+            n_bad += not (v >= 0.0 and v == math.floor(v) and v < np.inf)
+            top = max(top, v)
+        bad = -1
+        if n_bad:
+            for t in range(n_time):
+                v = counts[s, t]
+                if not (v >= 0.0 and v == math.floor(v) and v < np.inf):
+                    bad = t
+                    break
+        first_bad[s] = bad
+        nonempty[s] = top > 0.0
 
 
 @njit
@@ -102,29 +115,45 @@ def detect_ears(counts, method, baseline, z, min_sigma, c3_rule, start,
                 expected, upperbound, statistic, alarm):
     """EARS C1/C2/C3 (method 1/2/3). start must be >= baseline (C1), baseline+2 (C2), baseline+4 (C3)."""
     n_series, n_time = counts.shape
+    lag = 0 if method == EARS_C1 else 2  # the baseline ends this many periods before t
     for s in prange(n_series):
         y = counts[s]
+        c2_now = c2_1 = c2_2 = 0.0
+        # the last count above 0 before the current baseline's end: a baseline of zeros (most of a
+        # sparse series) has mean and standard deviation 0 without summing it
+        last_positive = -1
+        for i in range(start - lag):
+            if y[i] > 0.0:
+                last_positive = i
         for t in range(start, n_time):
+            if y[t - lag - 1] > 0.0:
+                last_positive = t - lag - 1
+            quiet = last_positive < t - lag - baseline
             if method == EARS_C1:
-                m, sd = _mean_sd(y, t - baseline, t)
+                m, sd = (0.0, 0.0) if quiet else _mean_sd(y, t - baseline, t)
                 sigma = max(sd, min_sigma)
                 expected[s, t] = m
                 upperbound[s, t] = m + z * sigma
                 statistic[s, t] = _divide(y[t] - m, sigma)
                 alarm[s, t] = 1 if y[t] > upperbound[s, t] else 0
             elif method == EARS_C2:
-                m, sigma = _c2(y, t, baseline, min_sigma)
+                m, sigma = (0.0, max(0.0, min_sigma)) if quiet else _c2(y, t, baseline, min_sigma)
                 expected[s, t] = m
                 upperbound[s, t] = m + z * sigma
                 statistic[s, t] = _divide(y[t] - m, sigma)
                 alarm[s, t] = 1 if y[t] > upperbound[s, t] else 0
             else:
-                m, sigma = _c2(y, t, baseline, min_sigma)
-                m1, sigma1 = _c2(y, t - 1, baseline, min_sigma)
-                m2, sigma2 = _c2(y, t - 2, baseline, min_sigma)
+                # C2 of t-1 and t-2 carry over from the two periods before (computed the same way)
+                if t == start:
+                    m2, sigma2 = _c2(y, t - 2, baseline, min_sigma)
+                    c2_2 = _divide(y[t - 2] - m2, sigma2)
+                    m1, sigma1 = _c2(y, t - 1, baseline, min_sigma)
+                    c2_1 = _divide(y[t - 1] - m1, sigma1)
+                else:
+                    c2_2 = c2_1
+                    c2_1 = c2_now
+                m, sigma = (0.0, max(0.0, min_sigma)) if quiet else _c2(y, t, baseline, min_sigma)
                 c2_now = _divide(y[t] - m, sigma)
-                c2_1 = _divide(y[t - 1] - m1, sigma1)
-                c2_2 = _divide(y[t - 2] - m2, sigma2)
                 expected[s, t] = m
                 if c3_rule == C3_PUBLISHED:
                     # 0/0 (a flat baseline and a count equal to it) is no deviation
@@ -251,6 +280,12 @@ def detect_glr(counts, mu0, c, start, with_bound, statistic, upperbound, alarm):
         floor = np.empty(n_time)    # a lower bound of the count at n the candidate needs
         size = 0
         excess = 0.0
+        # a candidate without counts needs a count that depends on its mean alone: under a constant
+        # mean (a sparse series) every quiet period's fresh candidate asks the same question
+        quiet_mu = -1.0
+        quiet_x = 0.0
+        quiet_total = 0.0
+        quiet_near = False
         for n in range(start, n_time):
             while size > 0 and cand_d[size - 1] >= excess:
                 size -= 1
@@ -277,7 +312,12 @@ def detect_glr(counts, mu0, c, start, with_bound, statistic, upperbound, alarm):
                     j = first if k == 0 else (k - 1 if k <= first else k)
                     if k > 0 and floor[j] > x_best - 1.0 + GLR_BOUND_SLACK * max(1.0, abs(floor[j])):
                         continue
-                    if sum_mu[j] > 0.0:
+                    if sum_y[j] == 0.0 and sum_mu[j] == quiet_mu:
+                        total[j] = quiet_total
+                        near = near or quiet_near
+                        if quiet_x < x_best:
+                            x_best = quiet_x
+                    elif sum_mu[j] > 0.0:
                         # start from last period's total moved along dT/dM = (T/M - 1) / log(T/M)
                         guess = 0.0
                         before = sum_mu[j] - mu[n]
@@ -285,6 +325,8 @@ def detect_glr(counts, mu0, c, start, with_bound, statistic, upperbound, alarm):
                             ratio = total[j] / before
                             guess = total[j] + (ratio - 1.0) / math.log(ratio) * mu[n]
                         x, total[j], near_j = _glr_count_needed(c, sum_mu[j], sum_y[j], guess)
+                        if sum_y[j] == 0.0:
+                            quiet_mu, quiet_x, quiet_total, quiet_near = sum_mu[j], x, total[j], near_j
                         near = near or near_j
                         if x < x_best:
                             x_best = x
@@ -319,6 +361,8 @@ def detect_bayes(counts, b, w, act_y, freq, alpha, start, expected, upperbound, 
     n_series, n_time = counts.shape
     for s in prange(n_series):
         y = counts[s]
+        last_total = -1.0
+        last_q = 0.0
         for t in range(start, n_time):
             total = 0.0
             n = 0
@@ -333,7 +377,10 @@ def detect_bayes(counts, b, w, act_y, freq, alpha, start, expected, upperbound, 
                 n += 2 * w + 1
             size = total + 0.5
             prob = n / (n + 1.0)
-            q = nbinom_quantile(1.0 - alpha, size, prob)
+            if t == start or total != last_total:  # a run of equal totals shares its quantile
+                last_q = nbinom_quantile(1.0 - alpha, size, prob)
+                last_total = total
+            q = last_q
             expected[s, t] = size / n
             upperbound[s, t] = q
             statistic[s, t] = nbinom_upper_tail(y[t], size, prob)

@@ -52,6 +52,7 @@ matrix (empirical Bayes; Jeffreys' ``a = 1/2, b = 0`` when there are too few to 
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass, field, replace
@@ -166,19 +167,52 @@ OPTION_TYPES = {
 STATISTIC_NAMES = {"ears": "c", "cusum": "cusum", "glr": "glr", "bayes": "p_value", "farrington": "score"}
 
 
-@dataclass
 class Detection:
-    """A detector's answer over a (series x time) matrix; entries before ``start`` are NaN / False."""
+    """A detector's answer over a (series x time) matrix; entries before ``start`` are NaN / False.
 
-    method: str
-    options: object
-    start: int
-    expected: np.ndarray
-    upperbound: np.ndarray
-    statistic: np.ndarray
-    alarm: np.ndarray
-    #: Method-specific per-period arrays (Farrington: p_value, phi, trend; in-control fit status ...).
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    ``expected``, ``upperbound``, ``statistic``, ``alarm`` and ``extra`` (method-specific arrays:
+    Farrington's p_value, phi, trend; the in-control fit status ...) have one row per series. Series
+    with identical answers (every series without a count) are computed once: the arrays given hold
+    one row per distinct answer and ``rows[i]`` names series i's row (None: row i is series i).
+    Each full array is spread from them when first read, so a caller that reads only the alarms
+    does not pay for the rest.
+    """
+
+    _FIELDS = ("expected", "upperbound", "statistic", "alarm")
+
+    def __init__(self, method: str, options, start: int, expected: np.ndarray, upperbound: np.ndarray,
+                 statistic: np.ndarray, alarm: np.ndarray, extra: dict[str, np.ndarray] | None = None,
+                 rows: np.ndarray | None = None):
+        self.method = method
+        self.options = options
+        self.start = start
+        self.rows = rows
+        self._given = {"expected": expected, "upperbound": upperbound, "statistic": statistic, "alarm": alarm}
+        self._given_extra = dict(extra or {})
+        self._full: dict[str, object] = {}
+
+    def _spread(self, a: np.ndarray) -> np.ndarray:
+        if self.rows is None or a.ndim == 0:
+            return a
+        return a[self.rows]
+
+    def _field(self, name: str) -> np.ndarray:
+        full = self._full.get(name)
+        if full is None:
+            full = self._full[name] = self._spread(self._given[name])
+        return full
+
+    expected = property(lambda self: self._field("expected"))
+    upperbound = property(lambda self: self._field("upperbound"))
+    statistic = property(lambda self: self._field("statistic"))
+    alarm = property(lambda self: self._field("alarm"))
+
+    @property
+    def extra(self) -> dict[str, np.ndarray]:
+        full = self._full.get("extra")
+        if full is None:
+            full = self._full["extra"] = {k: self._spread(v) for k, v in self._given_extra.items()}
+        return full
 
     @property
     def statistic_name(self) -> str:
@@ -186,7 +220,14 @@ class Detection:
 
     @property
     def n_alarms(self) -> int:
-        return int(self.alarm.sum())
+        if self.rows is None:
+            return int(self._given["alarm"].sum())
+        per_row = self._given["alarm"].sum(axis=1)
+        return int(np.bincount(self.rows, minlength=len(per_row)) @ per_row)
+
+    def __repr__(self) -> str:
+        n_series = len(self.rows) if self.rows is not None else self._given["alarm"].shape[0]
+        return f"Detection({self.method!r}, start={self.start}, series={n_series}, alarms={self.n_alarms})"
 
 
 def detect(method: str, counts, options=None, *, freq: int = 52, start: int | None = None,
@@ -204,18 +245,19 @@ def detect(method: str, counts, options=None, *, freq: int = 52, start: int | No
         options = OPTION_TYPES[method]()
     elif not isinstance(options, OPTION_TYPES[method]):
         raise InvalidInput(f"{method} takes {OPTION_TYPES[method].__name__}, got {type(options).__name__}")
-    y = as_counts(counts)
+    y, nonempty = _checked_counts(counts)
     freq = _positive_int(freq, "freq")
     budget = Budget(deadline, cancel)
     # Series without a single count all get the same answer: compute it once (with the others).
-    empty = ~y.any(axis=1)
+    empty = ~nonempty
     if expected is not None or empty.sum() < 2:
         return _run(method, y, options, freq, start, expected, budget, np.ones(len(y)))
-    keep = ~empty
+    keep = nonempty.copy()
     keep[np.flatnonzero(empty)[0]] = True
     part = _run(method, np.ascontiguousarray(y[keep]), options, freq, start, None, budget,
                 _multiplicity(keep, empty))
-    return _broadcast(part, keep, np.flatnonzero(empty)[0])
+    part.rows = _rows_of(keep, empty)
+    return part
 
 
 def _multiplicity(keep: np.ndarray, empty: np.ndarray) -> np.ndarray:
@@ -223,6 +265,12 @@ def _multiplicity(keep: np.ndarray, empty: np.ndarray) -> np.ndarray:
     weights = np.ones(int(keep.sum()))
     weights[(np.cumsum(keep) - 1)[np.flatnonzero(empty)[0]]] = empty.sum()
     return weights
+
+
+def _rows_of(keep: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """For each row, its row among the kept ones (an empty row: the first empty one's)."""
+    rows = np.cumsum(keep) - 1
+    return np.where(keep, rows, rows[np.flatnonzero(empty)[0]])
 
 
 def _run(method, y, options, freq, start, expected, budget, weights) -> Detection:
@@ -235,39 +283,30 @@ def _run(method, y, options, freq, start, expected, budget, weights) -> Detectio
     return _sequential(method, y, options, freq, start, expected, budget, weights)
 
 
-def _broadcast(part: Detection, keep: np.ndarray, first_empty: int) -> Detection:
-    """Spread a detection over the rows kept back to every row (empty rows copy the first empty one)."""
-    rows = np.cumsum(keep) - 1  # row of the part for each kept row
-    source = np.where(keep, rows, rows[first_empty])
-
-    def spread(a):
-        return a[source] if a.ndim >= 1 and a.shape[0] == keep.sum() else a
-
-    return Detection(method=part.method, options=part.options, start=part.start, expected=spread(part.expected),
-                     upperbound=spread(part.upperbound), statistic=spread(part.statistic), alarm=spread(part.alarm),
-                     extra={k: spread(v) for k, v in part.extra.items()})
-
-
 def in_control_means(counts, in_control: InControl | None = None, *, freq: int = 52) -> np.ndarray:
     """The in-control means the CUSUM and GLR would fit (pass them as ``expected`` to run both on one fit).
 
     Periods before ``train`` hold the fitted values too; NaN for a series whose fit failed.
     """
-    y = as_counts(counts)
+    y, nonempty = _checked_counts(counts)
     ic = in_control or InControl()
     freq = _positive_int(freq, "freq")
-    empty = ~y.any(axis=1)
+    empty = ~nonempty
     if empty.sum() < 2:
         return _fit_in_control(y, ic, freq, Budget(), np.ones(len(y)))[0]
-    keep = ~empty
+    keep = nonempty.copy()
     keep[np.flatnonzero(empty)[0]] = True
     part = _fit_in_control(np.ascontiguousarray(y[keep]), ic, freq, Budget(), _multiplicity(keep, empty))[0]
-    rows = np.cumsum(keep) - 1
-    return part[np.where(keep, rows, rows[np.flatnonzero(empty)[0]])]
+    return part[_rows_of(keep, empty)]
 
 
 def as_counts(counts) -> np.ndarray:
     """Counts as a C-ordered float64 (series x time) matrix; InvalidInput unless finite whole numbers >= 0."""
+    return _checked_counts(counts)[0]
+
+
+def _checked_counts(counts) -> tuple[np.ndarray, np.ndarray]:
+    """(:func:`as_counts`, whether each series has a count above 0), in one pass over the counts."""
     try:
         y = np.asarray(counts, dtype=np.float64)  # no copy of a float64 matrix: nothing writes to it
     except (TypeError, ValueError):
@@ -279,11 +318,14 @@ def as_counts(counts) -> np.ndarray:
     if y.ndim != 2:
         raise InvalidInput(f"counts must be a series x time matrix, got {y.ndim} dimensions")
     y = np.ascontiguousarray(y)
-    bad = kd.first_bad_count(y.reshape(-1))
-    if bad >= 0:
-        s, t = divmod(int(bad), y.shape[1])
+    first_bad = np.empty(y.shape[0], dtype=np.int64)
+    nonempty = np.empty(y.shape[0], dtype=np.bool_)
+    kd.check_counts(y, first_bad, nonempty)
+    bad = np.flatnonzero(first_bad >= 0)
+    if len(bad):
+        s, t = int(bad[0]), int(first_bad[bad[0]])
         raise InvalidInput(f"counts must be whole numbers >= 0; series {s}, period {t} holds {float(y[s, t])!r}")
-    return y
+    return y, nonempty
 
 
 # ---------------------------------------------------------------------------------------- methods
@@ -306,7 +348,7 @@ def _ears(y: np.ndarray, o: EarsOptions, start: int | None, budget) -> Detection
     first = baseline + {"C1": 0, "C2": 2, "C3": 4}[name]
     start = _start(start, first, y.shape[1], f"EARS {name} with a baseline of {baseline}")
     out = _outputs(y.shape, start)
-    z = float(norm.ppf(1.0 - alpha))
+    z = _upper_quantile(alpha)
     for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         kd.detect_ears(y[lo:hi], methods[name], baseline, z, min_sigma, rules[o.c3_rule], start,
                        out["expected"][lo:hi], out["upperbound"][lo:hi], out["statistic"][lo:hi],
@@ -462,7 +504,7 @@ def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | Non
         raise InvalidInput(f"past_excluded={past} would leave out last year's window (freq={freq}, w={w})")
     first = max(b * freq + w, limit_periods - 1)
     start = _start(start, first, y.shape[1], f"Farrington with b={b} years of {freq} periods, w={w}")
-    z = float(norm.ppf(1.0 - o.alpha))
+    z = _upper_quantile(o.alpha)
     n_series, n_time = y.shape
     task_series = np.repeat(np.arange(n_series, dtype=np.int64), n_time - start)
     task_time = np.tile(np.arange(start, n_time, dtype=np.int64), n_series)
@@ -512,6 +554,12 @@ def _detection(method: str, options, start: int, out, extra=None) -> Detection:
     return Detection(method=method, options=options, start=start, expected=out["expected"],
                      upperbound=out["upperbound"], statistic=out["statistic"],
                      alarm=out["alarm"].view(np.bool_), extra=extra or {})
+
+
+@functools.lru_cache(maxsize=64)
+def _upper_quantile(alpha: float) -> float:
+    """The standard normal's (1 - alpha) quantile (scipy's call costs milliseconds; runs repeat a few alphas)."""
+    return float(norm.ppf(1.0 - alpha))
 
 
 def _start(start: int | None, first: int, n_time: int, what: str) -> int:

@@ -98,7 +98,11 @@ def test_glr_equals_the_unpruned_statistic(data):
     level = data.draw(st.floats(0.2, 6.0) | st.floats(0.001, 0.2))  # and sparse series' means
     top = 12 if level >= 0.2 else 3
     y = np.array(data.draw(st.lists(st.integers(0, top), min_size=n, max_size=n)), dtype=float)
-    mu = np.full(n, level) * np.array(data.draw(st.lists(st.floats(0.5, 2.0), min_size=n, max_size=n)))
+    if data.draw(st.booleans()):  # a constant mean, as sparse series get (quiet periods repeat a bound)
+        y *= np.array(data.draw(st.lists(st.sampled_from([0.0, 0.0, 0.0, 1.0]), min_size=n, max_size=n)))
+        mu = np.full(n, level)
+    else:
+        mu = np.full(n, level) * np.array(data.draw(st.lists(st.floats(0.5, 2.0), min_size=n, max_size=n)))
     c = data.draw(st.sampled_from([1.0, 2.5, 5.0]))
     start = data.draw(st.integers(0, 3))
     statistic = np.full((1, n), np.nan)
@@ -147,6 +151,40 @@ def test_ears_c1_c2_are_rolling_means_and_deviations():
         np.testing.assert_allclose(out["e"][:, start:], mean, rtol=1e-12)
         np.testing.assert_allclose(out["u"][:, start:], mean + z * sd, rtol=1e-12)
         assert (alarm[:, start:] == (y[:, start:] > mean + z * sd)).all()
+
+
+def test_ears_on_sparse_series_are_the_windows_too():
+    """Mostly-zero series (the kernel skips summing a baseline of zeros): the same rolling means,
+    deviations floored at min_sigma, statistics and alarms as the windows give, for C1, C2 and C3."""
+    rng = np.random.default_rng(14)
+    y = (rng.random((40, 90)) < 0.06) * rng.integers(1, 4, (40, 90)).astype(float)
+    y[3] = 0.0
+    y[4, :20] = 0.0
+    y[4, 20] = 3.0
+    y[5, 60:63] = [3, 4, 5]
+    z, min_sigma = stats.norm.ppf(0.999), 0.5
+    c2 = {}
+    for method, lag in ((kd.EARS_C1, 0), (kd.EARS_C2, 2)):
+        out = {k: np.full(y.shape, np.nan) for k in ("e", "u", "s")}
+        alarm = np.zeros(y.shape, dtype=np.uint8)
+        start = 7 + lag
+        kd.detect_ears(y, method, 7, z, min_sigma, kd.C3_PUBLISHED, start, out["e"], out["u"], out["s"], alarm)
+        windows = np.lib.stride_tricks.sliding_window_view(y, 7, axis=1)[:, :90 - start]
+        mean = windows.mean(axis=2)
+        sigma = np.maximum(windows.std(axis=2, ddof=1), min_sigma)
+        np.testing.assert_allclose(out["e"][:, start:], mean, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(out["u"][:, start:], mean + z * sigma, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(out["s"][:, start:], (y[:, start:] - mean) / sigma, rtol=1e-12, atol=1e-12)
+        assert (alarm[:, start:] == (y[:, start:] > mean + z * sigma)).all()
+        c2[method] = out["s"]
+    excess = np.maximum(0.0, c2[kd.EARS_C2] - 1.0)
+    c3 = np.full(y.shape, np.nan)
+    out = [np.full(y.shape, np.nan) for _ in range(2)]
+    alarm = np.zeros(y.shape, np.uint8)
+    kd.detect_ears(y, kd.EARS_C3, 7, z, min_sigma, kd.C3_PUBLISHED, 11, out[0], out[1], c3, alarm)
+    want = excess[:, 11:] + excess[:, 10:-1] + excess[:, 9:-2]
+    np.testing.assert_allclose(c3[:, 11:], want, rtol=1e-12, atol=1e-12)
+    assert (alarm[:, 11:] == (want > z)).all() and alarm[5, 60:63].any() and alarm[4, 20]
 
 
 def test_ears_c3_sums_three_days_of_c2_excess():

@@ -25,10 +25,16 @@ def test_series_without_counts_share_one_answer(rng, method):
     y = rng.poisson(2.0, size=(6, 5 * 52 + 12)).astype(float)
     y[[0, 2, 3, 5]] = 0.0
     together = D.detect(method, y, freq=52)
+    alarms = 0
     for s in range(6):
         alone = D.detect(method, y[s], freq=52)
         for name in ("expected", "upperbound", "statistic", "alarm"):
             np.testing.assert_array_equal(getattr(alone, name)[0], getattr(together, name)[s], err_msg=f"{method} {name}")
+        for name, values in alone.extra.items():
+            if name != "fit_status":  # a lone series is never pooled as sparse
+                np.testing.assert_array_equal(values[0], together.extra[name][s], err_msg=f"{method} {name}")
+        alarms += alone.n_alarms
+    assert together.alarm.shape == y.shape and together.n_alarms == alarms == int(together.alarm.sum())
     mu = D.in_control_means(y, D.InControl(train=60))
     np.testing.assert_array_equal(mu[1], D.in_control_means(y[1], D.InControl(train=60))[0])
     np.testing.assert_array_equal(mu[5], D.in_control_means(y[5], D.InControl(train=60))[0])
