@@ -10,7 +10,10 @@ every report counts, duplicates included, as the dashboards' "reported" does), r
 ``levels`` configured, runs the configured EARS detector over every series at once and turns each
 series' alarm days into episodes (alarm days at most :data:`~citygrid.engine.alerts.store.MERGE_GAP_DAYS`
 apart are one). Each episode is a :class:`~citygrid.engine.alerts.store.Finding`; the store
-deduplicates them against the alerts it holds and records the run.
+deduplicates them against the alerts it holds and records the run. With ``scan`` on (the default),
+the run also scans each category's grid x day counts for space-time clusters ending on the last
+``scan_days`` days it judges (:mod:`~citygrid.engine.alerts.discs`) and stores those with
+``p < scan_p`` as disc alerts, deduplicated the same way.
 
 Which days a run judges: from ``since`` when the caller gives it; else from the last day the
 previous run judged (that day again: it may have been judged before it ended); else, on the first
@@ -46,6 +49,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.alerts import discs
 from citygrid.engine.alerts import store as S
 from citygrid.engine.alerts.detectors import detect
 from citygrid.engine.alerts.series import count_events, roll_up
@@ -111,6 +115,8 @@ class AlertHost:
         self._listen_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Grid points of the scans, per layer version.
+        self._points: dict = {}
 
     # ------------------------------------------------------------------ life
 
@@ -192,6 +198,8 @@ class AlertHost:
                 raise InvalidInput(f"judging from {first} is more than ten years; give a later day")
             start_day = first - dt.timedelta(days=self.settings.lookback_days)
             findings, n_series, n_events = self._detect(intake, start_day, first, today, tz)
+            if self.settings.scan:
+                findings += self._scan(intake, first, today, tz)
             window = RunWindow(first, today, now, intake.layer)
             for finder in self._finders:
                 findings += list(finder(window))
@@ -228,17 +236,9 @@ class AlertHost:
     def _detect(self, intake, start_day: dt.date, first: dt.date, today: dt.date, tz) -> tuple[list[S.Finding], int, int]:
         start = dt.datetime.combine(start_day, dt.time(), tz)
         end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tz)
-        mirror = self._mirror_of(intake)
-        mirror.catch_up()
-        with mirror.lock:
-            n = mirror.n
-            occurred = mirror.occurred[:n]
-            category, grid = mirror.codes[0, :n], mirror.codes[5, :n]
-            keep = np.flatnonzero((occurred >= to_us(start)) & (occurred < to_us(end)) & (grid >= 0) & (category >= 0))
-            grid_codes = np.array(mirror.reader.codes["grid_code"], dtype=object)[grid[keep]]
-            category_codes = np.array(mirror.reader.codes["category_code"], dtype=object)[category[keep]]
-            occurred_ms = occurred[keep] // 1000
-        if not len(keep):
+        grid_codes, category_codes, occurred_us = self._events_between(intake, start, end)
+        occurred_ms = occurred_us // 1000
+        if not len(occurred_us):
             return [], 0, 0
         chains = Chains.of_layer(intake.layer)
         grids = count_events(grid_codes, category_codes, occurred_ms, start=start, end=end, only_seen=True)
@@ -252,7 +252,43 @@ class AlertHost:
             result = detect("ears", series.counts, self.settings.options, freq=365)
             parents = _parent_chains(series.units, level, chains)
             findings += _episodes(series, result, judged_from, start_day, level, parents, self.settings.method_name)
-        return findings, n_series, len(keep)
+        return findings, n_series, len(occurred_us)
+
+    def _events_between(self, intake, start: dt.datetime, end: dt.datetime):
+        """(grid codes, category codes, occurred_at in microseconds) of the placed events of ``[start, end)``."""
+        mirror = self._mirror_of(intake)
+        mirror.catch_up()
+        with mirror.lock:
+            n = mirror.n
+            occurred = mirror.occurred[:n]
+            category, grid = mirror.codes[0, :n], mirror.codes[5, :n]
+            keep = np.flatnonzero((occurred >= to_us(start)) & (occurred < to_us(end)) & (grid >= 0) & (category >= 0))
+            grid_codes = np.array(mirror.reader.codes["grid_code"], dtype=object)[grid[keep]]
+            category_codes = np.array(mirror.reader.codes["category_code"], dtype=object)[category[keep]]
+            return grid_codes, category_codes, occurred[keep]
+
+    def _scan(self, intake, first: dt.date, today: dt.date, tz) -> list[S.Finding]:
+        """Disc findings of the space-time permutation scans (:mod:`citygrid.engine.alerts.discs`) of
+        the last ``scan_days`` days judged."""
+        s = self.settings
+        scanned = [d for d in range(s.scan_days) if today - dt.timedelta(days=d) >= first]
+        study_start = today - dt.timedelta(days=max(scanned) + s.scan_study_days - 1)
+        start = dt.datetime.combine(study_start, dt.time(), tz)
+        end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tz)
+        grid_codes, category_codes, occurred_us = self._events_between(intake, start, end)
+        if not len(occurred_us):
+            return []
+        layer = intake.layer
+        points = self._points.get(layer.version_id)
+        if points is None:
+            points = discs.grid_points(layer)
+            self._points = {layer.version_id: points}  # the active layer's only
+        n_days = (today - study_start).days + 1
+        midnights = np.array([to_us(dt.datetime.combine(study_start + dt.timedelta(days=k), dt.time(), tz))
+                              for k in range(n_days + 1)], dtype=np.int64)
+        day = np.searchsorted(midnights, occurred_us, side="right") - 1  # local day of each event
+        return discs.scan_findings(s, layer, points, grid_codes, category_codes, day, study_start,
+                                   [n_days - 1 - d for d in sorted(scanned, reverse=True)])
 
     def _roll_up(self, grids, level: str, chains: Chains):
         k = _CHAIN_INDEX[level]

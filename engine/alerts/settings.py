@@ -12,6 +12,19 @@
     levels = ["grid"]           # also "community", "street", "district": the series rolled up
     backfill_days = 365         # how far back the first run (no run stored yet) judges
     timezone = "Asia/Shanghai"  # of the local days counted
+    scan = true                 # also the prospective space-time permutation scan of each category
+    scan_days = 1               # the last days of a run that the scan judges (1: today)
+    scan_study_days = 365       # days of the scan's study, up to the day judged
+    scan_radius_km = 1.0        # largest cylinder radius
+    scan_max_days = 7           # longest cylinder window
+    scan_min_cases = 2          # fewest events in a cluster
+    scan_reps = 999             # Monte Carlo replications
+    scan_p = 0.005              # clusters with p below this become disc alerts
+
+The scan's parameters are the demo analysis' (issue 13: 1 km, 7 days, 999 replications). ``scan_p``:
+a scan of each of the taxonomy's ~50 categories every day would raise about 50 x 0.005 = 0.25 false
+disc alerts a day under no clustering at all (a p-value is uniform there), within the one a day the
+district can bear beside the detectors' 0.35; 0.005 is a recurrence interval of 200 days.
 
 Why these defaults (scored through the service, ``bench/test_alert_service.py``, and on the same
 series directly, against the demo's 24 labelled spikes and 16 clusters; alarm days of a series at
@@ -50,6 +63,14 @@ class AlertSettings:
     levels: tuple[str, ...] = ("grid",)
     backfill_days: int = 365
     timezone: str = "Asia/Shanghai"
+    scan: bool = True
+    scan_days: int = 1
+    scan_study_days: int = 365
+    scan_radius_km: float = 1.0
+    scan_max_days: int = 7
+    scan_min_cases: int = 2
+    scan_reps: int = 999
+    scan_p: float = 0.005
 
     def __post_init__(self):
         if not isinstance(self.interval_seconds, (int, float)) or not math.isfinite(self.interval_seconds) \
@@ -59,7 +80,16 @@ class AlertSettings:
             raise InvalidInput(f"[alerts] method must be C1, C2 or C3, got {self.method!r}")
         if self.alpha is not None and (not isinstance(self.alpha, float) or not 0 < self.alpha < 0.5):
             raise InvalidInput(f"[alerts] alpha must be a number between 0 and 0.5, got {self.alpha!r}")
-        for name, low in (("baseline_days", 3), ("backfill_days", 1)):
+        if not isinstance(self.scan, bool):
+            raise InvalidInput(f"[alerts] scan must be true or false, got {self.scan!r}")
+        for name, low in (("scan_radius_km", 0.0), ("scan_p", 0.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low < value < math.inf):
+                raise InvalidInput(f"[alerts] {name} must be a number above {low:g}, got {value!r}")
+        if not self.scan_p <= 1:
+            raise InvalidInput(f"[alerts] scan_p must be at most 1, got {self.scan_p!r}")
+        for name, low in (("baseline_days", 3), ("backfill_days", 1), ("scan_days", 1), ("scan_study_days", 1),
+                          ("scan_max_days", 1), ("scan_min_cases", 1), ("scan_reps", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidInput(f"[alerts] {name} must be a whole number >= {low}, got {value!r}")

@@ -156,7 +156,8 @@ class Finding:
             raise InvalidInput(f"alert level must be one of {', '.join(LEVELS)}, got {self.level!r}")
         if self.last_day < self.first_day:
             raise InvalidInput(f"the window {self.first_day} .. {self.last_day} ends before it starts")
-        if self.level == "disc" and (self.lng is None or self.lat is None or not self.radius_m or not self.grids):
+        if self.level == "disc" and (self.lng is None or self.lat is None or self.radius_m is None
+                                     or not self.radius_m >= 0 or not self.grids):
             raise InvalidInput("a disc alert needs its centre, radius and grids")
 
 

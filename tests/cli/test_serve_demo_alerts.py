@@ -1,7 +1,8 @@
 """``citygrid serve --demo --events`` raises the demo's anomalies as alerts: once the year of events
 is in the store (moved forward by whole weeks to end at the intake clock's present, here a
 ``clock_start`` at 03:00 on a public holiday), the first detection run judges it, and the alerts a
-supervisor lists cover the labelled anomalies (moved by the same weeks), with few false ones."""
+supervisor lists cover the labelled anomalies (moved by the same weeks), with few false ones; the
+run's space-time scan of today adds disc alerts (each covering the grids it holds)."""
 
 from __future__ import annotations
 
@@ -57,11 +58,14 @@ def test_the_first_run_raises_the_demo_anomalies(served, demo_dir):
                              else getattr(labelled, f)[over] for f in ("ids", "kinds", "categories", "grids",
                                                                          "first_day", "last_day")))
     assert len(labelled.ids) >= 30
-    score = SC.score(SC.Alerts([a.category_code for a in alerts], [frozenset((a.unit_code,)) for a in alerts],
+    # an area alert covers its grid; a disc alert of the scan every grid it holds
+    covered = [frozenset(a.grids) if a.level == "disc" else frozenset((a.unit_code,)) for a in alerts]
+    score = SC.score(SC.Alerts([a.category_code for a in alerts], covered,
                                np.array([day(a.first_day) for a in alerts]), np.array([day(a.last_day) for a in alerts])),
                      labelled, n_days)
     # The small demo (20,000 events): spikes of a few events, clusters scaled down to a handful
     # spread over grids and days; the full year's figures are measured in bench/test_alert_service.py.
     assert score.recall["spike"] >= 0.9, score.recall
     assert score.false_per_day <= 1.0, score.false_per_day
-    assert all(a.state == "new" and a.level == "grid" for a in alerts)
+    assert all(a.state == "new" and a.level in ("grid", "disc") for a in alerts)
+    assert all(a.kind == "scan" and a.method == "stp" and a.p < 0.005 and a.grids for a in alerts if a.level == "disc")

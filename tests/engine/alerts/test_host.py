@@ -112,7 +112,7 @@ def episodes(alarms):
 def test_the_first_run_backfills_and_matches_plain_c2(district, rng):
     data_dir, intakes, clock = district
     counts = submit(intakes, random_events(rng, spike=(2, 1, "0101", 9)))
-    host = AlertHost(data_dir, intakes, AlertSettings(method="C2", alpha=0.001, min_sigma=0.5, backfill_days=30,
+    host = AlertHost(data_dir, intakes, AlertSettings(method="C2", alpha=0.001, min_sigma=0.5, backfill_days=30, scan=False,
                                                       levels=("grid", "street")))
     try:
         report = host.run(SUPERVISOR)
@@ -141,7 +141,7 @@ def test_the_first_run_backfills_and_matches_plain_c2(district, rng):
 def test_a_spike_that_grows_through_the_day_updates_one_alert(district, rng):
     data_dir, intakes, clock = district
     submit(intakes, random_events(rng, spike=(1, 3, "0102", 8)))
-    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=1))
+    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=1, scan=False))
     try:
         [alert_id] = [a for a in host.run(SUPERVISOR).raised
                       if host.get(a, ADMIN).unit_code == grid_code(1, 3) and host.get(a, ADMIN).category_code == "0102"]
@@ -162,7 +162,7 @@ def test_roles_jurisdiction_and_what_a_street_sees_of_a_run(district, rng):
     data_dir, intakes, clock = district
     submit(intakes, random_events(rng, spike=(0, 0, "0101", 9)) + [
         (3, 3, "0101", dt.datetime.combine(TODAY, dt.time(0, 5 + m), CST)) for m in range(9)])
-    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=1))
+    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=1, scan=False))
     try:
         with pytest.raises(Forbidden, match="may not run anomaly detection"):
             host.run(DASHBOARD)
@@ -186,7 +186,7 @@ def test_roles_jurisdiction_and_what_a_street_sees_of_a_run(district, rng):
 def test_an_alert_becomes_an_event_through_the_intake_once(district, rng):
     data_dir, intakes, clock = district
     submit(intakes, random_events(rng, spike=(2, 2, "0101", 9)))
-    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=1))
+    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=1, scan=False))
     try:
         host.run(SUPERVISOR)
         alert = [a for a in host.list(ADMIN) if a.unit_code == grid_code(2, 2) and a.category_code == "0101"][0]
@@ -216,7 +216,7 @@ def test_a_finder_plugged_in_is_stored_with_the_detectors_findings(district, rng
         return [Finding("detector", "population jump", "population", "grid", chain[0], chain, window.last_day,
                         window.last_day, 480.0, 120.0, 4.0)]
 
-    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=3), finders=[population_jump])
+    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=3, scan=False), finders=[population_jump])
     try:
         report = host.run(SUPERVISOR)
         assert seen == [(TODAY - timedelta(days=2), TODAY)]
@@ -232,7 +232,7 @@ def test_the_schedule_runs_at_its_interval(district, rng):
 
     data_dir, intakes, clock = district
     submit(intakes, random_events(rng, spike=(0, 1, "0102", 9)))
-    host = AlertHost(data_dir, intakes, AlertSettings(interval_seconds=0.2, backfill_days=1))
+    host = AlertHost(data_dir, intakes, AlertSettings(interval_seconds=0.2, backfill_days=1, scan=False))
     woken = threading.Event()
     host.on_news(woken.set)
     try:
@@ -255,10 +255,66 @@ def test_alarm_days_one_quiet_day_apart_are_one_alert_two_apart_are_two(district
         return dt.datetime.combine(TODAY - timedelta(days=days_ago), dt.time(0, 5 + m), CST)
 
     submit(intakes, [(1, 2, "0103", at(d, m)) for d, n in ((5, 3), (3, 3), (0, 9)) for m in range(n)])
-    host = AlertHost(data_dir, intakes, AlertSettings(method="C2", alpha=0.001, min_sigma=0.5, backfill_days=30))
+    host = AlertHost(data_dir, intakes, AlertSettings(method="C2", alpha=0.001, min_sigma=0.5, backfill_days=30, scan=False))
     try:
         host.run(SUPERVISOR, since=TODAY - timedelta(days=6))
         got = sorted((a.first_day, a.last_day, a.observed) for a in host.list(ADMIN))
         assert got == [(TODAY - timedelta(days=5), TODAY - timedelta(days=3), 6.0), (TODAY, TODAY, 9.0)]
+    finally:
+        host.close()
+
+
+def _cluster_events(rng, cluster):
+    """Two weeks of background in category 0101 (about one report a day in each grid, so today
+    alone holds no cluster), plus ``cluster``: reports today in the grids named."""
+    events = []
+    for d in range(14, 0, -1):
+        day = dt.datetime.combine(TODAY - timedelta(days=d), dt.time(), CST)
+        for i in range(4):
+            for j in range(4):
+                for _ in range(rng.poisson(1.0)):
+                    events.append((i, j, "0101", day + timedelta(minutes=int(rng.integers(0, 1440)))))
+    for i in range(4):
+        for j in range(4):
+            for _ in range(rng.poisson(0.1)):  # today's background until 03:00
+                events.append((i, j, "0101", dt.datetime.combine(TODAY, dt.time(0, int(rng.integers(0, 59))), CST)))
+    for i, j, n in cluster:
+        for m in range(n):
+            events.append((i, j, "0101", dt.datetime.combine(TODAY, dt.time(1, m), CST)))
+    return events
+
+
+def test_a_cluster_across_grid_borders_is_one_disc_alert(district, rng):
+    """Six reports in each of two neighbouring grids today come back as one disc alert of the
+    scan holding both grids, centred on one of them; a second run updates it instead of adding one."""
+    data_dir, intakes, clock = district
+    submit(intakes, _cluster_events(rng, [(1, 1, 6), (2, 1, 6)]))
+    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=1, scan=True, scan_reps=199, scan_p=0.01,
+                                                      scan_study_days=15))
+    try:
+        report = host.run(SUPERVISOR)
+        discs = [a for a in host.list(ADMIN, limit=1000) if a.level == "disc"]
+        assert len(discs) == 1, discs
+        disc = discs[0]
+        assert disc.kind == "scan" and disc.method == "stp" and disc.category_code == "0101"
+        assert {grid_code(1, 1), grid_code(2, 1)} <= set(disc.grids)
+        assert disc.unit_code in disc.grids and disc.last_day == TODAY and disc.p < 0.01
+        assert disc.observed >= 12 and disc.radius_m > 0
+        assert disc.id in report.raised
+        again = host.run(SUPERVISOR, trigger="test")
+        assert disc.id in again.updated and not [a for a in again.raised
+                                                 if host.get(a, ADMIN).level == "disc"]
+    finally:
+        host.close()
+
+
+def test_a_run_without_a_cluster_raises_no_disc_alert(district, rng):
+    data_dir, intakes, clock = district
+    submit(intakes, _cluster_events(rng, []))
+    host = AlertHost(data_dir, intakes, AlertSettings(backfill_days=1, scan=True, scan_reps=199, scan_p=0.01,
+                                                      scan_study_days=15))
+    try:
+        host.run(SUPERVISOR)
+        assert [a for a in host.list(ADMIN, limit=1000) if a.level == "disc"] == []
     finally:
         host.close()
