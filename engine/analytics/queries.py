@@ -168,11 +168,14 @@ class Analytics:
     ``layer`` gives the hierarchy (grid type, area, parents) of the active layer version; call
     :meth:`use_layer` when another version is activated. ``population`` gives residents per grid
     (rates per 1,000 residents). ``clock`` is the present time of "overdue now" (the intake's).
+    ``kept_answers``: how many answers to remember (0: count every query afresh, as the benchmark's
+    comparison with DuckDB does).
     """
 
     def __init__(self, data_dir, *, layer: source.GridLayer, taxonomy: source.Taxonomy | None = None,
                  schedule: source.WorkSchedule | None = None, population: PopulationProvider | None = None,
-                 config: AnalyticsConfig | None = None, clock: source.Clock | None = None):
+                 config: AnalyticsConfig | None = None, clock: source.Clock | None = None,
+                 kept_answers: int = KEPT_ANSWERS):
         self.config = config or AnalyticsConfig()
         self.vocabulary = source.Vocabulary(taxonomy or source.load_taxonomy())
         self.clock = clock or source.system_clock
@@ -185,6 +188,7 @@ class Analytics:
         self._allowed_cache: dict[tuple, tuple] = {}
         #: key -> (answer, clock µs it was counted at, last clock µs it holds for)
         self._answers: OrderedDict[tuple, tuple] = OrderedDict()
+        self._kept_answers = kept_answers
         self._counted_at = 0
         self._next_due = tally.NEVER_DUE
         self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule())
@@ -228,7 +232,7 @@ class Analytics:
         if layer is not None:
             with self.mirror.lock:
                 return compute()
-        return self._remembered(("aggregate", _when(start), _when(end), tuple(dimensions), tuple(measures),
+        return self.remembered(("aggregate", _when(start), _when(end), tuple(dimensions), tuple(measures),
                                  _filters_key(filters)), principal, compute)
 
     def trend(self, principal: source.Principal, *, start: datetime, end: datetime, measure: str = "reported",
@@ -244,7 +248,7 @@ class Analytics:
             _, outs, _ = self._count(principal, windows, (), (measure,), filters, True)
             return Trend(measure, *(int(out[0, COUNTS[measure]]) for out in outs))
 
-        return self._remembered(("trend", _when(start), _when(end), measure, _filters_key(filters)), principal,
+        return self.remembered(("trend", _when(start), _when(end), measure, _filters_key(filters)), principal,
                                 compute)
 
     def top_areas(self, principal: source.Principal, *, level: str, start: datetime, end: datetime, by: str = "count",
@@ -263,7 +267,7 @@ class Analytics:
             raise InvalidInput(f"n must be 1-{MAX_TOP}")
         if measure not in COUNTS:
             raise InvalidInput(f"rank by a count: {', '.join(COUNTS)}")
-        return self._remembered(("top_areas", level, _when(start), _when(end), by, n, measure, _filters_key(filters)),
+        return self.remembered(("top_areas", level, _when(start), _when(end), by, n, measure, _filters_key(filters)),
                                 principal, lambda: self._top_areas(principal, level, start, end, by, n, measure,
                                                                    filters))
 
@@ -295,7 +299,7 @@ class Analytics:
         WGS84 position (ids as h3-py gives them, for placed events)."""
         source.require_reader(principal, what="read heatmaps")
         if h3_resolution is None:
-            return self._remembered(("heatmap", _when(start), _when(end), None, _filters_key(filters)), principal,
+            return self.remembered(("heatmap", _when(start), _when(end), None, _filters_key(filters)), principal,
                                     lambda: self._aggregate(principal, start, end, ("grid",), ("reported",), filters))
         if h3_resolution not in H3_RESOLUTIONS:
             raise InvalidInput(f"H3 resolution {h3_resolution}: choose {H3_RESOLUTIONS.start}-{H3_RESOLUTIONS.stop - 1}")
@@ -306,7 +310,7 @@ class Analytics:
             # h3-py's string id is the cell's integer in lower-case hex (h3.int_to_str)
             return Table({"h3_cell": [f"{c:x}" for c in ids.tolist()], "reported": counts.astype(np.int64)})
 
-        return self._remembered(("heatmap", _when(start), _when(end), h3_resolution, _filters_key(filters)),
+        return self.remembered(("heatmap", _when(start), _when(end), h3_resolution, _filters_key(filters)),
                                 principal, compute)
 
     def kpis(self, principal: source.Principal, *, unit: str, start: datetime, end: datetime,
@@ -326,7 +330,7 @@ class Analytics:
             filters["worker"] = [own]
         else:
             source.require_reader(principal, what="read KPIs")
-        return self._remembered(("kpis", unit, _when(start), _when(end), _filters_key(filters)), principal,
+        return self.remembered(("kpis", unit, _when(start), _when(end), _filters_key(filters)), principal,
                                 lambda: self._kpis(principal, unit, start, end, filters, own))
 
     def _kpis(self, principal, unit, start, end, filters, own) -> Table:
@@ -370,11 +374,15 @@ class Analytics:
             self._answers.clear()
         return changed
 
-    def _remembered(self, question: tuple, principal: source.Principal, compute):
-        """The answer to ``question`` asked by ``principal``: the remembered one while it holds
-        (see the module's notes), else ``compute()``'s, remembered (all under the mirror lock, after
-        a catch-up). Callers get their own copy. The key holds what of the principal an answer
-        depends on (role, jurisdiction, worker id); the role's rights are checked before this."""
+    def remembered(self, question: tuple, principal: source.Principal, compute):
+        """The answer to ``question`` (a hashable key naming everything the answer depends on besides
+        the store, the layer, the residents, the clock and the caller) asked by ``principal``: the
+        remembered one while it holds (see the module's notes), else ``compute()``'s, remembered (all
+        under the mirror lock, after a catch-up). Callers get their own copy of a table or a list. The
+        key holds what of the principal an answer depends on (role, jurisdiction, worker id); the
+        role's rights are checked before this. ``compute`` may ask remembered questions itself (a
+        servicer remembers its messages built from the engine's answers): an answer holds only while
+        every answer it was made of holds."""
         key = (question, principal.role, source.allowed_codes(principal), principal.worker_id)
         with self.mirror.lock:
             self._sync()
@@ -382,12 +390,18 @@ class Analytics:
             hit = self._answers.get(key)
             if hit is not None and hit[1] <= now_us <= hit[2]:
                 self._answers.move_to_end(key)
+                self._counted_at, self._next_due = max(self._counted_at, hit[1]), min(self._next_due, hit[2])
                 return _own_copy(hit[0])
+            outer = self._counted_at, self._next_due
             self._counted_at, self._next_due = now_us, tally.NEVER_DUE
-            answer = compute()
-            if not isinstance(answer, Table) or len(answer) <= KEPT_ROWS:
-                self._answers[key] = (answer, self._counted_at, self._next_due)
-                while len(self._answers) > KEPT_ANSWERS:
+            try:
+                answer = compute()
+                holds = self._counted_at, self._next_due
+            finally:
+                self._counted_at, self._next_due = max(outer[0], self._counted_at), min(outer[1], self._next_due)
+            if self._kept_answers and (not isinstance(answer, Table) or len(answer) <= KEPT_ROWS):
+                self._answers[key] = (answer, *holds)
+                while len(self._answers) > self._kept_answers:
                     self._answers.popitem(last=False)
             return _own_copy(answer)
 
@@ -541,7 +555,8 @@ class Analytics:
         bounds = [self._window(start, end) for start, end in windows]
         with self.mirror.lock:
             self._sync()
-            now_us = self._counted_at = int(source.to_us(self.clock()))
+            now_us = int(source.to_us(self.clock()))
+            self._counted_at = max(self._counted_at, now_us)
             plan = self._plan(dimensions, filters, *bounds[0], hierarchy)
             *_, size, stride, _, n_cells = plan.arrays()
             if n_cells > MAX_CELLS:
