@@ -26,6 +26,7 @@ Every query still catches up first, and any change forgets every answer.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import OrderedDict
@@ -137,6 +138,7 @@ class _Plan:
         self.names: list[str] = []
         self.luts: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
         self.lut_len = 1
+        self._arrays = None
 
     def add(self, name: str | None, kind: int, col: int, lut: np.ndarray | None, origin: int, labels: list) -> None:
         self.kind.append(kind)
@@ -145,6 +147,7 @@ class _Plan:
         self.size.append(len(labels))
         self.labels.append(labels)
         self.names.append(name or "")
+        self._arrays = None
         if lut is None:
             self.lut_lo.append(0)
         else:
@@ -153,6 +156,11 @@ class _Plan:
             self.lut_len += len(lut)
 
     def arrays(self):
+        if self._arrays is None:
+            self._arrays = self._make_arrays()
+        return self._arrays
+
+    def _make_arrays(self):
         sizes = np.array(self.size, dtype=np.int64)
         strides = np.ones(len(sizes), dtype=np.int64)
         for d in range(len(sizes) - 2, -1, -1):
@@ -540,8 +548,9 @@ class Analytics:
         for d in range(len(plan.names)):
             if plan.names[d]:
                 codes = (nonempty // stride[d]) % size[d]
-                labels = plan.labels[d]
-                columns[plan.names[d]] = [labels[c] for c in codes.tolist()]
+                labels = np.empty(len(plan.labels[d]), dtype=object)
+                labels[:] = plan.labels[d]
+                columns[plan.names[d]] = labels[codes].tolist()
         rows = out[nonempty]
         for name in measures:
             columns[name] = self._measure(name, rows, nonempty, quantiles, columns, areas)
@@ -705,6 +714,7 @@ def _own_copy(answer):
     return answer
 
 
+@functools.lru_cache(maxsize=65536)
 def _time_label(kind: int, code: int):
     from datetime import date, timedelta
 
