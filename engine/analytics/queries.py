@@ -17,7 +17,7 @@ dispatched, closed, …; overdue: open with its stage deadline past the clock's 
 Before every query the mirror catches up with the store, so a query that starts after a commit
 returned counts it.
 
-Answers are remembered (:data:`KEPT_ANSWERS` of them): a big screen's callers ask the same questions
+Answers are remembered (:data:`KEPT_ANSWERS` of them, :data:`KEPT_VALUES` values in all): a big screen's callers ask the same questions
 again and again, and an answer stays exact while the mirror has not changed (nothing committed, no
 other layer version, the same residents) and the clock has not passed the earliest deadline that
 would make one of its open events overdue (:func:`~citygrid.kernels.tally.tally_cells` says which).
@@ -70,8 +70,9 @@ _STAGE_OF_STATE = [0, 1, 2, 2, 3, 3, 4, 5, 6, 7]
 _US_PER_MINUTE = 60_000_000
 #: Answers remembered for callers asking the same question (least recently asked forgotten first).
 KEPT_ANSWERS = 256
-#: Larger tables are not remembered (they would hold memory for a question rarely asked twice).
-KEPT_ROWS = 50_000
+#: Values (table cells; a message's bytes / 8) all remembered answers may hold together (about 32 MiB);
+#: an answer larger than a tenth of it is not remembered.
+KEPT_VALUES = 4_000_000
 
 
 @dataclass
@@ -197,6 +198,7 @@ class Analytics:
         #: key -> (answer, clock µs it was counted at, last clock µs it holds for)
         self._answers: OrderedDict[tuple, tuple] = OrderedDict()
         self._kept_answers = kept_answers
+        self._kept_values = 0
         self._counted_at = 0
         self._next_due = tally.NEVER_DUE
         self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule())
@@ -219,7 +221,7 @@ class Analytics:
             self.hierarchy = source.Hierarchy(layer)
             self._residents = None
             self._area_cache = {}
-            self._answers.clear()
+            self._forget()
 
     def close(self) -> None:
         self.mirror.close()
@@ -379,8 +381,12 @@ class Analytics:
         if self._follow_population():
             changed = True
         if changed:
-            self._answers.clear()
+            self._forget()
         return changed
+
+    def _forget(self) -> None:
+        self._answers.clear()
+        self._kept_values = 0
 
     def remembered(self, question: tuple, principal: source.Principal, compute):
         """The answer to ``question`` (a hashable key naming everything the answer depends on besides
@@ -407,10 +413,12 @@ class Analytics:
                 holds = self._counted_at, self._next_due
             finally:
                 self._counted_at, self._next_due = max(outer[0], self._counted_at), min(outer[1], self._next_due)
-            if self._kept_answers and (not isinstance(answer, Table) or len(answer) <= KEPT_ROWS):
-                self._answers[key] = (answer, *holds)
-                while len(self._answers) > self._kept_answers:
-                    self._answers.popitem(last=False)
+            weight = _weight(answer)
+            if self._kept_answers and weight <= KEPT_VALUES // 10:
+                self._answers[key] = (answer, *holds, weight)
+                self._kept_values += weight
+                while len(self._answers) > self._kept_answers or self._kept_values > KEPT_VALUES:
+                    self._kept_values -= self._answers.popitem(last=False)[1][3]
             return _own_copy(answer)
 
     # ------------------------------------------------------------------ planning
@@ -703,6 +711,16 @@ def _when(t: datetime):
 
 def _filters_key(filters) -> tuple:
     return tuple(sorted((d, tuple(codes)) for d, codes in (filters or {}).items()))
+
+
+def _weight(answer) -> int:
+    """What a remembered answer holds, in values (see :data:`KEPT_VALUES`)."""
+    if isinstance(answer, Table):
+        return len(answer) * max(1, len(answer.columns))
+    if isinstance(answer, list):
+        return len(answer)
+    size = getattr(answer, "ByteSize", None)  # a servicer's message
+    return size() // 8 + 1 if size is not None else 1
 
 
 def _own_copy(answer):

@@ -240,3 +240,21 @@ def test_a_remembered_answer_is_forgotten_on_a_commit_and_copies_are_the_callers
         SIDE * SIDE + 1
     # a street's dashboard asking the same question gets its street's answer, not the district's
     assert analytics.aggregate(STREET1, dimensions=("street",), **window(w)).columns["street"] == ["440307001"]
+
+
+def test_remembered_answers_stay_within_their_budget(world, monkeypatch):
+    """Least recently asked answers are forgotten once the remembered values pass the budget (here 50:
+    twelve answers of two streets x two columns), and every answer is still the right one."""
+    from citygrid.engine.analytics import queries
+
+    w, analytics = world
+    monkeypatch.setattr(queries, "KEPT_VALUES", 50)
+    start = w.now[0] - timedelta(hours=1)
+    for k in range(1, 25):
+        bounds = {"start": start, "end": w.now[0] + timedelta(minutes=5 * k)}
+        for _ in range(2):
+            table = analytics.aggregate(DASHBOARD, dimensions=("street",), **bounds)
+            assert table.columns["reported"].sum() == SIDE * SIDE and len(table.columns["street"]) == 2
+            assert analytics._kept_values <= 50
+            assert sum(entry[3] for entry in analytics._answers.values()) == analytics._kept_values
+    assert len(analytics._answers) == 12
