@@ -86,7 +86,53 @@ async def _open_loop(call, requests, metadata, rate: float, seconds: float) -> t
     return latencies, errors
 
 
+def callers_figures(target: str, calls: dict[str, tuple[str, bytes]], token: str | None = None, *,
+                    callers: int = 20, rounds: int = 10) -> dict[str, list[float]]:
+    """``callers`` concurrent callers from a client process, each on its own channel, each making
+    every call of ``calls`` (name -> (method, request bytes)) ``rounds`` times, interleaved (caller
+    k starts at call k), each waiting for its answer before the next (a closed loop per caller):
+    ``{name: [latency ms, ...], "wall_s": [seconds]}``."""
+    with tempfile.NamedTemporaryFile(suffix=".pickle") as spec:
+        Path(spec.name).write_bytes(pickle.dumps(dict(
+            target=target, calls=calls, token=token, callers=callers, rounds=rounds)))
+        out = subprocess.run([sys.executable, __file__, spec.name], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+async def _callers(spec: dict) -> dict:
+    import grpc
+
+    metadata = (("authorization", f"Bearer {spec['token']}"),) if spec["token"] else None
+    names = list(spec["calls"])
+    out: dict[str, list[float]] = {name: [] for name in names}
+    channels = [grpc.aio.insecure_channel(spec["target"]) for _ in range(spec["callers"])]
+    try:
+        stubs = [{name: ch.unary_unary(method, _registered_method=True) for name, (method, _) in spec["calls"].items()}
+                 for ch in channels]
+        for name in names:  # warm up every channel
+            await asyncio.gather(*(s[name](spec["calls"][name][1], metadata=metadata) for s in stubs))
+
+        async def caller(k: int) -> None:
+            for r in range(spec["rounds"]):
+                for j in range(len(names)):
+                    name = names[(j + k + r) % len(names)]
+                    sent = time.perf_counter()
+                    await stubs[k][name](spec["calls"][name][1], metadata=metadata)
+                    out[name].append((time.perf_counter() - sent) * 1e3)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(k) for k in range(spec["callers"])))
+        out["wall_s"] = [time.perf_counter() - start]
+    finally:
+        for ch in channels:
+            await ch.close()
+    return out
+
+
 async def _main(spec: dict) -> dict:
+    if "calls" in spec:
+        return await _callers(spec)
+
     import grpc
 
     metadata = (("authorization", f"Bearer {spec['token']}"),) if spec["token"] else None

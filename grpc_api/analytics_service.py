@@ -59,45 +59,51 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 raise InvalidInput(f"bucket {request.bucket!r}: choose one of {', '.join(TIME_DIMENSIONS)}")
             dimensions.append(request.bucket)
         start, end = _window(request)
-        table = self._host.analytics().aggregate(principal, start=start, end=end, dimensions=dimensions,
-                                                 measures=list(request.measures) or ["reported"],
-                                                 filters=_filters(request.filters))
-        return self._table(table, request.format)
+        return self._remembered("Aggregate", request, principal, lambda: self._table(self._host.analytics().aggregate(
+            principal, start=start, end=end, dimensions=dimensions, measures=list(request.measures) or ["reported"],
+            filters=_filters(request.filters)), request.format))
 
     def Trend(self, request, context):
         principal = self._auth.principal()
         start, end = _window(request)
-        trend = self._host.analytics().trend(principal, start=start, end=end, measure=request.measure or "reported",
-                                             filters=_filters(request.filters))
-        return analytics_pb2.TrendResponse(measure=trend.measure, current=trend.current, previous=trend.previous,
-                                           year_before=trend.year_before, vs_previous=trend.vs_previous,
-                                           vs_year_before=trend.vs_year_before)
+
+        def build():
+            trend = self._host.analytics().trend(principal, start=start, end=end,
+                                                 measure=request.measure or "reported", filters=_filters(request.filters))
+            return analytics_pb2.TrendResponse(measure=trend.measure, current=trend.current, previous=trend.previous,
+                                               year_before=trend.year_before, vs_previous=trend.vs_previous,
+                                               vs_year_before=trend.vs_year_before)
+
+        return self._remembered("Trend", request, principal, build)
 
     def TopAreas(self, request, context):
         principal = self._auth.principal()
         start, end = _window(request)
-        ranks = self._host.analytics().top_areas(principal, level=request.level, start=start, end=end,
-                                                 by=request.by or "count", n=request.n or DEFAULT_TOP,
-                                                 measure=request.measure or "reported",
-                                                 filters=_filters(request.filters))
-        return analytics_pb2.TopAreasResponse(areas=[
-            analytics_pb2.AreaRank(code=r.code or "", count=r.count, previous=r.previous,
-                                   per_1000_residents=r.per_1000_residents, growth=r.growth) for r in ranks])
+
+        def build():
+            ranks = self._host.analytics().top_areas(principal, level=request.level, start=start, end=end,
+                                                     by=request.by or "count", n=request.n or DEFAULT_TOP,
+                                                     measure=request.measure or "reported",
+                                                     filters=_filters(request.filters))
+            return analytics_pb2.TopAreasResponse(areas=[
+                analytics_pb2.AreaRank(code=r.code or "", count=r.count, previous=r.previous,
+                                       per_1000_residents=r.per_1000_residents, growth=r.growth) for r in ranks])
+
+        return self._remembered("TopAreas", request, principal, build)
 
     def Heatmap(self, request, context):
         principal = self._auth.principal()
         start, end = _window(request)
         resolution = request.h3_resolution if request.HasField("h3_resolution") else None
-        table = self._host.analytics().heatmap(principal, start=start, end=end, h3_resolution=resolution,
-                                               filters=_filters(request.filters))
-        return self._table(table, request.format)
+        return self._remembered("Heatmap", request, principal, lambda: self._table(self._host.analytics().heatmap(
+            principal, start=start, end=end, h3_resolution=resolution, filters=_filters(request.filters)),
+            request.format))
 
     def Kpis(self, request, context):
         principal = self._auth.principal()
         start, end = _window(request)
-        table = self._host.analytics().kpis(principal, unit=request.unit, start=start, end=end,
-                                            filters=_filters(request.filters))
-        return self._table(table, request.format)
+        return self._remembered("Kpis", request, principal, lambda: self._table(self._host.analytics().kpis(
+            principal, unit=request.unit, start=start, end=end, filters=_filters(request.filters)), request.format))
 
     async def WatchTallies(self, request, context):
         principal = self._auth.principal()
@@ -131,6 +137,14 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     analytics_pb2.AreaCount(code=code, **dict(zip(TALLIES, v))) for code, v in sorted(changed.items())])
             last = counts
             await asyncio.sleep(interval)
+
+    def _remembered(self, method: str, request, principal, build):
+        """The answer message of ``method`` to ``request``, built by ``build`` or remembered by the
+        engine beside its own answers, as long as those hold (a big screen's callers ask the same
+        questions; building a large table's message costs more than counting it). Callers share the
+        message, which nothing changes after it is built."""
+        return self._host.analytics().remembered(("grpc", method, request.SerializeToString(deterministic=True)),
+                                                 principal, build)
 
     # ------------------------------------------------------------------ tables
 

@@ -57,6 +57,8 @@ M_CLOSE_US = 12  #: sum of working µs from receipt to closure (closed events)
 M_STAGE_US0 = 13  #: sum of working µs in stage s: M_STAGE_US0 + s (events with F_STAGE_DONE0 << s)
 M_STAGE_N0 = 17  #: events with a completed interval in stage s: M_STAGE_N0 + s
 N_MEASURES = 21
+#: What :func:`tally_cells` returns when no open event counted has a deadline to come.
+NEVER_DUE = np.iinfo(np.int64).max
 
 
 @njit
@@ -142,40 +144,51 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
 
 @njit
 def tally_cells(rows, cells, codes, flags, deadline, close_us, stage_us, now_us, out):
-    """Add the measures of each event ``rows[k]`` into ``out[cells[k], measure]``."""
+    """Add the measures of each event ``rows[k]`` into ``out[cells[k], measure]``; returns the
+    earliest deadline not yet past (``>= now_us``) of the open events counted, ``INT64_MAX`` when
+    none: until the clock passes it, "overdue now" of these events stays what was counted.
+    (``out`` is indexed by (cell, measure) directly: a row view per event costs a reference count.)"""
+    next_due = NEVER_DUE
     for k in range(rows.shape[0]):
         e = rows[k]
+        c = cells[k]
         f = flags[e]
         state = codes[3, e]
-        row = out[cells[k]]
-        row[M_REPORTED] += 1
+        out[c, M_REPORTED] += 1
         if f & F_REGISTERED:
-            row[M_REGISTERED] += 1
+            out[c, M_REGISTERED] += 1
         if f & F_DISPATCHED:
-            row[M_DISPATCHED] += 1
+            out[c, M_DISPATCHED] += 1
             if (f & ((F_ESCALATED0 << 0) | (F_ESCALATED0 << 1))) == 0:
-                row[M_DISPATCHED_ON_TIME] += 1
+                out[c, M_DISPATCHED_ON_TIME] += 1
         if state == CLOSED:
-            row[M_CLOSED] += 1
-            row[M_CLOSE_US] += close_us[e]
+            out[c, M_CLOSED] += 1
+            out[c, M_CLOSE_US] += close_us[e]
             if (f & (15 * F_ESCALATED0)) == 0:
-                row[M_CLOSED_ON_TIME] += 1
-        if state <= VERIFIED and deadline[e] >= 0 and deadline[e] < now_us:
-            row[M_OVERDUE_NOW] += 1
+                out[c, M_CLOSED_ON_TIME] += 1
+        if state <= VERIFIED:
+            due = deadline[e]
+            if due >= 0:
+                if due < now_us:
+                    out[c, M_OVERDUE_NOW] += 1
+                elif due < next_due:
+                    next_due = due
         if f & F_REWORKED:
-            row[M_REWORKED] += 1
+            out[c, M_REWORKED] += 1
         if state == DUPLICATE:
-            row[M_DUPLICATES] += 1
+            out[c, M_DUPLICATES] += 1
         if f & (15 * F_ESCALATED0):
-            row[M_ESCALATED] += 1
+            out[c, M_ESCALATED] += 1
         if f & (F_STAGE_DONE0 << 2):
-            row[M_HANDLED] += 1
+            out[c, M_HANDLED] += 1
             if (f & (F_ESCALATED0 << 2)) == 0:
-                row[M_HANDLED_ON_TIME] += 1
-        for s in range(4):
-            if f & (F_STAGE_DONE0 << s):
-                row[M_STAGE_US0 + s] += stage_us[s, e]
-                row[M_STAGE_N0 + s] += 1
+                out[c, M_HANDLED_ON_TIME] += 1
+        if f & (15 * F_STAGE_DONE0):
+            for s in range(4):
+                if f & (F_STAGE_DONE0 << s):
+                    out[c, M_STAGE_US0 + s] += stage_us[s, e]
+                    out[c, M_STAGE_N0 + s] += 1
+    return next_due
 
 
 @njit

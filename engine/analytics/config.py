@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import numpy as np
+
 from citygrid.engine.errors import InvalidInput
 
 #: Each KPI rate: (numerator measure, allowed denominators (the first is the default), higher is better).
@@ -76,6 +78,16 @@ class AnalyticsConfig:
             denominators[name] = value
         timezone = table.get("timezone", "Asia/Shanghai")
         return cls(weights, grades, denominators, str(timezone))
+
+    def grades_of(self, scores: np.ndarray) -> list[str]:
+        """:meth:`grade` of each score, at once."""
+        scores = np.asarray(scores, dtype=np.float64)
+        labels = [g for g, _ in self.grades] + [LOWEST_GRADE, ""]
+        which = np.full(len(scores), len(self.grades), dtype=np.int64)
+        for k in range(len(self.grades) - 1, -1, -1):
+            which[scores >= self.grades[k][1]] = k
+        which[np.isnan(scores)] = len(self.grades) + 1
+        return np.array(labels, dtype=object)[which].tolist()
 
     def grade(self, score: float) -> str:
         """The grade of a composite score (NaN: no grade, ``""``)."""

@@ -35,6 +35,9 @@ class EventMirror:
         self.lock = threading.RLock()
         self.n = 0
         self._cursor = (0, 0, 0)
+        self._data_version = None
+        #: Grows with every catch-up that changed the columns (what a cached answer was counted at).
+        self.generation = 0
         self._h3: dict[int, np.ndarray] = {}
         self._allocate(0)
         self.rebuild_seconds = 0.0
@@ -78,12 +81,18 @@ class EventMirror:
     # ------------------------------------------------------------------ reading the store
 
     def catch_up(self) -> bool:
-        """Bring the mirror to the store's last commit; returns whether anything changed."""
+        """Bring the mirror to the store's last commit; returns whether anything changed. When no
+        other connection has committed since the last catch-up (SQLite's ``data_version`` of the
+        mirror's connection has not moved) there is nothing to read and the store is not asked."""
         with self.lock:
             r = self.reader
+            version = r.data_version()
+            if version == self._data_version:
+                return False
             r.begin()
             try:
                 cursor = tuple(r.cursors())
+                self._data_version = version
                 if cursor == self._cursor:
                     return False
                 last_event, last_audit, last_escalation = cursor
@@ -110,6 +119,7 @@ class EventMirror:
                     tally.mark_escalations(rows, stages, self.flags)
                 tally.block_ranges(self.occurred, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
                 self._cursor = cursor
+                self.generation += 1
                 return True
             finally:
                 r.end()

@@ -16,12 +16,20 @@ bucketed by that time; each measure counts how many of them have reached it by n
 dispatched, closed, …; overdue: open with its stage deadline past the clock's present time).
 Before every query the mirror catches up with the store, so a query that starts after a commit
 returned counts it.
+
+Answers are remembered (:data:`KEPT_ANSWERS` of them, :data:`KEPT_VALUES` values in all): a big screen's callers ask the same questions
+again and again, and an answer stays exact while the mirror has not changed (nothing committed, no
+other layer version, the same residents) and the clock has not passed the earliest deadline that
+would make one of its open events overdue (:func:`~citygrid.kernels.tally.tally_cells` says which).
+Every query still catches up first, and any change forgets every answer.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Sequence
@@ -60,6 +68,11 @@ MEASURES = (tuple(COUNTS) + tuple(f"{d}_{s}" for d in DURATIONS for s in STATIST
 _STAGE_LABELS = source.STAGES + ("closed", "parked", "rejected", "duplicate")
 _STAGE_OF_STATE = [0, 1, 2, 2, 3, 3, 4, 5, 6, 7]
 _US_PER_MINUTE = 60_000_000
+#: Answers remembered for callers asking the same question (least recently asked forgotten first).
+KEPT_ANSWERS = 256
+#: Values (table cells; a message's bytes / 8) all remembered answers may hold together (about 32 MiB);
+#: an answer larger than a tenth of it is not remembered.
+KEPT_VALUES = 4_000_000
 
 
 @dataclass
@@ -126,6 +139,7 @@ class _Plan:
         self.names: list[str] = []
         self.luts: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
         self.lut_len = 1
+        self._arrays = None
 
     def add(self, name: str | None, kind: int, col: int, lut: np.ndarray | None, origin: int, labels: list) -> None:
         self.kind.append(kind)
@@ -134,6 +148,7 @@ class _Plan:
         self.size.append(len(labels))
         self.labels.append(labels)
         self.names.append(name or "")
+        self._arrays = None
         if lut is None:
             self.lut_lo.append(0)
         else:
@@ -142,6 +157,11 @@ class _Plan:
             self.lut_len += len(lut)
 
     def arrays(self):
+        if self._arrays is None:
+            self._arrays = self._make_arrays()
+        return self._arrays
+
+    def _make_arrays(self):
         sizes = np.array(self.size, dtype=np.int64)
         strides = np.ones(len(sizes), dtype=np.int64)
         for d in range(len(sizes) - 2, -1, -1):
@@ -157,11 +177,14 @@ class Analytics:
     ``layer`` gives the hierarchy (grid type, area, parents) of the active layer version; call
     :meth:`use_layer` when another version is activated. ``population`` gives residents per grid
     (rates per 1,000 residents). ``clock`` is the present time of "overdue now" (the intake's).
+    ``kept_answers``: how many answers to remember (0: count every query afresh, as the benchmark's
+    comparison with DuckDB does).
     """
 
     def __init__(self, data_dir, *, layer: source.GridLayer, taxonomy: source.Taxonomy | None = None,
                  schedule: source.WorkSchedule | None = None, population: PopulationProvider | None = None,
-                 config: AnalyticsConfig | None = None, clock: source.Clock | None = None):
+                 config: AnalyticsConfig | None = None, clock: source.Clock | None = None,
+                 kept_answers: int = KEPT_ANSWERS):
         self.config = config or AnalyticsConfig()
         self.vocabulary = source.Vocabulary(taxonomy or source.load_taxonomy())
         self.clock = clock or source.system_clock
@@ -171,6 +194,13 @@ class Analytics:
         self._residents: dict[str, int] | None = None
         self._residents_generation = None
         self._area_cache: dict[tuple, dict] = {}
+        self._allowed_cache: dict[tuple, tuple] = {}
+        #: key -> (answer, clock µs it was counted at, last clock µs it holds for)
+        self._answers: OrderedDict[tuple, tuple] = OrderedDict()
+        self._kept_answers = kept_answers
+        self._kept_values = 0
+        self._counted_at = 0
+        self._next_due = tally.NEVER_DUE
         self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule())
         t0 = time.perf_counter()
         self.mirror.catch_up()
@@ -191,6 +221,7 @@ class Analytics:
             self.hierarchy = source.Hierarchy(layer)
             self._residents = None
             self._area_cache = {}
+            self._forget()
 
     def close(self) -> None:
         self.mirror.close()
@@ -207,7 +238,12 @@ class Analytics:
         Grids are the events' present grids; communities, streets and districts are those stored
         with the event, or with ``layer`` those of its grid in that layer version."""
         source.require_reader(principal, what="read aggregates")
-        return self._aggregate(principal, start, end, dimensions, measures, filters, layer=layer)
+        compute = lambda: self._aggregate(principal, start, end, dimensions, measures, filters, layer=layer)  # noqa: E731
+        if layer is not None:
+            with self.mirror.lock:
+                return compute()
+        return self.remembered(("aggregate", _when(start), _when(end), tuple(dimensions), tuple(measures),
+                                 _filters_key(filters)), principal, compute)
 
     def trend(self, principal: source.Principal, *, start: datetime, end: datetime, measure: str = "reported",
               filters: Mapping[str, Sequence[str]] | None = None) -> Trend:
@@ -217,8 +253,13 @@ class Analytics:
         if measure not in COUNTS:
             raise InvalidInput(f"a trend is of a count: {', '.join(COUNTS)}")
         windows = [(start, end), (start - (end - start), start), (_year_before(start), _year_before(end))]
-        _, outs, _ = self._count(principal, windows, (), (measure,), filters, True)
-        return Trend(measure, *(int(out[0, COUNTS[measure]]) for out in outs))
+
+        def compute() -> Trend:
+            _, outs, _ = self._count(principal, windows, (), (measure,), filters, True)
+            return Trend(measure, *(int(out[0, COUNTS[measure]]) for out in outs))
+
+        return self.remembered(("trend", _when(start), _when(end), measure, _filters_key(filters)), principal,
+                                compute)
 
     def top_areas(self, principal: source.Principal, *, level: str, start: datetime, end: datetime, by: str = "count",
                   n: int = 20, measure: str = "reported",
@@ -236,6 +277,11 @@ class Analytics:
             raise InvalidInput(f"n must be 1-{MAX_TOP}")
         if measure not in COUNTS:
             raise InvalidInput(f"rank by a count: {', '.join(COUNTS)}")
+        return self.remembered(("top_areas", level, _when(start), _when(end), by, n, measure, _filters_key(filters)),
+                                principal, lambda: self._top_areas(principal, level, start, end, by, n, measure,
+                                                                   filters))
+
+    def _top_areas(self, principal, level, start, end, by, n, measure, filters) -> list[AreaRank]:
         plan, (now, before), _ = self._count(principal, [(start, end), (start - (end - start), start)], (level,),
                                              (measure,), filters, True)
         labels = plan.labels[0]
@@ -263,16 +309,19 @@ class Analytics:
         WGS84 position (ids as h3-py gives them, for placed events)."""
         source.require_reader(principal, what="read heatmaps")
         if h3_resolution is None:
-            return self._aggregate(principal, start, end, ("grid",), ("reported",), filters)
+            return self.remembered(("heatmap", _when(start), _when(end), None, _filters_key(filters)), principal,
+                                    lambda: self._aggregate(principal, start, end, ("grid",), ("reported",), filters))
         if h3_resolution not in H3_RESOLUTIONS:
             raise InvalidInput(f"H3 resolution {h3_resolution}: choose {H3_RESOLUTIONS.start}-{H3_RESOLUTIONS.stop - 1}")
-        import h3
 
-        with self.mirror.lock:
-            self._sync()
+        def compute() -> Table:
             cells = self.mirror.h3_cells(self._select(principal, start, end, filters), h3_resolution)
-        ids, counts = np.unique(cells[cells != 0], return_counts=True)
-        return Table({"h3_cell": [h3.int_to_str(int(c)) for c in ids.tolist()], "reported": counts.astype(np.int64)})
+            ids, counts = np.unique(cells[cells != 0], return_counts=True)
+            # h3-py's string id is the cell's integer in lower-case hex (h3.int_to_str)
+            return Table({"h3_cell": [f"{c:x}" for c in ids.tolist()], "reported": counts.astype(np.int64)})
+
+        return self.remembered(("heatmap", _when(start), _when(end), h3_resolution, _filters_key(filters)),
+                                principal, compute)
 
     def kpis(self, principal: source.Principal, *, unit: str, start: datetime, end: datetime,
              filters: Mapping[str, Sequence[str]] | None = None) -> Table:
@@ -291,6 +340,10 @@ class Analytics:
             filters["worker"] = [own]
         else:
             source.require_reader(principal, what="read KPIs")
+        return self.remembered(("kpis", unit, _when(start), _when(end), _filters_key(filters)), principal,
+                                lambda: self._kpis(principal, unit, start, end, filters, own))
+
+    def _kpis(self, principal, unit, start, end, filters, own) -> Table:
         counts = sorted({m for num, dens, _ in RATES.values() for m in (num, *dens)} | {"overdue_now"})
         measures = counts + [f"{stage}_minutes_mean" for stage in source.STAGES]
         columns = self._aggregate(principal, start, end, (unit,), measures, filters, jurisdiction=own is None).columns
@@ -309,7 +362,7 @@ class Analytics:
         with np.errstate(invalid="ignore", divide="ignore"):
             score = np.where(weights > 0, weighted / np.where(weights > 0, weights, 1.0), np.nan)
         columns["score"] = score
-        columns["grade"] = [cfg.grade(x) for x in score.tolist()]
+        columns["grade"] = cfg.grades_of(score)
         return Table(columns)
 
     def refresh(self) -> bool:
@@ -319,12 +372,54 @@ class Analytics:
             return self._sync()
 
     def _sync(self) -> bool:
-        """Catch up with the store and, when following an intake, with its layer version."""
+        """Catch up with the store and, when following an intake, with its layer version and the
+        population's residents; any change forgets the remembered answers."""
         changed = self.mirror.catch_up()
         if self._follow is not None and self._follow.layer.version_id != self.hierarchy.version_id:
             self.use_layer(self._follow.layer)
             changed = True
+        if self._follow_population():
+            changed = True
+        if changed:
+            self._forget()
         return changed
+
+    def _forget(self) -> None:
+        self._answers.clear()
+        self._kept_values = 0
+
+    def remembered(self, question: tuple, principal: source.Principal, compute):
+        """The answer to ``question`` (a hashable key naming everything the answer depends on besides
+        the store, the layer, the residents, the clock and the caller) asked by ``principal``: the
+        remembered one while it holds (see the module's notes), else ``compute()``'s, remembered (all
+        under the mirror lock, after a catch-up). Callers get their own copy of a table or a list. The
+        key holds what of the principal an answer depends on (role, jurisdiction, worker id); the
+        role's rights are checked before this. ``compute`` may ask remembered questions itself (a
+        servicer remembers its messages built from the engine's answers): an answer holds only while
+        every answer it was made of holds."""
+        key = (question, principal.role, source.allowed_codes(principal), principal.worker_id)
+        with self.mirror.lock:
+            self._sync()
+            now_us = int(source.to_us(self.clock()))
+            hit = self._answers.get(key)
+            if hit is not None and hit[1] <= now_us <= hit[2]:
+                self._answers.move_to_end(key)
+                self._counted_at, self._next_due = max(self._counted_at, hit[1]), min(self._next_due, hit[2])
+                return _own_copy(hit[0])
+            outer = self._counted_at, self._next_due
+            self._counted_at, self._next_due = now_us, tally.NEVER_DUE
+            try:
+                answer = compute()
+                holds = self._counted_at, self._next_due
+            finally:
+                self._counted_at, self._next_due = max(outer[0], self._counted_at), min(outer[1], self._next_due)
+            weight = _weight(answer)
+            if self._kept_answers and weight <= KEPT_VALUES // 10:
+                self._answers[key] = (answer, *holds, weight)
+                self._kept_values += weight
+                while len(self._answers) > self._kept_answers or self._kept_values > KEPT_VALUES:
+                    self._kept_values -= self._answers.popitem(last=False)[1][3]
+            return _own_copy(answer)
 
     # ------------------------------------------------------------------ planning
 
@@ -422,6 +517,11 @@ class Analytics:
         codes = self.mirror.reader.codes
         if scope is None:
             return np.zeros(1, np.bool_), np.zeros(4, np.int64), False
+        key = (scope, tuple(len(codes[name]) for name in source.CHAIN_COLUMNS))
+        if key in self._allowed_cache:
+            return self._allowed_cache[key]
+        if len(self._allowed_cache) > 64:
+            self._allowed_cache.clear()
         scope = set(scope)
         parts, lo, at = [], [], 0
         for name in source.CHAIN_COLUMNS:
@@ -429,7 +529,9 @@ class Analytics:
             parts.append(mask)
             lo.append(at)
             at += len(mask)
-        return np.concatenate(parts + [np.zeros(1, np.bool_)]), np.array(lo, np.int64), True
+        allowed = self._allowed_cache[key] = (np.concatenate(parts + [np.zeros(1, np.bool_)]), np.array(lo, np.int64),
+                                              True)
+        return allowed
 
     # ------------------------------------------------------------------ running
 
@@ -454,8 +556,9 @@ class Analytics:
         for d in range(len(plan.names)):
             if plan.names[d]:
                 codes = (nonempty // stride[d]) % size[d]
-                labels = plan.labels[d]
-                columns[plan.names[d]] = [labels[c] for c in codes.tolist()]
+                labels = np.empty(len(plan.labels[d]), dtype=object)
+                labels[:] = plan.labels[d]
+                columns[plan.names[d]] = labels[codes].tolist()
         rows = out[nonempty]
         for name in measures:
             columns[name] = self._measure(name, rows, nonempty, quantiles, columns, areas)
@@ -470,6 +573,7 @@ class Analytics:
         with self.mirror.lock:
             self._sync()
             now_us = int(source.to_us(self.clock()))
+            self._counted_at = max(self._counted_at, now_us)
             plan = self._plan(dimensions, filters, *bounds[0], hierarchy)
             *_, size, stride, _, n_cells = plan.arrays()
             if n_cells > MAX_CELLS:
@@ -480,7 +584,8 @@ class Analytics:
             for t_lo, t_hi, offset in bounds:
                 rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
                 out = np.zeros((n_cells, tally.N_MEASURES), dtype=np.int64)
-                tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us, now_us, out)
+                due = tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us, now_us, out)
+                self._next_due = min(self._next_due, int(due))
                 outs.append(out)
                 quantiles.append({})
                 for name, which in DURATIONS.items():
@@ -542,17 +647,20 @@ class Analytics:
             self._residents = dict(self.population.residents_by_grid()) if self.population is not None else {}
         return self._residents
 
-    def _follow_population(self) -> None:
+    def _follow_population(self) -> bool:
         """Forget the residents counted when the population provider says they changed (a move in the
-        house registry), so the next rate uses the counts of now (under the mirror lock)."""
+        house registry), so the next rate uses the counts of now (under the mirror lock); returns
+        whether they did."""
         generation = getattr(self.population, "generation", None)
         if generation is None:
-            return
+            return False
         now = generation()
         if now != self._residents_generation:
             self._residents = None
             self._area_cache = {k: v for k, v in self._area_cache.items() if k[0] not in ("residents", "labels")}
             self._residents_generation = now
+            return True
+        return False
 
     def _area_residents(self, level: str) -> dict[str, int]:
         self._follow_population()
@@ -595,6 +703,36 @@ class Analytics:
         return {code: v for code, v in out.items() if code not in unknown}
 
 
+def _when(t: datetime):
+    """A window bound as a cache key: the instant and its zone (a trend's year before is in local
+    wall-clock time of the bound's zone)."""
+    return t, getattr(t, "tzinfo", None) and str(t.tzinfo), isinstance(t, datetime) and t.utcoffset()
+
+
+def _filters_key(filters) -> tuple:
+    return tuple(sorted((d, tuple(codes)) for d, codes in (filters or {}).items()))
+
+
+def _weight(answer) -> int:
+    """What a remembered answer holds, in values (see :data:`KEPT_VALUES`)."""
+    if isinstance(answer, Table):
+        return len(answer) * max(1, len(answer.columns))
+    if isinstance(answer, list):
+        return len(answer)
+    size = getattr(answer, "ByteSize", None)  # a servicer's message
+    return size() // 8 + 1 if size is not None else 1
+
+
+def _own_copy(answer):
+    """A caller's own copy of a remembered answer (tables' columns copied; ranks and trends are frozen)."""
+    if isinstance(answer, Table):
+        return Table({k: (v.copy() if isinstance(v, np.ndarray) else list(v)) for k, v in answer.columns.items()})
+    if isinstance(answer, list):
+        return list(answer)
+    return answer
+
+
+@functools.lru_cache(maxsize=65536)
 def _time_label(kind: int, code: int):
     from datetime import date, timedelta
 

@@ -102,6 +102,10 @@ class StoreReader:
     def end(self) -> None:
         self._conn.execute("COMMIT")
 
+    def data_version(self) -> int:
+        """SQLite's ``data_version`` of this connection: it moves when another connection commits."""
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
     def cursors(self) -> tuple[int, int, int]:
         """(last event seq, last audit seq, last escalation seq)."""
         return self._conn.execute(

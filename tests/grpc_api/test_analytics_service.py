@@ -16,9 +16,12 @@ import grpc
 import h3
 import numpy as np
 import pytest
-from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS
+from grpc_env import LAT0, LNG0, NOW, SPAN, VERSIONS, populate, start_server
 
+from citygrid.engine.access.principals import Principal, Role
+from citygrid.engine.analytics.queries import Analytics
 from citygrid.engine.cases.taxonomy import load_taxonomy
+from citygrid.engine.times import ManualClock
 from citygrid.grpc_api import analytics_service
 from citygrid.grpc_api._pb import analytics_pb2, intake_pb2
 
@@ -26,6 +29,7 @@ N = VERSIONS["v1"]
 STEP = SPAN / N
 CATEGORIES = [c.code for c in load_taxonomy().categories][:8]
 DAY = (NOW - timedelta(days=1), NOW + timedelta(hours=1))
+ADMIN = Principal("test", Role.ADMIN)
 _ids = itertools.count()
 
 
@@ -251,3 +255,36 @@ def _ts(when):
 
 def _window(start, end):
     return analytics_pb2.Window(start=_ts(start), end=_ts(end))
+
+
+def test_remembered_answers_follow_the_clock_past_deadlines_and_back(tmp_path):
+    """The servicer remembers its messages beside the engine's answers: asked the same questions
+    with nothing committed, the answers still follow the clock past the events' deadlines (and
+    back); the expectation is a fresh engine over the same store that remembers nothing."""
+    populate(tmp_path)
+    clock = ManualClock(NOW)
+    env = start_server(tmp_path, clock=clock)
+    try:
+        with env.client() as admin:
+            admin.submit_events(reports(np.random.default_rng(5), 60))
+            intake = env.server.state.intake.intake()
+            seen = []
+            for hours in (0, 30, 24 * 9, 24 * 60, 0):
+                clock.set(NOW + timedelta(hours=hours))
+                fresh = Analytics.for_intake(intake, tmp_path, kept_answers=0)
+                try:
+                    want = int(fresh.aggregate(ADMIN, start=DAY[0], end=DAY[1], measures=("overdue_now",))
+                               .columns["overdue_now"].sum())
+                    want_kpi = fresh.kpis(ADMIN, unit="worker", start=DAY[0], end=DAY[1]).columns["overdue_now"].tolist()
+                finally:
+                    fresh.close()
+                seen.append(want)
+                for _ in range(2):  # the second time from memory
+                    # as Arrow first: the message of columns is then built from the engine's remembered answer
+                    for arrow in (True, False):
+                        assert admin.aggregate(*DAY, measures=["overdue_now"], arrow=arrow).column(
+                            "overdue_now").to_pylist() == [want]
+                    assert admin.kpis(*DAY, unit="worker").column("overdue_now").to_pylist() == want_kpi
+            assert max(seen) > 0 and seen[0] == seen[-1] == 0, seen
+    finally:
+        assert env.server.stop(1.0).wait(10)

@@ -197,3 +197,64 @@ def test_areas_of_another_layer_version(world):
           analytics.aggregate(DASHBOARD, dimensions=("street",), layer=layer, **window(w)).rows()}
     assert stored == {"440307001": 8, "440307002": 8}
     assert v2 == {"440307001": 7, "440307002": 9}
+
+
+# ---------------------------------------------------------------------- remembered answers
+
+
+def _overdue(analytics, bounds):
+    return int(analytics.aggregate(DASHBOARD, measures=("reported", "overdue_now"), **bounds)
+               .columns["overdue_now"].sum())
+
+
+def test_a_remembered_answer_follows_the_clock_past_a_deadline_and_back(world, tmp_path):
+    """The same question asked again with nothing committed is answered from memory, but not once
+    the clock passes a deadline of an event it counted (nor when the clock goes back); a fresh
+    engine over the same store, which has remembered nothing, is the expectation."""
+    w, analytics = world
+    start, bounds = w.now[0], window(w)
+    assert _overdue(analytics, bounds) == 0
+    later = [start + timedelta(hours=h) for h in (1, 24, 72, 24 * 40)]
+    seen = []
+    for t in later + [start]:
+        w.now[0] = t
+        fresh = Analytics.for_intake(w.intake, tmp_path)
+        try:
+            want = _overdue(fresh, bounds)
+        finally:
+            fresh.close()
+        seen.append(want)
+        assert _overdue(analytics, bounds) == want
+    assert max(seen) > 0 and seen[-1] == 0, seen  # the clock did pass deadlines, and came back
+
+
+def test_a_remembered_answer_is_forgotten_on_a_commit_and_copies_are_the_callers_own(world):
+    w, analytics = world
+    first = analytics.aggregate(DASHBOARD, dimensions=("street",), **window(w))
+    first.columns["reported"][:] = -1  # the caller's copy: the next caller's answer is untouched
+    first.columns["street"].clear()
+    again = analytics.aggregate(DASHBOARD, dimensions=("street",), **window(w))
+    assert again.columns["reported"].sum() == SIDE * SIDE and len(again.columns["street"]) == 2
+    w.intake.submit([w.report(0, 0, category="0501", dx=0.001)], INTAKE)
+    assert analytics.aggregate(DASHBOARD, dimensions=("street",), **window(w)).columns["reported"].sum() == \
+        SIDE * SIDE + 1
+    # a street's dashboard asking the same question gets its street's answer, not the district's
+    assert analytics.aggregate(STREET1, dimensions=("street",), **window(w)).columns["street"] == ["440307001"]
+
+
+def test_remembered_answers_stay_within_their_budget(world, monkeypatch):
+    """Least recently asked answers are forgotten once the remembered values pass the budget (here 50:
+    twelve answers of two streets x two columns), and every answer is still the right one."""
+    from citygrid.engine.analytics import queries
+
+    w, analytics = world
+    monkeypatch.setattr(queries, "KEPT_VALUES", 50)
+    start = w.now[0] - timedelta(hours=1)
+    for k in range(1, 25):
+        bounds = {"start": start, "end": w.now[0] + timedelta(minutes=5 * k)}
+        for _ in range(2):
+            table = analytics.aggregate(DASHBOARD, dimensions=("street",), **bounds)
+            assert table.columns["reported"].sum() == SIDE * SIDE and len(table.columns["street"]) == 2
+            assert analytics._kept_values <= 50
+            assert sum(entry[3] for entry in analytics._answers.values()) == analytics._kept_values
+    assert len(analytics._answers) == 12
