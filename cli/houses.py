@@ -12,6 +12,8 @@ server (HouseService), and the bulk load of a data directory's registry from Par
     citygrid houses review 17 --accept  |  citygrid houses review 18 --reject --note 查无此人
     citygrid houses declarations 440307001001001 --reason 核验     # pending, then new ones (Ctrl-C stops)
     citygrid houses residents grid 440307001001001 --reason 入户走访
+    citygrid houses history R123 --reason 核查                           # every stay of one resident
+    citygrid houses export community 440307001001 --reason 统计核对 [--page-size 1000 --limit N --after C]
     citygrid houses check-in 4403070010010010001 114.25 22.72
     citygrid houses population --level community  |  citygrid houses rentals  |  citygrid houses group-renting GRID
     citygrid houses load DIR [--strict]               # local: buildings/units/residents/businesses.parquet
@@ -112,6 +114,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reason", required=True, help="why you read these people (audited)")
     p.add_argument("--limit", type=int, default=0)
     p.set_defaults(func=remote(lambda c, a: _lines(c.list_residents(a.level, a.code, reason=a.reason, limit=a.limit))))
+
+    p = sub.add_parser("history", help="every stay of one resident (restricted, audited)")
+    p.add_argument("resident_id")
+    p.add_argument("--reason", required=True, help="why you read this person (audited)")
+    p.set_defaults(func=remote(lambda c, a: _lines(c.resident_history(a.resident_id, reason=a.reason))))
+
+    p = sub.add_parser("export", help="residents living now in an area, names masked (张*三), paged (audited)")
+    p.add_argument("level", choices=("unit", "building", "grid", "community", "street"))
+    p.add_argument("code")
+    p.add_argument("--reason", required=True, help="why you export these people (audited)")
+    p.add_argument("--page-size", type=int, default=0, help="residents per page, at most 10,000 (default 1,000)")
+    p.add_argument("--limit", type=int, default=0, help="most residents in all (default every one)")
+    p.add_argument("--after", default="", help="resume after this cursor (UNIT_CODE/RESIDENT_ID of the last line)")
+    p.set_defaults(func=remote(lambda c, a: _lines(r for page in c.export_residents(
+        a.level, a.code, reason=a.reason, page_size=a.page_size, limit=a.limit, after=a.after)
+        for r in page.residents)))
 
     p = sub.add_parser("check-in", help="签到 at a building from the terminal's position")
     p.add_argument("building_code")

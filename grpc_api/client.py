@@ -421,6 +421,17 @@ class CityGridClient:
         return list(self._call(self.houses.ListResidents, house_pb2.ListResidentsRequest(
             level=level, code=code, reason=reason, limit=limit)).residents)
 
+    def resident_history(self, resident_id: str, *, reason: str) -> list[house_pb2.Residence]:
+        return list(self._call(self.houses.ResidentHistory, house_pb2.ResidentHistoryRequest(
+            resident_id=resident_id, reason=reason)).stays)
+
+    def export_residents(self, level: str, code: str, *, reason: str, page_size: int = 0, limit: int = 0,
+                         after: str = "", timeout: float | None = None) -> Iterator[house_pb2.ExportResidentsPage]:
+        """The pages of a masked export of an area's residents, as the server streams them."""
+        return self.houses.ExportResidents(house_pb2.ExportResidentsRequest(
+            level=level, code=code, reason=reason, page_size=page_size, limit=limit, after=after),
+            timeout=timeout, metadata=self.metadata)
+
     def check_in(self, building_code: str, lng: float, lat: float, *, crs: str = "wgs84") -> house_pb2.CheckInResponse:
         return self._call(self.houses.CheckIn, house_pb2.CheckInRequest(building_code=building_code, lng=lng, lat=lat,
                                                                        crs=_crs(crs)))

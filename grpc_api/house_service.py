@@ -22,7 +22,7 @@ import grpc
 
 from citygrid.engine.errors import InvalidInput
 from citygrid.engine.houses.records import Building, Residence, Resident, Unit
-from citygrid.engine.houses.service import Declaration, HouseService
+from citygrid.engine.houses.service import EXPORT_PAGE, Declaration, HouseService, MaskedResident, export_cursor
 from citygrid.grpc_api._pb import house_pb2, house_pb2_grpc
 from citygrid.grpc_api.convert import crs_of, to_timestamp
 from citygrid.grpc_api.interceptors import Authenticator
@@ -33,6 +33,8 @@ SERVICE_NAME = house_pb2.DESCRIPTOR.services_by_name["HouseService"].full_name
 WATCH_PAGE = 100
 #: Radius of a FindBuildings near a point that gives none.
 DEFAULT_RADIUS_M = 100.0
+#: Residents per ExportResidents page when the request names none (at most the engine's EXPORT_PAGE).
+EXPORT_PAGE_DEFAULT = 1_000
 
 
 class HouseServicer(house_pb2_grpc.HouseServiceServicer):
@@ -143,6 +145,32 @@ class HouseServicer(house_pb2_grpc.HouseServiceServicer):
                                        limit=_limit(request.limit, 10_000))
         return house_pb2.ListResidentsResponse(residents=[resident_message(p) for p in people])
 
+    def ResidentHistory(self, request, context):
+        principal, houses = self._caller()
+        stays = houses.resident_history(principal, request.resident_id, reason=request.reason)
+        return house_pb2.ResidentHistoryResponse(stays=[residence_message(r) for r in stays])
+
+    async def ExportResidents(self, request, context):
+        """Pages of at most ``page_size`` masked residents, each read (and audited) in a handler thread
+        just before it is sent, until the area's residents or ``limit`` run out."""
+        principal, houses = self._caller()
+        page_size = _limit(request.page_size, EXPORT_PAGE_DEFAULT)
+        if page_size > EXPORT_PAGE:
+            raise InvalidInput(f"page_size is at most {EXPORT_PAGE:,} residents, not {page_size:,}")
+        left = _limit(request.limit, 0) or None  # None: every resident of the area
+        after = request.after
+        while left is None or left > 0:
+            n = page_size if left is None else min(page_size, left)
+            page = await self._blocking(houses.export_residents, principal, request.level, request.code,
+                                        reason=request.reason, after=after, limit=n)
+            if page:
+                after = export_cursor(page[-1])
+                yield house_pb2.ExportResidentsPage(residents=[masked_message(r) for r in page], after=after)
+            if len(page) < n:
+                return
+            if left is not None:
+                left -= len(page)
+
     def CheckIn(self, request, context):
         principal, houses = self._caller()
         c = houses.check_in(principal, request.building_code, request.lng, request.lat, crs=crs_of(request.crs).stored_name)
@@ -194,6 +222,11 @@ def unit_message(u: Unit) -> house_pb2.Unit:
         code=u.code, building_code=u.building_code, kind=u.kind, entrance=u.entrance, floor=u.floor, number=u.number,
         area_m2=u.area_m2, rental=u.rental, rental_class=u.rental_class or "", control_level=u.control_level or "",
         address=u.address, removed_on=u.removed_on or "", residents=u.residents)
+
+
+def masked_message(r: MaskedResident) -> house_pb2.MaskedResident:
+    return house_pb2.MaskedResident(resident_id=r.resident_id, name=r.name, age_band=r.age_band,
+                                    registered=r.registered, unit_code=r.unit_code or "")
 
 
 def residence_message(r: Residence) -> house_pb2.Residence:

@@ -120,8 +120,10 @@ class Residences:
                 "ON u.id = h.unit_id WHERE h.resident = ? ORDER BY h.moved_in, h.id", (person[0],)).fetchall()
             return [Residence(str(resident_id).strip(), *r) for r in rows]
 
-    def residents(self, level: str, code: str, *, limit: int = 10_000) -> list[Resident]:
-        """The residents living now in a unit, building, grid, community, street or district
+    def residents(self, level: str, code: str, *, limit: int = 10_000,
+                  after: tuple[str, str] | None = None) -> list[Resident]:
+        """The residents living now in a unit, building, grid, community, street or district, in
+        (unit code, resident id) order; with ``after`` (a unit code and resident id), those after it
         (personal data: read it through the service, which checks and audits)."""
         where = {"unit": "u.code = ?", "building": "b.code = ?"}.get(level)
         if where is None:
@@ -134,8 +136,9 @@ class Residences:
                 "SELECT r.resident_id, r.name, r.gender, r.birth_year, r.registered, u.code, b.code, b.grid_code, "
                 "h.moved_in FROM house_residence h JOIN house_residents r ON r.id = h.resident "
                 "JOIN house_units u ON u.id = h.unit_id JOIN house_buildings b ON b.id = u.building_id "
-                f"WHERE h.moved_out IS NULL AND {where} ORDER BY u.code, r.resident_id LIMIT ?",
-                (str(code).strip(), int(limit))).fetchall()
+                f"WHERE h.moved_out IS NULL AND {where} {'AND (u.code, r.resident_id) > (?, ?)' if after else ''} "
+                "ORDER BY u.code, r.resident_id LIMIT ?",
+                (str(code).strip(), *(after or ()), int(limit))).fetchall()
         return [Resident(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
 
     def resident_chain(self, resident_id: str) -> tuple[str | None, ...] | None:

@@ -81,6 +81,24 @@ class MaskedResident:
     unit_code: str | None
 
 
+#: Most residents one page of an export holds (:meth:`HouseService.export_residents`).
+EXPORT_PAGE = 10_000
+
+
+def export_cursor(row: MaskedResident) -> str:
+    """Where an export page ended: ``after`` for the next page (unit code, ``/``, resident id)."""
+    return f"{row.unit_code}/{row.resident_id}"
+
+
+def _export_position(after: str) -> tuple[str, str] | None:
+    if not after:
+        return None
+    unit_code, slash, resident_id = str(after).partition("/")
+    if not slash or not unit_code.isdigit() or not resident_id:
+        raise InvalidInput(f"an export cursor is a unit code, '/', and a resident id (the last row's), not {after!r}")
+    return unit_code, resident_id
+
+
 class HouseService:
     """The houses wing's API over a :class:`HouseRegistry` (see the module docstring)."""
 
@@ -194,17 +212,25 @@ class HouseService:
         self._audit(principal, f"resident_history {resident_id}", reason, [resident_id])
         return history
 
-    def export_residents(self, principal: Principal, level: str, code: str, *, reason: str) -> list[MaskedResident]:
-        """An export of the residents of an area: names masked (张*三), age bands instead of birth
-        years; the same roles and audit as :meth:`list_residents`."""
+    def export_residents(self, principal: Principal, level: str, code: str, *, reason: str, after: str = "",
+                         limit: int = EXPORT_PAGE) -> list[MaskedResident]:
+        """One page of an export of the residents of an area: names masked (张*三) for every role, age
+        bands instead of birth years; the same roles and jurisdiction as :meth:`list_residents`, and
+        each page audited (its resident ids) before it returns. Pages follow (unit code, resident
+        id) order: pass the last row's :func:`export_cursor` as ``after`` for the next page; at most
+        ``limit`` (1 to :data:`EXPORT_PAGE`) rows a page."""
         reason = privacy.check_reason(reason)
+        if not 1 <= int(limit) <= EXPORT_PAGE:
+            raise InvalidInput(f"an export page holds 1 to {EXPORT_PAGE:,} residents, not {limit}")
+        position = _export_position(after)
         privacy.require_reader(principal, self._area_chain(level, code), what=f"the residents of {level} {code}")
-        people = self.registry.residents(level, code, limit=10_000_000)
+        people = self.registry.residents(level, code, limit=int(limit), after=position)
         year = int(local_date(self._now())[:4])
         bands = age_band([p.birth_year for p in people], year) if people else []
         out = [MaskedResident(p.resident_id, privacy.mask_name(p.name), AGE_BANDS[int(b)][0], p.registered, p.unit_code)
                for p, b in zip(people, bands)]
-        self._audit(principal, f"export_residents {level} {code}", reason, [p.resident_id for p in people])
+        self._audit(principal, f"export_residents {level} {code}" + (f" after {after}" if after else ""), reason,
+                    [p.resident_id for p in people])
         return out
 
     def _audit(self, principal: Principal, action: str, reason: str, records) -> None:

@@ -316,6 +316,58 @@ class ListResidentsResponse(_message.Message):
     residents: _containers.RepeatedCompositeFieldContainer[Resident]
     def __init__(self, residents: _Optional[_Iterable[_Union[Resident, _Mapping]]] = ...) -> None: ...
 
+class ResidentHistoryRequest(_message.Message):
+    __slots__ = ("resident_id", "reason")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    reason: str
+    def __init__(self, resident_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResidentHistoryResponse(_message.Message):
+    __slots__ = ("stays",)
+    STAYS_FIELD_NUMBER: _ClassVar[int]
+    stays: _containers.RepeatedCompositeFieldContainer[Residence]
+    def __init__(self, stays: _Optional[_Iterable[_Union[Residence, _Mapping]]] = ...) -> None: ...
+
+class ExportResidentsRequest(_message.Message):
+    __slots__ = ("level", "code", "reason", "page_size", "limit", "after")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    level: str
+    code: str
+    reason: str
+    page_size: int
+    limit: int
+    after: str
+    def __init__(self, level: _Optional[str] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ..., page_size: _Optional[int] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+
+class MaskedResident(_message.Message):
+    __slots__ = ("resident_id", "name", "age_band", "registered", "unit_code")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AGE_BAND_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    UNIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    name: str
+    age_band: str
+    registered: bool
+    unit_code: str
+    def __init__(self, resident_id: _Optional[str] = ..., name: _Optional[str] = ..., age_band: _Optional[str] = ..., registered: _Optional[bool] = ..., unit_code: _Optional[str] = ...) -> None: ...
+
+class ExportResidentsPage(_message.Message):
+    __slots__ = ("residents", "after")
+    RESIDENTS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    residents: _containers.RepeatedCompositeFieldContainer[MaskedResident]
+    after: str
+    def __init__(self, residents: _Optional[_Iterable[_Union[MaskedResident, _Mapping]]] = ..., after: _Optional[str] = ...) -> None: ...
+
 class CheckInRequest(_message.Message):
     __slots__ = ("building_code", "lng", "lat", "crs")
     BUILDING_CODE_FIELD_NUMBER: _ClassVar[int]

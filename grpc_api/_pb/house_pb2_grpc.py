@@ -89,6 +89,16 @@ class HouseServiceStub:
                 request_serializer=citygrid_dot_v1_dot_house__pb2.ListResidentsRequest.SerializeToString,
                 response_deserializer=citygrid_dot_v1_dot_house__pb2.ListResidentsResponse.FromString,
                 _registered_method=True)
+        self.ResidentHistory = channel.unary_unary(
+                '/citygrid.v1.HouseService/ResidentHistory',
+                request_serializer=citygrid_dot_v1_dot_house__pb2.ResidentHistoryRequest.SerializeToString,
+                response_deserializer=citygrid_dot_v1_dot_house__pb2.ResidentHistoryResponse.FromString,
+                _registered_method=True)
+        self.ExportResidents = channel.unary_stream(
+                '/citygrid.v1.HouseService/ExportResidents',
+                request_serializer=citygrid_dot_v1_dot_house__pb2.ExportResidentsRequest.SerializeToString,
+                response_deserializer=citygrid_dot_v1_dot_house__pb2.ExportResidentsPage.FromString,
+                _registered_method=True)
         self.CheckIn = channel.unary_unary(
                 '/citygrid.v1.HouseService/CheckIn',
                 request_serializer=citygrid_dot_v1_dot_house__pb2.CheckInRequest.SerializeToString,
@@ -187,6 +197,22 @@ class HouseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResidentHistory(self, request, context):
+        """Every stay (unit, moved in, moved out) of one resident (restricted like ListResidents, bounded by
+        the jurisdiction of their present home; audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportResidents(self, request, context):
+        """The residents living now in an area, names masked for every role, as a stream of pages (each page
+        audited before it is sent; restricted like ListResidents; a reason is required).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CheckIn(self, request, context):
         """签到 of the caller (a worker) at a building.
         """
@@ -271,6 +297,16 @@ def add_HouseServiceServicer_to_server(servicer, server):
                     servicer.ListResidents,
                     request_deserializer=citygrid_dot_v1_dot_house__pb2.ListResidentsRequest.FromString,
                     response_serializer=citygrid_dot_v1_dot_house__pb2.ListResidentsResponse.SerializeToString,
+            ),
+            'ResidentHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResidentHistory,
+                    request_deserializer=citygrid_dot_v1_dot_house__pb2.ResidentHistoryRequest.FromString,
+                    response_serializer=citygrid_dot_v1_dot_house__pb2.ResidentHistoryResponse.SerializeToString,
+            ),
+            'ExportResidents': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportResidents,
+                    request_deserializer=citygrid_dot_v1_dot_house__pb2.ExportResidentsRequest.FromString,
+                    response_serializer=citygrid_dot_v1_dot_house__pb2.ExportResidentsPage.SerializeToString,
             ),
             'CheckIn': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckIn,
@@ -590,6 +626,60 @@ class HouseService:
             '/citygrid.v1.HouseService/ListResidents',
             citygrid_dot_v1_dot_house__pb2.ListResidentsRequest.SerializeToString,
             citygrid_dot_v1_dot_house__pb2.ListResidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResidentHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/citygrid.v1.HouseService/ResidentHistory',
+            citygrid_dot_v1_dot_house__pb2.ResidentHistoryRequest.SerializeToString,
+            citygrid_dot_v1_dot_house__pb2.ResidentHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportResidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/citygrid.v1.HouseService/ExportResidents',
+            citygrid_dot_v1_dot_house__pb2.ExportResidentsRequest.SerializeToString,
+            citygrid_dot_v1_dot_house__pb2.ExportResidentsPage.FromString,
             options,
             channel_credentials,
             insecure,

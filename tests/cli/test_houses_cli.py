@@ -65,6 +65,14 @@ def test_serve_demo_loads_the_registry_and_the_cli_reads_it(served, capsys):
     status, out, _ = houses(capsys, target, token, "residents", "grid", row.grid_code, "--reason", "核对")
     names = {d["resident_id"]: d["name"] for d in map(json.loads, out.splitlines())}
     assert names == frames["residents"].query("grid_code == @row.grid_code").set_index("resident_id").name.to_dict()
+    status, out, _ = houses(capsys, target, token, "export", "grid", row.grid_code, "--reason", "统计", "--page-size", "3")
+    exported = {d["resident_id"]: d["name"] for d in map(json.loads, out.splitlines())}
+    assert status == 0 and exported == {k: v[0] + "*" * (len(v) - 2) + v[-1] if len(v) > 2 else v[0] + "*"
+                                        for k, v in names.items()}
+    someone = sorted(names)[0]
+    status, out, _ = houses(capsys, target, token, "history", someone, "--reason", "核查")
+    home = frames["residents"].set_index("resident_id").unit_code[someone]
+    assert status == 0 and [(d["unit_code"], d["moved_out"]) for d in map(json.loads, out.splitlines())] == [(home, "")]
     keyring = QrKeyring.from_config({GENERATED_KEY_ID: (root / "data" / KEY_FILE).read_text().strip()}, GENERATED_KEY_ID)
     status, out, _ = houses(capsys, target, token, "resolve", keyring.sign(row.unit_code))
     assert status == 0 and json.loads(out)["unit"]["code"] == row.unit_code

@@ -217,6 +217,100 @@ def test_every_read_of_personal_data_leaves_an_audit_row_before_it_returns(house
         assert _code(error) == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def _masked(name: str) -> str:
+    """张*三 by hand: first and last character kept, the rest starred (two characters: 张*)."""
+    return name[0] + "*" if len(name) == 2 else name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def _band(birth_year: int) -> str:
+    age = NOW.year - birth_year
+    return "0-14" if age < 15 else "15-59" if age < 60 else "60+"
+
+
+def test_export_residents_masks_names_for_every_role_pages_and_audits_each_page(houses):
+    grid, community = _grid_of_most_residents(houses.frames)
+    expected = houses.frames["residents"].query("grid_code == @grid").sort_values(["unit_code", "resident_id"])
+    assert len(expected) > 20
+    worker_token = houses.token("导出员", "worker", [community])
+    for token, who in ((worker_token, "导出员"), (ADMIN_TOKEN, None)):  # every role, admins too, gets masked names
+        before = len(houses.audit_rows())
+        with houses.client(token) as client:
+            pages = list(client.export_residents("grid", grid, reason="统计核对", page_size=7, timeout=30))
+        rows = [r for page in pages for r in page.residents]
+        assert [r.resident_id for r in rows] == expected.resident_id.tolist()
+        assert [len(page.residents) for page in pages] == [7] * (len(expected) // 7) + \
+            ([len(expected) % 7] if len(expected) % 7 else [])
+        assert [(r.name, r.age_band, r.registered, r.unit_code) for r in rows] == [
+            (_masked(e.name), _band(e.birth_year), e.population_type.startswith("户籍"), e.unit_code)
+            for e in expected.itertuples()]
+        assert all(r.name != e for r, e in zip(rows, expected.name))
+        audit = houses.audit_rows()[before:]
+        assert len(audit) == len(pages)  # one row per page, each with its page's residents
+        for (principal, role, action, reason, n, records), page in zip(audit, pages):
+            assert action.startswith(f"export_residents grid {grid}") and reason == "统计核对"
+            assert json.loads(records) == [r.resident_id for r in page.residents] and n == len(page.residents)
+            if who:
+                assert (principal, role) == (who, "worker")
+    with houses.client(worker_token) as worker:
+        first = list(worker.export_residents("grid", grid, reason="续传", page_size=5, limit=12, timeout=30))
+        assert [len(p.residents) for p in first] == [5, 5, 2]
+        rest = list(worker.export_residents("grid", grid, reason="续传", page_size=1000, after=first[-1].after,
+                                            timeout=30))
+        assert [r.resident_id for p in first + rest for r in p.residents] == expected.resident_id.tolist()
+        for bad in (dict(reason=" "), dict(reason="x", page_size=10_001), dict(reason="x", after="nonsense")):
+            with pytest.raises(grpc.RpcError) as error:
+                list(worker.export_residents("grid", grid, timeout=30, **bad))
+            assert _code(error) == grpc.StatusCode.INVALID_ARGUMENT
+        other = next(c for c in COMMUNITIES if c != community)
+        with pytest.raises(grpc.RpcError) as error:
+            list(worker.export_residents("community", other, reason="核查", timeout=30))
+        assert _code(error) == grpc.StatusCode.PERMISSION_DENIED
+    before = len(houses.audit_rows())
+    with houses.client(houses.token("大屏导出", "dashboard")) as screen:
+        with pytest.raises(grpc.RpcError) as error:
+            list(screen.export_residents("grid", grid, reason="大屏展示", timeout=30))
+        assert _code(error) == grpc.StatusCode.PERMISSION_DENIED
+    assert len(houses.audit_rows()) == before
+
+
+def test_resident_history_is_restricted_like_list_residents_and_audited(houses):
+    residents = houses.frames["residents"]
+    grid, community = _grid_of_most_residents(houses.frames)
+    person = residents.query("grid_code == @grid").iloc[0]
+    other = next(c for c in COMMUNITIES if c != community)
+    with houses.client(houses.token("社区专干史", "worker", [community])) as officer, \
+            houses.client(houses.token("他社区", "worker", [other])) as stranger, \
+            houses.client(houses.token("大屏史", "dashboard")) as screen:
+        before = len(houses.audit_rows())
+        [stay] = officer.resident_history(person.resident_id, reason="核查")
+        assert (stay.unit_code, stay.moved_out) == (person.unit_code, "")
+        who, role, action, why, n, records = houses.audit_rows()[-1]
+        assert len(houses.audit_rows()) == before + 1
+        assert (who, role, why, n, json.loads(records)) == ("社区专干史", "worker", "核查", 1, [person.resident_id])
+        assert person.resident_id in action
+        for client, code in ((stranger, grpc.StatusCode.PERMISSION_DENIED), (screen, grpc.StatusCode.PERMISSION_DENIED)):
+            with pytest.raises(grpc.RpcError) as error:
+                client.resident_history(person.resident_id, reason="核查")
+            assert _code(error) == code
+        with pytest.raises(grpc.RpcError) as error:
+            officer.resident_history(person.resident_id, reason="")
+        assert _code(error) == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as error:
+            officer.resident_history("R-NOBODY", reason="核查")  # no home to bound it: district-wide readers only
+        assert _code(error) == grpc.StatusCode.PERMISSION_DENIED
+        with houses.client() as admin, pytest.raises(grpc.RpcError) as error:
+            admin.resident_history("R-NOBODY", reason="核查")
+        assert _code(error) == grpc.StatusCode.NOT_FOUND
+        assert len(houses.audit_rows()) == before + 1  # refused reads leave no row
+        # a move within the community: the history has both stays, oldest first
+        target = houses.frames["units"].query("kind == 'dwelling' and grid_code == @grid and "
+                                             "unit_code != @person.unit_code").unit_code.iloc[0]
+        officer.move_in(person.resident_id, target)
+        stays = officer.resident_history(person.resident_id, reason="搬迁核查")
+        assert [(s.unit_code, s.moved_out) for s in stays] == [(person.unit_code, "2026-10-02"), (target, "")]
+        officer.move_in(person.resident_id, person.unit_code)  # back home, as the other tests expect
+
+
 def test_move_in_and_out_change_the_counts(houses):
     units, buildings = houses.frames["units"], houses.frames["buildings"]
     unit = units.query("kind == 'dwelling'").iloc[5]
