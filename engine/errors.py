@@ -40,5 +40,9 @@ class Forbidden(CityGridError):
     """The caller is known but its role or jurisdiction does not allow this."""
 
 
+class Unavailable(CityGridError):
+    """A part of the server is not ready yet (still opening or loading); retry shortly."""
+
+
 class DeadlineExceeded(CityGridError):
     """The caller's deadline passed or it cancelled; the work stopped between chunks."""

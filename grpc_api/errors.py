@@ -38,6 +38,7 @@ from citygrid.engine.errors import (
     Overloaded,
     PreconditionFailed,
     Unauthorized,
+    Unavailable,
 )
 
 #: The one table: each engine error class -> (gRPC status code, HTTP status).
@@ -50,6 +51,7 @@ ERRORS: dict[type[CityGridError], tuple[grpc.StatusCode, int]] = {
     Unauthorized: (grpc.StatusCode.UNAUTHENTICATED, 401),
     Forbidden: (grpc.StatusCode.PERMISSION_DENIED, 403),
     DeadlineExceeded: (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+    Unavailable: (grpc.StatusCode.UNAVAILABLE, 503),
 }
 STATUS_CODES: dict[type[CityGridError], grpc.StatusCode] = {cls: code for cls, (code, _) in ERRORS.items()}
 #: What anything else is over HTTP (INTERNAL over gRPC).

@@ -20,7 +20,7 @@ from datetime import datetime
 
 import grpc
 
-from citygrid.engine.errors import InvalidInput
+from citygrid.engine.errors import InvalidInput, Unavailable
 from citygrid.engine.houses.records import Building, Residence, Resident, Unit
 from citygrid.engine.houses.service import EXPORT_PAGE, Declaration, HouseService, MaskedResident, export_cursor
 from citygrid.grpc_api._pb import house_pb2, house_pb2_grpc
@@ -44,7 +44,16 @@ class HouseServicer(house_pb2_grpc.HouseServiceServicer):
         self._blocking = blocking
 
     def _caller(self):
-        return self._auth.principal(), self._houses
+        principal = self._auth.principal()
+        registry = self._houses.registry
+        if registry.opening:
+            raise Unavailable("the house registry is loading (it opens after the server starts listening); "
+                              "try again in a few seconds (gRPC health reports citygrid.v1.HouseService "
+                              "SERVING once it is open)")
+        if registry.open_error is not None:
+            raise Unavailable(f"the house registry failed to open ({registry.open_error}); the server's log says "
+                              "why, and a restart opens it again")
+        return principal, self._houses
 
     # ------------------------------------------------------------------ buildings and units
 

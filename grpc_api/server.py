@@ -197,6 +197,7 @@ class Server:
         until :meth:`set_ready`."""
         run_in_loop(self._start(ready))
         self._started = True
+        self._serve_houses_when_open()
         if self._exporter:
             self._exporter.start()
         if self.gateway:
@@ -223,9 +224,23 @@ class Server:
         await self._set_health(True)
 
     async def _set_health(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *self._service_names):
-            await self._health.set(name, status)
+            up = serving and not (name == house_service.SERVICE_NAME and self.state.houses.registry.opening)
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING if up
+                                   else health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def _serve_houses_when_open(self) -> None:
+        """HouseService's health turns SERVING once its registry has opened (in the background)."""
+        houses = self.state.houses
+        if houses is None or not houses.registry.opening:
+            return
+
+        def wait() -> None:
+            houses.registry.wait_open()
+            if self._stopped is None:  # (after a graceful shutdown began, the health servicer ignores sets)
+                asyncio.run_coroutine_threadsafe(self._set_health(self.interceptors.ready), event_loop()).result()
+
+        threading.Thread(target=wait, name="citygrid-houses-health", daemon=True).start()
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """Drain and stop; the returned event is set once everything is closed. Idempotent."""
@@ -290,7 +305,7 @@ def create_server(config: ServerConfig, *, service_modules: tuple[str, ...] | No
     houses = None
     if "house_service" in modules:  # on the intake's clock; reports by building or unit code are placed by it
         houses = open_houses(config.data_dir, registry, (intake.clock if intake else clock) or system_clock,
-                             config.houses)
+                             config.houses, background=True)  # the server listens while it opens
         if intake is not None:
             intake.use_buildings(houses.registry.positions())
     analytics = None

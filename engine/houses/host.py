@@ -90,23 +90,28 @@ class HouseSettings:
         return QrKeyring.from_config({GENERATED_KEY_ID: path.read_text().strip()}, GENERATED_KEY_ID, self.qr_retired)
 
 
-def open_houses(data_dir, layers, clock, settings: HouseSettings | None = None) -> HouseService:
-    """The house service of ``data_dir`` over the layer registry ``layers`` (its active version, if any)."""
+def open_houses(data_dir, layers, clock, settings: HouseSettings | None = None, *,
+                background: bool = False) -> HouseService:
+    """The house service of ``data_dir`` over the layer registry ``layers`` (its active version, if any).
+    With ``background`` the registry reads its counts (and is placed on the active version) in a
+    thread, so a server can listen meanwhile (:attr:`HouseRegistry.opening`)."""
     settings = settings or HouseSettings()
-    registry = HouseRegistry(data_dir, None, clock, rule=settings.rule())
-    service = HouseService(registry, settings.keyring(Path(data_dir)), checkin_rules=settings.checkin_rules())
-    follow_layers(service, layers)
-    return service
+    registry = HouseRegistry(data_dir, None, clock, rule=settings.rule(), background=background,
+                             then=lambda opened: _follow(opened, layers))
+    return HouseService(registry, settings.keyring(Path(data_dir)), checkin_rules=settings.checkin_rules())
 
 
 def follow_layers(service: HouseService, layers) -> RegridReport | None:
     """Place the registry on ``layers``' active version: re-grid when the current grids were computed on
     another version (the report lists the moved buildings), else just take its assigner. None when no
     version is active or nothing was re-gridded."""
+    return _follow(service.registry, layers)
+
+
+def _follow(registry: HouseRegistry, layers) -> RegridReport | None:
     if layers.active_version_id is None:
         return None
     snapshot = layers.snapshot()
-    registry = service.registry
     if registry.version_id == snapshot.version_id:
         registry.assigner = snapshot.assigner
         return None

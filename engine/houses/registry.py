@@ -23,9 +23,11 @@ Dates are local (Asia/Shanghai) calendar dates as ISO text; "today" is the injec
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +45,8 @@ from citygrid.engine.houses.residence import Residences
 from citygrid.engine.houses.spatial import BuildingIndex
 from citygrid.engine.houses.store import AREA_COLUMNS, open_store, transaction
 
+log = logging.getLogger("citygrid.houses")
+
 _BUILDING_COLUMNS = ("code, kind, floors, address, lng, lat, issuing_grid, grid_code, community_code, "
                      "street_code, district_code, demolished_on")
 _UNIT_COLUMNS = ("u.code, b.code, u.kind, u.entrance, u.floor, u.number, u.area_m2, u.rental, u.rental_class, "
@@ -58,7 +62,13 @@ class HouseRegistry(BulkLoad, Residences):
     Thread-safe: one lock guards the connection and the counts.
     """
 
-    def __init__(self, data_dir: str | os.PathLike, assigner, clock, *, rule: GroupRentingRule | None = None):
+    def __init__(self, data_dir: str | os.PathLike, assigner, clock, *, rule: GroupRentingRule | None = None,
+                 background: bool = False, then: Callable[[HouseRegistry], object] | None = None):
+        """Open the registry: its tables, then its counts and code maps read from the database
+        (seconds for millions of rows). With ``background`` the reading runs in a thread that holds
+        the registry's lock meanwhile, so every call waits for it instead of seeing empty counts;
+        :attr:`opening` says whether it is still running (a server answers "loading" then). ``then``
+        runs after the reading, under the same lock (placing the registry on the active layer)."""
         self._conn = open_store(data_dir)
         self._lock = threading.RLock()
         self.assigner = assigner
@@ -69,7 +79,49 @@ class HouseRegistry(BulkLoad, Residences):
         self._building_lnglat = np.empty((0, 2))
         self._nearest: tuple[BuildingIndex, np.ndarray] | None = None
         self._address: tuple[AddressIndex, np.ndarray, np.ndarray] | None = None
-        self._rebuild()
+        self._opened = threading.Event()
+        self._opener: int | None = None  # the thread reading the counts (its own calls never wait)
+        #: Why the background open failed (None while it runs or when it succeeded).
+        self.open_error: BaseException | None = None
+        if not background:
+            self._open(then)
+            return
+        held = threading.Event()
+
+        def open_in_background() -> None:
+            with self._lock:
+                self._opener = threading.get_ident()
+                held.set()
+                try:
+                    self._open(then)
+                except BaseException as exc:  # noqa: BLE001 - kept and reported by the calls that follow
+                    self.open_error = exc
+                    log.exception("houses: the registry failed to open")
+                finally:
+                    self._opened.set()
+
+        threading.Thread(target=open_in_background, name="citygrid-houses-open", daemon=True).start()
+        held.wait()  # the thread holds the lock before any call can take it
+
+    def _open(self, then) -> None:
+        started = time.perf_counter()
+        with self._lock:
+            self._rebuild()
+            if then is not None:
+                then(self)
+        self._opened.set()
+        log.info("houses: registry opened in %.1f s (%d buildings)", time.perf_counter() - started,
+                 len(self._building_ids))
+
+    @property
+    def opening(self) -> bool:
+        """Whether the registry is still reading its counts (a background open)."""
+        return not self._opened.is_set()
+
+    def wait_open(self, timeout: float | None = None) -> bool:
+        """Wait for a background open to finish; whether it did within ``timeout`` (at once in the
+        opening thread itself: ``then`` reads the registry it places)."""
+        return threading.get_ident() == self._opener or self._opened.wait(timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -96,6 +148,7 @@ class HouseRegistry(BulkLoad, Residences):
     @property
     def n_buildings(self) -> int:
         """Buildings ever registered (demolished ones too)."""
+        self.wait_open()
         return len(self._building_ids)
 
     # ------------------------------------------------------------------ derived state
@@ -156,6 +209,7 @@ class HouseRegistry(BulkLoad, Residences):
         return int(self.today()[:4])
 
     def building_id(self, code: str) -> int:
+        self.wait_open()
         try:
             return self._building_ids[parse_building_code(code).code]
         except KeyError:
@@ -417,6 +471,7 @@ class _Positions(Mapping):
     def __getitem__(self, code: str) -> tuple[float, float]:
         """The position of a building code, or of a unit code's building (a report placed by unit)."""
         registry = self._registry
+        registry.wait_open()
         if isinstance(code, str) and len(code) == UNIT_DIGITS and code.isdigit():
             if not registry.unit_exists(code):
                 raise KeyError(code)
@@ -428,9 +483,11 @@ class _Positions(Mapping):
         return float(lng), float(lat)
 
     def __iter__(self):
+        self._registry.wait_open()
         active = self._registry._census._building_active.data
         return (c for c, k in self._registry._building_ids.items() if active[k])
 
     def __len__(self) -> int:
+        self._registry.wait_open()
         return int(self._registry._census._building_active.view.sum())
 

@@ -500,3 +500,55 @@ def test_activating_a_redrawn_layer_regrids_the_registry_and_lists_the_moved_bui
             assert stats.get(a, 0) == residents.get(b, 0) and stats.get(b, 0) == residents.get(a, 0)
     finally:
         assert env.server.stop(1.0).wait(10)
+
+
+def test_the_server_listens_before_the_registry_opens_and_answers_loading_meanwhile(demo_dir, tmp_path, monkeypatch):
+    """The registry's read of its counts is held (the real read, started late) until the test lets it
+    go: meanwhile the server answers health checks, reports HouseService NOT_SERVING and its calls
+    UNAVAILABLE with a message saying it is loading; then SERVING and answers."""
+    from grpc_env import wait_until
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from citygrid.engine.houses.registry import HouseRegistry
+    from citygrid.engine.times import ManualClock
+
+    world_dir = tmp_path / "world"
+    world_dir.mkdir()
+    frames = write_world(demo_dir, world_dir)
+    data, _ = _data_dir(tmp_path, world_dir)
+    reading, release = threading.Event(), threading.Event()
+    rebuild = HouseRegistry._rebuild
+
+    def held_rebuild(registry):
+        reading.set()
+        assert release.wait(60)
+        rebuild(registry)
+
+    monkeypatch.setattr(HouseRegistry, "_rebuild", held_rebuild)
+    env = start_server(data, clock=ManualClock(NOW))
+    try:
+        assert reading.wait(30)
+        with grpc.insecure_channel(env.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            def status(service):
+                return health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+            assert status("") == health_pb2.HealthCheckResponse.SERVING
+            assert status("citygrid.v1.GridService") == health_pb2.HealthCheckResponse.SERVING
+            assert status("citygrid.v1.HouseService") == health_pb2.HealthCheckResponse.NOT_SERVING
+            code = frames["buildings"].building_code.iloc[0]
+            with env.client() as client:
+                with pytest.raises(grpc.RpcError) as error:
+                    client.get_building(code)
+                assert _code(error) == grpc.StatusCode.UNAVAILABLE and "loading" in error.value.details()
+                with pytest.raises(grpc.RpcError) as error:
+                    list(client.watch_declarations(frames["buildings"].grid_code.iloc[0], reason="核验", timeout=10))
+                assert _code(error) == grpc.StatusCode.UNAVAILABLE
+                release.set()
+                assert wait_until(lambda: status("citygrid.v1.HouseService") == health_pb2.HealthCheckResponse.SERVING,
+                                  30)
+                assert client.get_building(code).code == code
+    finally:
+        release.set()
+        assert env.server.stop(1.0).wait(30)

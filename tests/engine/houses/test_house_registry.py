@@ -183,6 +183,39 @@ def test_counts_are_rebuilt_from_the_database_on_reopen(registry, world_assigner
         again.close()
 
 
+def test_a_background_open_holds_every_call_until_its_counts_are_read(registry, world_assigner, clock, houses_world):
+    """Opened in the background, the registry says it is opening, and a call made meanwhile waits for
+    the counts (it never sees an empty registry); ``then`` runs after the read, under the same lock."""
+    import threading
+
+    people = frame(houses_world, "residents")
+    code = people.building_code.iloc[0]
+    gate, placed, answers = threading.Event(), [], {}
+    data_dir = registry.connection.execute("PRAGMA database_list").fetchone()[2].rsplit("/", 1)[0]
+
+    def then(opened):
+        assert gate.wait(30)
+        placed.append(opened.n_buildings)
+
+    again = HouseRegistry(data_dir, world_assigner, clock, background=True, then=then)
+    try:
+        assert again.opening and not again.wait_open(0.05)
+        caller = threading.Thread(target=lambda: answers.update(
+            building=again.building(code), n=len(again.positions()), population=again.population("grid").as_dict()))
+        caller.start()
+        caller.join(0.2)
+        assert caller.is_alive() and not answers  # waiting for the open, not answering from empty counts
+        gate.set()
+        caller.join(30)
+        assert not again.opening and again.open_error is None
+        assert placed == [registry.n_buildings]
+        assert answers == {"building": registry.building(code), "n": len(registry.positions()),
+                           "population": registry.population("grid").as_dict()}
+    finally:
+        gate.set()
+        again.close()
+
+
 def test_a_demolished_building_keeps_its_code_and_it_is_never_issued_again(registry, houses_world):
     people = frame(houses_world, "residents")
     code = people.building_code.iloc[0]
