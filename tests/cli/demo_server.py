@@ -33,6 +33,8 @@ def serve_demo_district(data: Path, demo_dir: Path, token: str, clock, *, withou
     server, port = create_server(config, clock=clock,
                                   service_modules=tuple(m for m in SERVICE_MODULES if m not in without))
     server.start()
+    if server.state.houses is not None:  # it opens in the background after the server listens
+        assert server.state.houses.registry.wait_open(120), "the house registry did not open within 2 minutes"
     return server, f"127.0.0.1:{port}"
 
 

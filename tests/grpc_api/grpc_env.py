@@ -99,14 +99,17 @@ def populate(data_dir: Path) -> dict[str, GridLayer]:
 
 
 
-def start_server(data_dir: Path, *, clock: Clock | None = None, **overrides) -> Env:
+def start_server(data_dir: Path, *, clock: Clock | None = None, wait_for_houses: bool = True, **overrides) -> Env:
     """A started server over ``data_dir`` on a free port (metrics too), admin token :data:`ADMIN_TOKEN`,
-    its intake's clock ``clock`` (default: a :class:`ManualClock` at :data:`NOW`)."""
+    its intake's clock ``clock`` (default: a :class:`ManualClock` at :data:`NOW`); with ``wait_for_houses``
+    returned once its house registry has opened (it opens in the background after the server listens)."""
     settings = dict(data_dir=data_dir, host="127.0.0.1", port=0, metrics_port=0, http_port=None, admin_token=ADMIN_TOKEN,
                     max_points_per_request=MAX_POINTS, max_workers=8, chunk_size=4096)
     settings.update(overrides)
     server, port = create_server(ServerConfig(**settings), clock=clock or ManualClock(NOW))
     server.start()
+    if wait_for_houses and server.state.houses is not None:
+        assert server.state.houses.registry.wait_open(120), "the house registry did not open within 2 minutes"
     return Env(server, port, data_dir, {})
 
 

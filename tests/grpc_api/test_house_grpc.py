@@ -525,7 +525,7 @@ def test_the_server_listens_before_the_registry_opens_and_answers_loading_meanwh
         rebuild(registry)
 
     monkeypatch.setattr(HouseRegistry, "_rebuild", held_rebuild)
-    env = start_server(data, clock=ManualClock(NOW))
+    env = start_server(data, clock=ManualClock(NOW), wait_for_houses=False)
     try:
         assert reading.wait(30)
         with grpc.insecure_channel(env.target) as channel:

@@ -184,8 +184,8 @@ def test_a_street_token_sees_its_street_only(web, street_token):
 def test_every_row_of_the_error_table_has_an_http_status():
     assert set(ERRORS) == {engine_errors.InvalidInput, engine_errors.NotFound, engine_errors.Conflict,
                            engine_errors.PreconditionFailed, engine_errors.Overloaded, engine_errors.Unauthorized,
-                           engine_errors.Forbidden, engine_errors.DeadlineExceeded}
-    assert [http_status_of(cls("x")) for cls in ERRORS] == [400, 404, 409, 400, 429, 401, 403, 504]
+                           engine_errors.Forbidden, engine_errors.DeadlineExceeded, engine_errors.Unavailable}
+    assert [http_status_of(cls("x")) for cls in ERRORS] == [400, 404, 409, 400, 429, 401, 403, 504, 503]
     assert http_status_of(ValueError("not ours")) == 500
 
 

@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from citygrid.engine.errors import DeadlineExceeded, InvalidInput, NotFound
+from citygrid.engine.errors import DeadlineExceeded, InvalidInput, NotFound, Unavailable
 from citygrid.grpc_api._pb import grid_pb2
 from citygrid.grpc_api.errors import STATUS_CODES, status_of
 from citygrid.grpc_api.server import create_server
@@ -29,8 +29,9 @@ def code_of(call) -> tuple[grpc.StatusCode, str]:
 
 
 def test_the_table_covers_every_error_class():
-    assert len(STATUS_CODES) == 8
+    assert len(STATUS_CODES) == 9
     assert status_of(NotFound("x")) is grpc.StatusCode.NOT_FOUND
+    assert status_of(Unavailable("x")) is grpc.StatusCode.UNAVAILABLE
     assert status_of(DeadlineExceeded("x")) is grpc.StatusCode.DEADLINE_EXCEEDED
     assert status_of(ValueError("x")) is None
 
