@@ -1,5 +1,6 @@
-"""Closed-loop load from a process of its own: ``CLIENTS`` threads, each with its own keep-alive
-HTTP connection (or gRPC channel), calling one request after another for ``seconds``; prints
+"""Load from a process of its own: ``CLIENTS`` threads, each with its own keep-alive HTTP
+connection (or gRPC channel), calling one request after another (closed loop) or one every
+``pace`` seconds, for ``seconds``; gRPC calls are ``(service, method, request type, bytes)``. Prints
 ``{"calls", "errors", "p50_ms", "p99_ms", "rate"}`` as JSON. Run by bench/test_http.py."""
 
 from __future__ import annotations
@@ -48,19 +49,20 @@ def grpc_worker(port, token, calls, end, out, errors, pace=None):
     wait = paced(pace)
     import grpc
 
-    from citygrid.grpc_api._pb import grid_pb2
+    from citygrid.grpc_api._pb import analytics_pb2, grid_pb2
     from citygrid.grpc_api.client import CityGridClient
 
     client = CityGridClient(f"127.0.0.1:{port}", token)
-    requests = {"AssignPoint": grid_pb2.AssignPointRequest, "GetGrid": grid_pb2.GetGridRequest}
-    calls = [(method, requests[method].FromString(data)) for method, data in calls]
+    stubs = {"grids": (client.grids, grid_pb2), "analytics": (client.analytics, analytics_pb2)}
+    calls = [(getattr(stubs[service][0], method), getattr(stubs[service][1], kind).FromString(data))
+             for service, method, kind, data in calls]
     k = 0
     while time.perf_counter() < end:
         method, request = calls[k % len(calls)]
         wait()
         t0 = time.perf_counter()
         try:
-            getattr(client.grids, method)(request, metadata=client.metadata, timeout=30)
+            method(request, metadata=client.metadata, timeout=30)
         except grpc.RpcError as exc:
             errors.append(str(exc.code()))
         out.append(time.perf_counter() - t0)

@@ -2,10 +2,10 @@
 
 - the layer GeoJSON of the demo district's 3,823 grids, gzipped, at the map's tolerance (0.0001°)
   and unsimplified (the peer);
-- p50 / p99 latency of gateway endpoints at 20 concurrent clients (a closed loop from a client
-  process, bench/http_load.py), beside the same queries over gRPC where the API has them
-  (AssignPoint, GetGrid) and, for the dashboard queries, beside the engine call itself in this
-  process (AnalyticsService's gRPC peer is another branch of this session; add it here when it lands).
+- p50 / p99 latency of gateway endpoints at 20 concurrent clients (from a client process,
+  bench/http_load.py; paced, then closed loop), beside the same queries over gRPC at the same load
+  (AssignPoint, GetGrid, and AnalyticsService's Heatmap, TopAreas, Kpis, Trend), and the engine call
+  itself from one caller in this process.
 
 The server is the demo district served in-process with its events (tests/browser/served_demo.py).
 The machine is shared: compare figures of one run. Run::
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"
 from served_demo import LOADER, serve_demo  # noqa: E402
 
 from citygrid.engine.demo import generate_demo  # noqa: E402
-from citygrid.grpc_api._pb import grid_pb2  # noqa: E402
+from citygrid.grpc_api._pb import analytics_pb2, grid_pb2  # noqa: E402
 
 CLIENTS = 20
 SECONDS = 8.0
@@ -101,35 +101,58 @@ def test_endpoints_at_20_clients(demo):
     iso = lambda t: t.isoformat().replace("+", "%2B")
     street = sorted(set(layer.column("street_code")))[0]
     analytics = demo.server.gateway.parts.analytics()
-    dashboard = {
+    a = analytics_pb2
+    street_filter = [a.Filter(dimension="street", codes=[street])]
+    dashboard = {  # name: (HTTP path, gRPC call, the engine call)
         "grid counts today": (f"/api/v1/heatmap?start={iso(today)}&end={iso(end)}",
+                              ("Heatmap", a.HeatmapRequest(window=window(today, end))),
                               lambda: analytics.heatmap(LOADER, start=today, end=end)),
         "top 20 grids, 7 days": (f"/api/v1/top-areas?level=grid&n=20&start={iso(week)}&end={iso(end)}",
+                                 ("TopAreas", a.TopAreasRequest(window=window(week, end), level="grid", n=20)),
                                  lambda: analytics.top_areas(LOADER, level="grid", start=week, end=end, n=20)),
         "KPIs by street, 30 days": (f"/api/v1/kpis?unit=street&start={iso(month)}&end={iso(end)}",
+                                    ("Kpis", a.KpisRequest(window=window(month, end), unit="street")),
                                     lambda: analytics.kpis(LOADER, unit="street", start=month, end=end)),
         "H3 res 9, a day": (f"/api/v1/heatmap?resolution=9&start={iso(today)}&end={iso(end)}",
+                            ("Heatmap", a.HeatmapRequest(window=window(today, end), h3_resolution=9)),
                             lambda: analytics.heatmap(LOADER, start=today, end=end, h3_resolution=9)),
         "a street's trend": (f"/api/v1/trend?start={iso(month)}&end={iso(end)}&filter=street:{street}",
+                             ("Trend", a.TrendRequest(window=window(month, end), filters=street_filter)),
                              lambda: analytics.trend(LOADER, start=month, end=end, filters={"street": [street]})),
     }
     http_point_paths = [f"/api/v1/grids/at?lng={float(x)!r}&lat={float(y)!r}" for x, y in points]
-    grpc_point_calls = [("AssignPoint", grid_pb2.AssignPointRequest(lng=x, lat=y).SerializeToString())
+    grpc_point_calls = [grpc_call("grids", "AssignPoint", grid_pb2.AssignPointRequest(lng=x, lat=y))
                         for x, y in points]
     http_grid_paths = [f"/api/v1/grids/{c}" for c in codes]
-    grpc_grid_calls = [("GetGrid", grid_pb2.GetGridRequest(code=c, geojson=True).SerializeToString()) for c in codes]
+    grpc_grid_calls = [grpc_call("grids", "GetGrid", grid_pb2.GetGridRequest(code=c, geojson=True)) for c in codes]
     for pace, title in ((1 / PACED_RATE, f"paced: {PACED_RATE:g} requests/s per client"),
                         (None, "closed loop: each client sends its next request when the answer arrives")):
         rows = [("point -> grid", load(demo, "http", http_point_paths, pace=pace), "gRPC AssignPoint",
                  load(demo, "grpc", grpc_point_calls, pace=pace)),
                 ("grid + GeoJSON", load(demo, "http", http_grid_paths, pace=pace), "gRPC GetGrid(geojson)",
                  load(demo, "grpc", grpc_grid_calls, pace=pace))]
-        for name, (path, engine_call) in dashboard.items():
-            rows.append((name, load(demo, "http", [path], pace=pace), "engine, 1 caller", engine_latency(engine_call)))
+        for name, (path, (method, request), engine_call) in dashboard.items():
+            rows.append((name, load(demo, "http", [path], pace=pace), f"gRPC {method}",
+                         load(demo, "grpc", [grpc_call("analytics", method, request)], pace=pace)))
+            rows.append(("", None, "engine, 1 caller", engine_latency(engine_call)))
         print(f"\n{CLIENTS} concurrent clients, {SECONDS:g} s, {title} (shared 2-core machine)")
         print(f"{'query':24} {'HTTP p50':>9} {'p99':>8} {'calls/s':>8} | {'peer':22} {'p50':>8} {'p99':>8} {'calls/s':>8}")
         for name, http, peer_name, peer in rows:
-            assert http["errors"] == 0 and peer.get("errors", 0) == 0
+            assert (http is None or http["errors"] == 0) and peer.get("errors", 0) == 0
             rate = f"{peer['rate']:8.0f}" if "rate" in peer else f"{'':8}"
-            print(f"{name:24} {http['p50_ms']:7.2f}ms {http['p99_ms']:6.2f}ms {http['rate']:8.0f} | {peer_name:22} "
-                  f"{peer['p50_ms']:6.2f}ms {peer['p99_ms']:6.2f}ms {rate}")
+            head = (f"{name:24} {http['p50_ms']:7.2f}ms {http['p99_ms']:6.2f}ms {http['rate']:8.0f}" if http
+                    else f"{'':24} {'':9} {'':8} {'':8}")
+            print(f"{head} | {peer_name:22} {peer['p50_ms']:6.2f}ms {peer['p99_ms']:6.2f}ms {rate}")
+        shared = demo.server.gateway.reads
+        print(f"gateway computations {shared.computed}, requests that shared one {shared.shared} (all runs so far)")
+
+
+def window(start, end):
+    w = analytics_pb2.Window()
+    w.start.FromDatetime(start.astimezone(timezone.utc))
+    w.end.FromDatetime(end.astimezone(timezone.utc))
+    return w
+
+
+def grpc_call(service: str, method: str, request) -> tuple[str, str, str, bytes]:
+    return service, method, type(request).__name__, request.SerializeToString()

@@ -133,6 +133,10 @@ class LayerShapes:
                     areas = self._areas[level] = self._build(level)
         return areas
 
+    def has_areas(self, level: str) -> bool:
+        """Whether :meth:`areas` of ``level`` is built (answers without building or waiting)."""
+        return level in self._areas
+
     def _build(self, level: str) -> Areas:
         layer = self.layer
         codes_column = np.asarray(layer.column(code_column(level)), dtype=object)

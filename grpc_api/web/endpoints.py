@@ -231,6 +231,17 @@ def grid_at(parts: Parts, principal, q: Params) -> dict:
     return answer
 
 
+def grid_at_is_quick(parts: Parts, q: Params) -> bool:
+    """Whether :func:`grid_at` may run on the event loop: on the active version (no ``at`` to look a
+    version up for) whose grid areas are built, a point is an in-memory look-up of microseconds."""
+    if q.str("at") is not None:
+        return False
+    try:
+        return parts.shapes(parts.registry.snapshot().layer).has_areas("grid")
+    except PreconditionFailed:
+        return False
+
+
 def grid(parts: Parts, principal, q: Params) -> dict:
     snapshot, row = _visible_row(parts, principal, q.required("code"), q.time("at"))
     tolerance = check_tolerance(q.float("tolerance", 0.0))
@@ -423,6 +434,9 @@ class Endpoint:
     params: tuple[tuple[str, str, str, str], ...] = ()
     #: The part that must run for the endpoint to exist ("analytics", "alerts", "houses", "intake").
     part: str | None = None
+    #: ``quick(parts, params)``: whether this request may run on the event loop (an in-memory read
+    #: of microseconds, no lock a writer holds); None: always in a worker thread.
+    quick: Callable[[Parts, Params], bool] | None = None
 
 
 _WINDOW = (("start", "query", "string", "ISO 8601 start of the window (default: today, local)"),
@@ -436,7 +450,7 @@ ENDPOINTS = (
              (("lng", "query", "number", "longitude"), ("lat", "query", "number", "latitude"),
               ("crs", "query", "string", "wgs84 (default), cgcs2000, gcj02 or bd09"),
               ("fallback_m", "query", "number", "nearest grid within this many metres of a point outside"),
-              ("at", "query", "string", "answer from the layer version valid at this time"))),
+              ("at", "query", "string", "answer from the layer version valid at this time")), quick=grid_at_is_quick),
     Endpoint("/api/v1/grids/{code}", "A grid as a GeoJSON Feature (GetGrid)", grid,
              (("code", "path", "string", "grid code"), ("at", "query", "string", "layer version valid at"),
               ("tolerance", "query", "number", "simplify to this many degrees (default 0)"))),

@@ -7,15 +7,21 @@ whose 422 answers are a second error mapping beside the one table
 (:mod:`citygrid.grpc_api.errors`), and a second dependency tree to keep; what it gives in return, an
 OpenAPI document, is written here from the same table of endpoints that routes the requests
 (:mod:`.openapi`). Starlette is what FastAPI is built on: the routing, streaming responses (SSE),
-gzip, CORS and static files, no more. uvicorn runs it with its pure-Python h11 protocol.
+gzip, CORS and static files, no more. uvicorn runs it with httptools (the C HTTP parser; its
+pure-Python h11 took most of the loop's time a request, and requests that arrive together wait for
+each other's parsing on the one loop).
 
 Same process, same state: the endpoints call the engine objects of the server's
 :class:`~citygrid.grpc_api.server.ServerState` (registry, shapes, intake, analytics, alerts, houses)
 directly, never over gRPC, so an event committed through gRPC is counted by the next HTTP request.
-uvicorn runs its own event loop in its own thread (not the gRPC loop); engine work runs in worker
-threads (``anyio``'s pool), at most ``http_max_concurrent`` requests at once (beyond: 429, the
-table's row for :class:`Overloaded`), each given ``http_timeout_seconds`` (beyond: 504; the thread
-finishes its engine call, whose answer is dropped).
+uvicorn runs its own event loop in its own thread (not the gRPC loop); engine work runs in the
+gateway's worker threads (:mod:`.reads`: identical reads waiting together are computed once), at
+most ``http_max_concurrent`` computations at once (beyond: 429, the table's row for
+:class:`Overloaded`), each request given ``http_timeout_seconds`` (beyond: 504; the thread finishes
+its engine call, whose answer is dropped). The worker thread also encodes the answer's JSON and
+gzips it (:mod:`.encoding`), so the loop only moves bytes. A quick in-memory read (a point's grid
+on the active version) runs on the loop itself, as gRPC's AssignPoint does: a thread costs it more
+than the read.
 
 Auth: the same bearer tokens as gRPC (``Authorization: Bearer <token>``, resolved by the server's
 :class:`~citygrid.grpc_api.interceptors.Authenticator`); roles and jurisdiction are the engine's.
@@ -50,7 +56,6 @@ from pathlib import Path
 from typing import Callable
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -59,10 +64,12 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from citygrid.engine.errors import CityGridError, DeadlineExceeded, InvalidInput, NotFound, Overloaded
+from citygrid.engine.errors import CityGridError, InvalidInput, NotFound, Overloaded
 from citygrid.grpc_api.errors import details_of, http_status_of, problem_type_of
 from citygrid.grpc_api.web import endpoints as E
+from citygrid.grpc_api.web.encoding import GZIP_LEVEL, GZIP_MIN_BYTES, Encoded, accepts_gzip, encode, json_bytes
 from citygrid.grpc_api.web.openapi import openapi_document
+from citygrid.grpc_api.web.reads import SharedReads
 
 log = logging.getLogger("citygrid.grpc_api.web")
 
@@ -72,6 +79,10 @@ PAGE = Path(str(resources.files("citygrid.grpc_api.web") / "page"))
 MIN_INTERVAL, MAX_INTERVAL, KEEPALIVE_SECONDS = 0.5, 60.0, 15.0
 #: Layer GeoJSON answers kept (per version, level, tolerance, jurisdiction), gzipped.
 GEOMETRY_CACHE_SIZE = 64
+#: The gateway's worker threads. The analytics serialise their queries on one lock and their
+#: kernels hand the GIL back and forth, so more threads add switching, not answers; a few let a
+#: slow query (a year of KPIs) not hold up the quick ones.
+THREADS = 6
 
 
 @dataclass(frozen=True)
@@ -98,13 +109,6 @@ def problem_of(exc: BaseException, instance: str) -> JSONResponse:
                    instance)
 
 
-class _JSON(Response):
-    media_type = "application/json"
-
-    def render(self, content) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
 class Gateway:
     """The app over ``parts`` and the uvicorn server that serves it on ``host:port`` (0: any free
     port; the socket is bound here, so :attr:`port` is known before :meth:`start`)."""
@@ -115,7 +119,7 @@ class Gateway:
         self.limits = limits
         self._authenticate = authenticate
         self._cached_token = cached_token
-        self._slots: asyncio.Semaphore | None = None
+        self.reads = SharedReads(min(THREADS, limits.max_concurrent), limits.max_concurrent, limits.timeout_seconds)
         self._streams = 0
         self._geometry: dict[tuple, tuple[bytes, bytes]] = {}
         self._geometry_lock = threading.Lock()
@@ -131,7 +135,7 @@ class Gateway:
         import uvicorn
 
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2, ws="none")
+                                timeout_graceful_shutdown=2, ws="none", http="httptools")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name="citygrid-http", daemon=True)
@@ -146,6 +150,7 @@ class Gateway:
             self._server.force_exit = True
         if self._thread is not None:
             self._thread.join(5)
+        self.reads.shutdown()
         self._socket.close()
 
     # ------------------------------------------------------------------ the app
@@ -161,11 +166,13 @@ class Gateway:
             Route("/api/v1/stream", self._stream, methods=["GET"]),
             Route("/openapi.json", lambda request: Response(document, media_type="application/json"), methods=["GET"]),
             Route("/", lambda request: FileResponse(PAGE / "index.html"), methods=["GET"]),
-            Mount("/static", StaticFiles(directory=PAGE), name="static"),
+            # the page's scripts (MapLibre is 1 MB) gzipped here; the API's answers are in their threads
+            Mount("/static", GZipMiddleware(StaticFiles(directory=PAGE), minimum_size=GZIP_MIN_BYTES,
+                                            compresslevel=GZIP_LEVEL), name="static"),
         ]
         missing = sorted(name for name, part in running.items() if part is None)
         document = json.dumps(openapi_document(served), ensure_ascii=False).encode()
-        middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
+        middleware = []
         if self.limits.cors_origins:
             middleware.append(Middleware(CORSMiddleware, allow_origins=list(self.limits.cors_origins),
                                          allow_methods=["GET"], allow_headers=["Authorization"]))
@@ -191,32 +198,35 @@ class Gateway:
             info = self._cached_token(metadata)
             if info is not None:
                 return info.principal
-        info = await run_in_threadpool(self._authenticate, metadata)
+        info = await self._call(self._authenticate, metadata)
         return info.principal
 
     async def _call(self, fn: Callable, *args):
-        """``fn(*args)`` in a worker thread, within the concurrency limit and the timeout."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.limits.max_concurrent)
-        if self._slots.locked():
-            raise Overloaded(f"{self.limits.max_concurrent} requests are running (http_max_concurrent); retry shortly")
-        async with self._slots:
-            try:
-                return await asyncio.wait_for(run_in_threadpool(fn, *args), self.limits.timeout_seconds)
-            except asyncio.TimeoutError:
-                raise DeadlineExceeded(
-                    f"the request took longer than {self.limits.timeout_seconds:g} s (http_timeout_seconds); "
-                    "ask for a smaller window or fewer dimensions") from None
+        """``fn(*args)`` in a worker thread, within the concurrency limit and the timeout (never shared)."""
+        return await self.reads.run(None, lambda: fn(*args))
 
     def _endpoint(self, endpoint: E.Endpoint):
         async def serve(request: Request) -> Response:
             try:
                 principal = await self._principal(request)
                 params = E.Params(request.query_params, request.path_params, tz=self.parts.timezone)
-                answer = await self._call(endpoint.handler, self.parts, principal, params)
-                return _JSON(answer)
+                gzip_ok = accepts_gzip(request.headers.get("accept-encoding"))
+
+                def answer() -> Encoded:
+                    return encode(endpoint.handler(self.parts, principal, params), accept_gzip=gzip_ok)
+
+                if endpoint.quick is not None and endpoint.quick(self.parts, params):
+                    encoded = answer()
+                else:
+                    key = (endpoint.path, tuple(sorted(request.query_params.multi_items())),
+                           tuple(sorted(request.path_params.items())), principal, gzip_ok)
+                    encoded = await self.reads.run(key, answer)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a problem body
                 return problem_of(exc, request.url.path)
+            headers = {"Vary": "Authorization, Accept-Encoding"}
+            if encoded.gzipped:
+                headers["Content-Encoding"] = "gzip"
+            return Response(encoded.body, media_type="application/json", headers=headers)
 
         serve.__name__ = endpoint.handler.__name__
         return serve
@@ -241,15 +251,15 @@ class Gateway:
         raw, packed = cached
         headers = {"Cache-Control": "private, max-age=60", "Vary": "Authorization, Accept-Encoding",
                    "X-Layer-Version": snapshot.version_id}
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        if accepts_gzip(request.headers.get("accept-encoding")):
             return Response(packed, media_type="application/geo+json",
                             headers={**headers, "Content-Encoding": "gzip"})
         return Response(raw, media_type="application/geo+json", headers=headers)
 
     def _encode_geometry(self, principal, snapshot, level: str, tolerance: float) -> tuple[bytes, bytes]:
         collection = E.layer_geojson(self.parts, principal, snapshot, level, tolerance)
-        raw = json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
-        return raw, gzip.compress(raw, compresslevel=6)
+        raw = json_bytes(collection)
+        return raw, gzip.compress(raw, compresslevel=GZIP_LEVEL)
 
     # ------------------------------------------------------------------ the live stream
 
@@ -334,7 +344,7 @@ class Gateway:
 
 
 def _sse(event: str, data, *, event_id: int | None = None) -> str:
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = json_bytes(data).decode()
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {text}\n\n"
 

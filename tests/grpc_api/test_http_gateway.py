@@ -99,6 +99,18 @@ def test_layer_geometry_is_gzipped_and_has_no_gaps(web):
     assert plain_status == 200 and "Content-Encoding" not in plain_headers and json.loads(plain) == collection
 
 
+def test_an_answer_is_gzipped_when_accepted_and_large(web):
+    path = "/api/v1/categories"  # the taxonomy: a few KB
+    status, headers, packed = get(web, path, headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in headers["Vary"] and "Authorization" in headers["Vary"]
+    _, plain_headers, plain = get(web, path)
+    assert "Content-Encoding" not in plain_headers and len(plain) > len(packed)
+    assert json.loads(gzip.decompress(packed)) == json.loads(plain)
+    _, small_headers, _ = get(web, "/api/v1/whoami", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in small_headers  # a few hundred bytes go as they are
+
+
 def test_grid_feature_matches_the_layer(web):
     layer = web.layers["v1"]
     code = layer.codes[42]
