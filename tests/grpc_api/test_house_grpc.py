@@ -11,6 +11,7 @@ residents; every read of personal data leaves an audit row, committed before the
 
 from __future__ import annotations
 
+import http.client
 import json
 import sqlite3
 import threading
@@ -91,7 +92,7 @@ def houses(demo_dir, tmp_path_factory):
     world_dir.mkdir()
     frames = write_world(demo_dir, world_dir)
     data, _ = _data_dir(root, world_dir)
-    env = start_server(data, clock=ManualClock(NOW))
+    env = start_server(data, clock=ManualClock(NOW), http_port=0)  # the HTTP gateway too (its tests below)
     yield HouseEnv(env, frames, world_dir)
     assert env.server.stop(1.0).wait(10)
 
@@ -552,3 +553,64 @@ def test_the_server_listens_before_the_registry_opens_and_answers_loading_meanwh
     finally:
         release.set()
         assert env.server.stop(1.0).wait(30)
+
+
+# ---------------------------------------------------------------------- the same over the HTTP gateway
+
+
+def _http(houses, path: str, token: str = ADMIN_TOKEN) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", houses.env.server.http_port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_buildings_near_a_point_over_http_answer_as_grpc_does(houses):
+    buildings = houses.frames["buildings"]
+    row = buildings.iloc[11]
+    with houses.client() as client:
+        for lng, lat, crs in ((row.lng + 0.0001, row.lat, "wgs84"),  # about 10 m east of it
+                              (*(float(v[0]) for v in from_wgs84(np.array([row.lng]), np.array([row.lat]), "gcj02")),
+                               "gcj02")):
+            lng, lat = float(lng), float(lat)
+            [expected] = client.find_buildings(near=(lng, lat), crs=crs, radius_m=50)
+            status, answer = _http(houses, f"/api/v1/buildings/near?lng={lng!r}&lat={lat!r}&radius_m=50&crs={crs}")
+            assert status == 200 and answer["building"]["code"] == expected.building.code == row.building_code
+            assert answer["distance_m"] == pytest.approx(expected.distance_m, abs=1e-6)
+            assert {k: answer["building"][k] for k in ("kind", "floors", "address", "grid_code", "community_code")} == {
+                "kind": row.building_type, "floors": row.floors, "address": row.address, "grid_code": row.grid_code,
+                "community_code": row.community_code}
+        assert _http(houses, "/api/v1/buildings/near?lng=114.0&lat=10.0&radius_m=100") == (200, {"building": None})
+        # 10 m from the building with a radius of 5 m: what gRPC finds there (the radius is passed on)
+        lng, lat = float(row.lng) + 0.0001, float(row.lat)
+        near = client.find_buildings(near=(lng, lat), radius_m=5)
+        _, answer = _http(houses, f"/api/v1/buildings/near?lng={lng!r}&lat={lat!r}&radius_m=5")
+        assert (answer["building"] or {}).get("code") == (near[0].building.code if near else None) != row.building_code
+    status, problem = _http(houses, "/api/v1/buildings/near?lng=east&lat=22.6")
+    assert status == 400 and "lng must be a number" in problem["detail"]
+
+
+def test_population_counts_over_http_answer_as_grpc_does_in_the_callers_jurisdiction(houses):
+    residents = houses.frames["residents"]
+    screen = houses.token("大屏 HTTP", "dashboard")
+    with houses.client(screen) as client:
+        for level, year in (("grid", 0), ("community", 0), ("street", 0), ("grid", NOW.year - 1)):
+            expected = client.population_stats(level, year=year)
+            query = f"/api/v1/population?level={level}" + (f"&year={year}" if year else "")
+            status, answer = _http(houses, query, screen)
+            assert status == 200 and answer["level"] == level and answer["columns"] == list(expected.columns)
+            assert answer["areas"] == {a.code: dict(zip(expected.columns, a.counts)) for a in expected.areas}
+            assert answer["totals"] == {c: sum(a.counts[k] for a in expected.areas)
+                                        for k, c in enumerate(expected.columns)}
+    status, answer = _http(houses, "/api/v1/population?level=grid", screen)
+    per_grid = {code: sum(counts.values()) for code, counts in answer["areas"].items() if sum(counts.values())}
+    assert per_grid == residents.groupby("grid_code").size().to_dict()  # and the demo's files agree
+    _, community = _grid_of_most_residents(houses.frames)
+    officer = houses.token("社区专干 HTTP", "worker", [community])
+    status, answer = _http(houses, "/api/v1/population?level=community", officer)
+    assert status == 200 and set(answer["areas"]) == {community}
+    status, problem = _http(houses, "/api/v1/population?level=planet", screen)
+    assert status == 400 and problem["type"] == "/problems/invalid-argument"
