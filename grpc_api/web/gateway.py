@@ -35,8 +35,10 @@ alerts or houses) has no endpoints: 404 with a problem body that says so.
 Live updates: ``/api/v1/stream`` is a Server-Sent Events stream (``text/event-stream``) of
 ``tallies`` (the day's and the week's events per grid, sent when they change) and ``alert``
 (each new change to an alert in the caller's jurisdiction) events; at most ``http_max_streams``
-are open at once. A stream is a coroutine on uvicorn's loop that polls the engine every
-``interval`` seconds in a worker thread: it holds no thread while it waits.
+are open at once. A stream is a coroutine on uvicorn's loop that holds no thread while it waits;
+the tallies are computed every ``interval`` seconds once for all the streams of the same
+jurisdiction, filters and interval (:mod:`.ticker`), the alert feed is read per stream (from its
+own cursor).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from citygrid.grpc_api.web import endpoints as E
 from citygrid.grpc_api.web.encoding import GZIP_LEVEL, GZIP_MIN_BYTES, Encoded, accepts_gzip, encode, json_bytes
 from citygrid.grpc_api.web.openapi import openapi_document
 from citygrid.grpc_api.web.reads import SharedReads
+from citygrid.grpc_api.web.ticker import Tickers
 
 log = logging.getLogger("citygrid.grpc_api.web")
 
@@ -119,6 +122,7 @@ class Gateway:
         self.limits = limits
         self._authenticate = authenticate
         self._cached_token = cached_token
+        self.tickers = Tickers()
         self.reads = SharedReads(min(THREADS, limits.max_concurrent), limits.max_concurrent, limits.timeout_seconds)
         self._streams = 0
         self._geometry: dict[tuple, tuple[bytes, bytes]] = {}
@@ -274,11 +278,12 @@ class Gateway:
                 raise NotFound("this server runs neither analytics nor alerts, so there is nothing to stream")
             if self._streams >= self.limits.max_streams:
                 raise Overloaded(f"{self.limits.max_streams} streams are open (http_max_streams); retry later")
+            key = self._ticker_key(principal, params, interval)
             cursor = await self._call(self._alert_cursor, principal)
         except Exception as exc:  # noqa: BLE001
             return problem_of(exc, request.url.path)
         self._streams += 1
-        return StreamingResponse(self._events(request, principal, params, interval, cursor),
+        return StreamingResponse(self._events(request, principal, params, interval, cursor, key),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -315,32 +320,49 @@ class Gateway:
                         "alert": E.alert_json(self.parts, change.alert)})
         return out, (changes[-1].cursor if changes else cursor)
 
-    async def _events(self, request: Request, principal, params, interval: float, cursor: int):
+    def _ticker_key(self, principal, params, interval: float) -> tuple:
+        """What a stream's tallies depend on: the streams with the same key read one ticker."""
+        filters = tuple(sorted((name, tuple(codes)) for name, codes in params.filters().items()))
+        return principal.jurisdiction, principal.role, principal.worker_id, filters, interval
+
+    async def _events(self, request: Request, principal, params, interval: float, cursor: int, key: tuple):
+        ticker = None
+        if self.parts.analytics is not None:
+            ticker = self.tickers.join(key, lambda: self._call(self._tallies, principal, params), interval,
+                                       lambda tallies: (tallies["day"], tallies["week"]))
         try:
-            last_tallies, last_sent = None, time.monotonic()
+            seen, last_sent = 0, time.monotonic()
             yield "retry: 2000\n\n"
             while not await request.is_disconnected():
-                try:
-                    if self.parts.analytics is not None:
-                        tallies = await self._call(self._tallies, principal, params)
-                        counts = (tallies["day"], tallies["week"])
-                        if counts != last_tallies:
-                            last_tallies = counts
-                            yield _sse("tallies", tallies)
-                            last_sent = time.monotonic()
-                    if self.parts.alerts is not None:
+                if ticker is not None and ticker.version > seen:
+                    seen = ticker.version
+                    kind, value = ticker.latest
+                    yield _sse("tallies", value) if kind == "tallies" else _problem_event(value)
+                    last_sent = time.monotonic()
+                if self.parts.alerts is not None:
+                    try:
                         changes, cursor = await self._call(self._alert_changes, principal, cursor)
-                        for change in changes:
-                            yield _sse("alert", change, event_id=change["cursor"])
-                            last_sent = time.monotonic()
-                except CityGridError as exc:
-                    yield _sse("problem", {"status": http_status_of(exc), "detail": details_of(exc)})
+                    except CityGridError as exc:
+                        changes = ()
+                        yield _problem_event(exc)
+                    for change in changes:
+                        yield _sse("alert", change, event_id=change["cursor"])
+                        last_sent = time.monotonic()
                 if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
                     yield ": keep-alive\n\n"
                     last_sent = time.monotonic()
-                await asyncio.sleep(interval)
+                if ticker is not None:
+                    await ticker.wait(seen, interval)  # a new answer wakes the stream at once
+                else:
+                    await asyncio.sleep(interval)
         finally:
             self._streams -= 1
+            if ticker is not None:
+                self.tickers.leave(key, ticker)
+
+
+def _problem_event(exc: CityGridError) -> str:
+    return _sse("problem", {"status": http_status_of(exc), "detail": details_of(exc)})
 
 
 def _sse(event: str, data, *, event_id: int | None = None) -> str:

@@ -169,6 +169,57 @@ def test_the_stream_pushes_changed_tallies_within_seconds(web, admin_of):
     assert events[1]["data"]["day"][grid] == first + 1
 
 
+class Stream:
+    """An open /api/v1/stream, read event by event."""
+
+    def __init__(self, env, token: str, interval: float):
+        self.connection = http.client.HTTPConnection("127.0.0.1", env.server.http_port, timeout=30)
+        self.connection.request("GET", f"/api/v1/stream?interval={interval}",
+                                headers={"Authorization": f"Bearer {token}"})
+        self.response = self.connection.getresponse()
+        assert self.response.status == 200
+
+    def next(self, kind: str) -> dict:
+        name = None
+        while True:
+            line = self.response.fp.readline().decode().rstrip("\n")
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:") and name == kind:
+                return json.loads(line[5:])
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def test_streams_of_one_jurisdiction_read_one_ticker(web, street_token):
+    gateway = web.server.gateway
+    calls = []
+    original = gateway._tallies
+    gateway._tallies = lambda principal, params: calls.append(principal.jurisdiction) or original(principal, params)
+    streams = []
+    try:
+        streams = [Stream(web, ADMIN_TOKEN, 0.5), Stream(web, ADMIN_TOKEN, 0.5), Stream(web, street_token, 0.5)]
+        first = [s.next("tallies") for s in streams]
+        assert first[0] == first[1]  # the same answer, the same computation
+        assert set(first[2]["day"]) <= set(first[0]["day"])
+        time.sleep(1.5)  # a few ticks
+        tickers = gateway.tickers.running()
+        assert sorted(t.readers for t in tickers) == [1, 2]  # two keys: the admin's (two streams), the street's
+        # every computation was a ticker's: the two admin streams did not compute one each
+        assert sum(t.computed for t in tickers) <= len(calls) <= sum(t.computed for t in tickers) + len(tickers)
+        admin, street = calls.count(("*",)), len(calls) - calls.count(("*",))
+        assert admin <= street + 2  # as often as the street's one stream (two streams computing: twice as often)
+    finally:
+        for s in streams:
+            s.close()
+        gateway._tallies = original
+    deadline = time.monotonic() + 10
+    while len(gateway.tickers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(gateway.tickers) == 0  # the last stream of a key stops its ticker
+
+
 # ---------------------------------------------------------------------- jurisdiction
 
 
