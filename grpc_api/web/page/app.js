@@ -30,10 +30,17 @@ async function api(path, { raw = false } = {}) {
 
 // ------------------------------------------------------------------ time
 
+// Intl formatters are slow to make (hundreds of ms on a slow machine): one of each, made on first use
+const formatters = {};
+function formatter(name, options) {
+  return formatters[name] || (formatters[name] = new Intl.DateTimeFormat(name === "offset" ? "en-US" : "en-CA",
+    { timeZone: state.me.timezone, ...options }));
+}
+
 function localDay(offsetDays) {
   // midnight of (today - offsetDays) in the server's time zone, as an ISO time with offset
   const now = new Date(state.me.now);
-  const fmt = new Intl.DateTimeFormat("en-CA", { timeZone: state.me.timezone, year: "numeric", month: "2-digit", day: "2-digit" });
+  const fmt = formatter("day", { year: "numeric", month: "2-digit", day: "2-digit" });
   const base = new Date(`${fmt.format(now)}T00:00:00Z`);
   base.setUTCDate(base.getUTCDate() - offsetDays);
   const day = base.toISOString().slice(0, 10);
@@ -41,7 +48,7 @@ function localDay(offsetDays) {
 }
 
 function zoneOffset(date) {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone: state.me.timezone, timeZoneName: "longOffset" }).formatToParts(date);
+  const parts = formatter("offset", { timeZoneName: "longOffset" }).formatToParts(date);
   const name = parts.find((p) => p.type === "timeZoneName").value.replace("GMT", "");
   return name === "" ? "+00:00" : name;
 }
@@ -143,17 +150,23 @@ function emptyStyle() {
   return { version: 8, sources: {}, layers: [{ id: "background", type: "background", paint: { "background-color": "#0d1b26" } }] };
 }
 
-async function drawAreas() {
+function fetchAreas() {
+  return Promise.all(["grid", "community", "street"].map((level) => api(`/api/v1/layer/geometry?level=${level}`)));
+}
+
+function drawAreas([grids, communities, streets]) {
   const map = state.map;
-  const [grids, communities, streets] = await Promise.all(
-    ["grid", "community", "street"].map((level) => api(`/api/v1/layer/geometry?level=${level}`)));
   state.grids = grids.features.map((f) => f.properties.code);
   state.gridFeatures = new Map(grids.features.map((f) => [f.properties.code, f.properties]));
-  map.addSource("grids", { type: "geojson", data: grids, promoteId: "code" });
-  map.addSource("communities", { type: "geojson", data: communities });
-  map.addSource("streets", { type: "geojson", data: streets });
+  // MapLibre gets the shapes and the code only (the page keeps the rest in gridFeatures): every
+  // property is copied to its worker and into each tile's features, and none other is drawn
+  const slim = (collection) => ({ type: "FeatureCollection",
+    features: collection.features.map((f) => ({ type: "Feature", properties: { code: f.properties.code }, geometry: f.geometry })) });
+  map.addSource("grids", { type: "geojson", data: slim(grids), promoteId: "code" });
+  map.addSource("communities", { type: "geojson", data: slim(communities) });
+  map.addSource("streets", { type: "geojson", data: slim(streets) });
   map.addLayer({ id: "grid-fill", type: "fill", source: "grids",
-    paint: { "fill-color": ["coalesce", ["feature-state", "colour"], COLORS[0]], "fill-opacity": 0.85 } });
+    paint: { "fill-color": ["coalesce", ["feature-state", "colour"], COLORS[0]], "fill-opacity": 0.85, "fill-antialias": false } });
   map.addLayer({ id: "grid-line", type: "line", source: "grids", paint: { "line-color": "#0d1b26", "line-width": 0.4, "line-opacity": 0.7 } });
   map.addLayer({ id: "grid-selected", type: "line", source: "grids", filter: ["==", ["get", "code"], ""],
     paint: { "line-color": "#ffffff", "line-width": 3 } });
@@ -255,18 +268,23 @@ function discPolygon(lng, lat, radiusM) {
   return { type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [ring] } };
 }
 
-function showAlert(alert, fresh) {
+function showAlert(alert, fresh, { render = true } = {}) {
+  // render: false while a batch is added (the list and the discs are then drawn once, by the caller)
   if (alert.lng == null || alert.lat == null) return;
   const known = state.alerts.get(alert.id);
   if (known) known.marker.remove();
-  if (["dismissed", "closed", "resolved"].includes(alert.state)) { state.alerts.delete(alert.id); renderAlerts(); return; }
+  if (["dismissed", "closed", "resolved"].includes(alert.state)) {
+    state.alerts.delete(alert.id);
+    if (render) renderAlerts();
+    return;
+  }
   const el = document.createElement("div");
   el.className = "alert-marker";
   el.title = `预警 #${alert.id} ${alert.unit_code} ${alert.category_code}`;
   el.addEventListener("click", () => { if (alert.level === "grid") selectGrid(alert.unit_code); });
   const marker = new maplibregl.Marker({ element: el }).setLngLat([alert.lng, alert.lat]).addTo(state.map);
   state.alerts.set(alert.id, { alert, marker, fresh });
-  renderAlerts();
+  if (render) renderAlerts();
 }
 
 function renderAlerts() {
@@ -292,10 +310,16 @@ async function loadAlerts() {
   if (!state.me.parts.alerts) return;
   $("alerts-box").hidden = false;
   state.map.addSource("alert-discs", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
-  state.map.addLayer({ id: "alert-disc", type: "fill", source: "alert-discs", paint: { "fill-color": "#ff3b30", "fill-opacity": 0.25 } });
+  // the grids' fill program (a colour per feature, no outline): SwiftShader compiles every program
+  // variant on the CPU, hundreds of ms each, before the first frame that needs it
+  state.map.addLayer({ id: "alert-disc", type: "fill", source: "alert-discs",
+    paint: { "fill-color": ["coalesce", ["feature-state", "colour"], "#ff3b30"], "fill-opacity": 0.25, "fill-antialias": false } });
   state.map.addLayer({ id: "alert-disc-line", type: "line", source: "alert-discs", paint: { "line-color": "#ff3b30", "line-width": 1.5 } });
   const answer = await api("/api/v1/alerts?limit=200");
-  for (const alert of answer.alerts.reverse()) showAlert(alert, false);
+  // one list and one setData for the lot: per alert, 200 alerts rebuilt the list 200 times and sent
+  // the discs to MapLibre's worker 200 times, where the grids' tiles waited behind them
+  for (const alert of answer.alerts.reverse()) showAlert(alert, false, { render: false });
+  renderAlerts();
 }
 
 // ------------------------------------------------------------------ live stream (SSE over fetch, so the token stays in a header)
@@ -400,21 +424,35 @@ async function start() {
   const scope = state.me.jurisdiction.includes("*") ? "全区" : state.me.jurisdiction.join("、");
   $("who").textContent = `${state.me.name} · ${state.me.role} · 范围 ${scope}`;
   const t0 = performance.now();
+  state.timings = {};
+  const mark = (name) => { state.timings[name] = Math.round(performance.now() - t0); };
+  // what the first picture needs is asked for now, while MapLibre starts (it was asked for after)
+  const areas = fetchAreas();
+  const day = localDay(0);
+  const tallies = state.me.parts.analytics ? Promise.all([
+    api(`/api/v1/heatmap?start=${enc(day)}&end=${enc(addDays(day, 1))}`),
+    api(`/api/v1/heatmap?start=${enc(weekStart(day))}&end=${enc(addDays(day, 1))}`)]) : null;
+  areas.then(() => mark("areas_fetched"), () => {});  // (awaited below: no unhandled rejection meanwhile)
+  if (tallies) tallies.catch(() => {});
   const map = state.map = new maplibregl.Map({ container: "map", style: emptyStyle(), center: [114.2, 22.7], zoom: 10,
     attributionControl: false, fadeDuration: 0 });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
-  state.timings = {};
-  const mark = (name) => { state.timings[name] = Math.round(performance.now() - t0); };
+  // where the time goes between "painted" and "grids drawn": MapLibre's worker cutting the grids
+  // into tiles, then the frames (shaders compiled on first use) that draw them
+  map.on("sourcedata", (e) => {
+    if (e.sourceId !== "grids") return;
+    if (e.sourceDataType === "metadata" && !state.timings.grids_indexed) mark("grids_indexed");
+    if (e.tile && !state.timings.first_grid_tile) mark("first_grid_tile");
+  });
+  state.frames = 0;
+  map.on("render", () => { state.frames++; });
   await new Promise((resolve) => map.on("load", resolve));
   mark("map_loaded");
-  await drawAreas();
+  drawAreas(await areas);
   mark("areas_added");
-  if (state.me.parts.analytics) {
-    const day = localDay(0);
-    const [today, week] = await Promise.all([
-      api(`/api/v1/heatmap?start=${enc(day)}&end=${enc(addDays(day, 1))}`),
-      api(`/api/v1/heatmap?start=${enc(weekStart(day))}&end=${enc(addDays(day, 1))}`)]);
+  if (tallies) {
+    const [today, week] = await tallies;
     state.tallies = { day: today.grids, week: week.grids };
   }
   paint(state.tallies.day);
@@ -424,6 +462,8 @@ async function start() {
     const n = countDrawn();
     if (n < state.grids.length) return;
     mark("grids_drawn");
+    state.timings.grids_drawn_since_navigation = Math.round(performance.now());
+    state.timings.frames_until_drawn = state.frames;
     state.gridsDrawn = n;
     state.drawnMs = state.timings.grids_drawn;
     map.off("render", drawn);
