@@ -162,9 +162,12 @@ function drawAreas([grids, communities, streets]) {
   // property is copied to its worker and into each tile's features, and none other is drawn
   const slim = (collection) => ({ type: "FeatureCollection",
     features: collection.features.map((f) => ({ type: "Feature", properties: { code: f.properties.code }, geometry: f.geometry })) });
-  map.addSource("grids", { type: "geojson", data: slim(grids), promoteId: "code" });
-  map.addSource("communities", { type: "geojson", data: slim(communities) });
-  map.addSource("streets", { type: "geojson", data: slim(streets) });
+  // tiling (in MapLibre's worker, on the CPU): lines are at most a few pixels wide, so a 16 px
+  // tile buffer (default 128) covers them, and a 1 px simplification (default 0.375) is invisible
+  const tiling = { buffer: 16, tolerance: 1 };
+  map.addSource("grids", { type: "geojson", data: slim(grids), promoteId: "code", ...tiling });
+  map.addSource("communities", { type: "geojson", data: slim(communities), ...tiling });
+  map.addSource("streets", { type: "geojson", data: slim(streets), ...tiling });
   map.addLayer({ id: "grid-fill", type: "fill", source: "grids",
     paint: { "fill-color": ["coalesce", ["feature-state", "colour"], COLORS[0]], "fill-opacity": 0.85, "fill-antialias": false } });
   map.addLayer({ id: "grid-line", type: "line", source: "grids", paint: { "line-color": "#0d1b26", "line-width": 0.4, "line-opacity": 0.7 } });
