@@ -8,8 +8,8 @@ whose 422 answers are a second error mapping beside the one table
 OpenAPI document, is written here from the same table of endpoints that routes the requests
 (:mod:`.openapi`). Starlette is what FastAPI is built on: the routing, streaming responses (SSE),
 gzip, CORS and static files, no more. uvicorn runs it with httptools (the C HTTP parser; its
-pure-Python h11 took most of the loop's time a request, and requests that arrive together wait for
-each other's parsing on the one loop).
+pure-Python h11 took about half of the loop's time per request in a profile, and requests that
+arrive together wait for each other's parsing on the one loop).
 
 Same process, same state: the endpoints call the engine objects of the server's
 :class:`~citygrid.grpc_api.server.ServerState` (registry, shapes, intake, analytics, alerts, houses)
