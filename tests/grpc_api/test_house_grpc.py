@@ -594,7 +594,8 @@ def test_buildings_near_a_point_over_http_answer_as_grpc_does(houses):
 
 
 def test_population_counts_over_http_answer_as_grpc_does_in_the_callers_jurisdiction(houses):
-    residents = houses.frames["residents"]
+    # against gRPC's answers at the same moment (the module's earlier tests move residents in and out,
+    # so the demo's files are not the expectation here; test_a_dashboard_token_cannot_read_a_name has them)
     screen = houses.token("大屏 HTTP", "dashboard")
     with houses.client(screen) as client:
         for level, year in (("grid", 0), ("community", 0), ("street", 0), ("grid", NOW.year - 1)):
@@ -605,9 +606,6 @@ def test_population_counts_over_http_answer_as_grpc_does_in_the_callers_jurisdic
             assert answer["areas"] == {a.code: dict(zip(expected.columns, a.counts)) for a in expected.areas}
             assert answer["totals"] == {c: sum(a.counts[k] for a in expected.areas)
                                         for k, c in enumerate(expected.columns)}
-    status, answer = _http(houses, "/api/v1/population?level=grid", screen)
-    per_grid = {code: sum(counts.values()) for code, counts in answer["areas"].items() if sum(counts.values())}
-    assert per_grid == residents.groupby("grid_code").size().to_dict()  # and the demo's files agree
     _, community = _grid_of_most_residents(houses.frames)
     officer = houses.token("社区专干 HTTP", "worker", [community])
     status, answer = _http(houses, "/api/v1/population?level=community", officer)
