@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from citygrid.engine.errors import InvalidInput, NotFound
@@ -95,8 +95,12 @@ def assert_coverage(shapes: np.ndarray, outline: shapely.Geometry, *, exact_outl
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), nx=st.integers(2, 7), ny=st.integers(1, 6),
        wiggles=st.integers(1, 12), tolerance=st.floats(0.01, 0.6))
+@example(seed=258, nx=7, ny=4, wiggles=12, tolerance=0.1)  # an invalid mesh: skipped, not failed
 def test_coverage_simplification_opens_no_gap_and_no_overlap(seed, nx, ny, wiggles, tolerance):
     cells, _ = wiggly_mesh(seed, nx, ny, wiggles)
+    # a sharp corner of the jittered mesh can make a zig-zag cross its neighbour edge (seed 258,
+    # 7 x 4, 12 wiggles): such a mesh is no coverage to start from, so it is not an example
+    assume(shapely.is_valid(cells).all())
     outline = shapely.box(0, 0, nx, ny)
     assert_coverage(cells, outline, exact_outline=True)  # the generator makes a coverage
     for keep_outline in (True, False):
