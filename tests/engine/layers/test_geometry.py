@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from citygrid.engine.errors import InvalidInput, NotFound
@@ -31,7 +31,11 @@ def wiggly_mesh(seed: int, nx: int, ny: int, wiggles: int) -> tuple[np.ndarray, 
         if key not in edges:
             (i0, j0), (i1, j1) = key
             p, q = np.array([vx[i0, j0], vy[i0, j0]]), np.array([vx[i1, j1], vy[i1, j1]])
-            t = np.sort(rng.uniform(0.05, 0.95, wiggles))
+            # zig-zag points stay in the middle half of the edge: an offset of at most 0.04 of the
+            # edge's length at 0.25 of it turns by at most atan(0.16) = 9.1 degrees, and two edges
+            # meeting at a jittered vertex are at least 22.6 degrees apart, so no cell crosses itself
+            # (0.05..0.95 let seed 258, 7 x 4, 12 wiggles cross a neighbour edge)
+            t = np.sort(rng.uniform(0.25, 0.75, wiggles))
             normal = np.array([-(q - p)[1], (q - p)[0]])
             outer = (i0 == i1 and i0 in (0, nx)) or (j0 == j1 and j0 in (0, ny))
             offset = 0.0 if outer else 1.0
@@ -95,12 +99,9 @@ def assert_coverage(shapes: np.ndarray, outline: shapely.Geometry, *, exact_outl
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), nx=st.integers(2, 7), ny=st.integers(1, 6),
        wiggles=st.integers(1, 12), tolerance=st.floats(0.01, 0.6))
-@example(seed=258, nx=7, ny=4, wiggles=12, tolerance=0.1)  # an invalid mesh: skipped, not failed
+@example(seed=258, nx=7, ny=4, wiggles=12, tolerance=0.1)  # made a self-crossing cell before the bound below
 def test_coverage_simplification_opens_no_gap_and_no_overlap(seed, nx, ny, wiggles, tolerance):
     cells, _ = wiggly_mesh(seed, nx, ny, wiggles)
-    # a sharp corner of the jittered mesh can make a zig-zag cross its neighbour edge (seed 258,
-    # 7 x 4, 12 wiggles): such a mesh is no coverage to start from, so it is not an example
-    assume(shapely.is_valid(cells).all())
     outline = shapely.box(0, 0, nx, ny)
     assert_coverage(cells, outline, exact_outline=True)  # the generator makes a coverage
     for keep_outline in (True, False):
