@@ -97,19 +97,27 @@ def time_code(kind, local_us):
 @njit
 def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi, offset_us, dim_kind, dim_col,
                     dim_lut_lo, dim_origin, dim_size, dim_stride, luts, allowed, allowed_lo, check_allowed, n_events,
-                    rows, cells):
+                    some, listed, rows, cells):
     """Write the row and cell of every event reported in ``[t_lo, t_hi)`` that no dimension and
     no jurisdiction excludes into ``rows`` and ``cells``; returns how many. Only blocks whose
     report-time range (``block_lo``/``block_hi``: least and greatest report time of each block of
     ``block_size`` events) meets the window are read. ``codes`` rows: 0 category, 1 class, 2
-    source, 3 state, 4 worker, 5 grid, 6 community, 7 street, 8 district."""
+    source, 3 state, 4 worker, 5 grid, 6 community, 7 street, 8 district. With ``listed``, only the
+    rows in ``some`` (sorted: the open events of a day cube's "overdue now") are read. The same kernel
+    counts the slots of a day cube: a slot's report time is its local day's first instant."""
     k = 0
     n_dims = dim_kind.shape[0]
+    n_some = some.shape[0]
     for b in range(block_lo.shape[0]):
         if block_hi[b] < t_lo or block_lo[b] >= t_hi:
             continue
         end = min((b + 1) * block_size, n_events)
-        for e in range(b * block_size, end):
+        i = np.searchsorted(some, b * block_size) if listed else b * block_size
+        while i < (n_some if listed else end):
+            e = some[i] if listed else i
+            i += 1
+            if e >= end:
+                break
             t = occurred[e]
             if t < t_lo or t >= t_hi:
                 continue
@@ -189,6 +197,16 @@ def tally_cells(rows, cells, codes, flags, deadline, close_us, stage_us, now_us,
                     out[c, M_STAGE_US0 + s] += stage_us[s, e]
                     out[c, M_STAGE_N0 + s] += 1
     return next_due
+
+
+@njit
+def tally_slots(rows, cells, values, out):
+    """Add the measures of each day-cube slot ``rows[k]`` into ``out[cells[k]]``."""
+    for k in range(rows.shape[0]):
+        s = rows[k]
+        c = cells[k]
+        for m in range(values.shape[1]):
+            out[c, m] += values[s, m]
 
 
 @njit

@@ -9,6 +9,10 @@ rows are folded into the lifecycle columns (registered, dispatched, reworked, wo
 stage, receipt to closure); the escalations log gives the 督办 of each stage. One read transaction
 per catch-up, so a query sees whole commits, and a query that starts after a commit returned sees
 it. Nothing is ever written back.
+
+With a day cube (``cube_offset_us``, :mod:`~citygrid.engine.analytics.cube`), every catch-up takes
+the events about to change out of their slots before their columns are read again and puts them
+(and the new events) back after, so the cube's sums stay those of the events as they are now.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import threading
 import numpy as np
 
 from citygrid.engine.analytics import source
+from citygrid.engine.analytics.cube import DayCube
 from citygrid.kernels import tally
 
 #: Events per block of the report-time zone map (a query skips blocks outside its window).
@@ -28,7 +33,8 @@ _NEVER = np.iinfo(np.int64).min
 class EventMirror:
     """Columns of every event of a data directory's store, kept current by :meth:`catch_up`."""
 
-    def __init__(self, data_dir, vocabulary: source.Vocabulary, schedule: source.WorkSchedule):
+    def __init__(self, data_dir, vocabulary: source.Vocabulary, schedule: source.WorkSchedule, *,
+                 cube_offset_us: int | None = None):
         self.vocabulary = vocabulary
         self.schedule = schedule
         self.reader = source.StoreReader(data_dir)
@@ -41,6 +47,8 @@ class EventMirror:
         self._h3: dict[int, np.ndarray] = {}
         self._allocate(0)
         self.rebuild_seconds = 0.0
+        #: Per-day sums kept at catch-up (local days under this UTC offset), None: none kept.
+        self.cube = None if cube_offset_us is None else DayCube(cube_offset_us)
 
     # ------------------------------------------------------------------ storage
 
@@ -76,7 +84,7 @@ class EventMirror:
     @property
     def nbytes(self) -> int:
         """Memory of the columns (allocated capacity included)."""
-        return sum(getattr(self, name).nbytes for name in self._COLUMNS)
+        return sum(getattr(self, name).nbytes for name in self._COLUMNS) + (self.cube.nbytes if self.cube else 0)
 
     # ------------------------------------------------------------------ reading the store
 
@@ -107,17 +115,23 @@ class EventMirror:
                 for lo in range(self._cursor[1], last_audit, 4 * source.CHUNK):
                     audit = r.audit_between(lo, min(lo + 4 * source.CHUNK, last_audit))
                     audit_rows.append(audit)
+                escalated = (r.escalations_between(self._cursor[2], last_escalation)
+                             if last_escalation > self._cursor[2] else None)
                 # Events taken in before this catch-up that changed since (new ones were just read).
                 older = [a.row[a.row < known] for a in audit_rows]
                 changed = np.unique(np.concatenate(older)) if older else np.empty(0, np.int64)
+                if self.cube is not None:
+                    moved = changed if escalated is None else np.union1d(changed, escalated[0][escalated[0] < known])
+                    self.cube.withdraw(moved, self)
                 for lo in range(0, len(changed), source.CHUNK):
                     self._set_events(r.events_of((changed[lo : lo + source.CHUNK] + 1).tolist()))
                 for audit in audit_rows:
                     self._replay(audit)
-                if last_escalation > self._cursor[2]:
-                    rows, stages = r.escalations_between(self._cursor[2], last_escalation)
-                    tally.mark_escalations(rows, stages, self.flags)
+                if escalated is not None:
+                    tally.mark_escalations(*escalated, self.flags)
                 tally.block_ranges(self.occurred, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
+                if self.cube is not None:
+                    self.cube.deposit(np.concatenate([moved, np.arange(known, self.n, dtype=np.int64)]), self)
                 self._cursor = cursor
                 self.generation += 1
                 return True

@@ -22,6 +22,12 @@ again and again, and an answer stays exact while the mirror has not changed (not
 other layer version, the same residents) and the clock has not passed the earliest deadline that
 would make one of its open events overdue (:func:`~citygrid.kernels.tally.tally_cells` says which).
 Every query still catches up first, and any change forgets every answer.
+
+Counted afresh, a query reads the mirror's day cube (:mod:`~citygrid.engine.analytics.cube`: sums per
+area chain, category, worker and local day, kept exact at every catch-up) when it can answer it: every
+window from local midnight to local midnight, dimensions and filters among the area levels, grid type,
+category, class, department, worker, day, week, month and weekday, and no p50/p90. "Overdue now" is
+then counted over the window's open events only. Anything else is counted over the window's events.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from citygrid.engine.analytics import source
+from citygrid.engine.analytics import cube as day_cube
 from citygrid.engine.analytics.config import RATES, AnalyticsConfig
 from citygrid.engine.analytics.mirror import BLOCK, EventMirror
 from citygrid.engine.analytics.population import PopulationProvider
@@ -178,13 +185,15 @@ class Analytics:
     :meth:`use_layer` when another version is activated. ``population`` gives residents per grid
     (rates per 1,000 residents). ``clock`` is the present time of "overdue now" (the intake's).
     ``kept_answers``: how many answers to remember (0: count every query afresh, as the benchmark's
-    comparison with DuckDB does).
+    comparison with DuckDB does). ``day_cube``: keep the day cube and count from it what it can
+    answer (False: count every query over events; the attribute of the same name switches counting
+    from it off and on, as the benchmark's before/after does).
     """
 
     def __init__(self, data_dir, *, layer: source.GridLayer, taxonomy: source.Taxonomy | None = None,
                  schedule: source.WorkSchedule | None = None, population: PopulationProvider | None = None,
                  config: AnalyticsConfig | None = None, clock: source.Clock | None = None,
-                 kept_answers: int = KEPT_ANSWERS):
+                 kept_answers: int = KEPT_ANSWERS, day_cube: bool = True):
         self.config = config or AnalyticsConfig()
         self.vocabulary = source.Vocabulary(taxonomy or source.load_taxonomy())
         self.clock = clock or source.system_clock
@@ -201,7 +210,9 @@ class Analytics:
         self._kept_values = 0
         self._counted_at = 0
         self._next_due = tally.NEVER_DUE
-        self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule())
+        self.day_cube = day_cube
+        offset = source.utc_offset_us(self.config.timezone, source.to_us(self.clock())) if day_cube else None
+        self.mirror = EventMirror(data_dir, self.vocabulary, schedule or source.WorkSchedule(), cube_offset_us=offset)
         t0 = time.perf_counter()
         self.mirror.catch_up()
         self.rebuild_seconds = time.perf_counter() - t0
@@ -580,15 +591,30 @@ class Analytics:
                 raise InvalidInput(f"the query has {n_cells:,} cells (the product of its dimensions' sizes); at most "
                                    f"{MAX_CELLS:,}: narrow the window, the buckets or the dimensions")
             m = self.mirror
+            cube = m.cube if self.day_cube and m.cube is not None and m.cube.answers(bounds) else None
+            if cube is not None and not _cube_answers(plan, measures):
+                cube = None
             outs, quantiles = [], []
             for t_lo, t_hi, offset in bounds:
-                rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
                 out = np.zeros((n_cells, tally.N_MEASURES), dtype=np.int64)
-                due = tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us, now_us, out)
+                if cube is not None:  # the slots' sums, and "overdue now" of the open events
+                    slots, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, cube)
+                    tally.tally_slots(slots, cells, cube.values, out)
+                    due = tally.NEVER_DUE  # an answer without "overdue now" does not depend on the clock
+                    if any(name.startswith("overdue_now") for name in measures):
+                        rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, some=cube.open_rows)
+                        opened = np.zeros_like(out)
+                        due = tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us,
+                                                now_us, opened)
+                        out[:, tally.M_OVERDUE_NOW] = opened[:, tally.M_OVERDUE_NOW]
+                else:
+                    rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
+                    due = tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us, now_us,
+                                            out)
                 self._next_due = min(self._next_due, int(due))
                 outs.append(out)
                 quantiles.append({})
-                for name, which in DURATIONS.items():
+                for name, which in DURATIONS.items():  # never with the cube (it keeps no order)
                     if any(x in measures for x in (f"{name}_p50", f"{name}_p90")):
                         d_cells = np.empty(len(rows), np.int64)
                         d_values = np.empty(len(rows), np.int64)
@@ -620,18 +646,21 @@ class Analytics:
         base = np.array([known.get(code, 0) or math.nan for code in columns[level]], dtype=np.float64)
         return values * (1000.0 if per == "1000_residents" else 1.0) / base
 
-    def _scan(self, plan: _Plan, principal, jurisdiction: bool, t_lo: int, t_hi: int, offset: int):
-        """(rows, cells) of the window's events inside jurisdiction and the plan's dimensions
-        (under the mirror lock)."""
+    def _scan(self, plan: _Plan, principal, jurisdiction: bool, t_lo: int, t_hi: int, offset: int, cube=None,
+              some=None):
+        """(rows, cells) of the window's events (with ``cube``: of its slots; with ``some``: of those
+        listed events only, sorted) inside jurisdiction and the plan's dimensions (under the mirror lock)."""
         kind, col, lut_lo, origin, size, stride, luts, _ = plan.arrays()
         allowed, allowed_lo, check = self._allowed(principal, jurisdiction)
-        m = self.mirror
+        m = self.mirror if cube is None else cube
+        block, times = (BLOCK, m.occurred) if cube is None else (day_cube.BLOCK, cube.day_us)
         meets = (m.block_hi >= t_lo) & (m.block_lo < t_hi)
-        bound = min(int(meets.sum()) * BLOCK, m.n)
+        bound = min(int(meets.sum()) * block, m.n if some is None else len(some))
         rows = np.empty(bound, np.int64)
         cells = np.empty(bound, np.int64)
-        k = tally.cells_in_window(m.block_lo, m.block_hi, BLOCK, m.occurred, m.codes, t_lo, t_hi, offset, kind, col,
-                                  lut_lo, origin, size, stride, luts, allowed, allowed_lo, check, m.n, rows, cells)
+        k = tally.cells_in_window(m.block_lo, m.block_hi, block, times, m.codes, t_lo, t_hi, offset, kind, col,
+                                  lut_lo, origin, size, stride, luts, allowed, allowed_lo, check, m.n,
+                                  _NONE if some is None else some, some is not None, rows, cells)
         return rows[:k], cells[:k]
 
     def _select(self, principal, start, end, filters) -> np.ndarray:
@@ -701,6 +730,18 @@ class Analytics:
             else:
                 out[code] = out.get(code, 0) + value
         return {code: v for code, v in out.items() if code not in unknown}
+
+
+_NONE = np.empty(0, np.int64)
+_CUBE_KINDS = (tally.BY_COLUMN, tally.DAY, tally.WEEK, tally.MONTH, tally.WEEKDAY)
+
+
+def _cube_answers(plan: _Plan, measures) -> bool:
+    """Whether the day cube has what a plan's dimensions and the measures need (its windows checked
+    apart): whole local days, the code rows a slot keeps, no order statistics."""
+    return (all(kind in _CUBE_KINDS for kind in plan.kind)
+            and all(col in day_cube.KEPT_ROWS for kind, col in zip(plan.kind, plan.col) if kind == tally.BY_COLUMN)
+            and not any(m.endswith(("_p50", "_p90")) for m in measures))
 
 
 def _when(t: datetime):

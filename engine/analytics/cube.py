@@ -1,0 +1,150 @@
+"""The day cube: the measures of the mirror's events summed per (area chain, category, worker,
+local day), kept exact at every catch-up, so a query whose dimensions and measures it can answer
+reads a few slots per day instead of every event of its window.
+
+A *slot* is one (grid, community, street, district, category, worker, local day) combination; its
+values are the sums of :func:`~citygrid.kernels.tally.tally_cells` over its events (every measure
+but "overdue now", which depends on the clock). The mirror withdraws an event from its slot before
+its columns change (a lifecycle action, a relocation, a re-grid, an escalation) and deposits it
+again after, in the same catch-up, so the sums are always those of the events as they are now.
+
+Slots have the mirror's code rows (category, class, worker and the area chain; source and state
+are not kept: -1) and the first instant of their local day as report time, so the kernels that
+count events count slots too (:func:`~citygrid.kernels.tally.cells_in_window`). The day is local
+under one UTC offset (the analytics' time zone's at start): a window whose offset is another, or
+that does not start and end at local midnight, is counted over events.
+
+"Overdue now" is counted at query time over the open events with a deadline only (kept as a
+sorted row list), which are few next to the window's events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from citygrid.kernels import tally
+
+#: Slots per block of the cube's report-time zone map.
+BLOCK = 1024
+#: Bits of each part of a slot's key (day, category id + 1, worker id + 1, place id), 64 in all.
+_DAY_BITS, _CATEGORY_BITS, _WORKER_BITS, _PLACE_BITS = 16, 12, 18, 18
+_DAY_BIAS = 1 << (_DAY_BITS - 1)
+#: Code rows of the mirror a slot keeps (the rest are -1 in its codes).
+KEPT_ROWS = (0, 1, 4, 5, 6, 7, 8)
+
+
+class DayCube:
+    """Slots of a mirror's events (see the module's notes)."""
+
+    def __init__(self, offset_us: int):
+        self.offset_us = int(offset_us)
+        #: False once an id outgrew its bits of the key: every query is then counted over events.
+        self.usable = True
+        self.n = 0
+        self._slot_of_key: dict[int, int] = {}
+        self._place_of_chain: dict[tuple, int] = {}
+        self.slot_of = np.full(0, -1, dtype=np.int64)  #: per event row: its slot (-1: none)
+        self.open_rows = np.empty(0, dtype=np.int64)  #: rows of open events with a deadline, sorted
+        self._allocate(0)
+
+    def _allocate(self, capacity: int) -> None:
+        n = self.n
+        day_us = np.zeros(capacity, dtype=np.int64)
+        codes = np.full((9, capacity), -1, dtype=np.int32)
+        values = np.zeros((capacity, tally.N_MEASURES), dtype=np.int64)
+        if n:
+            day_us[:n], codes[:, :n], values[:n] = self.day_us[:n], self.codes[:, :n], self.values[:n]
+        self.capacity, self.day_us, self.codes, self.values = capacity, day_us, codes, values
+        n_blocks = -(-capacity // BLOCK)
+        self.block_lo = np.full(n_blocks, np.iinfo(np.int64).max, dtype=np.int64)
+        self.block_hi = np.full(n_blocks, np.iinfo(np.int64).min, dtype=np.int64)
+        tally.block_ranges(self.day_us, n, BLOCK, self.block_lo, self.block_hi, 0)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.nbytes for x in (self.day_us, self.codes, self.values, self.block_lo, self.block_hi,
+                                      self.slot_of, self.open_rows))
+
+    def answers(self, windows) -> bool:
+        """Whether the cube can count these windows (``(t_lo, t_hi, offset)`` each): its offset, local
+        midnight to local midnight."""
+        return self.usable and all(off == self.offset_us and (lo + off) % tally.US_PER_DAY == 0
+                                   and (hi + off) % tally.US_PER_DAY == 0 for lo, hi, off in windows)
+
+    # ------------------------------------------------------------------ upkeep (under the mirror's lock)
+
+    def withdraw(self, rows: np.ndarray, mirror) -> None:
+        """Take events out of their slots (before their columns change)."""
+        if not self.usable or not len(rows):
+            return
+        rows = rows[self.slot_of[rows] >= 0]
+        self._add(rows, -1, mirror)
+
+    def deposit(self, rows: np.ndarray, mirror) -> None:
+        """Put events (their columns as they are now) into their slots, made when new."""
+        if not self.usable or not len(rows):
+            return
+        if len(self.slot_of) < mirror.capacity:
+            grown = np.full(mirror.capacity, -1, dtype=np.int64)
+            grown[: len(self.slot_of)] = self.slot_of
+            self.slot_of = grown
+        codes = mirror.codes
+        day = (mirror.occurred[rows] + self.offset_us) // tally.US_PER_DAY
+        keys = self._keys(rows, day, codes)
+        if keys is None:
+            self.usable = False
+            return
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        slots = np.empty(len(unique), dtype=np.int64)
+        known = self._slot_of_key
+        fresh = []
+        for k, key in enumerate(unique.tolist()):
+            slot = known.get(key)
+            if slot is None:
+                slot = known[key] = self.n + len(fresh)
+                fresh.append(k)
+            slots[k] = slot
+        if fresh:
+            self._add_slots(rows[first[fresh]], day[first[fresh]], codes)
+        self.slot_of[rows] = slots[inverse]
+        self._add(rows, 1, mirror)
+        is_open = (codes[3, rows] <= tally.VERIFIED) & (mirror.deadline[rows] >= 0)
+        kept = self.open_rows[~np.isin(self.open_rows, rows)]
+        self.open_rows = np.union1d(kept, rows[is_open]).astype(np.int64)
+
+    def _add(self, rows: np.ndarray, sign: int, mirror) -> None:
+        """Add ``sign`` times the measures of events (all but "overdue now") into their slots."""
+        slots, back = np.unique(self.slot_of[rows], return_inverse=True)
+        sums = np.zeros((len(slots), tally.N_MEASURES), dtype=np.int64)
+        # No time is before the first instant: nothing is counted overdue.
+        tally.tally_cells(rows, back.reshape(-1), mirror.codes, mirror.flags, mirror.deadline, mirror.close_us,
+                          mirror.stage_us, np.iinfo(np.int64).min, sums)
+        self.values[slots] += sums if sign > 0 else -sums
+
+    def _keys(self, rows, day, codes):
+        chain = codes[5:9, rows].T
+        places = np.empty(len(rows), dtype=np.int64)
+        distinct, back = np.unique(chain, axis=0, return_inverse=True)
+        ids = [self._place_of_chain.setdefault(tuple(c), len(self._place_of_chain)) for c in distinct.tolist()]
+        places[:] = np.asarray(ids, dtype=np.int64)[back.reshape(-1)]
+        category, worker = codes[0, rows].astype(np.int64) + 1, codes[4, rows].astype(np.int64) + 1
+        biased = day + _DAY_BIAS
+        if (len(self._place_of_chain) >= 1 << _PLACE_BITS or category.max() >= 1 << _CATEGORY_BITS
+                or worker.max() >= 1 << _WORKER_BITS or biased.min() < 0 or biased.max() >= 1 << _DAY_BITS):
+            return None
+        # The day in the high bits: new slots come in order of day (the zone map skips well).
+        return (((biased.astype(np.uint64) << np.uint64(_CATEGORY_BITS) | category.astype(np.uint64))
+                 << np.uint64(_WORKER_BITS) | worker.astype(np.uint64)) << np.uint64(_PLACE_BITS)
+                | places.astype(np.uint64))
+
+    def _add_slots(self, rows, day, codes) -> None:
+        n_new = len(rows)
+        if self.n + n_new > self.capacity:
+            self._allocate(max(self.n + n_new, int(self.capacity * 1.5) + BLOCK))
+        at = np.arange(self.n, self.n + n_new)
+        self.day_us[at] = day * tally.US_PER_DAY - self.offset_us
+        for r in KEPT_ROWS:
+            self.codes[r, at] = codes[r, rows]
+        first_block = self.n // BLOCK
+        self.n += n_new
+        tally.block_ranges(self.day_us, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
