@@ -254,7 +254,7 @@ def quantiles_by_cell(cells, values, n_cells, ranks, out):
 
 
 @njit
-def replay_audit(event_row, at, worked, from_state, to_state, action, first_worked, last_worked, last_state, flags,
+def replay_audit(event_row, at, worked, to_state, action, first_worked, last_worked, last_state, flags,
                  stage_us, close_us):
     """Fold audit rows (in log order) into the per-event lifecycle columns.
 

@@ -42,7 +42,7 @@ class DayCube:
         self.usable = True
         self.n = 0
         self._slot_of_key: dict[int, int] = {}
-        self._place_of_chain: dict[tuple, int] = {}
+        self._place_of_chain: dict[int, int] = {}  #: packed area chain -> place id
         self.slot_of = np.full(0, -1, dtype=np.int64)  #: per event row: its slot (-1: none)
         self.open_rows = np.empty(0, dtype=np.int64)  #: rows of open events with a deadline, sorted
         self._allocate(0)
@@ -122,11 +122,14 @@ class DayCube:
         self.values[slots] += sums if sign > 0 else -sums
 
     def _keys(self, rows, day, codes):
-        chain = codes[5:9, rows].T
-        places = np.empty(len(rows), dtype=np.int64)
-        distinct, back = np.unique(chain, axis=0, return_inverse=True)
-        ids = [self._place_of_chain.setdefault(tuple(c), len(self._place_of_chain)) for c in distinct.tolist()]
-        places[:] = np.asarray(ids, dtype=np.int64)[back.reshape(-1)]
+        """The slot keys of events (None when an id outgrew its bits)."""
+        chain = codes[5:9, rows].astype(np.int64) + 1
+        if len(rows) and (chain[0].max() >= 1 << 24 or chain[1:].max() >= 1 << 12):
+            return None
+        packed = chain[0] << 36 | chain[1] << 24 | chain[2] << 12 | chain[3]
+        distinct, back = np.unique(packed, return_inverse=True)
+        ids = [self._place_of_chain.setdefault(c, len(self._place_of_chain)) for c in distinct.tolist()]
+        places = np.asarray(ids, dtype=np.int64)[back.reshape(-1)]
         category, worker = codes[0, rows].astype(np.int64) + 1, codes[4, rows].astype(np.int64) + 1
         biased = day + _DAY_BIAS
         if (len(self._place_of_chain) >= 1 << _PLACE_BITS or category.max() >= 1 << _CATEGORY_BITS

@@ -166,9 +166,8 @@ class EventMirror:
         if not len(audit.row):
             return
         worked = source.worked_us(self.schedule, audit.at)
-        tally.replay_audit(audit.row, audit.at, worked, audit.from_state.astype(np.int8),
-                           audit.to_state.astype(np.int8), audit.rework.astype(np.int8), self.first_worked,
-                           self.last_worked, self.last_state, self.flags, self.stage_us, self.close_us)
+        tally.replay_audit(audit.row, audit.at, worked, audit.to_state.astype(np.int8), audit.rework.astype(np.int8),
+                           self.first_worked, self.last_worked, self.last_state, self.flags, self.stage_us, self.close_us)
 
     def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 (lng, lat) of some events (NaN: not placed), read from the store the first time

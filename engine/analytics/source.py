@@ -72,7 +72,6 @@ class EventRows:
 class AuditRows:
     row: np.ndarray
     at: np.ndarray
-    from_state: np.ndarray
     to_state: np.ndarray
     rework: np.ndarray
 
@@ -91,6 +90,10 @@ class StoreReader:
             "SELECT count(*), group_concat(seq - 1), group_concat(occurred_at), group_concat(coalesce(deadline, -1)), "
             f"group_concat(state, '\x1f'), {texts} FROM events WHERE {{where}}"
         )
+        state_code = " ".join(f"WHEN '{s.value}' THEN {k}" for k, s in enumerate(STATES))
+        self._audit_sql = ("SELECT count(*), group_concat(at), group_concat(((event_seq - 1) << 5) "
+                           f"| ((CASE to_state {state_code} ELSE 15 END) << 1) | (action = 'rework')) "
+                           "FROM audit WHERE seq > ? AND seq <= ?")
 
     def close(self) -> None:
         self._conn.close()
@@ -144,15 +147,14 @@ class StoreReader:
         return _encode_with(ids, text, n, codes)
 
     def audit_between(self, lo: int, hi: int) -> AuditRows:
-        """Audit rows with ``lo < seq <= hi`` in log order."""
-        n, rows, at, fs, ts, rework = self._conn.execute(
-            "SELECT count(*), group_concat(event_seq - 1), group_concat(at), "
-            "group_concat(coalesce(from_state, ''), '\x1f'), group_concat(to_state, '\x1f'), "
-            "group_concat(action = 'rework') FROM audit WHERE seq > ? AND seq <= ?",
-            (lo, hi),
-        ).fetchone()
-        return AuditRows(_ints(rows, n), _ints(at, n), _encode_with(self._state_ids, fs, n),
-                         _encode_with(self._state_ids, ts, n), _ints(rework, n))
+        """Audit rows with ``lo < seq <= hi`` in log order. Two texts of numbers, not one per
+        column: most of a rebuild is SQLite turning values into text, so the event's row, its new
+        state (coded in SQL) and whether the action is a rework travel packed in one integer
+        (``row << 5 | state << 1 | rework``; state 15: unknown)."""
+        n, at, packed = self._conn.execute(self._audit_sql, (lo, hi)).fetchone()
+        packed = _ints(packed, n)
+        state = (packed >> 1) & 15
+        return AuditRows(packed >> 5, _ints(at, n), np.where(state == 15, -1, state), packed & 1)
 
     def escalations_between(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """(event row, stage index) of escalation rows with ``lo < seq <= hi``."""

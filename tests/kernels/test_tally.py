@@ -57,7 +57,7 @@ def test_replay_counts_an_interval_in_the_stage_it_began():
     flags = np.zeros(1, np.uint16)
     stage_us, close_us = np.zeros((4, 1), np.int64), np.zeros(1, np.int64)
     first, last, state = np.zeros(1, np.int64), np.zeros(1, np.int64), np.full(1, -1, np.int8)
-    tally.replay_audit(np.zeros(n, np.int64), worked, worked, np.zeros(n, np.int8), np.array(codes, np.int8),
+    tally.replay_audit(np.zeros(n, np.int64), worked, worked, np.array(codes, np.int8),
                        np.array([0, 0, 1, 0, 0, 0], np.int8), first, last, state, flags, stage_us, close_us)
     assert stage_us[:, 0].tolist() == [0, 0, 100 + 250, 50 + 20 + 0]
     assert close_us[0] == 420
