@@ -27,7 +27,39 @@ from citygrid.kernels import tally
 
 #: Events per block of the report-time zone map (a query skips blocks outside its window).
 BLOCK = 4096
+#: Audit rows beyond which a catch-up (a rebuild) reads the log on a second connection and thread.
+ASIDE_AUDIT_ROWS = 4 * source.CHUNK
 _NEVER = np.iinfo(np.int64).min
+
+
+def _read_audit(reader: source.StoreReader, lo: int, hi: int) -> list[source.AuditRows]:
+    """Audit rows with ``lo < seq <= hi``, in log order, in chunks."""
+    return [reader.audit_between(a, min(a + 4 * source.CHUNK, hi)) for a in range(lo, hi, 4 * source.CHUNK)]
+
+
+class _AuditAside:
+    """:func:`_read_audit` on a thread and a read connection of its own."""
+
+    def __init__(self, data_dir, lo: int, hi: int):
+        self._rows: list[source.AuditRows] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(data_dir, lo, hi), name="analytics-audit", daemon=True)
+        self._thread.start()
+
+    def _run(self, data_dir, lo: int, hi: int) -> None:
+        reader = source.StoreReader(data_dir)
+        try:
+            self._rows = _read_audit(reader, lo, hi)
+        except BaseException as error:  # handed to the caller of result()
+            self._error = error
+        finally:
+            reader.close()
+
+    def result(self) -> list[source.AuditRows]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._rows
 
 
 class EventMirror:
@@ -37,6 +69,7 @@ class EventMirror:
                  cube_offset_us: int | None = None):
         self.vocabulary = vocabulary
         self.schedule = schedule
+        self.data_dir = data_dir
         self.reader = source.StoreReader(data_dir)
         self.lock = threading.RLock()
         self.n = 0
@@ -106,15 +139,17 @@ class EventMirror:
                 last_event, last_audit, last_escalation = cursor
                 known = self.n
                 first_block = known // BLOCK
+                # A long stretch of the log (a rebuild) is read on a connection of its own while this
+                # one reads the events: SQLite makes its texts without the GIL, and audit rows are
+                # only ever appended, so those up to this read's last one are the same on any later read.
+                aside = (_AuditAside(self.data_dir, self._cursor[1], last_audit)
+                         if last_audit - self._cursor[1] > ASIDE_AUDIT_ROWS else None)
                 if last_event > known:
                     self._grow(last_event)
                     for lo in range(known, last_event, source.CHUNK):
                         self._set_events(r.events_between(lo, min(lo + source.CHUNK, last_event)))
                     self.n = last_event
-                audit_rows = []
-                for lo in range(self._cursor[1], last_audit, 4 * source.CHUNK):
-                    audit = r.audit_between(lo, min(lo + 4 * source.CHUNK, last_audit))
-                    audit_rows.append(audit)
+                audit_rows = aside.result() if aside is not None else _read_audit(r, self._cursor[1], last_audit)
                 escalated = (r.escalations_between(self._cursor[2], last_escalation)
                              if last_escalation > self._cursor[2] else None)
                 # Events taken in before this catch-up that changed since (new ones were just read).
