@@ -108,9 +108,19 @@ class DayCube:
             self._add_slots(rows[first[fresh]], day[first[fresh]], codes)
         self.slot_of[rows] = slots[inverse]
         self._add(rows, 1, mirror)
-        is_open = (codes[3, rows] <= tally.VERIFIED) & (mirror.deadline[rows] >= 0)
-        kept = self.open_rows[~np.isin(self.open_rows, rows)]
-        self.open_rows = np.union1d(kept, rows[is_open]).astype(np.int64)
+        self._follow_open(rows, mirror)
+
+    def _follow_open(self, rows: np.ndarray, mirror) -> None:
+        """Keep the sorted list of open events with a deadline: of ``rows``, drop those no longer
+        open, add those newly open (a few per catch-up next to the list: no sort of the whole list)."""
+        rows = np.unique(rows)
+        is_open = (mirror.codes[3, rows] <= tally.VERIFIED) & (mirror.deadline[rows] >= 0)
+        listed = self.open_rows
+        at = np.searchsorted(listed, rows)
+        present = listed[np.minimum(at, len(listed) - 1)] == rows if len(listed) else np.zeros(len(rows), np.bool_)
+        listed = np.delete(listed, at[present & ~is_open])
+        new = rows[~present & is_open]
+        self.open_rows = np.insert(listed, np.searchsorted(listed, new), new)
 
     def _add(self, rows: np.ndarray, sign: int, mirror) -> None:
         """Add ``sign`` times the measures of events (all but "overdue now") into their slots."""
