@@ -43,7 +43,7 @@ class DayCube:
         self.n = 0
         self._slot_of_key: dict[int, int] = {}
         self._place_of_chain: dict[int, int] = {}  #: packed area chain -> place id
-        self.slot_of = np.full(0, -1, dtype=np.int64)  #: per event row: its slot (-1: none)
+        self.slot_of = np.full(0, -1, dtype=np.int32)  #: per event row: its slot (-1: none)
         self.open_rows = np.empty(0, dtype=np.int64)  #: rows of open events with a deadline, sorted
         self._allocate(0)
 
@@ -85,7 +85,7 @@ class DayCube:
         if not self.usable or not len(rows):
             return
         if len(self.slot_of) < mirror.capacity:
-            grown = np.full(mirror.capacity, -1, dtype=np.int64)
+            grown = np.full(mirror.capacity, -1, dtype=np.int32)
             grown[: len(self.slot_of)] = self.slot_of
             self.slot_of = grown
         codes = mirror.codes
