@@ -603,7 +603,9 @@ class Analytics:
                     due = tally.NEVER_DUE  # an answer without "overdue now" does not depend on the clock
                     if any(name.startswith("overdue_now") for name in measures):
                         rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, some=cube.open_rows)
-                        opened = np.zeros_like(out)
+                        # np.zeros, not zeros_like: a fresh zeroed mapping, only the pages of the open
+                        # events' cells are touched (zeros_like wrote the whole table at every query)
+                        opened = np.zeros(out.shape, dtype=np.int64)
                         due = tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us,
                                                 now_us, opened)
                         out[:, tally.M_OVERDUE_NOW] = opened[:, tally.M_OVERDUE_NOW]
