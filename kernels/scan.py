@@ -425,42 +425,27 @@ def _stp_packed_best(cum, pos, close_at, thresholds, n_windows, bits, ln_s, ln_r
 
 
 @njit
-def _stp_enter(cum, packed_counts, loc, packed, pos, high):
-    """Adds location loc's packed window counts to cum; True when, at pos, some window's count
-    reaches its packed threshold."""
-    hit = np.uint64(0)
-    for g in range(cum.shape[0]):
-        c = cum[g] + packed_counts[loc, g]
-        cum[g] = c
-        hit |= ((c | high) - packed[pos, g]) & high
-    return hit != 0
-
-
-@njit
-def _stp_walk_centre(ci, offsets, nbr_index, close_at, packed_counts, packed, high, thresholds, n_windows, bits, ln_s,
-                     ln_rest_tab, ln_window, ln_total, total, xlx, cum):
-    """The largest LLR of centre ci's cylinders, comparing counts and thresholds at every position."""
-    cum[:] = 0
-    best = 0.0
-    for pos in range(offsets[ci], offsets[ci + 1]):
-        if _stp_enter(cum, packed_counts, nbr_index[pos], packed, pos, high):
-            best = max(best, _stp_packed_best(cum, pos, close_at, thresholds, n_windows, bits, ln_s, ln_rest_tab,
-                                              ln_window, ln_total, total, xlx))
-    return best
-
-
-@njit
 def _stp_entries_centre(entries, entry_loc, lo, hi, close_at, packed_counts, packed, high, thresholds, n_windows, bits,
                         ln_s, ln_rest_tab, ln_window, ln_total, total, xlx, cum):
-    """The largest LLR of one centre's cylinders, visiting only entries[lo:hi] (its positions where a
-    window case enters, sorted; entry_loc their locations)."""
-    cum[:] = 0
+    """The largest LLR of one centre's cylinders, visiting the positions entries[lo:hi] (sorted;
+    entry_loc their locations): all of its list's, or only those where a window case enters."""
+    n_words = cum.shape[0]
+    for g in range(n_words):
+        cum[g] = 0
     best = 0.0
     for k in range(lo, hi):
+        loc = entry_loc[k]
         pos = entries[k]
-        if _stp_enter(cum, packed_counts, entry_loc[k], packed, pos, high):
-            best = max(best, _stp_packed_best(cum, pos, close_at, thresholds, n_windows, bits, ln_s, ln_rest_tab,
-                                              ln_window, ln_total, total, xlx))
+        hit = np.uint64(0)
+        for g in range(n_words):
+            c = cum[g] + packed_counts[loc, g]
+            cum[g] = c
+            hit |= ((c | high) - packed[pos, g]) & high
+        if hit != 0:
+            llr = _stp_packed_best(cum, pos, close_at, thresholds, n_windows, bits, ln_s, ln_rest_tab, ln_window,
+                                   ln_total, total, xlx)
+            if llr > best:
+                best = llr
     return best
 
 
@@ -472,9 +457,9 @@ SPARSE_SHARE = 0.25
 @njit
 def _stp_replicate_max(seed, r, case_location, window_day_totals, offsets, nbr_index, close_at, c_need, packed_need,
                        floors_need, c_min, packed_min, floors_min, segment_end, accept, bits, sparse_share, ln_s,
-                       ln_rest_tab, ln_window, ln_total, total, xlx, loc_offsets, loc_centres, loc_pos, day_adds,
-                       picked, seen, perm, packed_counts, touched, centres, kept_centres, stamp, segment_cum, count,
-                       start, entries, entry_loc, cum):
+                       ln_rest_tab, ln_window, ln_total, total, xlx, loc_offsets, loc_centres, loc_pos, positions,
+                       day_adds, picked, seen, perm, packed_counts, touched, centres, kept_centres, stamp, segment_cum,
+                       count, start, entries, entry_loc, cum):
     """The largest LLR of replication r (see stp_replicate_maxima); the scratch arrays come back clean."""
     n_cases = case_location.shape[0]
     n_windows = window_day_totals.shape[0]
@@ -527,9 +512,10 @@ def _stp_replicate_max(seed, r, case_location, window_day_totals, offsets, nbr_i
         floors = floors_need if attempt == 0 else floors_min
         best = 0.0
         if not sparse:
-            for ci in range(offsets.shape[0] - 1):
-                llr = _stp_walk_centre(ci, offsets, nbr_index, close_at, packed_counts, packed, high, thresholds,
-                                       n_windows, bits, ln_s, ln_rest_tab, ln_window, ln_total, total, xlx, cum)
+            for ci in range(offsets.shape[0] - 1):  # every position of every list
+                llr = _stp_entries_centre(positions, nbr_index, offsets[ci], offsets[ci + 1], close_at, packed_counts,
+                                          packed, high, thresholds, n_windows, bits, ln_s, ln_rest_tab, ln_window,
+                                          ln_total, total, xlx, cum)
                 if llr > best:
                     best = llr
         else:
@@ -627,6 +613,7 @@ def stp_replicate_maxima(seed, rep_lo, rep_hi, case_location, window_day_totals,
     n_reps = rep_hi - rep_lo
     n_words = packed_min.shape[1]
     day_adds = _stp_day_adds(n_windows, bits, n_words)
+    positions = np.arange(nbr_index.shape[0])
     for b in prange(n_blocks):
         picked = np.empty(n_window_cases, np.int64)
         seen = np.zeros(n_cases, np.bool_)
@@ -646,9 +633,9 @@ def stp_replicate_maxima(seed, rep_lo, rep_hi, case_location, window_day_totals,
             out_max[i] = _stp_replicate_max(seed, rep_lo + i, case_location, window_day_totals, offsets, nbr_index,
                                             close_at, c_need, packed_need, floors_need, c_min, packed_min, floors_min,
                                             segment_end, accept, bits, sparse_share, ln_s, ln_rest_tab, ln_window,
-                                            ln_total, total, xlx, loc_offsets, loc_centres, loc_pos, day_adds, picked,
-                                            seen, perm, packed_counts, touched, centres, kept_centres, stamp,
-                                            segment_cum, count, start, entries, entry_loc, cum)
+                                            ln_total, total, xlx, loc_offsets, loc_centres, loc_pos, positions,
+                                            day_adds, picked, seen, perm, packed_counts, touched, centres,
+                                            kept_centres, stamp, segment_cum, count, start, entries, entry_loc, cum)
 
 
 # ------------------------------------------------------------------ expectation-based Poisson scan
