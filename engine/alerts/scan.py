@@ -213,12 +213,15 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     candidates.sort()
     clusters = []
     taken = np.zeros(n_locations, dtype=bool)
+    sorted_maxima = np.sort(maxima)
     for neg_llr, size, w, ci, pos in candidates:
         llr = -neg_llr
+        if clusters and reps > 0 and llr <= sorted_maxima[0]:
+            break  # every replication reaches it (rank > reps), and the rest, in decreasing LLR
         locations = nbr_index[offsets[ci]:pos + 1]
         if taken[locations].any():
             continue
-        rank_mc = 1 + int((maxima >= llr).sum())
+        rank_mc = 1 + reps - int(np.searchsorted(sorted_maxima, llr, side="left"))  # 1 + #(maxima >= llr)
         if clusters and reps > 0 and rank_mc > reps:
             continue
         taken[locations] = True
@@ -432,6 +435,14 @@ def _distinct_zones(knn_index: np.ndarray) -> np.ndarray:
 
 
 def _count_matrix(counts, name: str) -> np.ndarray:
+    if isinstance(counts, np.ndarray) and counts.ndim == 2 and counts.size and (
+            counts.dtype.kind == "i" or (counts.dtype.kind == "u" and counts.dtype.itemsize < 8)):
+        negative = counts < 0  # whole and finite already: only the sign to check
+        if negative.any():
+            loc, t = np.argwhere(negative)[0]
+            raise InvalidInput(f"{name} must be whole numbers >= 0; location {loc}, period {t} holds "
+                               f"{float(counts[loc, t])!r}")
+        return np.ascontiguousarray(counts, dtype=np.int64)
     try:
         y = np.array(counts, dtype=np.float64, ndmin=2)
     except (TypeError, ValueError):

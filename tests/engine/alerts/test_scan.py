@@ -393,6 +393,10 @@ def test_bad_inputs_are_named():
         S.space_time_permutation(counts, lng, np.array([0, 0, 0, 0, 95.0]))
     with pytest.raises(InvalidInput, match="whole numbers"):
         S.space_time_permutation(counts + 0.5, lng, lat)
+    negative = counts.astype(np.int32)
+    negative[3, 2] = -1
+    with pytest.raises(InvalidInput, match=r"whole numbers >= 0; location 3, period 2 holds -1\.0"):
+        S.space_time_permutation(negative, lng, lat)
     with pytest.raises(InvalidInput, match="max_share"):
         S.space_time_permutation(counts, lng, lat, S.StpOptions(max_share=1.5))
     with pytest.raises(InvalidInput, match="baselines .* positive"):
