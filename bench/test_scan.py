@@ -8,6 +8,7 @@ points) and local day; the scan uses windows up to 7 days ending on 31 December,
 
 - all events together (the issue's goal: under 5 s on 2 cores);
 - every category scanned separately, as a centre would run them each morning (goal: under 60 s);
+- the scans a scheduled detection run adds (``discs.scan_findings`` over the layer's grids);
 - the peer: a plain prange kernel (the same cylinders, the LLR with two logarithms per cylinder)
   fed by Python-side permutations of every case's date (``numpy.random.Generator.permutation``),
   on ``CITYGRID_BENCH_PEER_REPS`` replications (default 199); rates are compared per replication.
@@ -34,15 +35,21 @@ OPTIONS = S.StpOptions(max_radius_km=1.0, max_share=0.5, max_days=7, min_cases=2
 
 
 @pytest.fixture(scope="module")
-def demo_year(tmp_path_factory):
-    """(grid x day counts of all events, {category: grid x day counts}, lng, lat)."""
-    import pyarrow.parquet as pq
-    import shapely
-
+def demo_root(tmp_path_factory):
     from citygrid.engine.demo import generate_demo
 
     root = tmp_path_factory.mktemp("bench-scan-demo")
     generate_demo(root, seed=SEED)
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_year(demo_root):
+    """(grid x day counts of all events, {category: grid x day counts}, lng, lat)."""
+    import pyarrow.parquet as pq
+    import shapely
+
+    root = demo_root
     grids = pq.read_table(root / "grids.parquet", columns=["grid_code", "geometry"])
     points = shapely.point_on_surface(shapely.from_wkb(grids.column("geometry").to_numpy(zero_copy_only=False)))
     row = {code: i for i, code in enumerate(grids.column("grid_code").to_pylist())}
@@ -96,6 +103,33 @@ def test_stp_every_category(benchmark, demo_year, warm):
     print(f"\nSTP, each of {len(results)} categories separately, 999 replications each: {wall:.2f} s wall, "
           f"{cpu:.2f} s CPU; {significant} clusters with p <= 0.05")
     benchmark.extra_info.update(cpu_s=cpu, categories=len(results), significant=significant)
+
+
+def test_scan_of_a_scheduled_run(benchmark, demo_root, warm):
+    """What the space-time scans add to a detection run judging 31 December with the shipped
+    settings (every category over the active layer's grids, :func:`discs.scan_findings`)."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from citygrid.engine.alerts import discs
+    from citygrid.engine.alerts.settings import AlertSettings
+    from citygrid.engine.layers.sources import read_layer
+
+    layer = read_layer(demo_root / "grids.parquet", version_id="bench-scan-demo")
+    points = discs.grid_points(layer)
+    events = pq.read_table(demo_root / "events.parquet", columns=["grid_code", "category_code", "occurred_at"])
+    ms = events.column("occurred_at").cast("int64").to_numpy()
+    day = (ms + 8 * 3600 * 1000) // 86_400_000 - 20089  # local day of 2025
+    grid_codes = np.array(events.column("grid_code").to_pylist(), dtype=object)
+    category_codes = np.array(events.column("category_code").to_pylist(), dtype=object)
+    started = time.process_time()
+    findings = benchmark.pedantic(discs.scan_findings, args=(AlertSettings(), layer, points, grid_codes, category_codes,
+                                                             day, dt.date(2025, 1, 1), [364]), rounds=1, iterations=1)
+    cpu = time.process_time() - started
+    print(f"\nscans of a scheduled run (50 categories, 31 December, shipped settings): "
+          f"{benchmark.stats.stats.mean:.2f} s wall, {cpu:.2f} s CPU; {len(findings)} disc findings")
+    benchmark.extra_info.update(cpu_s=cpu, findings=len(findings))
 
 
 def test_plain_peer(benchmark, demo_year, warm):

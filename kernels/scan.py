@@ -192,7 +192,7 @@ def _stp_best_of_centre(ci, offsets, nbr_index, c_min, least, ln_s, ln_rest_tab,
     window_counts[l, w] = cases at l in the last w+1 days; ln_window[w] = ln T_w; cum is scratch of W
     entries; least[pos] = the smallest of c_min[pos*W .. pos*W + W-1], at most 255 (a circle
     whose longest window, the largest count, falls short of it has no cylinder to score; see
-    stp_position_floors). Ties keep the first cylinder met: fewer locations, then the shorter
+    stp_position_least). Ties keep the first cylinder met: fewer locations, then the shorter
     window.
     """
     n_windows = cum.shape[0]
@@ -240,23 +240,14 @@ def stp_scan(offsets, nbr_index, c_min, least, ln_s, ln_rest_tab, ln_window, ln_
 
 
 @pnjit
-def stp_position_floors(thresholds, offsets, n_windows, floor, least):
-    """floor[pos, w] = the smallest thresholds[q*W + w] over q = pos and the positions after it in
-    its centre's list; least[pos] = the smallest of thresholds[pos*W .. pos*W + W-1]. Both are
-    bytes capped at 255 (a cap only makes the checks that skip positions skip fewer), so that
-    they stay in cache."""
-    n_centres = offsets.shape[0] - 1
-    for ci in prange(n_centres):
-        for w in range(n_windows):
-            running = NOT_A_CYLINDER
-            for pos in range(offsets[ci + 1] - 1, offsets[ci] - 1, -1):
-                running = min(running, thresholds[pos * n_windows + w])
-                floor[pos, w] = min(running, 255)
-        for pos in range(offsets[ci], offsets[ci + 1]):
-            m = thresholds[pos * n_windows]
-            for w in range(1, n_windows):
-                m = min(m, thresholds[pos * n_windows + w])
-            least[pos] = min(m, 255)
+def stp_position_least(thresholds, n_windows, least):
+    """least[pos] = the smallest of thresholds[pos*W .. pos*W + W-1], as a byte capped at 255 (a cap
+    only makes the check that skips positions skip fewer), so that it stays in cache."""
+    for pos in prange(least.shape[0]):
+        m = thresholds[pos * n_windows]
+        for w in range(1, n_windows):
+            m = min(m, thresholds[pos * n_windows + w])
+        least[pos] = min(m, 255)
 
 
 @njit
@@ -337,142 +328,281 @@ def replication_blocks(n_reps):
     return max(1, min(n_reps, 4 * numba.get_num_threads()))
 
 
+# A replication compares every window's count with its threshold at once: the counts of the W
+# windows sit in lanes of ``bits`` bits (16, or 32 when the window holds 2**15 cases or more), L =
+# 64 // bits lanes to a 64-bit word, and so do the thresholds (capped at 2**(bits-1) - 1, the
+# lanes past the last window at the cap). With c and n below 2**(bits-1) in every lane,
+# ``((c | H) - n) & H`` (H: each lane's top bit) has a lane's top bit set exactly when c >= n, and no
+# lane borrows from the next. A set bit is then checked window by window against the exact
+# thresholds (a capped threshold only lets more through).
+#
+# A position that does not close a circle (the next location is at the same distance) is scored
+# as the circle that closes its run of equal distances (close_at): its count is at most that
+# circle's, so its score is too (the LLR grows with the count), and the largest score is the same.
+# Between two positions where window cases enter, the counts stay put and, at a fixed count, the
+# LLR falls as the circle grows (mu grows with S and the thresholds do not fall), so a replication
+# need score only the positions where cases enter.
+
+
+@pnjit
+def stp_pack_thresholds(thresholds, close_at, n_windows, bits, packed):
+    """packed[pos, g]: lane l holds min(thresholds[q*W + g*L + l], 2**(bits-1) - 1), q = close_at[pos]."""
+    n_lanes = 64 // bits
+    cap = (1 << (bits - 1)) - 1
+    for pos in prange(packed.shape[0]):
+        q = close_at[pos]
+        for g in range(packed.shape[1]):
+            word = np.uint64(0)
+            for lane in range(n_lanes):
+                w = g * n_lanes + lane
+                t = min(thresholds[q * n_windows + w], cap) if w < n_windows else cap
+                word |= np.uint64(t) << np.uint64(lane * bits)
+            packed[pos, g] = word
+
+
+@pnjit
+def stp_segment_floors(packed, offsets, segment_end, bits, floors):
+    """floors[ci, s, g]: lane by lane, the smallest of packed[pos, g] over the positions of segment s
+    of centre ci's list (segment_end[ci, s-1] <= pos < segment_end[ci, s]; the cap where it has
+    none). A circle in segment s whose centre's count up to the segment's end reaches no lane of its
+    floor scores 0."""
+    n_lanes = 64 // bits
+    mask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    cap = (np.uint64(1) << np.uint64(bits - 1)) - np.uint64(1)
+    for ci in prange(offsets.shape[0] - 1):
+        lo = offsets[ci]
+        for s in range(segment_end.shape[1]):
+            hi = segment_end[ci, s]
+            for g in range(packed.shape[1]):
+                word = np.uint64(0)
+                for lane in range(n_lanes):
+                    shift = np.uint64(lane * bits)
+                    m = cap
+                    for pos in range(lo, hi):
+                        m = min(m, (packed[pos, g] >> shift) & mask)
+                    word |= m << shift
+                floors[ci, s, g] = word
+            lo = hi
+
+
 @njit
-def _stp_jump_centre(ci, entries, entry_loc, lo, hi, offsets, thresholds, floor, ln_s, ln_rest_tab, ln_window,
-                     ln_total, window_counts, total, xlx, cum):
-    """The largest LLR of centre ci's cylinders, visiting only the positions entries[lo:hi] (sorted;
-    entry_loc their locations) where a window case enters and, window by window, the positions
-    after each while the count can still reach a threshold: up to the next entry the count stays
-    put while every threshold ahead is at least floor[pos, w], so the walk stops at the first floor
-    above the count."""
-    n_windows = cum.shape[0]
-    for w in range(n_windows):
-        cum[w] = 0
+def _lane_high_bits(bits):
+    high = np.uint64(0)
+    for lane in range(64 // bits):
+        high |= np.uint64(1) << np.uint64(lane * bits + bits - 1)
+    return high
+
+
+@njit
+def _stp_day_adds(n_windows, bits, n_words):
+    """adds[d, g]: what one case of the d-th last day adds to word g of its location's packed counts
+    (1 in the lane of every window w >= d)."""
+    n_lanes = 64 // bits
+    adds = np.zeros((n_windows, n_words), np.uint64)
+    for d in range(n_windows):
+        for w in range(d, n_windows):
+            adds[d, w // n_lanes] += np.uint64(1) << np.uint64((w % n_lanes) * bits)
+    return adds
+
+
+@njit
+def _stp_packed_best(cum, pos, close_at, thresholds, n_windows, bits, ln_s, ln_rest_tab, ln_window, ln_total, total,
+                     xlx):
+    """The largest LLR of the cylinders of the circle closed at close_at[pos] whose count (window
+    w's in lane w of cum) reaches its threshold."""
+    n_lanes = 64 // bits
+    mask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    q = close_at[pos]
     best = 0.0
-    for k in range(lo, hi):
-        loc = entry_loc[k]
-        for w in range(n_windows):
-            cum[w] += window_counts[loc, w]
-        first = entries[k]
-        end = entries[k + 1] if k + 1 < hi else offsets[ci + 1]
-        for w in range(n_windows):
-            c = cum[w]
-            pos = first
-            while pos < end and c >= floor[pos, w]:
-                i = pos * n_windows + w
-                if c >= thresholds[i]:
-                    llr = _stp_llr(xlx, c, total, ln_s[pos], ln_window[w], ln_total, ln_rest_tab[i])
-                    if llr > best:
-                        best = llr
-                pos += 1
+    for w in range(n_windows):
+        c = np.int64((cum[w // n_lanes] >> np.uint64((w % n_lanes) * bits)) & mask)
+        i = q * n_windows + w
+        if c >= thresholds[i]:
+            llr = _stp_llr(xlx, c, total, ln_s[q], ln_window[w], ln_total, ln_rest_tab[i])
+            if llr > best:
+                best = llr
     return best
 
 
 @njit
-def _stp_replicate_max(seed, r, case_location, window_day_totals, offsets, nbr_index, c_need, floor_need, least_need,
-                       c_min, floor_min, least_min, accept, ln_s, ln_rest_tab, ln_window, ln_total, total, xlx,
-                       loc_offsets, loc_centres, loc_pos, picked, seen, perm, window_counts, touched, centres, stamp,
+def _stp_entries_centre(entries, entry_loc, lo, hi, close_at, packed_counts, packed, high, thresholds, n_windows, bits,
+                        ln_s, ln_rest_tab, ln_window, ln_total, total, xlx, cum):
+    """The largest LLR of one centre's cylinders, visiting the positions entries[lo:hi] (sorted;
+    entry_loc their locations): all of its list's, or only those where a window case enters."""
+    n_words = cum.shape[0]
+    for g in range(n_words):
+        cum[g] = 0
+    best = 0.0
+    for k in range(lo, hi):
+        loc = entry_loc[k]
+        pos = entries[k]
+        hit = np.uint64(0)
+        for g in range(n_words):
+            c = cum[g] + packed_counts[loc, g]
+            cum[g] = c
+            hit |= ((c | high) - packed[pos, g]) & high
+        if hit != 0:
+            llr = _stp_packed_best(cum, pos, close_at, thresholds, n_windows, bits, ln_s, ln_rest_tab, ln_window,
+                                   ln_total, total, xlx)
+            if llr > best:
+                best = llr
+    return best
+
+
+#: A replication visits only the entries of its window cases when they are fewer than this share of
+#: the positions; else it walks every list (cheaper than finding and sorting the entries).
+SPARSE_SHARE = 0.25
+
+
+@njit
+def _stp_replicate_max(seed, r, case_location, window_day_totals, offsets, nbr_index, close_at, c_need, packed_need,
+                       floors_need, c_min, packed_min, floors_min, segment_end, accept, bits, sparse_share, ln_s,
+                       ln_rest_tab, ln_window, ln_total, total, xlx, loc_offsets, loc_centres, loc_pos, positions,
+                       day_adds, picked, seen, perm, packed_counts, touched, centres, kept_centres, stamp, segment_cum,
                        count, start, entries, entry_loc, cum):
     """The largest LLR of replication r (see stp_replicate_maxima); the scratch arrays come back clean."""
     n_cases = case_location.shape[0]
     n_windows = window_day_totals.shape[0]
     n_window_cases = picked.shape[0]
+    n_lanes = 64 // bits
+    n_words = packed_counts.shape[1]
+    n_segments = segment_end.shape[1]
     stp_replicate_cases(seed, r, n_cases, n_window_cases, picked, seen, perm)
-    # the window's cases at their locations; the distinct locations they touch
+    # the window's cases at their locations (one of the d-th last day counts in windows d .. W-1);
+    # the distinct locations they touch, and how many list entries those have
+    last_word = (n_windows - 1) // n_lanes  # every case counts in the last window's lane
     n_touched = 0
+    n_entries = 0
     j = 0
     for d in range(n_windows):
         for _ in range(window_day_totals[d]):
             loc = case_location[picked[j]]
-            if window_counts[loc, n_windows - 1] == 0:
+            if packed_counts[loc, last_word] == 0:
                 touched[n_touched] = loc
                 n_touched += 1
-            for w in range(d, n_windows):
-                window_counts[loc, w] += 1
+                n_entries += loc_offsets[loc + 1] - loc_offsets[loc]
+            for g in range(d // n_lanes, n_words):
+                packed_counts[loc, g] += day_adds[d, g]
             j += 1
-    # only circles around a centre whose list holds a touched location can hold a case
+    high = _lane_high_bits(bits)
+    sparse = n_entries < sparse_share * nbr_index.shape[0]
     n_centres = 0
-    n_entries = 0
-    walk = 0
-    for k in range(n_touched):
-        loc = touched[k]
-        for m in range(loc_offsets[loc], loc_offsets[loc + 1]):
-            ci = loc_centres[m]
-            if stamp[ci] != r:
-                stamp[ci] = r
-                count[ci] = 0
-                centres[n_centres] = ci
-                n_centres += 1
-                walk += offsets[ci + 1] - offsets[ci]
-            count[ci] += 1
-            n_entries += 1
-    # few entries per centre: visit those (sorted per centre); many: walk the lists
-    jump = 4 * n_entries < walk
-    if jump:
-        run = 0
-        for k in range(n_centres):
-            ci = centres[k]
-            start[ci] = run
-            run += count[ci]
-            count[ci] = start[ci]  # fill pointer
+    if sparse:
+        # the centres whose lists hold a touched location, with the counts of each segment of their lists
         for k in range(n_touched):
             loc = touched[k]
             for m in range(loc_offsets[loc], loc_offsets[loc + 1]):
                 ci = loc_centres[m]
-                entries[count[ci]] = loc_pos[m]
-                entry_loc[count[ci]] = loc
-                count[ci] += 1
-        for k in range(n_centres):
-            ci = centres[k]
-            for a in range(start[ci] + 1, count[ci]):  # insertion sort: a handful each
-                v = entries[a]
-                v_loc = entry_loc[a]
-                b = a - 1
-                while b >= start[ci] and entries[b] > v:
-                    entries[b + 1] = entries[b]
-                    entry_loc[b + 1] = entry_loc[b]
-                    b -= 1
-                entries[b + 1] = v
-                entry_loc[b + 1] = v_loc
+                if stamp[ci] != r:
+                    stamp[ci] = r
+                    centres[n_centres] = ci
+                    n_centres += 1
+                    for s in range(n_segments):
+                        for g in range(n_words):
+                            segment_cum[ci, s, g] = 0
+                s = 0
+                while loc_pos[m] >= segment_end[ci, s]:
+                    s += 1
+                for g in range(n_words):
+                    segment_cum[ci, s, g] += packed_counts[loc, g]
     best = 0.0
     for attempt in range(2):
         thresholds = c_need if attempt == 0 else c_min
-        floor = floor_need if attempt == 0 else floor_min
-        least = least_need if attempt == 0 else least_min
+        packed = packed_need if attempt == 0 else packed_min
+        floors = floors_need if attempt == 0 else floors_min
         best = 0.0
-        for k in range(n_centres):
-            ci = centres[k]
-            if jump:
-                llr = _stp_jump_centre(ci, entries, entry_loc, start[ci], count[ci], offsets, thresholds, floor, ln_s,
-                                       ln_rest_tab, ln_window, ln_total, window_counts, total, xlx, cum)
-            else:
-                llr, _, _, _ = _stp_best_of_centre(ci, offsets, nbr_index, thresholds, least, ln_s, ln_rest_tab,
-                                                   ln_window, ln_total, window_counts, total, xlx, cum)
-            if llr > best:
-                best = llr
+        if not sparse:
+            for ci in range(offsets.shape[0] - 1):  # every position of every list
+                llr = _stp_entries_centre(positions, nbr_index, offsets[ci], offsets[ci + 1], close_at, packed_counts,
+                                          packed, high, thresholds, n_windows, bits, ln_s, ln_rest_tab, ln_window,
+                                          ln_total, total, xlx, cum)
+                if llr > best:
+                    best = llr
+        else:
+            # only centres where the count up to a segment's end reaches, in some window, the least
+            # threshold of that segment can score (marked -2 - r); their entries, in position order
+            kept = -2 - r
+            n_kept = 0
+            for k in range(n_centres):
+                ci = centres[k]
+                hit = np.uint64(0)
+                for g in range(n_words):
+                    cum[g] = 0
+                for s in range(n_segments):
+                    for g in range(n_words):
+                        cum[g] += segment_cum[ci, s, g]
+                        hit |= ((cum[g] | high) - floors[ci, s, g]) & high
+                if hit != 0:
+                    stamp[ci] = kept
+                    kept_centres[n_kept] = ci
+                    n_kept += 1
+                    count[ci] = 0
+            for k in range(n_touched):
+                loc = touched[k]
+                for m in range(loc_offsets[loc], loc_offsets[loc + 1]):
+                    if stamp[loc_centres[m]] == kept:
+                        count[loc_centres[m]] += 1
+            run = 0
+            for k in range(n_kept):
+                ci = kept_centres[k]
+                start[ci] = run
+                run += count[ci]
+                count[ci] = start[ci]  # fill pointer
+            for k in range(n_touched):
+                loc = touched[k]
+                for m in range(loc_offsets[loc], loc_offsets[loc + 1]):
+                    ci = loc_centres[m]
+                    if stamp[ci] == kept:
+                        entries[count[ci]] = loc_pos[m]
+                        entry_loc[count[ci]] = loc
+                        count[ci] += 1
+            for k in range(n_kept):
+                ci = kept_centres[k]
+                stamp[ci] = r
+                for a in range(start[ci] + 1, count[ci]):  # insertion sort: a handful each
+                    v = entries[a]
+                    v_loc = entry_loc[a]
+                    b = a - 1
+                    while b >= start[ci] and entries[b] > v:
+                        entries[b + 1] = entries[b]
+                        entry_loc[b + 1] = entry_loc[b]
+                        b -= 1
+                    entries[b + 1] = v
+                    entry_loc[b + 1] = v_loc
+                llr = _stp_entries_centre(entries, entry_loc, start[ci], count[ci], close_at, packed_counts, packed,
+                                          high, thresholds, n_windows, bits, ln_s, ln_rest_tab, ln_window, ln_total,
+                                          total, xlx, cum)
+                if llr > best:
+                    best = llr
         if best >= accept:
             break
     for k in range(n_touched):
-        for w in range(n_windows):
-            window_counts[touched[k], w] = 0
+        for g in range(n_words):
+            packed_counts[touched[k], g] = 0
     return best
 
 
 @pnjit
-def stp_replicate_maxima(seed, rep_lo, rep_hi, case_location, window_day_totals, offsets, nbr_index, c_min,
-                         floor_min, least_min, c_need, floor_need, least_need, accept, ln_s, ln_rest_tab, ln_window,
-                         ln_total, total, xlx, n_locations, loc_offsets, loc_centres, loc_pos, n_blocks, out_max):
+def stp_replicate_maxima(seed, rep_lo, rep_hi, case_location, window_day_totals, offsets, nbr_index, close_at, c_min,
+                         packed_min, floors_min, c_need, packed_need, floors_need, segment_end, accept, bits,
+                         sparse_share, ln_s, ln_rest_tab, ln_window, ln_total, total, xlx, n_locations, loc_offsets,
+                         loc_centres, loc_pos, n_blocks, out_max):
     """out_max[r - rep_lo] = the largest LLR of replication r, for r in rep_lo .. rep_hi-1.
 
     case_location[i] is the location of case i (one entry per case); window_day_totals[d] the
-    cases of the d-th last day (d = 0 .. W-1); loc_offsets / loc_centres / loc_pos list, for each
-    location, the centres whose neighbour lists hold it and where (a circle without a window case
-    has LLR 0, so a replication scans only the centres around the locations its window cases fall
-    on). Each replication is first scanned against c_need (the counts that reach LLR ``accept``,
-    see stp_thresholds); when its largest LLR falls short of ``accept`` it is scanned again against
-    c_min, so the maximum is exact either way. floor / least come from stp_position_floors.
-    Replications run in parallel, ``n_blocks`` blocks of them (each block strides through the
-    range with its own scratch); a replication's answer depends on (seed, r) alone.
+    cases of the d-th last day (d = 0 .. W-1); close_at[pos] the position that closes the circle
+    holding pos (the last one at its distance); loc_offsets / loc_centres / loc_pos list, for each
+    location, the centres whose neighbour lists hold it and where. A replication whose window cases
+    have fewer list entries than ``sparse_share`` of all positions visits only the centres around
+    them where a segment's count reaches its floor (segment_end, stp_segment_floors), and only
+    those entries; else it
+    walks every list. Each replication is first scanned against c_need (the counts that reach LLR
+    ``accept``, see stp_thresholds); when its largest LLR falls short of ``accept`` it is scanned
+    again against c_min, so the maximum is exact either way. packed_* come from
+    stp_pack_thresholds with ``bits`` bits a lane (every window's count must stay below
+    2**(bits-1)), floors_* from stp_segment_floors. Replications run in parallel, ``n_blocks`` blocks
+    of them (each block strides through the range with its own scratch); a replication's answer
+    depends on (seed, r) alone.
     """
     n_cases = case_location.shape[0]
     n_windows = window_day_totals.shape[0]
@@ -481,25 +611,31 @@ def stp_replicate_maxima(seed, rep_lo, rep_hi, case_location, window_day_totals,
         n_window_cases += window_day_totals[d]
     n_centres = offsets.shape[0] - 1
     n_reps = rep_hi - rep_lo
+    n_words = packed_min.shape[1]
+    day_adds = _stp_day_adds(n_windows, bits, n_words)
+    positions = np.arange(nbr_index.shape[0])
     for b in prange(n_blocks):
         picked = np.empty(n_window_cases, np.int64)
         seen = np.zeros(n_cases, np.bool_)
         perm = np.empty(n_cases if 2 * n_window_cases > n_cases else 0, np.int64)
-        window_counts = np.zeros((n_locations, n_windows), np.int32)
+        packed_counts = np.zeros((n_locations, n_words), np.uint64)
         touched = np.empty(n_window_cases, np.int64)
         centres = np.empty(n_centres, np.int64)
+        kept_centres = np.empty(n_centres, np.int64)
         stamp = np.full(n_centres, -1, np.int64)
+        segment_cum = np.zeros((n_centres, segment_end.shape[1], n_words), np.uint64)
         count = np.zeros(n_centres, np.int64)
         start = np.zeros(n_centres, np.int64)
         entries = np.empty(nbr_index.shape[0], np.int64)
         entry_loc = np.empty(nbr_index.shape[0], np.int64)
-        cum = np.zeros(n_windows, np.int64)
+        cum = np.zeros(n_words, np.uint64)
         for i in range(b, n_reps, n_blocks):
             out_max[i] = _stp_replicate_max(seed, rep_lo + i, case_location, window_day_totals, offsets, nbr_index,
-                                            c_need, floor_need, least_need, c_min, floor_min, least_min, accept, ln_s,
-                                            ln_rest_tab, ln_window, ln_total, total, xlx, loc_offsets, loc_centres,
-                                            loc_pos, picked, seen, perm, window_counts, touched, centres, stamp, count,
-                                            start, entries, entry_loc, cum)
+                                            close_at, c_need, packed_need, floors_need, c_min, packed_min, floors_min,
+                                            segment_end, accept, bits, sparse_share, ln_s, ln_rest_tab, ln_window,
+                                            ln_total, total, xlx, loc_offsets, loc_centres, loc_pos, positions,
+                                            day_adds, picked, seen, perm, packed_counts, touched, centres,
+                                            kept_centres, stamp, segment_cum, count, start, entries, entry_loc, cum)
 
 
 # ------------------------------------------------------------------ expectation-based Poisson scan

@@ -57,6 +57,11 @@ LLR_SLACK = 1e-6
 NEIGHBOUR_CACHE_SIZE = 4
 _NEIGHBOUR_CACHE: dict = {}
 _NEIGHBOUR_LOCK = threading.Lock()
+#: A replication visits only the list entries of its window's cases when they are fewer than this
+#: share of all the lists' positions, else it walks every list (see the kernels).
+SPARSE_SHARE = ks.SPARSE_SHARE
+#: Segments of a centre's list whose counts bound a sparse replication's circles (see the kernels).
+SEGMENTS = 4
 #: Largest number of replications accepted.
 MAX_REPS = 99_999
 
@@ -146,6 +151,9 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     day_totals = y.sum(axis=0)
     window_day_totals = np.ascontiguousarray(day_totals[::-1][:n_windows])
     window_totals = np.cumsum(window_day_totals)
+    if window_totals[-1] >= 2**31:
+        raise InvalidInput(f"the last {n_windows} days hold {int(window_totals[-1]):,} cases; "
+                           "the scan takes fewer than 2**31")
     window_counts = np.ascontiguousarray(np.cumsum(y[:, ::-1][:, :n_windows], axis=1), dtype=np.int32)
 
     offsets, nbr_index, nbr_km = _neighbours_within(xyz, radius)
@@ -163,7 +171,7 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     ln_window = np.array([math.log(t) if t > 0 else -math.inf for t in window_totals])
     ln_total = math.log(total)
     xlx = ks.x_log_x_table(total + 1)
-    floor_min, least_min = _floors(c_min, lists.offsets, n_windows)
+    least_min = _least(c_min, n_windows)
     best_llr = np.empty(n_locations)
     best_entry = np.empty(n_locations, dtype=np.int64)
     best_w = np.empty(n_locations, dtype=np.int64)
@@ -175,10 +183,13 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     maxima = np.empty(reps)
     case_location = np.repeat(np.arange(n_locations, dtype=np.int64), location_totals)
     loc_offsets, loc_centres, loc_pos = lists.centres_of_locations(n_locations)
+    # every window's count of a replication in one lane of a few 64-bit words (see the kernels)
+    bits = _lane_bits(int(window_totals[-1]))
+    packed_min, floors_min = _packed(c_min, lists, n_windows, bits)
     # A pilot run scans every cylinder; the rest first compare counts with the least count that
     # reaches ACCEPT_SHARE of the pilot's smallest maximum (and rescan fully any replication that
     # falls short).
-    c_need, floor_need, least_need, accept = c_min, floor_min, least_min, 0.0
+    c_need, packed_need, floors_need, accept = c_min, packed_min, floors_min, 0.0
     pilot = min(reps, PILOT_REPS)
     for lo, hi in budget.chunks(reps, CHUNK_REPS, "replications", first=pilot):
         if lo == pilot and pilot > 0 and maxima[:pilot].min() > 0:
@@ -186,10 +197,11 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
             c_need = np.empty_like(c_min)
             ks.stp_thresholds(c_min, ln_s, ln_rest, ln_window, ln_total, total, int(window_totals[-1]), xlx,
                               accept - LLR_SLACK, c_need)
-            floor_need, least_need = _floors(c_need, lists.offsets, n_windows)
-        ks.stp_replicate_maxima(seed, lo, hi, case_location, window_day_totals, lists.offsets, lists.index, c_min,
-                                floor_min, least_min, c_need, floor_need, least_need, accept, ln_s, ln_rest,
-                                ln_window, ln_total, total, xlx, n_locations, loc_offsets, loc_centres, loc_pos,
+            packed_need, floors_need = _packed(c_need, lists, n_windows, bits)
+        ks.stp_replicate_maxima(seed, lo, hi, case_location, window_day_totals, lists.offsets, lists.index,
+                                lists.close_at, c_min, packed_min, floors_min, c_need, packed_need, floors_need,
+                                lists.segment_end, accept, bits, SPARSE_SHARE, ln_s, ln_rest, ln_window, ln_total,
+                                total, xlx, n_locations, loc_offsets, loc_centres, loc_pos,
                                 ks.replication_blocks(hi - lo), maxima[lo:hi])
 
     candidates = []
@@ -201,12 +213,15 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     candidates.sort()
     clusters = []
     taken = np.zeros(n_locations, dtype=bool)
+    sorted_maxima = np.sort(maxima)
     for neg_llr, size, w, ci, pos in candidates:
         llr = -neg_llr
+        if clusters and reps > 0 and llr <= sorted_maxima[0]:
+            break  # every replication reaches it (rank > reps), and the rest, in decreasing LLR
         locations = nbr_index[offsets[ci]:pos + 1]
         if taken[locations].any():
             continue
-        rank_mc = 1 + int((maxima >= llr).sum())
+        rank_mc = 1 + reps - int(np.searchsorted(sorted_maxima, llr, side="left"))  # 1 + #(maxima >= llr)
         if clusters and reps > 0 and rank_mc > reps:
             continue
         taken[locations] = True
@@ -258,6 +273,10 @@ class _CaseLists:
     index: np.ndarray
     km: np.ndarray
     full_end: np.ndarray
+    #: close_at[j]: the entry that closes the circle holding entry j (the last one at its distance).
+    close_at: np.ndarray
+    #: segment_end[centre, s]: where segment s of its list ends (SEGMENTS about equal ones, see the kernels).
+    segment_end: np.ndarray
 
     def centres_of_locations(self, n_locations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR from each location to the centres whose lists hold it, and the positions there."""
@@ -268,12 +287,25 @@ class _CaseLists:
         return loc_offsets, np.ascontiguousarray(centre[order]), order.astype(np.int64)
 
 
-def _floors(thresholds: np.ndarray, offsets: np.ndarray, n_windows: int) -> tuple[np.ndarray, np.ndarray]:
-    n = len(thresholds) // n_windows
-    floor = np.empty((n, n_windows), dtype=np.uint8)
-    least = np.empty(n, dtype=np.uint8)
-    ks.stp_position_floors(thresholds, offsets, n_windows, floor, least)
-    return floor, least
+def _lane_bits(window_cases: int) -> int:
+    """Bits of a count's lane in the replications: every window's count must stay below 2**(bits-1)."""
+    return 16 if window_cases < 2**15 else 32
+
+
+def _least(thresholds: np.ndarray, n_windows: int) -> np.ndarray:
+    least = np.empty(len(thresholds) // n_windows, dtype=np.uint8)
+    ks.stp_position_least(thresholds, n_windows, least)
+    return least
+
+
+def _packed(thresholds: np.ndarray, lists: "_CaseLists", n_windows: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The thresholds packed for the replications, and each centre's floor (see the kernels)."""
+    words = -(-n_windows // (64 // bits))
+    packed = np.empty((len(thresholds) // n_windows, words), dtype=np.uint64)
+    ks.stp_pack_thresholds(thresholds, lists.close_at, n_windows, bits, packed)
+    floors = np.empty((*lists.segment_end.shape, words), dtype=np.uint64)
+    ks.stp_segment_floors(packed, lists.offsets, lists.segment_end, bits, floors)
+    return packed, floors
 
 
 def _case_lists(offsets: np.ndarray, nbr_index: np.ndarray, nbr_km: np.ndarray, location_totals) -> _CaseLists:
@@ -286,8 +318,15 @@ def _case_lists(offsets: np.ndarray, nbr_index: np.ndarray, nbr_km: np.ndarray, 
     keep = np.flatnonzero(np.asarray(location_totals)[nbr_index] > 0)
     new_offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(row[keep], minlength=n), out=new_offsets[1:])
-    return _CaseLists(new_offsets, np.ascontiguousarray(nbr_index[keep]), np.ascontiguousarray(nbr_km[keep]),
-                      ends[np.searchsorted(ends, keep)])
+    km = np.ascontiguousarray(nbr_km[keep])
+    kept_row = row[keep]
+    closes = np.ones(len(keep), dtype=bool)
+    closes[:-1] = (km[1:] != km[:-1]) | (kept_row[1:] != kept_row[:-1])
+    closing = np.flatnonzero(closes)
+    size = np.diff(new_offsets)[:, None]
+    segment_end = new_offsets[:-1, None] + -(-size * np.arange(1, SEGMENTS + 1) // SEGMENTS)
+    return _CaseLists(new_offsets, np.ascontiguousarray(nbr_index[keep]), km, ends[np.searchsorted(ends, keep)],
+                      closing[np.searchsorted(closing, np.arange(len(keep)))], np.ascontiguousarray(segment_end))
 
 
 # ------------------------------------------------------------------ expectation-based Poisson
@@ -396,6 +435,14 @@ def _distinct_zones(knn_index: np.ndarray) -> np.ndarray:
 
 
 def _count_matrix(counts, name: str) -> np.ndarray:
+    if isinstance(counts, np.ndarray) and counts.ndim == 2 and counts.size and (
+            counts.dtype.kind == "i" or (counts.dtype.kind == "u" and counts.dtype.itemsize < 8)):
+        negative = counts < 0  # whole and finite already: only the sign to check
+        if negative.any():
+            loc, t = np.argwhere(negative)[0]
+            raise InvalidInput(f"{name} must be whole numbers >= 0; location {loc}, period {t} holds "
+                               f"{float(counts[loc, t])!r}")
+        return np.ascontiguousarray(counts, dtype=np.int64)
     try:
         y = np.array(counts, dtype=np.float64, ndmin=2)
     except (TypeError, ValueError):

@@ -278,6 +278,29 @@ def test_the_fast_replications_equal_full_scans():
         assert shifted.replicate_maxima[r] == result.replicate_maxima[r]
 
 
+@pytest.mark.parametrize("walk", ["every list", "entries only"])
+@pytest.mark.parametrize("bits", [16, 32])
+def test_both_replication_paths_equal_brute_force(monkeypatch, walk, bits):
+    """A replication either walks every list or visits only the entries of its window cases, with
+    window counts in 16- or 32-bit lanes; past a short pilot it compares counts with the thresholds
+    of the acceptance level. Every way gives the brute force's maxima and clusters, on data with
+    locations sharing a point (distance ties), a quiet day and a cluster."""
+    monkeypatch.setattr(S, "SPARSE_SHARE", 0.0 if walk == "every list" else math.inf)
+    monkeypatch.setattr(S, "_lane_bits", lambda window_cases: bits)
+    monkeypatch.setattr(S, "PILOT_REPS", 3)
+    for case in range(3):
+        rng = np.random.default_rng(300 + case)
+        counts, lng, lat = _world(rng, n=[22, 25, 18][case], days=[9, 12, 30][case], rate=[0.4, 1.5, 0.2][case],
+                                  grid=case == 1)
+        counts[:3, -2:] += 2 * case
+        counts[:, -3] = 0
+        o = S.StpOptions(max_radius_km=[0.8, 0.9, 1.5][case], max_days=[4, 7, 12][case], reps=30, seed=case)
+        result = S.space_time_permutation(counts, lng, lat, o)
+        clusters, maxima, _ = brute_stp(counts, lng, lat, o)
+        assert result.replicate_maxima.tolist() == maxima
+        _same_clusters(result, clusters, counts.shape[1])
+
+
 def test_replications_permute_dates_among_cases():
     """A replication's window dates go to distinct cases, each case equally likely."""
     n_cases, n_window = 40, 10
@@ -370,6 +393,10 @@ def test_bad_inputs_are_named():
         S.space_time_permutation(counts, lng, np.array([0, 0, 0, 0, 95.0]))
     with pytest.raises(InvalidInput, match="whole numbers"):
         S.space_time_permutation(counts + 0.5, lng, lat)
+    negative = counts.astype(np.int32)
+    negative[3, 2] = -1
+    with pytest.raises(InvalidInput, match=r"whole numbers >= 0; location 3, period 2 holds -1\.0"):
+        S.space_time_permutation(negative, lng, lat)
     with pytest.raises(InvalidInput, match="max_share"):
         S.space_time_permutation(counts, lng, lat, S.StpOptions(max_share=1.5))
     with pytest.raises(InvalidInput, match="baselines .* positive"):
