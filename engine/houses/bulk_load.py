@@ -90,7 +90,9 @@ class BulkLoad:
                 self._census.add_units(*pending["units"])
             if "residents" in pending:
                 self._census.add_residents(*pending["residents"])
-            self._nearest = self._address = None
+            self._nearest = None
+            if report.loaded.get("buildings") or report.loaded.get("units"):
+                self._addresses.changed()  # built again in its thread; searches wait for it
         return report
 
     def load_directory(self, directory, **options) -> L.LoadReport:
