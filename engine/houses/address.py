@@ -148,7 +148,12 @@ class AddressParts:
 
 def parse(text: str) -> AddressParts:
     """The parts of an address (normalised first). Numbers lose leading zeros (``0502`` -> ``502``)."""
-    canonical = normalise(text)
+    return parse_canonical(normalise(text))
+
+
+def parse_canonical(canonical: str) -> AddressParts:
+    """:func:`parse` of a text :func:`normalise` made (not normalised again: a search parses up to
+    :data:`CANDIDATES` addresses, and normalising one costs ten times what cutting it does)."""
     match = _PARTS_RE.fullmatch(canonical)
     if match is None:  # not in the usual order: keep what the usual markers say
         match = _PARTS_RE.match("")
@@ -262,7 +267,7 @@ class AddressIndex:
         """The parsed parts of building ``row``'s address (cached)."""
         parts = self._parts.get(row)
         if parts is None:
-            parts = self._parts[row] = parse(self._canonical[row])
+            parts = self._parts[row] = parse_canonical(self._canonical[row])
         return parts
 
     def search(self, query: str, limit: int = 10) -> list[AddressMatch]:

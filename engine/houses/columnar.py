@@ -16,7 +16,8 @@ cuts row ``i`` out of them with ``substr`` (byte offsets into a blob: constant t
   dropped), as ``m * 1.0 / 2^k1 / 2^k2 * 2^j`` (every factor a power of two: no rounding; SQLite's own
   text-to-real conversion is not correctly rounded); NaN or None is null;
 - **texts**: the UTF-8 bytes of the batch in one blob, each value's start and length as integers (a
-  null has length -1); ``CAST(substr(…) AS TEXT)``;
+  null has length -1); ``CAST(substr(…) AS TEXT)``; a column of few distinct values (a kind, a
+  class: :data:`FEW_WORDS`) as each row's number in their list, ``CASE n WHEN 0 THEN ?a …``;
 - **ranges** (row ids): ``first + i``; **constants**: one parameter.
 
 The values a column's SQL gives back are the values given, checked by the tests against ``executemany``.
@@ -34,6 +35,9 @@ from citygrid.engine.errors import InvalidInput
 
 #: Rows a statement writes.
 BATCH = 100_000
+#: A text column of at least FEW_WORDS_FROM rows and at most FEW_WORDS distinct values is written as
+#: each row's number in the list of its values (a ``CASE``), not as its bytes.
+FEW_WORDS, FEW_WORDS_FROM = 16, 1_000
 
 
 #: The connection's temporary table of the row numbers 0 .. batch - 1 a statement reads its rows from
@@ -137,8 +141,18 @@ class Texts(_Column):
         if not pa.types.is_string(array.type):
             array = pc.cast(array, pa.string())
         self.array = pa.concat_arrays([array]) if array.offset else array
+        self.words: list[str] | None = None
+        if len(array) >= FEW_WORDS_FROM:
+            words = pc.unique(array.drop_null())
+            if len(words) <= FEW_WORDS:  # a kind, a class: each row's word by its number
+                self.words = words.to_pylist()
+                index = pc.index_in(array, value_set=words)
+                self.codes = Ints(pc.fill_null(index, 0).to_numpy(zero_copy_only=False),
+                                  array.is_valid().to_numpy(zero_copy_only=False))
 
     def params(self, start, stop):
+        if self.words is not None:
+            return self.codes.params(start, stop) + self.words
         part = pa.concat_arrays([self.array.slice(start, stop - start)])  # offsets from the part's own start
         offsets = np.frombuffer(part.buffers()[1], dtype=np.int32)[: len(part) + 1].astype(np.int64)
         lengths = np.diff(offsets)
@@ -150,6 +164,10 @@ class Texts(_Column):
         return [blob, starts, s_width, sizes, z_width]
 
     def sql(self, p):
+        if self.words is not None:
+            n_code = len(p) - len(self.words)
+            cases = " ".join(f"WHEN {k} THEN {w}" for k, w in enumerate(p[n_code:]))
+            return f"CASE {self.codes.sql(p[:n_code])} {cases} END"
         start = f"CAST(substr({p[1]}, i * {p[2]} + 1, {p[2]}) AS INTEGER)"
         size = f"CAST(substr({p[3]}, i * {p[4]} + 1, {p[4]}) AS INTEGER)"
         value = f"CAST(substr({p[0]}, {start} + 1, {size}) AS TEXT)"
