@@ -166,7 +166,7 @@ class Texts(_Column):
     def sql(self, p):
         if self.words is not None:
             n_code = len(p) - len(self.words)
-            cases = " ".join(f"WHEN {k} THEN {w}" for k, w in enumerate(p[n_code:]))
+            cases = " ".join(f"WHEN {k} THEN {w}" for k, w in enumerate(p[n_code:])) or "WHEN -1 THEN NULL"  # all null
             return f"CASE {self.codes.sql(p[:n_code])} {cases} END"
         start = f"CAST(substr({p[1]}, i * {p[2]} + 1, {p[2]}) AS INTEGER)"
         size = f"CAST(substr({p[3]}, i * {p[4]} + 1, {p[4]}) AS INTEGER)"

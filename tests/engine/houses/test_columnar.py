@@ -11,8 +11,9 @@ import pytest
 
 from citygrid.engine.houses.columnar import Constant, Ints, Table
 
-DDL = "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, m INTEGER, x REAL, y REAL, s TEXT, u TEXT, k TEXT, c TEXT)"
-NAMES = ("id", "n", "m", "x", "y", "s", "u", "k", "c")
+DDL = ("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, m INTEGER, x REAL, y REAL, s TEXT, u TEXT, k TEXT, c TEXT, "
+       "e TEXT)")
+NAMES = ("id", "n", "m", "x", "y", "s", "u", "k", "c", "e")
 
 
 def _columns(rng, n: int):
@@ -27,7 +28,7 @@ def _columns(rng, n: int):
     texts = [words[k] for k in rng.integers(0, len(words), n)]
     codes = [f"44030700{k:015d}" for k in range(n)]
     return {"id": range(7, 7 + n), "n": ints, "m": Ints(small, valid), "x": reals, "y": pa.array(reals[::-1].copy()),
-            "s": pa.array(texts, type=pa.string()), "u": texts[::-1], "k": pa.array(codes), "c": Constant("bulk load")}
+            "s": pa.array(texts, type=pa.string()), "u": texts[::-1], "k": pa.array(codes), "c": Constant("bulk load"), "e": pa.nulls(n, pa.string())}
 
 
 def _plain(columns, n: int) -> list[tuple]:
