@@ -13,7 +13,8 @@ cuts row ``i`` out of them with ``substr`` (byte offsets into a blob: constant t
 - **integers**: fixed-width decimal text (spaces before), ``CAST(substr(…) AS INTEGER)``; a null is a
   value the column does not hold, turned back by ``nullif``;
 - **reals**, exactly: ``x = m / 2^k`` with ``m`` a 53-bit integer (``numpy.frexp``, trailing zero bits
-  dropped), as ``m * 1.0 / 2^k1 / 2^k2 * 2^j`` (every factor a power of two: no rounding; SQLite's own
+  dropped), as ``m * 1.0 / d`` with ``d = 2^k`` (``0 <= k <= 62``: longitudes, areas) or else
+  ``m * 1.0 / 2^k1 / 2^k2 * 2^j`` (every factor a power of two: no rounding; SQLite's own
   text-to-real conversion is not correctly rounded); NaN or None is null;
 - **texts**: the UTF-8 bytes of the batch in one blob, each value's start and length as integers (a
   null has length -1); ``CAST(substr(…) AS TEXT)``; a column of few distinct values (a kind, a
@@ -121,16 +122,20 @@ class Reals(_Column):
         shift = np.where(zero, 0, shift - trailing)
         if ((shift > 124) | (shift < -62)).any():
             raise InvalidInput("a real value is out of the range a load writes (2^-71 .. 2^115)")
-        shift = np.where(null, 999, shift)  # the null marker
         m_blob, m_width = _fixed_ints(mantissa)
+        if ((shift >= 0) & (shift <= 62)).all():  # the usual case: m / d, d = 2^k an integer (0: null)
+            d_blob, d_width = _fixed_ints(np.where(null, 0, np.left_shift(1, np.clip(shift, 0, 62))))
+            return [m_blob, m_width, d_blob, d_width, 1]
+        shift = np.where(null, 999, shift)  # the null marker
         k_blob, k_width = _fixed_ints(shift)
-        return [m_blob, m_width, k_blob, k_width]
+        return [m_blob, m_width, k_blob, k_width, 0]
 
     def sql(self, p):
         m = f"CAST(substr({p[0]}, i * {p[1]} + 1, {p[1]}) AS INTEGER)"
         k = f"CAST(substr({p[2]}, i * {p[3]} + 1, {p[3]}) AS INTEGER)"
-        value = f"{m} * 1.0 / (1 << max(min({k}, 62), 0)) / (1 << max({k} - 62, 0)) * (1 << max(-{k}, 0))"
-        return value if not self.nullable else f"CASE WHEN {k} = 999 THEN NULL ELSE {value} END"
+        # ?p[4] says which form the batch has: m / d (x / 0 is null in SQLite), or the general m / 2^k
+        return (f"CASE WHEN {p[4]} THEN {m} * 1.0 / {k} WHEN {k} = 999 THEN NULL "
+                f"ELSE {m} * 1.0 / (1 << max(min({k}, 62), 0)) / (1 << max({k} - 62, 0)) * (1 << max(-{k}, 0)) END")
 
 
 class Texts(_Column):

@@ -12,8 +12,8 @@ import pytest
 from citygrid.engine.houses.columnar import Constant, Ints, Table
 
 DDL = ("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, m INTEGER, x REAL, y REAL, s TEXT, u TEXT, k TEXT, c TEXT, "
-       "e TEXT)")
-NAMES = ("id", "n", "m", "x", "y", "s", "u", "k", "c", "e")
+       "e TEXT, z REAL)")
+NAMES = ("id", "n", "m", "x", "y", "s", "u", "k", "c", "e", "z")
 
 
 def _columns(rng, n: int):
@@ -24,11 +24,13 @@ def _columns(rng, n: int):
                             rng.normal(0, 1e20, n - 3 * (n // 4))])
     reals[rng.random(n) < 0.1] = np.nan
     reals[:4] = [0.0, -1.5, 2.0 ** -70, 2.0 ** 110][:n]
+    lng = rng.uniform(113, 115, n)  # every batch in the short form (m / d)
+    lng[rng.random(n) < 0.1] = np.nan
     words = ["", "长龙路128号", "A'\"\\,;", "翠景花园5栋2单元502室", "x" * 300, None, "𠀀 emoji 🏠", "0"]
     texts = [words[k] for k in rng.integers(0, len(words), n)]
     codes = [f"44030700{k:015d}" for k in range(n)]
     return {"id": range(7, 7 + n), "n": ints, "m": Ints(small, valid), "x": reals, "y": pa.array(reals[::-1].copy()),
-            "s": pa.array(texts, type=pa.string()), "u": texts[::-1], "k": pa.array(codes), "c": Constant("bulk load"), "e": pa.nulls(n, pa.string())}
+            "s": pa.array(texts, type=pa.string()), "u": texts[::-1], "k": pa.array(codes), "c": Constant("bulk load"), "e": pa.nulls(n, pa.string()), "z": lng}
 
 
 def _plain(columns, n: int) -> list[tuple]:
