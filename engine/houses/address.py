@@ -53,6 +53,7 @@ import numpy as np
 import pyarrow as pa
 
 from citygrid.engine.errors import InvalidInput
+from citygrid.kernels.postings import score_postings
 
 #: Leading parts dropped from every address (the demo district's province, city and district).
 PREFIXES = ("中华人民共和国", "中国", "广东省", "广东", "深圳市", "深圳", "龙岗区")
@@ -147,7 +148,12 @@ class AddressParts:
 
 def parse(text: str) -> AddressParts:
     """The parts of an address (normalised first). Numbers lose leading zeros (``0502`` -> ``502``)."""
-    canonical = normalise(text)
+    return parse_canonical(normalise(text))
+
+
+def parse_canonical(canonical: str) -> AddressParts:
+    """:func:`parse` of a text :func:`normalise` made (not normalised again: a search parses up to
+    :data:`CANDIDATES` addresses, and normalising one costs ten times what cutting it does)."""
     match = _PARTS_RE.fullmatch(canonical)
     if match is None:  # not in the usual order: keep what the usual markers say
         match = _PARTS_RE.match("")
@@ -198,7 +204,8 @@ class AddressIndex:
 
     ``unit_building`` (the building row of each unit, ascending), ``unit_entrance`` (0: none),
     ``unit_number`` (room number as an integer) and ``unit_address`` describe the units; without them
-    only buildings are found.
+    only buildings are found. Without ``unit_address`` (the registry reads a found unit's row itself)
+    a unit match carries None as its address.
     """
 
     def __init__(self, building_addresses, *, unit_building=None, unit_entrance=None, unit_number=None,
@@ -226,6 +233,9 @@ class AddressIndex:
         df = np.diff(self._offsets)
         self._idf = np.log1p(n / df) * (df <= STOP_SHARE * n)
         self._canonical = canonical
+        #: Buildings taken out of the search since the build (demolished): never candidates.
+        self._removed = np.zeros(n, dtype=bool)
+        self._spare: list[tuple[np.ndarray, ...]] = []  # work buffers of finished searches, one per concurrent search
         if n >= 1 << 21:
             raise InvalidInput(f"an address index holds fewer than {1 << 21:,} buildings")
         self._parts: dict[int, AddressParts] = {}
@@ -234,16 +244,30 @@ class AddressIndex:
             self._unit_offsets = np.searchsorted(self._unit_building, np.arange(n + 1))
             self._unit_entrance = np.asarray(unit_entrance, dtype=np.int64)
             self._unit_number = np.asarray(unit_number, dtype=np.int64)
-            self._unit_address = unit_address if isinstance(unit_address, (pa.Array, pa.ChunkedArray)) \
-                else pa.array(list(unit_address), type=pa.string())
+            self._unit_address = None if unit_address is None else unit_address \
+                if isinstance(unit_address, (pa.Array, pa.ChunkedArray)) else pa.array(list(unit_address), type=pa.string())
         else:
             self._unit_offsets = None
+
+    def remove(self, rows) -> None:
+        """Take building ``rows`` (and their units) out of the search (a demolition), without a rebuild.
+        The bigram weights stay those of the build."""
+        self._removed[np.asarray(rows, dtype=np.int64)] = True
+
+    def _buffers(self) -> tuple[np.ndarray, ...]:
+        """Work buffers of the candidate kernel for one search: a spare one, else new ones (a search in
+        another thread holds the others; list pop and append are atomic)."""
+        try:
+            return self._spare.pop()
+        except IndexError:
+            return (np.zeros(self.n_buildings, dtype=np.float64), np.empty(self.n_buildings, dtype=np.int32),
+                    np.empty(CANDIDATES, dtype=np.int64), np.empty(CANDIDATES, dtype=np.float64))
 
     def parts_of(self, row: int) -> AddressParts:
         """The parsed parts of building ``row``'s address (cached)."""
         parts = self._parts.get(row)
         if parts is None:
-            parts = self._parts[row] = parse(self._canonical[row])
+            parts = self._parts[row] = parse_canonical(self._canonical[row])
         return parts
 
     def search(self, query: str, limit: int = 10) -> list[AddressMatch]:
@@ -268,22 +292,15 @@ class AddressIndex:
             return []
         # candidates from the rarest bigrams, up to POSTING_BUDGET postings, so a query's cost does not
         # grow with the number of addresses; the candidates' full share is then counted from their own
-        lo, hi = self._offsets[at], self._offsets[at + 1]
-        rarest = np.argsort(hi - lo, kind="stable")
-        used = rarest[: max(1, int(np.searchsorted(np.cumsum((hi - lo)[rarest]), POSTING_BUDGET, side="right")))]
-        postings = np.concatenate([self._rows[lo[u]:hi[u]] for u in used])
-        rows, inverse = np.unique(postings, return_inverse=True)
-        partial = np.bincount(inverse, weights=np.repeat(weights[used], (hi - lo)[used]))
-        k = CANDIDATES
-        if len(rows) > k:  # the k best, the lowest rows among those tied at the cut
-            kth = np.partition(partial, len(partial) - k)[len(partial) - k]
-            above = np.flatnonzero(partial > kth)
-            pick = np.concatenate([above, np.flatnonzero(partial == kth)[: k - len(above)]])
-            rows, partial = rows[pick], partial[pick]
-        for u in np.setdiff1d(np.arange(len(at)), used):  # the commoner bigrams: look the candidates up
-            posting = self._rows[lo[u]:hi[u]]  # rows ascending
-            place = np.minimum(np.searchsorted(posting, rows), len(posting) - 1)
-            partial = partial + weights[u] * (posting[place] == rows)
+        # (one kernel: kernels/postings.py; no array the size of the postings is made per query)
+        buffers = self._buffers()
+        try:
+            scratch, touched, out_rows, out_scores = buffers
+            n_out = score_postings(self._offsets, self._rows, at.astype(np.int64), weights, POSTING_BUDGET,
+                                   CANDIDATES, self._removed, scratch, touched, out_rows, out_scores)
+            rows, partial = out_rows[:n_out].copy(), out_scores[:n_out].copy()
+        finally:
+            self._spare.append(buffers)
         top = rows.tolist()
         score = (partial / total).tolist()
         asked = [(part, weight, getattr(wanted, part)) for part, weight in PART_WEIGHTS.items()
@@ -299,12 +316,16 @@ class AddressIndex:
         if wanted.room is not None and self._unit_offsets is not None:
             for negative, row in ranked[: max(limit, 10)]:
                 for unit in self._units_of(row, wanted):
-                    matches.append(AddressMatch(row, unit, -negative + 1.0, self._unit_address[unit].as_py()))
+                    matches.append(AddressMatch(row, unit, -negative + 1.0, self.unit_address(unit)))
         taken = {m.building_row for m in matches}
         matches += [AddressMatch(row, -1, -negative, self.addresses[row]) for negative, row in ranked
                     if row not in taken]
         matches.sort(key=lambda m: (-m.score, m.building_row, m.unit_row))
         return matches[:limit]
+
+    def unit_address(self, unit: int) -> str | None:
+        """The address of unit row ``unit`` (None when the index was built without unit addresses)."""
+        return None if self._unit_address is None else self._unit_address[unit].as_py()
 
     def _units_of(self, row: int, wanted: AddressParts) -> list[int]:
         lo, hi = self._unit_offsets[row], self._unit_offsets[row + 1]

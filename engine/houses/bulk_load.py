@@ -18,13 +18,12 @@ import pyarrow.compute as pc
 from citygrid.engine.errors import PreconditionFailed
 from citygrid.engine.houses import loading as L
 from citygrid.engine.houses.codes import GRID_DIGITS
+from citygrid.engine.houses.columnar import Constant, Ints, Table
 from citygrid.engine.houses.dates import local_date
 from citygrid.engine.houses.store import bulk_indexes, next_id, transaction
 
 #: A load of at least this many rows checkpoints the WAL into the database file when it commits.
 CHECKPOINT_ROWS = 1_000_000
-#: Rows written per ``executemany`` batch in a load (all in one transaction).
-BATCH = 100_000
 #: SQLite's page cache during a load (KiB): the pages a big transaction changes stay in memory
 #: instead of spilling to the WAL before the commit.
 LOAD_CACHE_KIB = 1_048_576
@@ -64,13 +63,12 @@ class BulkLoad:
             self._conn.execute(f"PRAGMA cache_size=-{LOAD_CACHE_KIB}")
             try:
                 with transaction(self._conn):
-                    for name, (sql, rows) in plan.items():
+                    for name, rows in plan.items():
                         table = f"house_{name}"
                         rebuilt = bulk_indexes(table) if next_id(self._conn, table) == 0 and len(rows) else {}
                         for index in rebuilt:
                             self._conn.execute(f"DROP INDEX {index}")
-                        for start in range(0, len(rows), BATCH):
-                            self._conn.executemany(sql, rows.batch(start, start + BATCH))
+                        rows.insert(self._conn)
                         for statement in rebuilt.values():
                             self._conn.execute(statement)
                         report.loaded[name] = len(rows)
@@ -90,7 +88,9 @@ class BulkLoad:
                 self._census.add_units(*pending["units"])
             if "residents" in pending:
                 self._census.add_residents(*pending["residents"])
-            self._nearest = self._address = None
+            self._nearest = None
+            if report.loaded.get("buildings") or report.loaded.get("units"):
+                self._addresses.changed()  # built again in its thread; searches wait for it
         return report
 
     def load_directory(self, directory, **options) -> L.LoadReport:
@@ -140,13 +140,10 @@ class BulkLoad:
                  ("grid_code", "community_code", "street_code", "district_code")]
         ids = first + np.arange(len(ok))
         code_list = code.take(pa.array(ok)).to_pylist()
-        plan["buildings"] = (
-            "INSERT INTO house_buildings (id, code, kind, floors, address, lng, lat, issuing_grid, grid_code, "
-            "community_code, street_code, district_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            L.Rows((ids, code_list, kind.take(pa.array(ok)),
-                     pc.cast(floors, pa.int64()).take(pa.array(ok)),
-                     address.take(pa.array(ok)), lng[ok], lat[ok],
-                     [c[:GRID_DIGITS] for c in code_list], *areas)))
+        plan["buildings"] = Table("house_buildings", dict(
+            id=ids, code=code_list, kind=kind.take(pa.array(ok)), floors=pc.cast(floors, pa.int64()).take(pa.array(ok)),
+            address=address.take(pa.array(ok)), lng=lng[ok], lat=lat[ok], issuing_grid=[c[:GRID_DIGITS] for c in code_list],
+            **dict(zip(("grid_code", "community_code", "street_code", "district_code"), areas))))
         self._pending["buildings"] = (code_list, np.column_stack([lng[ok], lat[ok]]), areas)
         valid_rows = _refused(rows, checks)  # valid codes of refused rows: their units are refused too
         lookup_codes = np.concatenate([L.fixed(code, 19, ok), L.fixed(code, 19, valid_rows)])
@@ -181,15 +178,13 @@ class BulkLoad:
         area = L.column(data, "area_m2")
         area = pc.cast(area, pa.float64()).take(take).to_pylist() if area.null_count < n else [None] * len(ok)
         rental = pc.fill_null(pc.cast(L.column(data, "rental", False), pa.bool_()), False).take(take)
-        entrance = L.column(data, "entrance").take(take).to_pylist()
+        entrance = L.column(data, "entrance").take(take)
         ids = first + np.arange(len(ok))
-        plan["units"] = (
-            "INSERT INTO house_units (id, code, building_id, kind, entrance, floor, number, area_m2, rental, "
-            "rental_class, control_level, address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            L.Rows((ids, code.take(take), building[ok], kind.take(take),
-                     entrance, pc.cast(floor, pa.int64()).take(take), L.text(number).take(take),
-                     area, rental.to_numpy(zero_copy_only=False).astype(np.int8), rental_class.take(take),
-                     control.take(take), address.take(take))))
+        plan["units"] = Table("house_units", dict(
+            id=ids, code=code.take(take), building_id=building[ok], kind=kind.take(take), entrance=entrance,
+            floor=pc.cast(floor, pa.int64()).take(take), number=L.text(number).take(take), area_m2=area,
+            rental=rental.to_numpy(zero_copy_only=False).astype(np.int8), rental_class=rental_class.take(take),
+            control_level=control.take(take), address=address.take(take)))
         area_values = np.array([np.nan if a is None else a for a in area], dtype=np.float32)
         self._pending["units"] = (building[ok], kinds[ok], area_values, classes[ok], levels[ok])
         valid_rows = _refused(rows, checks)
@@ -248,19 +243,17 @@ class BulkLoad:
         take = pa.array(ok)
         ids = np.arange(first, first + len(ok))
         gender = L.column(data, "gender").take(take)
-        plan["residents"] = (
-            "INSERT INTO house_residents (id, resident_id, name, gender, birth_year, registered) VALUES (?,?,?,?,?,?)",
-            L.Rows((ids, rid.take(take), name.take(take), gender, years[ok],
-                     (registered[ok] == 0).astype(int))))
+        plan["residents"] = Table("house_residents", dict(
+            id=ids, resident_id=rid.take(take), name=name.take(take), gender=gender, birth_year=years[ok],
+            registered=(registered[ok] == 0).astype(np.int64)))
         self._pending["residents"] = (unit_ids[ok], years[ok], registered[ok] == 0)
         dates = ([local_date(d, "moved_in date") if d is not None else default_date
                   for d in L.text(L.column(data, "moved_in")).take(take).to_pylist()]
                  if "moved_in" in data.column_names else [default_date] * len(ok))
         residence_first = next_id(self._conn, "house_residence")
-        plan["residence"] = (
-            "INSERT INTO house_residence (id, resident, unit_id, moved_in, recorded_by) VALUES (?,?,?,?,?)",
-            L.Rows((range(residence_first, residence_first + len(ok)), ids, unit_ids[ok], dates,
-                     [recorded_by] * len(ok))))
+        plan["residence"] = Table("house_residence", dict(
+            id=range(residence_first, residence_first + len(ok)), resident=ids, unit_id=unit_ids[ok], moved_in=dates,
+            recorded_by=Constant(recorded_by)))
 
     def _checked_businesses(self, data, report, plan, first: int, buildings, units) -> None:
         if data is None:
@@ -292,11 +285,10 @@ class BulkLoad:
         checks.report(report, bid)
         ok = np.flatnonzero(checks.ok)
         take = pa.array(ok)
-        plan["businesses"] = (
-            "INSERT INTO house_businesses (id, business_id, name, industry, building_id, unit_id) VALUES (?,?,?,?,?,?)",
-            L.Rows((range(first, first + len(ok)), bid.take(take), name.take(take),
-                     L.column(data, "industry").take(take), building[ok],
-                     [u if u >= 0 else None for u in unit_ids[ok].tolist()])))
+        plan["businesses"] = Table("house_businesses", dict(
+            id=range(first, first + len(ok)), business_id=bid.take(take), name=name.take(take),
+            industry=L.column(data, "industry").take(take), building_id=building[ok],
+            unit_id=Ints(unit_ids[ok], unit_ids[ok] >= 0)))
 
 
 

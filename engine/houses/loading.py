@@ -249,27 +249,4 @@ def check_kinds(checks: Checks, kinds: pa.Array, rental_class: pa.Array, control
     return kind, cls, level
 
 
-class Rows:
-    """Rows to insert, made a batch at a time from columns (Arrow arrays, numpy arrays, lists or
-    ranges of one length), so a load of millions never holds them all as Python tuples."""
-
-    def __init__(self, columns):
-        self.columns = columns
-        self.n = len(columns[0])
-
-    def __len__(self) -> int:
-        return self.n
-
-    def batch(self, start: int, stop: int) -> list[tuple]:
-        parts = []
-        for column in self.columns:
-            part = column[start:stop]
-            if isinstance(part, (pa.Array, pa.ChunkedArray)):
-                part = part.to_pylist()
-            elif isinstance(part, np.ndarray):
-                part = part.tolist()
-            parts.append(part)
-        return list(zip(*parts))
-
-
 RESIDENTIAL_CODES = np.array([list(UNIT_KINDS).index(k) for k in RESIDENTIAL_KINDS], dtype=np.int8)

@@ -30,11 +30,10 @@ import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
-import pyarrow as pa
 
 from citygrid.engine.errors import InvalidInput, NotFound, PreconditionFailed
 from citygrid.engine.houses import loading as L
-from citygrid.engine.houses.address import AddressIndex
+from citygrid.engine.houses.address_book import AddressBook
 from citygrid.engine.houses.bulk_load import BulkLoad
 from citygrid.engine.houses.census import LEVELS, AreaCounts, Census
 from citygrid.engine.houses.codes import BUILDING_DIGITS, UNIT_DIGITS, parse_building_code, parse_unit_code
@@ -78,7 +77,8 @@ class HouseRegistry(BulkLoad, Residences):
         self._building_ids: dict[str, int] = {}
         self._building_lnglat = np.empty((0, 2))
         self._nearest: tuple[BuildingIndex, np.ndarray] | None = None
-        self._address: tuple[AddressIndex, np.ndarray, np.ndarray] | None = None
+        #: The address index: built in its own thread at open and after loads, outside the lock.
+        self._addresses = AddressBook(data_dir, self._lock, lambda: self._census._building_active.view)
         self._opened = threading.Event()
         self._opener: int | None = None  # the thread reading the counts (its own calls never wait)
         #: Why the background open failed (None while it runs or when it succeeded).
@@ -110,6 +110,7 @@ class HouseRegistry(BulkLoad, Residences):
             if then is not None:
                 then(self)
         self._opened.set()
+        self._addresses.start()  # its thread swaps the index in under the lock, after this open
         log.info("houses: registry opened in %.1f s (%d buildings)", time.perf_counter() - started,
                  len(self._building_ids))
 
@@ -124,6 +125,7 @@ class HouseRegistry(BulkLoad, Residences):
         return threading.get_ident() == self._opener or self._opened.wait(timeout)
 
     def close(self) -> None:
+        self._addresses.close()  # before the lock: the address thread may wait for it to swap in
         with self._lock:
             self._conn.close()
 
@@ -185,7 +187,7 @@ class HouseRegistry(BulkLoad, Residences):
         census.add_residents(((people >> 12) & ((1 << 24) - 1)) - 1, (people >> 1) & 2047, (people & 1).astype(bool))
         census.changes += self._census.changes + 1  # a reopened registry's counts are new counts
         self._census = census
-        self._nearest = self._address = None
+        self._nearest = None
 
     # ------------------------------------------------------------------ lookups
 
@@ -280,43 +282,30 @@ class HouseRegistry(BulkLoad, Residences):
             return self._building(record), float(found.distance_m[0])
 
     def search_address(self, text: str, limit: int = 10) -> list[tuple[Building | Unit, float]]:
-        """Buildings and units whose address matches ``text`` best (:mod:`.address`), with scores."""
-        with self._lock:
-            if self._address is None:
-                self._address = self._address_index()
-            index, building_ids, unit_ids = self._address
-        matches = index.search(text, limit)
+        """Buildings and units whose address matches ``text`` best (:mod:`.address`), with scores. The
+        index is built at open and after loads in a thread of its own (:mod:`.address_book`); a search
+        waits for the index of the last load, not for the registry's lock, and searches outside it."""
+        self.wait_open()
+        built = self._addresses.current()
+        matches = built.index.search(text, limit)
         out = []
         with self._lock:
             for m in matches:
                 if m.unit_row >= 0:
                     row = self._conn.execute(f"SELECT {_UNIT_COLUMNS} FROM house_units u JOIN house_buildings b "
                                              f"ON b.id = u.building_id WHERE u.id = ?",
-                                             (int(unit_ids[m.unit_row]),)).fetchone()
+                                             (int(built.unit_ids[m.unit_row]),)).fetchone()
                     out.append((self._unit(row), m.score))
                 else:
                     row = self._conn.execute(f"SELECT id, {_BUILDING_COLUMNS} FROM house_buildings WHERE id = ?",
-                                             (int(building_ids[m.building_row]),)).fetchone()
+                                             (int(built.building_ids[m.building_row]),)).fetchone()
                     out.append((self._building(row), m.score))
         return out
 
-    def _address_index(self):
-        buildings = self._conn.execute("SELECT id, address FROM house_buildings WHERE demolished_on IS NULL "
-                                       "ORDER BY id").fetchall()
-        if not buildings:
-            raise NotFound("the registry holds no building to search")
-        building_ids = np.array([b[0] for b in buildings], dtype=np.int64)
-        row_of = np.full(self._census.n_buildings, -1, dtype=np.int64)
-        row_of[building_ids] = np.arange(len(building_ids))
-        units = self._conn.execute("SELECT u.id, u.building_id, coalesce(u.entrance, 0), u.number, u.address "
-                                   "FROM house_units u JOIN house_buildings b ON b.id = u.building_id "
-                                   "WHERE u.removed_on IS NULL AND b.demolished_on IS NULL "
-                                   "ORDER BY u.building_id, u.id").fetchall()
-        numbers = [int(u[3]) if u[3].isdigit() else -1 for u in units]
-        index = AddressIndex([b[1] for b in buildings], unit_building=row_of[[u[1] for u in units]],
-                             unit_entrance=[u[2] for u in units], unit_number=numbers,
-                             unit_address=pa.array([u[4] for u in units], type=pa.string()))
-        return index, building_ids, np.array([u[0] for u in units], dtype=np.int64)
+    @property
+    def addresses(self) -> AddressBook:
+        """The address index's state (:mod:`.address_book`): its build, its errors."""
+        return self._addresses
 
     def positions(self) -> Mapping[str, tuple[float, float]]:
         """Standing buildings' WGS84 positions by code: what the intake places a report given by
@@ -375,7 +364,8 @@ class HouseRegistry(BulkLoad, Residences):
             for (resident,) in living:
                 self._census.move(resident, -1)
             self._census.demolish(bid)
-            self._nearest = self._address = None
+            self._addresses.demolished(bid)
+            self._nearest = None
         return self.building(code)
 
     # ------------------------------------------------------------------ counts

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from citygrid.engine.database import open_database, transaction  # noqa: F401  (re-exported for the wing)
+from citygrid.engine.database import connect, database_path, open_database, transaction  # noqa: F401  (transaction re-exported for the wing)
 
 STORE = "houses"
 
@@ -168,6 +168,13 @@ MIGRATIONS: list[list[str]] = [
 def open_store(data_dir: str | os.PathLike) -> sqlite3.Connection:
     """The connection to the data directory's database with the houses tables up to date."""
     return open_database(data_dir, STORE, MIGRATIONS)
+
+
+def open_reader(data_dir: str | os.PathLike) -> sqlite3.Connection:
+    """A second connection to the data directory's database, for a thread that reads without the
+    registry's lock (WAL: it reads the last commit while the registry writes). Its tables exist: the
+    registry's connection was opened first."""
+    return connect(database_path(data_dir))
 
 
 def bulk_indexes(table: str) -> dict[str, str]:
