@@ -202,6 +202,19 @@ class LayerShapes:
             indices = np.arange(len(areas.codes))
         indices = np.asarray(indices, dtype=np.int64)
         geometries = self.encode(level, fmt="geojson", tolerance=tolerance, indices=indices)
+        return self._collection(areas, indices, geometries, extra)
+
+    def properties(self, level: str, *, indices: np.ndarray | None = None,
+                   extra: Mapping[str, Sequence] | None = None) -> dict:
+        """:meth:`geojson` without the shapes: every feature's geometry is null (GeoJSON allows it),
+        for a map that draws the shapes from tiles and needs the properties only."""
+        areas = self.areas(level)
+        indices = np.arange(len(areas.codes)) if indices is None else np.asarray(indices, dtype=np.int64)
+        return self._collection(areas, indices, [None] * len(indices), extra)
+
+    @staticmethod
+    def _collection(areas: Areas, indices: np.ndarray, geometries: Sequence, extra) -> dict:
+        level = areas.level
         extra = {name: list(values) for name, values in (extra or {}).items()}
         features = [
             {"type": "Feature", "id": int(i),

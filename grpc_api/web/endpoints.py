@@ -25,6 +25,7 @@ from typing import Callable, Mapping
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import shapely
 
 from citygrid.engine.cases.lifecycle import OPEN_STATES
 from citygrid.engine.cases.model import EventFilter
@@ -33,6 +34,7 @@ from citygrid.engine.layers.assignment import Status
 from citygrid.engine.layers.coordinates import CoordinateSystem
 from citygrid.engine.layers.geometry import ShapeCache, check_level, check_tolerance
 from citygrid.engine.layers.registry import LayerRegistry
+from citygrid.engine.layers.tiles import TileSet, check_tile
 
 #: The map's default simplification (degrees; about 10 m): 3,823 grids in about 0.5 MB gzipped.
 MAP_TOLERANCE = 0.0001
@@ -106,6 +108,16 @@ class Params:
         except ValueError:
             raise InvalidInput(f"{name} must be a whole number, got {text!r}") from None
 
+    def bool(self, name: str, default: bool) -> bool:
+        text = self.str(name)
+        if text is None:
+            return default
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise InvalidInput(f"{name} must be true or false, got {text!r}")
+
     def list(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         text = self.str(name)
         return default if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
@@ -176,14 +188,24 @@ def _table(table) -> dict:
 def whoami(parts: Parts, principal, q: Params) -> dict:
     now = parts.clock()
     try:
-        version = parts.registry.snapshot().version_id
+        snapshot = parts.registry.snapshot()
     except PreconditionFailed:
-        version = None
+        snapshot = None
     return {"name": principal.name, "role": principal.role.value, "jurisdiction": list(principal.jurisdiction),
             "worker_id": principal.worker_id, "now": now.isoformat(), "timezone": parts.timezone.key,
-            "layer_version": version,
+            "layer_version": snapshot and snapshot.version_id,
+            "bounds": snapshot and _bounds(parts, principal, snapshot),
             "parts": {"intake": parts.intake is not None, "analytics": parts.analytics is not None,
                       "alerts": parts.alerts is not None, "houses": parts.houses is not None}}
+
+
+def _bounds(parts: Parts, principal, snapshot) -> list[float] | None:
+    """West, south, east, north (degrees) of the grids the caller sees: where a map starts."""
+    shapes = parts.shapes(snapshot.layer)
+    visible = shapes.areas("grid").visible(principal)
+    if not len(visible):
+        return None
+    return [round(float(v), 6) for v in shapely.total_bounds(shapes.geometries("grid")[visible])]
 
 
 def categories(parts: Parts, principal, q: Params) -> dict:
@@ -249,18 +271,23 @@ def grid(parts: Parts, principal, q: Params) -> dict:
     return {"type": "Feature", "id": row, "properties": _record(snapshot, row), "geometry": geometry}
 
 
-def layer_geometry(parts: Parts, principal, q: Params) -> tuple[str, int, object]:
-    """The layer's areas of a level in the caller's jurisdiction: (version, level, tolerance, areas
-    visible) for the gateway, which caches the encoded answer per version, level, tolerance and
-    jurisdiction."""
+def layer_geometry(parts: Parts, principal, q: Params) -> tuple[object, str, float, bool]:
+    """The layer's areas of a level in the caller's jurisdiction: (snapshot, level, tolerance, with
+    shapes or not) for the gateway, which caches the encoded answer per version, level, tolerance,
+    shapes and jurisdiction."""
     level = check_level(q.str("level", "grid"))
     tolerance = check_tolerance(q.float("tolerance", MAP_TOLERANCE))
+    return _snapshot(parts, q), level, tolerance, q.bool("shapes", True)
+
+
+def _snapshot(parts: Parts, q: Params):
     version = q.str("layer_version")
-    snapshot = parts.registry.get(version) if version else parts.registry.snapshot()
-    return snapshot, level, tolerance
+    return parts.registry.get(version) if version else parts.registry.snapshot()
 
 
-def layer_geojson(parts: Parts, principal, snapshot, level: str, tolerance: float) -> dict:
+def layer_geojson(parts: Parts, principal, snapshot, level: str, tolerance: float, shapes_too: bool = True) -> dict:
+    """The FeatureCollection of ``level``'s areas the caller may see; without ``shapes_too`` every
+    feature's geometry is null (a map drawing the areas from tiles needs only their properties)."""
     shapes = parts.shapes(snapshot.layer)
     areas = shapes.areas(level)
     visible = areas.visible(principal)
@@ -269,9 +296,39 @@ def layer_geojson(parts: Parts, principal, snapshot, level: str, tolerance: floa
         layer = snapshot.layer
         extra.update({name: layer.column(name) for name in ("grid_type", "community_code", "community_name",
                                                              "street_code", "street_name")})
-    collection = shapes.geojson(level, tolerance=tolerance, indices=visible, extra=extra)
+    if shapes_too:
+        collection = shapes.geojson(level, tolerance=tolerance, indices=visible, extra=extra)
+    else:
+        collection = shapes.properties(level, indices=visible, extra=extra)
     collection["layer_version"] = snapshot.version_id
     return collection
+
+
+#: The levels a map tile holds (each an MVT layer of that name), finest first.
+TILE_LEVELS = ("grid", "community", "street")
+
+
+def layer_tile(parts: Parts, principal, q: Params) -> tuple[object, float, tuple[int, int, int]]:
+    """A map tile of the layer's areas: (snapshot, tolerance, (z, x, y)) for the gateway, which
+    caches the tiles per version, tolerance and jurisdiction (:func:`layer_tiles` cuts them)."""
+    tolerance = check_tolerance(q.float("tolerance", MAP_TOLERANCE))
+    return _snapshot(parts, q), tolerance, check_tile(q.int("z"), q.int("x"), q.int("y"))
+
+
+def layer_tiles(parts: Parts, principal, snapshot, tolerance: float) -> TileSet:
+    """The tiles of ``snapshot``'s grids, communities and streets the caller may see (a level the
+    layer has no codes for is left out), simplified together as :func:`layer_geojson`'s."""
+    shapes = parts.shapes(snapshot.layer)
+    levels = {}
+    for level in TILE_LEVELS:
+        try:
+            areas = shapes.areas(level)
+        except NotFound:  # e.g. a layer without street codes: no street outlines to draw
+            continue
+        visible = areas.visible(principal)
+        levels[level] = ([areas.codes[i] for i in visible.tolist()], visible,
+                         shapes.geometries(level, tolerance)[visible])
+    return TileSet(levels)
 
 
 def card(parts: Parts, principal, q: Params) -> dict:
@@ -459,6 +516,14 @@ ENDPOINTS = (
     Endpoint("/api/v1/layer/geometry", "A level's areas as a GeoJSON FeatureCollection, simplified without gaps "
              "(GetLayerGeometry); gzip when accepted", layer_geometry,
              (("level", "query", "string", "grid (default), community, street or district"),
+              ("tolerance", "query", "number", f"degrees (default {MAP_TOLERANCE}; 0: exact; at most 0.01)"),
+              ("layer_version", "query", "string", "a version id (default: the active one)"),
+              ("shapes", "query", "boolean", "false: the areas' properties only, each geometry null"))),
+    Endpoint("/api/v1/layer/tiles/{z}/{x}/{y}", "The grids, communities and streets of a map tile as a Mapbox "
+             "Vector Tile (layers grid, community, street; each feature's property code), cut once per version; "
+             "gzip when accepted", layer_tile,
+             (("z", "path", "integer", "zoom 0-16"), ("x", "path", "integer", "tile column"),
+              ("y", "path", "integer", "tile row (from the north)"),
               ("tolerance", "query", "number", f"degrees (default {MAP_TOLERANCE}; 0: exact; at most 0.01)"),
               ("layer_version", "query", "string", "a version id (default: the active one)"))),
     Endpoint("/api/v1/aggregate", "Measures by dimensions over a window (Aggregate)", aggregate,

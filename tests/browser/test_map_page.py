@@ -99,8 +99,11 @@ def admin_page(demo, artefacts):
 
 
 def grid_codes_drawn(driver) -> set[str]:
+    """The codes of the grids the map holds as features of its loaded tiles (the page's ``areas``
+    vector source, MVT layer ``grid``; a grid cut by a tile edge counts once)."""
     return set(driver.execute_script(
-        "return [...new Set(window.citygrid.map.querySourceFeatures('grids').map(f => f.properties.code))]"))
+        "return [...new Set(window.citygrid.map.querySourceFeatures('areas', {sourceLayer: 'grid'})"
+        ".map(f => f.properties.code))]"))
 
 
 def test_all_grids_are_drawn(demo, admin_page, artefacts):

@@ -99,6 +99,78 @@ def test_layer_geometry_is_gzipped_and_has_no_gaps(web):
     assert plain_status == 200 and "Content-Encoding" not in plain_headers and json.loads(plain) == collection
 
 
+def tile_codes(web, path: str, token: str = ADMIN_TOKEN) -> dict[str, set[str]]:
+    """The codes per MVT layer of a tile from the gateway (read by Google's protobuf runtime)."""
+    from mvt_reader import compile_schema, read
+
+    status, headers, body = get(web, path, token, headers={"Accept-Encoding": "gzip"})
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/vnd.mapbox-vector-tile"
+    if headers.get("Content-Encoding") == "gzip":
+        body = gzip.decompress(body)
+    return {name: set(layer["features"]) for name, layer in read(compile_schema(web.data_dir / "mvt-pb"), body).items()}
+
+
+def tile_of(lng: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    return int((lng + 180) / 360 * n), int((1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n)
+
+
+def test_map_tiles_hold_the_areas_the_caller_sees(web, street_token):
+    layer = web.layers["v1"]
+    streets = np.asarray(layer.column("street_code"))
+    communities = np.asarray(layer.column("community_code"))
+    west, south, east, north = shapely.total_bounds(layer.geometries())
+    z = 6
+    assert tile_of(west, south, z) == tile_of(east, north, z), "the test square is in one zoom-6 tile"
+    x, y = tile_of(west, south, z)
+    (web.data_dir / "mvt-pb").mkdir(exist_ok=True)
+    admin = tile_codes(web, f"/api/v1/layer/tiles/{z}/{x}/{y}")
+    assert admin == {"grid": set(layer.codes), "community": set(communities), "street": set(streets)}
+    street = tile_codes(web, f"/api/v1/layer/tiles/{z}/{x}/{y}", street_token)
+    assert street == {"grid": set(layer.codes[streets == "S00"]), "community": set(communities[streets == "S00"]),
+                      "street": {"S00"}}
+    far = tile_codes(web, f"/api/v1/layer/tiles/{z}/{(x + 3) % 64}/{y}")
+    assert far == {}
+    status, _, problem = get_json(web, f"/api/v1/layer/tiles/17/{x}/{y}")
+    assert status == 400 and "zoom must be between 0 and 16" in problem["detail"]
+    status, _, problem = get_json(web, f"/api/v1/layer/tiles/{z}/{x}/{y}?layer_version=v9")
+    assert status == 404 and "no layer version 'v9'" in problem["detail"]
+
+
+def test_the_active_versions_tiles_are_cut_when_it_becomes_active(web):
+    from citygrid.grpc_api.web.gateway import WARM_MAX_ZOOM, tiles_over
+
+    gateway = web.server.gateway
+    deadline = time.monotonic() + 30
+    while gateway.warmed_version != web.server.state.registry.active_version_id and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gateway.warmed_version == web.server.state.registry.active_version_id
+    west, south, east, north = shapely.total_bounds(web.layers["v1"].geometries())
+    expected = set()
+    for z in range(WARM_MAX_ZOOM + 1):  # the tiles of the corners, and every tile between them
+        (x0, y0), (x1, y1) = tile_of(west, north, z), tile_of(east, south, z)
+        expected |= {(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)}
+    assert set(tiles_over((west, south, east, north), WARM_MAX_ZOOM)) == expected
+    assert gateway.warm() == len(expected)  # already cut: served from the cache, as many as expected
+
+
+def test_the_areas_without_shapes_and_where_the_map_starts(web, street_token):
+    layer = web.layers["v1"]
+    streets = np.asarray(layer.column("street_code"))
+    _, _, full = get_json(web, "/api/v1/layer/geometry?level=grid")
+    status, _, bare = get_json(web, "/api/v1/layer/geometry?level=grid&shapes=false")
+    assert status == 200 and all(f["geometry"] is None for f in bare["features"])
+    assert [f["properties"] for f in bare["features"]] == [f["properties"] for f in full["features"]]
+    status, _, problem = get_json(web, "/api/v1/layer/geometry?shapes=maybe")
+    assert status == 400 and "shapes must be true or false" in problem["detail"]
+    _, _, me = get_json(web, "/api/v1/whoami")
+    assert me["bounds"] == pytest.approx(list(shapely.total_bounds(layer.geometries())), abs=1e-6)
+    _, _, street = get_json(web, "/api/v1/whoami", street_token)
+    assert street["bounds"] == pytest.approx(
+        list(shapely.total_bounds(layer.geometries()[streets == "S00"])), abs=1e-6)
+
+
 def test_an_answer_is_gzipped_when_accepted_and_large(web):
     path = "/api/v1/categories"  # the taxonomy: a few KB
     status, headers, packed = get(web, path, headers={"Accept-Encoding": "gzip"})

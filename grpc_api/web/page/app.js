@@ -5,6 +5,10 @@
 // own fonts draw the ~120 area names.
 import * as maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
 
+// MapLibre's workers (and their 0.5 MB script) start now, while the page asks for a token, not
+// after the map's WebGL set-up (about half a second on a CPU rasteriser) when the tiles need them
+maplibregl.prewarm();
+
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "citygrid.token";
 const COLORS = ["#1b3447", "#2c7fb8", "#41b6c4", "#a1dab4", "#fecc5c", "#fd8d3c", "#e31a1c"];
@@ -97,7 +101,7 @@ function paint(values) {
   const steps = breaks(Object.values(values));
   state.steps = steps;
   for (const code of state.grids) {
-    map.setFeatureState({ source: "grids", id: code }, { colour: colourOf(values[code] || 0, steps), value: values[code] || 0 });
+    map.setFeatureState({ source: "areas", sourceLayer: "grid", id: code }, { colour: colourOf(values[code] || 0, steps), value: values[code] || 0 });
   }
   const legend = $("legend");
   legend.innerHTML = "";
@@ -146,35 +150,40 @@ const enc = encodeURIComponent;
 
 // ------------------------------------------------------------------ the map
 
-function emptyStyle() {
-  return { version: 8, sources: {}, layers: [{ id: "background", type: "background", paint: { "background-color": "#0d1b26" } }] };
+// The areas are drawn from vector tiles the server cuts once per layer version
+// (/api/v1/layer/tiles/{z}/{x}/{y}: MVT layers grid, community and street, each feature with its
+// code). Given GeoJSON, MapLibre's worker spent about a second indexing the 3,823 grids
+// (geojson-vt) and another half before its first tile, on every load; the tiles are in the style
+// from the start, so they are fetched while MapLibre starts.
+const TILE_MAX_ZOOM = 14;  // deeper, the map overzooms zoom 14's tiles (about 0.6 m a tile unit)
+
+function style() {
+  const version = state.me.layer_version ? `?layer_version=${enc(state.me.layer_version)}` : "";
+  const line = (id, level, paint, extra = {}) => ({ id, type: "line", source: "areas", "source-layer": level, paint, ...extra });
+  return { version: 8,
+    sources: { areas: { type: "vector", tiles: [`${location.origin}/api/v1/layer/tiles/{z}/{x}/{y}${version}`],
+      minzoom: 0, maxzoom: TILE_MAX_ZOOM, promoteId: { grid: "code" },
+      ...(state.me.bounds ? { bounds: state.me.bounds } : {}) } },
+    layers: [
+      { id: "background", type: "background", paint: { "background-color": "#0d1b26" } },
+      { id: "grid-fill", type: "fill", source: "areas", "source-layer": "grid",
+        paint: { "fill-color": ["coalesce", ["feature-state", "colour"], COLORS[0]], "fill-opacity": 0.85, "fill-antialias": false } },
+      line("grid-line", "grid", { "line-color": "#0d1b26", "line-width": 0.4, "line-opacity": 0.7 }),
+      line("grid-selected", "grid", { "line-color": "#ffffff", "line-width": 3 }, { filter: ["==", ["get", "code"], ""] }),
+      line("community-line", "community", { "line-color": "#9fc3da", "line-width": 1 }),
+      line("street-line", "street", { "line-color": "#ffe08a", "line-width": 2.2 }),
+    ] };
 }
 
 function fetchAreas() {
-  return Promise.all(["grid", "community", "street"].map((level) => api(`/api/v1/layer/geometry?level=${level}`)));
+  // the areas' names, codes and label points (the shapes come in the tiles)
+  return Promise.all(["grid", "community", "street"].map((level) => api(`/api/v1/layer/geometry?level=${level}&shapes=false`)));
 }
 
 function drawAreas([grids, communities, streets]) {
   const map = state.map;
   state.grids = grids.features.map((f) => f.properties.code);
   state.gridFeatures = new Map(grids.features.map((f) => [f.properties.code, f.properties]));
-  // MapLibre gets the shapes and the code only (the page keeps the rest in gridFeatures): every
-  // property is copied to its worker and into each tile's features, and none other is drawn
-  const slim = (collection) => ({ type: "FeatureCollection",
-    features: collection.features.map((f) => ({ type: "Feature", properties: { code: f.properties.code }, geometry: f.geometry })) });
-  // tiling (in MapLibre's worker, on the CPU): lines are at most a few pixels wide, so a 16 px
-  // tile buffer (default 128) covers them, and a 1 px simplification (default 0.375) is invisible
-  const tiling = { buffer: 16, tolerance: 1 };
-  map.addSource("grids", { type: "geojson", data: slim(grids), promoteId: "code", ...tiling });
-  map.addSource("communities", { type: "geojson", data: slim(communities), ...tiling });
-  map.addSource("streets", { type: "geojson", data: slim(streets), ...tiling });
-  map.addLayer({ id: "grid-fill", type: "fill", source: "grids",
-    paint: { "fill-color": ["coalesce", ["feature-state", "colour"], COLORS[0]], "fill-opacity": 0.85, "fill-antialias": false } });
-  map.addLayer({ id: "grid-line", type: "line", source: "grids", paint: { "line-color": "#0d1b26", "line-width": 0.4, "line-opacity": 0.7 } });
-  map.addLayer({ id: "grid-selected", type: "line", source: "grids", filter: ["==", ["get", "code"], ""],
-    paint: { "line-color": "#ffffff", "line-width": 3 } });
-  map.addLayer({ id: "community-line", type: "line", source: "communities", paint: { "line-color": "#9fc3da", "line-width": 1 } });
-  map.addLayer({ id: "street-line", type: "line", source: "streets", paint: { "line-color": "#ffe08a", "line-width": 2.2 } });
   for (const [collection, kind] of [[streets, "street"], [communities, "community"]]) {
     for (const f of collection.features) {
       const el = document.createElement("div");
@@ -184,28 +193,21 @@ function drawAreas([grids, communities, streets]) {
       if (kind === "community") state.communityLabels = (state.communityLabels || []).concat(marker);
     }
   }
-  const bounds = new maplibregl.LngLatBounds();
-  for (const f of grids.features) bounds.extend(f.properties.label);
-  for (const f of streets.features) for (const ring of outerRings(f.geometry)) for (const p of ring) bounds.extend(p);
-  if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 20, duration: 0 });
-  map.on("zoom", () => {
+  const showCommunities = () => {
     const show = map.getZoom() >= 11.5;
     for (const m of state.communityLabels || []) m.getElement().style.display = show ? "" : "none";
-  });
+  };
+  showCommunities();
+  map.on("zoom", showCommunities);
   map.on("click", "grid-fill", (e) => selectGrid(e.features[0].properties.code));
   map.on("mouseenter", "grid-fill", () => { map.getCanvas().style.cursor = "pointer"; });
   map.on("mouseleave", "grid-fill", () => { map.getCanvas().style.cursor = ""; });
 }
 
-function outerRings(geometry) {
-  if (geometry.type === "Polygon") return [geometry.coordinates[0]];
-  return geometry.coordinates.map((p) => p[0]);
-}
-
 function countDrawn() {
   // grids the map holds as rendered features (each once, whatever the tiles)
   const seen = new Set();
-  for (const f of state.map.querySourceFeatures("grids")) seen.add(f.properties.code);
+  for (const f of state.map.querySourceFeatures("areas", { sourceLayer: "grid" })) seen.add(f.properties.code);
   return seen.size;
 }
 
@@ -437,21 +439,27 @@ async function start() {
     api(`/api/v1/heatmap?start=${enc(weekStart(day))}&end=${enc(addDays(day, 1))}`)]) : null;
   areas.then(() => mark("areas_fetched"), () => {});  // (awaited below: no unhandled rejection meanwhile)
   if (tallies) tallies.catch(() => {});
-  const map = state.map = new maplibregl.Map({ container: "map", style: emptyStyle(), center: [114.2, 22.7], zoom: 10,
-    attributionControl: false, fadeDuration: 0 });
+  const map = state.map = new maplibregl.Map({ container: "map", style: style(), attributionControl: false, fadeDuration: 0,
+    ...(state.me.bounds ? { bounds: state.me.bounds, fitBoundsOptions: { padding: 20 } } : { center: [114.2, 22.7], zoom: 10 }),
+    // the tiles need the token (MapLibre fetches them): the same header as every other request
+    transformRequest: (url) => (url.startsWith(`${location.origin}/api/`) ? { url, headers: { Authorization: `Bearer ${token()}` } } : { url }) });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
-  // where the time goes between "painted" and "grids drawn": MapLibre's worker cutting the grids
-  // into tiles, then the frames (shaders compiled on first use) that draw them
   map.on("sourcedata", (e) => {
-    if (e.sourceId !== "grids") return;
-    if (e.sourceDataType === "metadata" && !state.timings.grids_indexed) mark("grids_indexed");
+    if (e.sourceId !== "areas") return;
     if (e.tile && !state.timings.first_grid_tile) mark("first_grid_tile");
   });
   state.frames = 0;
   map.on("render", () => { state.frames++; });
-  await new Promise((resolve) => map.on("load", resolve));
-  mark("map_loaded");
+  // the style (with the tiles) is in place before MapLibre's "load", which now waits for the first
+  // tiles to be drawn: colours and labels go in as soon as the style is there
+  const loaded = new Promise((resolve) => map.once("load", resolve)).then(() => mark("map_loaded"));
+  // (MapLibre's "style.load" can come before a listener added here: the source's presence is the test)
+  await new Promise((resolve) => {
+    const check = () => (map.getSource("areas") ? resolve() : setTimeout(check, 5));
+    check();
+  });
+  mark("style_loaded");
   drawAreas(await areas);
   mark("areas_added");
   if (tallies) {
@@ -461,7 +469,7 @@ async function start() {
   paint(state.tallies.day);
   mark("painted");
   const drawn = () => {
-    if (!map.isSourceLoaded("grids")) return;
+    if (!map.isSourceLoaded("areas")) return;
     const n = countDrawn();
     if (n < state.grids.length) return;
     mark("grids_drawn");
@@ -479,6 +487,7 @@ async function start() {
     document.body.dataset.ready = "true";
   });
   map.triggerRepaint();
+  await loaded;
   await loadAlerts().catch((e) => { $("alerts").textContent = e.message; });
   loadKpis().catch((e) => { $("kpi").textContent = e.message; });
   if (state.me.parts.intake) {
