@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -44,6 +45,8 @@ MAX_ALERTS = 500
 MAX_OPEN_CASES = 1000
 #: Days of the grid card's small trend.
 CARD_TREND_DAYS = 14
+#: H3 cell boundaries remembered (a district at resolution 10 has tens of thousands of cells).
+H3_RINGS = 200_000
 #: Days of the grid card's KPI grade.
 CARD_KPI_DAYS = 30
 
@@ -405,16 +408,22 @@ def heatmap(parts: Parts, principal, q: Params) -> dict:
     if resolution is None:
         return {"start": start.isoformat(), "end": end.isoformat(),
                 "grids": dict(zip(table.columns["grid"], _clean(table.columns["reported"])))}
-    import h3
-
-    features = []
-    for cell, count in zip(table.columns["h3_cell"], _clean(table.columns["reported"])):
-        ring = [[round(lng, 6), round(lat, 6)] for lat, lng in h3.cell_to_boundary(cell)]
-        ring.append(ring[0])
-        features.append({"type": "Feature", "properties": {"h3_cell": cell, "reported": count},
-                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    features = [{"type": "Feature", "properties": {"h3_cell": cell, "reported": count},
+                 "geometry": {"type": "Polygon", "coordinates": [h3_ring(cell)]}}
+                for cell, count in zip(table.columns["h3_cell"], _clean(table.columns["reported"]))]
     return {"type": "FeatureCollection", "features": features, "resolution": resolution,
             "start": start.isoformat(), "end": end.isoformat()}
+
+
+@functools.lru_cache(maxsize=H3_RINGS)
+def h3_ring(cell: str) -> tuple[tuple[float, float], ...]:
+    """An H3 cell's boundary as a closed GeoJSON ring (lng, lat; 6 decimals), remembered: a cell's
+    boundary never changes, and working it out again took about 0.1 ms a cell, 100 ms for the
+    thousand cells of a district's heat map at resolution 9 on every request."""
+    import h3
+
+    ring = tuple((round(lng, 6), round(lat, 6)) for lat, lng in h3.cell_to_boundary(cell))
+    return ring + ring[:1]
 
 
 def kpis(parts: Parts, principal, q: Params) -> dict:

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta
 
 import grpc
 import numpy as np
@@ -204,6 +205,26 @@ def test_an_event_submitted_over_grpc_is_counted_by_the_next_request(web, admin_
     status, _, table = get_json(web, f"/api/v1/aggregate?dimensions=grid,category&filter=grid:{grid}")
     rows = dict(zip(zip(table["columns"]["grid"], table["columns"]["category"]), table["columns"]["reported"]))
     assert rows[(grid, "0101")] >= 1 and rows[(grid, "0201")] >= 1
+
+
+def test_the_h3_heat_map_is_grpcs_cells_with_h3s_boundaries(web, admin_of):
+    import h3
+
+    admin_of.submit_events([report(f"http-h3-{k}", k, 2 * k) for k in range(6)])
+    path = "/api/v1/heatmap?resolution=8&start=" + NOW.astimezone(web.server.gateway.parts.timezone).date().isoformat()
+    answer, again = get_json(web, path)[2], get_json(web, path)[2]
+    local = NOW.astimezone(web.server.gateway.parts.timezone).date()
+    day = datetime(local.year, local.month, local.day, tzinfo=web.server.gateway.parts.timezone)
+    table = admin_of.heatmap(day, day + timedelta(days=1), h3_resolution=8)
+    expected = dict(zip(table.column("h3_cell").to_pylist(), table.column("reported").to_pylist()))
+    assert len(expected) >= 2
+    for collection in (answer, again):  # the second from remembered boundaries
+        assert {f["properties"]["h3_cell"]: f["properties"]["reported"] for f in collection["features"]} == expected
+        for feature in collection["features"]:
+            ring = feature["geometry"]["coordinates"][0]
+            assert ring[0] == ring[-1]
+            boundary = shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(feature["properties"]["h3_cell"])])
+            assert shapely.Polygon(ring).symmetric_difference(boundary).area < 1e-3 * boundary.area
 
 
 def test_the_stream_pushes_changed_tallies_within_seconds(web, admin_of):
