@@ -57,6 +57,8 @@ from citygrid.engine.layers.layer import GridLayer
 GEOJSON_DECIMALS = 6
 #: The largest simplification tolerance, in degrees (about 1 km: beyond it grids collapse to points).
 MAX_TOLERANCE = 0.01
+#: Levels and tolerances whose areas' GeoJSON geometries one layer's shapes keep, one by one.
+GEOJSON_KEPT = 4
 #: The formats :meth:`LayerShapes.encode` writes.
 FORMATS = ("wkb", "geojson")
 
@@ -117,6 +119,7 @@ class LayerShapes:
         self._lock = threading.Lock()
         self._areas: dict[str, Areas] = {}
         self._simplified: dict[tuple[str, float], np.ndarray] = {}
+        self._geojson: dict[tuple[str, float], dict[int, dict]] = {}
 
     @cached_property
     def _grid_geometries(self) -> np.ndarray:
@@ -191,6 +194,22 @@ class LayerShapes:
         if fmt == "wkb":
             return list(shapely.to_wkb(shapes))
         return [json.loads(text) for text in shapely.to_geojson(rounded(shapes))]
+
+    def geojson_geometry(self, level: str, index: int, tolerance: float = 0.0) -> dict:
+        """One area's GeoJSON geometry, made once per level, tolerance and area (GEOS's GeoJSON
+        writer took 0.2-0.8 ms a grid, on every GetGrid over HTTP); the caller must
+        not change it. The areas of at most :data:`GEOJSON_KEPT` levels and tolerances are kept."""
+        key = (level, check_tolerance(tolerance))
+        kept = self._geojson.get(key)
+        if kept is None:
+            with self._lock:
+                kept = self._geojson.setdefault(key, {})
+                while len(self._geojson) > GEOJSON_KEPT:
+                    self._geojson.pop(next(iter(self._geojson)))
+        geometry = kept.get(index)
+        if geometry is None:
+            geometry = kept[index] = self.encode(level, fmt="geojson", tolerance=tolerance, indices=[index])[0]
+        return geometry
 
     def geojson(self, level: str, *, tolerance: float = 0.0, indices: np.ndarray | None = None,
                 extra: Mapping[str, Sequence] | None = None) -> dict:

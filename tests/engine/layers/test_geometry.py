@@ -154,6 +154,23 @@ def test_geojson_rounds_shared_vertices_alike_and_wkb_round_trips():
     assert shapely.equals_exact(shapely.from_wkb(wkb), layer.geometries()[[2, 5]], tolerance=0).all()
 
 
+def test_one_areas_geojson_geometry_is_made_once_and_matches_geos():
+    layer = mesh_layer(3, 4, 4, 5)
+    shapes = LayerShapes(layer)
+    for tolerance in (0.0, 0.05 * UNIT):
+        expected = rounded(shapes.geometries("grid", tolerance))
+        for row in range(layer.n_grids):
+            geometry = shapes.geojson_geometry("grid", row, tolerance)
+            back = shapely.from_geojson(__import__("json").dumps(geometry))
+            assert shapely.equals_exact(back, expected[row], tolerance=0)
+            assert shapes.geojson_geometry("grid", row, tolerance) is geometry
+    street = shapes.geojson_geometry("community", 0)
+    assert shapely.equals_exact(shapely.from_geojson(__import__("json").dumps(street)),
+                                rounded(shapes.areas("community").geometries)[0], tolerance=0)
+    with pytest.raises(InvalidInput, match="tolerance must be"):
+        shapes.geojson_geometry("grid", 0, 1.0)
+
+
 def test_simplified_shapes_are_cached_per_version_and_tolerance():
     layer = mesh_layer(1, 3, 3, 4)
     cache = ShapeCache()

@@ -44,6 +44,11 @@ def test_tracts_read_in_lonlat_with_string_codes(tracts):
     assert pa.types.is_string(tracts.attributes.column("grid_code").type)
     assert len(set(tracts.codes)) == 2325 and all(len(c) == 11 for c in tracts.codes)
     assert tracts.record(tracts.row_of(tracts.codes[7]))["grid_code"] == tracts.codes[7]
+    for row in (0, 7, 2324):  # every column, as Arrow's own scalars give it
+        assert tracts.record(row) == {name: tracts.attributes.column(name)[row].as_py()
+                                      for name in tracts.attributes.column_names}
+    with pytest.raises(NotFound, match="no grid row 2325"):
+        tracts.record(2325)
     assert "BoroName" in tracts.attributes.column_names  # unmapped source columns are kept
 
 
