@@ -32,6 +32,12 @@ Errors: RFC 9457 ``application/problem+json`` bodies (``type``, ``title``, ``sta
 its traceback logged under that id, never sent. A part the server does not run (no analytics,
 alerts or houses) has no endpoints: 404 with a problem body that says so.
 
+Map tiles: ``/api/v1/layer/tiles/{z}/{x}/{y}`` answers the layer's grids, communities and streets
+as Mapbox Vector Tiles (:mod:`citygrid.engine.layers.tiles`), cut once per version, tolerance,
+jurisdiction and tile and kept (:class:`TileCache`); when a layer version becomes active a thread
+cuts the district-wide tiles down to :data:`WARM_MAX_ZOOM` and encodes the areas' properties, so
+the first page after a start or an activation does not wait for them.
+
 Live updates: ``/api/v1/stream`` is a Server-Sent Events stream (``text/event-stream``) of
 ``tallies`` (the day's and the week's events per grid, sent when they change) and ``alert``
 (each new change to an alert in the caller's jurisdiction) events; at most ``http_max_streams``
