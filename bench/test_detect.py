@@ -12,14 +12,30 @@ per category (all of them, empty series included: about 190,000 series, 70 milli
 round runs EARS C1, C2 and C3 (``min_sigma`` 0.5), the Poisson CUSUM and GLR (in-control GLM with a
 weekly harmonic on the first 91 days; the GLR with its upper bound) and the Bayes predictive method
 (b = 0, w = 6) over all of them; the CUSUM and GLR give sparse series (fewer than 10 training events
-per coefficient) the pooled constant in-control mean, the engine's default. Farrington needs at least three years and is left out (its
-agreement with R is tested on the fixtures of ``tests/engine/alerts``; its speed is not measured).
+per coefficient) the pooled constant in-control mean, the engine's default. Farrington needs at least
+three years and is benched apart on weekly series (below).
 
 The R peer runs the same methods through ``bench/oracle/surveillance_fixtures.R`` on
 ``CITYGRID_BENCH_R_SERIES`` (default 40) series drawn among those with at least 20 events, one R
 call per series and method as an analyst would; we compare seconds per series (ours: the whole
 round divided by the number of series) and require identical alarms, the CUSUM and GLR fitting
 their in-control GLM to every series as R does (``min_events_per_coefficient = 0``). Skipped without Rscript.
+
+**Farrington flexible** at its shipped defaults (Noufaily et al. 2013: b = 5 years, w = 3, 10 seasonal
+levels, 26 recent weeks left out, nbPlugin threshold) needs 5 years and 3 periods of history before
+the first judged one. It runs on weekly series (freq 52, the method's usual use and what
+``citygrid detect farrington`` runs on weekly dates; the scheduled detection run of the service runs
+EARS only): 5 years and 3 weeks generated from the demo year, then the demo year itself (its 52 weeks,
+labelled anomalies included) judged. History week t of a series of category c draws
+Poisson(m * p_c(week of year) * G), m the series' mean weekly count of the demo year, p_c the
+category's weekly profile of the demo year (yearly seasonality), G a Gamma(10, 1/10) over-dispersion,
+all from a fixed seed. One fit a judged week (a quasi-Poisson GLM of about 240 weeks and 12
+coefficients, refitted after down-weighting) is far dearer than the other methods, so our kernel is
+timed on ``CITYGRID_BENCH_FARRINGTON_SERIES`` (default 400; ``all`` for every series) drawn among all
+grid x category series (empty ones in their share, computed once), and R's ``farringtonFlexible`` on
+``CITYGRID_BENCH_R_FARRINGTON_SERIES`` (default 20) drawn among those with at least 20 events, where
+ours is timed again on the same series. Alarms must be identical (the shipped options are
+those where R 1.20's dispersion after reweighting does not change the answer).
 """
 
 from __future__ import annotations
@@ -131,6 +147,17 @@ def test_all_detectors_over_the_year(benchmark, year, warm):
     assert all(v > 0 for v in counts.values())
 
 
+def _r_answers(jobs: list[dict]) -> dict[int, dict]:
+    """R ``surveillance``'s answers to the jobs (``bench/oracle/surveillance_fixtures.R``: one R call
+    a job, timed inside R), by job id."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "jobs.json", Path(tmp) / "answers.json"
+        src.write_text(json.dumps(jobs))
+        subprocess.run(["Rscript", str(HERE / "oracle" / "surveillance_fixtures.R"), str(src), str(dst)],
+                       check=True, capture_output=True)
+        return {a["id"]: a for a in json.loads(dst.read_text())["answers"]}
+
+
 def _as_r_fits(options):
     """The options with R glrpois's in-control fit (a GLM for every series, sparse or not)."""
     if isinstance(options, (D.CusumOptions, D.GlrOptions)):
@@ -157,12 +184,7 @@ def test_against_r_surveillance(benchmark, year, warm):
         for s, y in enumerate(sample):
             jobs.append({"id": len(jobs), "name": name, "series": s, "method": method.split()[0], "y": y.astype(int).tolist(),
                          "freq": 7, "first": first, "control": control})
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "jobs.json", Path(tmp) / "answers.json"
-        src.write_text(json.dumps(jobs))
-        subprocess.run(["Rscript", str(HERE / "oracle" / "surveillance_fixtures.R"), str(src), str(dst)],
-                       check=True, capture_output=True)
-        answers = {a["id"]: a for a in json.loads(dst.read_text())["answers"]}
+    answers = _r_answers(jobs)
 
     rows = []
     for name, (method, options, _) in METHODS.items():
@@ -215,3 +237,121 @@ def test_recall_per_detector(benchmark, year, demo_root, warm):
     benchmark.extra_info.update({name: {"spike": r.recall["spike"], "cluster": r.recall["cluster"],
                                         "false_per_day": r.false_per_day} for name, _, r in rows})
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+# ------------------------------------------------------------------------- Farrington flexible
+
+FARRINGTON = D.FarringtonOptions()
+WEEKS = 52
+#: Weeks before the first judged one: b years and w weeks (the demo year is judged after them).
+HISTORY = FARRINGTON.b * WEEKS + FARRINGTON.w
+_F = os.environ.get("CITYGRID_BENCH_FARRINGTON_SERIES", "400")
+F_SERIES = None if _F == "all" else int(_F)
+R_F_SERIES = int(os.environ.get("CITYGRID_BENCH_R_FARRINGTON_SERIES", "20"))
+
+#: Seconds of our Farrington over the timed series, and how many (read by the R comparison).
+_F_SECONDS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def weekly_years(year):
+    """(every series' demo-year counts (series x 365), a function giving rows' weekly series of
+    HISTORY generated weeks followed by the demo year's 52 weeks)."""
+    _, matrices = year
+    daily = np.concatenate(matrices)
+    demo_weeks = daily[:, :WEEKS * 7].reshape(len(daily), WEEKS, 7).sum(axis=2)
+    category = np.repeat(np.arange(len(matrices)), [len(m) for m in matrices])
+    totals = np.stack([m[:, :WEEKS * 7].reshape(len(m), WEEKS, 7).sum(axis=(0, 2)) for m in matrices])
+    profile = totals / np.maximum(totals.mean(axis=1, keepdims=True), 1e-12)  # categories x 52
+    mean = demo_weeks.mean(axis=1)
+    week_of_year = (np.arange(HISTORY) - HISTORY) % WEEKS  # the demo year starts at week of year 0
+
+    def series(rows: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng([SEED, 13])
+        rate = mean[rows, None] * profile[category[rows]][:, week_of_year]
+        history = rng.poisson(rate * rng.gamma(10.0, 0.1, size=rate.shape))
+        return np.ascontiguousarray(np.concatenate([history, demo_weeks[rows]], axis=1), dtype=np.float64)
+
+    return daily, series
+
+
+@pytest.fixture(scope="module")
+def farrington_warm():
+    y = np.random.default_rng(SEED).poisson(3.0, size=(2, HISTORY + 4)).astype(np.float64)
+    started = time.perf_counter()
+    D.detect("farrington", y, FARRINGTON, freq=WEEKS)
+    _WARM["farrington"] = time.perf_counter() - started
+
+
+def test_farrington_over_weekly_years(benchmark, weekly_years, farrington_warm):
+    daily, series = weekly_years
+    n_all = len(daily)
+    rows = np.arange(n_all) if F_SERIES is None else \
+        np.sort(np.random.default_rng(SEED).choice(n_all, size=min(F_SERIES, n_all), replace=False))
+    y = series(rows)
+    started = time.process_time()
+    result = benchmark.pedantic(D.detect, args=("farrington", y, FARRINGTON), kwargs={"freq": WEEKS},
+                                rounds=1, iterations=1)
+    cpu = time.process_time() - started
+    wall = benchmark.stats.stats.mean
+    _F_SECONDS.update(seconds=wall, series=len(rows))
+    judged = y.shape[1] - result.start
+    distinct = len(np.unique(result.rows)) if result.rows is not None else len(rows)
+    per = wall / len(rows)
+    benchmark.extra_info.update(series=len(rows), of_series=n_all, weeks=y.shape[1], judged_weeks=judged,
+                                fitted_series=distinct, cpu_s=cpu, per_series_s=per,
+                                first_calls_s=_WARM.get("farrington"))
+    print(f"\nFarrington flexible (shipped defaults, freq 52) over {len(rows):,} of the {n_all:,} grid x category "
+          f"series ({distinct:,} computed, the rest empty), {y.shape[1]} weeks each, the last {judged} judged: "
+          f"{wall:.2f} s wall, {cpu:.2f} s CPU on {os.cpu_count()} cores; {per * 1e3:.2f} ms per series "
+          f"({per / judged * 1e3:.3f} ms a series-week); all {n_all:,} series at this rate: {per * n_all:.0f} s; "
+          f"alarms {result.n_alarms}; first call before (compile or cache load, not timed) "
+          f"{_WARM.get('farrington', 0.0):.2f} s")
+    assert result.start == HISTORY and result.alarm.shape == y.shape
+
+
+def _r_farrington_control(o: D.FarringtonOptions) -> dict:
+    """R ``farringtonFlexible``'s control for our options."""
+    return {"b": o.b, "w": o.w, "reweight": o.reweight, "weightsThreshold": o.weights_threshold,
+            "alpha": o.alpha, "trend": o.trend, "pThresholdTrend": o.p_trend,
+            "limit54": [o.limit_cases, o.limit_periods], "powertrans": o.power, "noPeriods": o.periods,
+            "pastWeeksNotIncluded": o.past_excluded,
+            "thresholdMethod": {"nbplugin": "nbPlugin"}.get(o.threshold, o.threshold)}
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="R (Rscript) is not installed")
+def test_farrington_against_r_surveillance(benchmark, weekly_years, farrington_warm):
+    daily, series = weekly_years
+    rng = np.random.default_rng([SEED, 14])
+    active = np.flatnonzero(daily.sum(axis=1) >= 20)
+    rows = np.sort(rng.choice(active, size=min(R_F_SERIES, len(active)), replace=False))
+    sample = series(rows)
+    started = time.perf_counter()
+    mine = D.detect("farrington", sample, FARRINGTON, freq=WEEKS)
+    ours_same = (time.perf_counter() - started) / len(rows)
+    control = _r_farrington_control(FARRINGTON)
+    jobs = [{"id": i, "method": "farrington", "y": y.astype(int).tolist(), "freq": WEEKS, "first": HISTORY + 1,
+             "control": control} for i, y in enumerate(sample)]
+    answers = _r_answers(jobs)
+    r_seconds, mismatched, r_alarms = [], 0, 0
+    for job in jobs:
+        answer = answers[job["id"]]
+        assert "error" not in answer, answer
+        r_seconds.append(answer["seconds"])
+        theirs = np.array([bool(v) if v is not None else False for v in answer["alarm"]])
+        r_alarms += int(theirs.sum())
+        mismatched += int((mine.alarm[job["id"], HISTORY:] != theirs).sum())
+    per_r = float(np.mean(r_seconds))
+    lines = [f"same {len(rows)} series, ours {ours_same * 1e3:8.2f} ms   R {per_r * 1e3:8.1f} ms   "
+             f"{per_r / ours_same:7.1f}x"]
+    if _F_SECONDS:
+        ours_all = _F_SECONDS["seconds"] / _F_SECONDS["series"]
+        lines.append(f"ours over {_F_SECONDS['series']:,} series of all  {ours_all * 1e3:8.2f} ms   "
+                     f"R {per_r * 1e3:8.1f} ms   {per_r / ours_all:7.1f}x")
+    print(f"\nR farringtonFlexible on {len(rows)} weekly series ({HISTORY + WEEKS} weeks, the last {WEEKS} judged; "
+          f"seconds per series; alarms ours {int(mine.alarm.sum())} R {r_alarms}, differing {mismatched}):\n  "
+          + "\n  ".join(lines))
+    benchmark.extra_info.update(ours_same_s=ours_same, r_s=per_r, ratio_same=per_r / ours_same,
+                                alarms_differing=mismatched, r_alarms=r_alarms)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    assert mismatched == 0, f"farrington: {mismatched} alarms differ from R"
