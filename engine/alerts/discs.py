@@ -38,18 +38,34 @@ def grid_points(layer) -> tuple[np.ndarray, np.ndarray]:
     return shapely.get_x(points), shapely.get_y(points)
 
 
-def scan_findings(settings, layer, points, grid_codes, category_codes, day, first_day: dt.date,
+def layer_rows(layer_codes, codes) -> np.ndarray:
+    """The row of each of ``codes`` among ``layer_codes`` (-1 where the layer has no such code): one
+    sort of the layer's codes and a binary search of them, with numpy (no Python lookup per code)."""
+    mine = np.asarray(layer_codes, dtype=str)
+    theirs = np.asarray(codes, dtype=str)
+    if not len(mine) or not len(theirs):
+        return np.full(len(theirs), -1, dtype=np.int64)
+    order = np.argsort(mine, kind="stable")
+    ordered = mine[order]
+    at = np.minimum(np.searchsorted(ordered, theirs), len(mine) - 1)
+    return np.where(ordered[at] == theirs, order[at], -1).astype(np.int64)
+
+
+def scan_findings(settings, layer, points, grid, grid_codes, category, category_codes, day, first_day: dt.date,
                   scanned_days, deadline: float | None = None) -> list[S.Finding]:
     """Disc findings of the STP scans ending on each day of ``scanned_days`` (column indices).
 
-    ``grid_codes``, ``category_codes`` and ``day`` describe the events (``day``: column index, 0 for
-    ``first_day``); ``points``: :func:`grid_points` of ``layer``.
+    The events come dictionary-coded, as the analytics mirror holds them: event i is in grid
+    ``grid_codes[grid[i]]``, of category ``category_codes[category[i]]``, on day ``day[i]`` (column
+    index, 0 for ``first_day``). The dictionaries are mapped to layer rows and sorted categories once;
+    ``points``: :func:`grid_points` of ``layer``.
     """
     codes = np.asarray(layer.codes, dtype=object)
-    row_of = {code: row for row, code in enumerate(codes.tolist())}
-    rows = np.array([row_of.get(g, -1) for g in grid_codes.tolist()], dtype=np.int64)
+    rows = layer_rows(codes, grid_codes)[np.asarray(grid, dtype=np.int64)]
+    names, category_of = np.unique(np.asarray(category_codes, dtype=str), return_inverse=True)
+    cats = category_of.reshape(-1)[np.asarray(category, dtype=np.int64)]
     keep = rows >= 0  # events in grids of an older layer version are left out
-    rows, cats, day = rows[keep], np.asarray(category_codes, dtype=object)[keep], np.asarray(day, dtype=np.int64)[keep]
+    rows, cats, day = rows[keep], cats[keep], np.asarray(day, dtype=np.int64)[keep]
     lng, lat = points
     options = StpOptions(max_radius_km=settings.scan_radius_km, max_share=0.5, max_days=settings.scan_max_days,
                          min_cases=settings.scan_min_cases, reps=settings.scan_reps, seed=SEED)
@@ -59,10 +75,15 @@ def scan_findings(settings, layer, points, grid_codes, category_codes, day, firs
     for end in scanned_days:
         lo = max(0, end - settings.scan_study_days + 1)
         n_days = end - lo + 1
-        in_study = (day >= lo) & (day <= end)
-        for category in sorted(set(cats[in_study].tolist())):
-            mine = in_study & (cats == category)
-            counts = np.bincount(rows[mine] * n_days + (day[mine] - lo), minlength=n_grids * n_days)
+        in_study = np.flatnonzero((day >= lo) & (day <= end))
+        # the study's events by category (in the order of the category codes): one sort, then slices
+        by_category = in_study[np.argsort(cats[in_study], kind="stable")]
+        cells = rows[by_category] * n_days + (day[by_category] - lo)
+        present, first = np.unique(cats[by_category], return_index=True)
+        bounds = np.append(first, len(by_category))
+        for j, k in enumerate(present.tolist()):
+            category = str(names[k])
+            counts = np.bincount(cells[bounds[j]:bounds[j + 1]], minlength=n_grids * n_days)
             result = space_time_permutation(counts.reshape(n_grids, n_days), lng, lat, options, deadline=deadline)
             for c in result.clusters:
                 if c.p is None or not c.p < settings.scan_p:

@@ -256,6 +256,13 @@ class AlertHost:
 
     def _events_between(self, intake, start: dt.datetime, end: dt.datetime):
         """(grid codes, category codes, occurred_at in microseconds) of the placed events of ``[start, end)``."""
+        grid, grid_codes, category, category_codes, occurred = self._coded_events_between(intake, start, end)
+        return (np.array(grid_codes, dtype=object)[grid], np.array(category_codes, dtype=object)[category],
+                occurred)
+
+    def _coded_events_between(self, intake, start: dt.datetime, end: dt.datetime):
+        """The placed events of ``[start, end)`` as the mirror codes them: (grid index, grid codes,
+        category index, category codes, occurred_at in microseconds)."""
         mirror = self._mirror_of(intake)
         mirror.catch_up()
         with mirror.lock:
@@ -263,9 +270,8 @@ class AlertHost:
             occurred = mirror.occurred[:n]
             category, grid = mirror.codes[0, :n], mirror.codes[5, :n]
             keep = np.flatnonzero((occurred >= to_us(start)) & (occurred < to_us(end)) & (grid >= 0) & (category >= 0))
-            grid_codes = np.array(mirror.reader.codes["grid_code"], dtype=object)[grid[keep]]
-            category_codes = np.array(mirror.reader.codes["category_code"], dtype=object)[category[keep]]
-            return grid_codes, category_codes, occurred[keep]
+            return (grid[keep], list(mirror.reader.codes["grid_code"]), category[keep],
+                    list(mirror.reader.codes["category_code"]), occurred[keep])
 
     def _scan(self, intake, first: dt.date, today: dt.date, tz) -> list[S.Finding]:
         """Disc findings of the space-time permutation scans (:mod:`citygrid.engine.alerts.discs`) of
@@ -275,7 +281,7 @@ class AlertHost:
         study_start = today - dt.timedelta(days=max(scanned) + s.scan_study_days - 1)
         start = dt.datetime.combine(study_start, dt.time(), tz)
         end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tz)
-        grid_codes, category_codes, occurred_us = self._events_between(intake, start, end)
+        grid, grid_codes, category, category_codes, occurred_us = self._coded_events_between(intake, start, end)
         if not len(occurred_us):
             return []
         layer = intake.layer
@@ -287,7 +293,7 @@ class AlertHost:
         midnights = np.array([to_us(dt.datetime.combine(study_start + dt.timedelta(days=k), dt.time(), tz))
                               for k in range(n_days + 1)], dtype=np.int64)
         day = np.searchsorted(midnights, occurred_us, side="right") - 1  # local day of each event
-        return discs.scan_findings(s, layer, points, grid_codes, category_codes, day, study_start,
+        return discs.scan_findings(s, layer, points, grid, grid_codes, category, category_codes, day, study_start,
                                    [n_days - 1 - d for d in sorted(scanned, reverse=True)])
 
     def _roll_up(self, grids, level: str, chains: Chains):
