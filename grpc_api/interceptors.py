@@ -25,7 +25,10 @@ How a method runs (:mod:`citygrid.grpc_api.threads`): a plain ``def`` unary meth
 thread, whole (auth, servicer, error mapping), with a :class:`~citygrid.grpc_api.threads.SyncContext`;
 the coroutine only waits for it. One marked :func:`~citygrid.grpc_api.threads.on_loop` (an in-memory
 read of microseconds, such as ``AssignPoint``) runs the same way on the loop itself when its
-condition holds and the caller's token is known without the database; otherwise in a thread. A streaming method must be ``async`` (an async generator, or a
+condition holds and the caller's token is known without the database; otherwise in a thread. One
+marked :func:`~citygrid.grpc_api.threads.at_hand` (AnalyticsService's queries) first asks, on the
+loop, for an answer it has without waiting (remembered); only when there is none does it go to a
+thread. A streaming method must be ``async`` (an async generator, or a
 coroutine that writes with ``context.write``) and runs on the event loop, handing its blocking work to
 ``resources.blocking``; a plain ``def`` streaming method is refused when it is registered, since it
 would hold a thread while it waits.
@@ -49,7 +52,7 @@ from citygrid.engine.access.principals import Principal
 from citygrid.engine.access.tokens import TokenInfo, TokenStore
 from citygrid.grpc_api.errors import details_of, status_of
 from citygrid.grpc_api.metrics import Metrics
-from citygrid.grpc_api.threads import ON_LOOP, Aborted, Blocking, SyncContext
+from citygrid.grpc_api.threads import AT_HAND, ON_LOOP, Aborted, Blocking, SyncContext
 
 log = logging.getLogger("citygrid.grpc_api")
 
@@ -159,9 +162,12 @@ class Interceptors:
         self._calls_lock = threading.Lock()
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-        """The handler with every layer around its behaviour."""
+        """The handler with every layer around its behaviour (and a response serialiser that sends a
+        servicer's ``bytes``, an answer it serialised before, as they are)."""
         if handler is None:
             return None
+        if handler.response_serializer is not None:
+            handler = handler._replace(response_serializer=_bytes_as_they_are(handler.response_serializer))
         if not handler.request_streaming and not handler.response_streaming:
             behavior = handler.unary_unary
             if inspect.iscoroutinefunction(behavior):
@@ -188,29 +194,38 @@ class Interceptors:
         metrics, auth, threads = self.metrics, self.auth, self.blocking.threads
         exempt = method.startswith(self._exempt)
         quick = getattr(behavior, ON_LOOP, None)  # see threads.on_loop
+        ready = getattr(behavior, AT_HAND, None)  # see threads.at_hand
         servicer = getattr(behavior, "__self__", None)
 
-        def serve(request, context: SyncContext, start: float, caller: TokenInfo | None = None):
-            """Auth (unless ``caller`` is known), the servicer, errors; returns (response, code, details).
-            In a handler thread, or on the loop for a quick call."""
-            response, code, details = None, None, ""
+        def serve(request, context: SyncContext, start: float, caller: TokenInfo | None = None,
+                  answer: Callable | None = None):
+            """Auth (unless ``caller`` is known), the servicer (or ``answer``, an at-hand answer), errors;
+            returns (response, code, details), or (None, None, "") when ``answer`` had none: the call is
+            then still running, not counted. In a handler thread, or on the loop for a quick call."""
+            response, code, details, settled = None, None, "", True
             try:
                 if context.ended:
                     code = grpc.StatusCode.CANCELLED  # cancelled, or past its deadline, while it waited
                     return None, code, ""
                 if not exempt:
                     auth.assume(caller or auth.authenticate(context.invocation_metadata()))
-                response = behavior(request, context)
+                if answer is not None:
+                    response = answer(servicer, request)
+                    settled = response is not None
+                else:
+                    response = behavior(request, context)
                 if context.code() not in (None, grpc.StatusCode.OK):
                     code, details = context.code(), context.details()
             except Aborted as aborted:
                 code, details = aborted.code, aborted.details
             except Exception as exc:  # noqa: BLE001 - every error becomes a status here
+                settled = True
                 code, details = _status(method, exc, ended=context.ended)
             finally:
-                with self._calls_lock:
-                    self._calls -= 1
-                metrics.finished(method, code.name if code is not None else "OK", time.perf_counter() - start)
+                if settled:
+                    with self._calls_lock:
+                        self._calls -= 1
+                    metrics.finished(method, code.name if code is not None else "OK", time.perf_counter() - start)
             return response, code, details
 
         async def call(request, context):
@@ -229,16 +244,24 @@ class Interceptors:
             metrics.started(method)
             sync = SyncContext(context)
             start = time.perf_counter()
-            caller = None if exempt or quick is None else auth.cached(context.invocation_metadata())
+            caller = None if exempt or (quick is None and ready is None) else auth.cached(context.invocation_metadata())
+            known = exempt or caller is not None
             try:
-                if quick is not None and (exempt or caller is not None) and quick(servicer, request):
+                if quick is not None and known and quick(servicer, request):
                     # A quick call whose caller is known without the database: on the loop, no thread hop.
                     response, code, details = contextvars.Context().run(serve, request, sync, start, caller)
                 else:
-                    # A cancelled call's job still runs (and counts itself); SyncContext.end() tells it
-                    # (and the engine) to stop early.
-                    response, code, details = await threads.run(contextvars.Context().run, serve, request, sync,
-                                                                start)
+                    response = code = None
+                    if ready is not None and known:
+                        # An answer at hand (remembered) whose caller is known without the database:
+                        # handed back on the loop, no thread hop; (None, None) when it is not at hand.
+                        response, code, details = contextvars.Context().run(serve, request, sync, start, caller,
+                                                                            ready)
+                    if response is None and code is None:
+                        # A cancelled call's job still runs (and counts itself); SyncContext.end() tells it
+                        # (and the engine) to stop early.
+                        response, code, details = await threads.run(contextvars.Context().run, serve, request,
+                                                                    sync, start)
             finally:
                 sync.end()
             if code is not None:
@@ -296,6 +319,15 @@ class Interceptors:
     def _refuse(self, method: str, code: str = "UNAVAILABLE") -> None:
         self.metrics.started(method)
         self.metrics.finished(method, code, 0.0)
+
+
+def _bytes_as_they_are(serializer: Callable[[object], bytes]) -> Callable[[object], bytes]:
+    """``serializer``, but a message already serialised (``bytes``, such as a remembered answer) is sent as is."""
+
+    def serialize(message) -> bytes:
+        return message if type(message) is bytes else serializer(message)
+
+    return serialize
 
 
 def _status(method: str, exc: Exception, *, ended: bool) -> tuple[grpc.StatusCode, str]:

@@ -183,6 +183,29 @@ def on_loop(when: Callable[[object, object], bool]):
     return mark
 
 
+#: The attribute :func:`at_hand` sets on a servicer method.
+AT_HAND = "citygrid_at_hand"
+
+
+def at_hand(answer: Callable[[object, object], object]):
+    """Mark a plain unary servicer method whose answer is often ready (remembered): when the caller's
+    token is known without the database, ``answer(servicer, request)`` runs first, on the event loop
+    with the caller authenticated, and returns the response it has without waiting, or ``None``;
+    on ``None`` the method runs in a handler thread as any other. An error it raises ends the call
+    as the method's would.
+
+    ``answer`` must never wait: no file read, no lock it would wait for (it tries one and gives up),
+    nothing built on first use. A handler thread costs a call two thread switches, a wake-up of the
+    loop and a turn at the GIL among up to ``max_workers`` threads: more than handing back an answer
+    kept in memory (``bench/test_analytics.py``, ``test_dashboard_queries_over_grpc``)."""
+
+    def mark(method):
+        setattr(method, AT_HAND, answer)
+        return method
+
+    return mark
+
+
 class Aborted(Exception):
     """Raised in a handler thread by :meth:`SyncContext.abort`; the call ends with this status."""
 

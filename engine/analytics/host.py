@@ -49,6 +49,14 @@ class AnalyticsHost:
                                                        config=self.config)
             return self._analytics
 
+    def at_hand(self) -> Analytics | None:
+        """The analytics when :meth:`analytics` has them without waiting (built, following the intake
+        of the active layer version), else ``None``; never waits (for an event loop)."""
+        analytics, intake = self._analytics, self._intake.at_hand()
+        if analytics is None or intake is None or analytics._follow is not intake:
+            return None
+        return analytics
+
     def _population_of(self, intake) -> PopulationProvider | None:
         if self._population is not None:
             return self._population

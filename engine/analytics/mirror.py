@@ -121,6 +121,12 @@ class EventMirror:
 
     # ------------------------------------------------------------------ reading the store
 
+    def current(self) -> bool:
+        """Whether no other connection has committed since the last catch-up (SQLite's ``data_version``
+        has not moved), so :meth:`catch_up` would read nothing; asks the store nothing else. Under
+        :attr:`lock`."""
+        return self._data_version is not None and self.reader.data_version() == self._data_version
+
     def catch_up(self) -> bool:
         """Bring the mirror to the store's last commit; returns whether anything changed. When no
         other connection has committed since the last catch-up (SQLite's ``data_version`` of the

@@ -408,15 +408,13 @@ class Analytics:
         role's rights are checked before this. ``compute`` may ask remembered questions itself (a
         servicer remembers its messages built from the engine's answers): an answer holds only while
         every answer it was made of holds."""
-        key = (question, principal.role, source.allowed_codes(principal), principal.worker_id)
+        key = _answer_key(question, principal)
         with self.mirror.lock:
             self._sync()
             now_us = int(source.to_us(self.clock()))
-            hit = self._answers.get(key)
-            if hit is not None and hit[1] <= now_us <= hit[2]:
-                self._answers.move_to_end(key)
-                self._counted_at, self._next_due = max(self._counted_at, hit[1]), min(self._next_due, hit[2])
-                return _own_copy(hit[0])
+            hit = self._hit(key, now_us)
+            if hit is not None:
+                return hit
             outer = self._counted_at, self._next_due
             self._counted_at, self._next_due = now_us, tally.NEVER_DUE
             try:
@@ -431,6 +429,38 @@ class Analytics:
                 while len(self._answers) > self._kept_answers or self._kept_values > KEPT_VALUES:
                     self._kept_values -= self._answers.popitem(last=False)[1][3]
             return _own_copy(answer)
+
+    def at_hand(self, question: tuple, principal: source.Principal):
+        """What :meth:`remembered` would answer to ``question`` when that takes no waiting and no
+        counting, else ``None`` (ask :meth:`remembered` then, in a thread). ``None`` when another
+        thread holds the mirror (a catch-up, a count), when a commit of another connection, a new layer
+        version or a change of the residents has come since the last catch-up (the catch-up is a
+        thread's work), or when the answer is not remembered or no longer holds. Never waits, so an
+        event loop may ask it: the mirror's lock is only tried, and the store is asked only for
+        SQLite's ``data_version`` (a look at the WAL index in shared memory, which no writer blocks)."""
+        lock = self.mirror.lock
+        if not lock.acquire(blocking=False):
+            return None
+        try:
+            if not self.mirror.current() or (
+                    self._follow is not None and self._follow.layer.version_id != self.hierarchy.version_id):
+                return None
+            generation = getattr(self.population, "generation", None)
+            if generation is not None and generation() != self._residents_generation:
+                return None
+            return self._hit(_answer_key(question, principal), int(source.to_us(self.clock())))
+        finally:
+            lock.release()
+
+    def _hit(self, key: tuple, now_us: int):
+        """The caller's copy of the remembered answer of ``key`` when it holds at ``now_us``, else
+        ``None`` (under the mirror lock, the mirror caught up)."""
+        hit = self._answers.get(key)
+        if hit is None or not hit[1] <= now_us <= hit[2]:
+            return None
+        self._answers.move_to_end(key)
+        self._counted_at, self._next_due = max(self._counted_at, hit[1]), min(self._next_due, hit[2])
+        return _own_copy(hit[0])
 
     # ------------------------------------------------------------------ planning
 
@@ -756,12 +786,20 @@ def _filters_key(filters) -> tuple:
     return tuple(sorted((d, tuple(codes)) for d, codes in (filters or {}).items()))
 
 
+def _answer_key(question: tuple, principal: source.Principal) -> tuple:
+    """What a remembered answer is kept under: the question and what of the principal an answer
+    depends on (role, jurisdiction, worker id)."""
+    return question, principal.role, source.allowed_codes(principal), principal.worker_id
+
+
 def _weight(answer) -> int:
     """What a remembered answer holds, in values (see :data:`KEPT_VALUES`)."""
     if isinstance(answer, Table):
         return len(answer) * max(1, len(answer.columns))
     if isinstance(answer, list):
         return len(answer)
+    if isinstance(answer, bytes):  # a servicer's serialised message
+        return len(answer) // 8 + 1
     size = getattr(answer, "ByteSize", None)  # a servicer's message
     return size() // 8 + 1 if size is not None else 1
 

@@ -55,6 +55,16 @@ class IntakeHost:
         self._stop = threading.Event()
         self._clock: threading.Thread | None = None
 
+    def at_hand(self) -> Intake | None:
+        """The intake when :meth:`intake` has it without waiting (built, on the active layer version),
+        else ``None``; never waits (for an event loop)."""
+        try:
+            snapshot = self._registry.snapshot()
+        except PreconditionFailed:
+            return None
+        intake = self._intake
+        return intake if intake is not None and intake.layer.version_id == snapshot.version_id else None
+
     def intake(self) -> Intake:
         """The intake, placing new reports on the active layer version (on a change of version, the
         open events whose grid changed are moved first)."""

@@ -373,9 +373,9 @@ class HouseRegistry(BulkLoad, Residences):
     @property
     def population_generation(self) -> int:
         """Grows with every change of the counts (a load, a move, a re-grid, a demolition): a reader that
-        caches them compares it to know they are stale."""
-        with self._lock:
-            return self._census.changes
+        caches them compares it to know they are stale. Read without the lock (one attribute of the
+        current counts, written under it), so a dashboard's event loop may ask it during a load."""
+        return self._census.changes
 
     def population(self, level: str = "grid", *, year: int | None = None) -> AreaCounts:
         """Residents per area of ``level`` (grid, community, street, district) by registered /

@@ -80,6 +80,46 @@ def test_a_query_right_after_submit_counts_the_new_events(env, sent, admin):
     assert after == [before[0] + 37]
 
 
+def test_a_remembered_answer_is_handed_back_on_the_event_loop_and_a_submit_is_counted(env, sent, admin,
+                                                                                      monkeypatch):
+    """An answer the engine remembers comes back from the event loop (no handler thread); counting
+    happens in handler threads; a query right after SubmitEvents still counts those events."""
+    where = []
+    at_hand, remembered = Analytics.at_hand, Analytics.remembered
+
+    def spy_at_hand(self, question, principal):
+        answer = at_hand(self, question, principal)
+        if answer is not None:
+            where.append(("at hand", threading.current_thread().name))
+        return answer
+
+    def spy_remembered(self, question, principal, compute):
+        if question[0] == "grpc":
+            where.append(("asked", threading.current_thread().name))
+        return remembered(self, question, principal, compute)
+
+    monkeypatch.setattr(Analytics, "at_hand", spy_at_hand)
+    monkeypatch.setattr(Analytics, "remembered", spy_remembered)
+    answers = [admin.aggregate(*DAY).column("reported").to_pylist() for _ in range(6)]
+    assert answers == answers[:1] * 6
+    assert ("at hand", "citygrid-aio") in where, where
+    assert all(name.startswith("citygrid-grpc") for kind, name in where if kind == "asked"), where
+    admin.submit_events(reports(np.random.default_rng(3), 11))
+    assert admin.aggregate(*DAY).column("reported").to_pylist() == [answers[0][0] + 11]
+
+
+def test_a_revoked_token_is_refused_on_the_next_call_though_its_answer_is_at_hand(env, sent, admin):
+    issued = admin.issue_token("大屏-撤销", "dashboard")
+    with env.client(issued.token) as screen:
+        first = screen.top_areas(*DAY, level="street")
+        assert [screen.top_areas(*DAY, level="street") for _ in range(3)] == [first] * 3
+        admin.revoke_token(issued.info.token_id)
+        with pytest.raises(grpc.RpcError) as info:
+            screen.top_areas(*DAY, level="street")
+        assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in info.value.details()
+
+
 def test_counts_by_street_and_category_match_the_receipts(env, sent, admin):
     table = admin.aggregate(*DAY, dimensions=["street", "category"], measures=["reported", "registered"],
                             filters={"source": ["hotline_12345"]}, bucket="day")

@@ -176,3 +176,53 @@ def test_assign_point_runs_on_the_event_loop_when_it_is_an_in_memory_read(env, a
     for _ in range(3):
         assert admin.assign_point(LNG0 + 0.012, LAT0 + 0.012, at=T0).layer_version == "v1"
     assert where and all(name.startswith("citygrid-grpc") for name in where), where
+
+
+def test_an_answer_at_hand_comes_from_the_event_loop_and_each_call_is_counted_once(env, admin):
+    """A unary method marked ``threads.at_hand``: when its answer is at hand it comes from the event
+    loop and the method does not run; when there is none the method runs in a handler thread; an
+    error the answer raises ends the call with its status code; every call is counted once by the
+    metrics, whichever way it went. (The loop is asked only while the caller's token is known without
+    the database, so a call may go to a thread instead: hence the repeats.)"""
+    from citygrid.grpc_api.threads import at_hand
+
+    class Servicer:
+        def __init__(self):
+            self.ready = {b"kept": b"remembered"}
+            self.where = []
+
+        def answer(self, request):
+            self.where.append(("answer", threading.current_thread().name))
+            if request == b"bad":
+                raise InvalidInput("a bad request")
+            return self.ready.get(request)
+
+        @at_hand(lambda servicer, request: servicer.answer(request))
+        def Get(self, request, context):
+            self.where.append(("method", threading.current_thread().name))
+            return b"counted " + request
+
+    servicer = Servicer()
+    handlers = {"Get": grpc.unary_unary_rpc_method_handler(servicer.Get)}
+    env.server.registrar.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Hand", handlers)])
+    get = admin.channel.unary_unary("/test.Hand/Get")
+    before = {code: env.server.metrics.count("/test.Hand/Get", code) for code in ("OK", "INVALID_ARGUMENT")}
+    answers = [get(b"kept", metadata=admin.metadata) for _ in range(5)]
+    assert set(answers) <= {b"remembered", b"counted kept"} and b"remembered" in answers
+    assert ("answer", "citygrid-aio") in servicer.where
+    assert all(name.startswith("citygrid-grpc") for kind, name in servicer.where if kind == "method"), servicer.where
+    assert answers.count(b"counted kept") == [kind for kind, _ in servicer.where].count("method")
+    servicer.where.clear()
+    assert get(b"other", metadata=admin.metadata) == b"counted other"  # not at hand: in a thread
+    assert [name.startswith("citygrid-grpc") for kind, name in servicer.where if kind == "method"] == [True]
+    refused = 0
+    for _ in range(5):
+        try:
+            assert get(b"bad", metadata=admin.metadata) == b"counted bad"  # (the caller was not known at once)
+        except grpc.RpcError as exc:
+            assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT and "a bad request" in exc.details()
+            refused += 1
+    assert refused
+    assert env.server.metrics.count("/test.Hand/Get", "OK") - before["OK"] == 5 + 1 + 5 - refused
+    assert env.server.metrics.count("/test.Hand/Get", "INVALID_ARGUMENT") - before["INVALID_ARGUMENT"] == refused
+    assert env.server.metrics.in_flight("/test.Hand/Get") == 0

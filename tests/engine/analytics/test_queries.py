@@ -258,3 +258,75 @@ def test_remembered_answers_stay_within_their_budget(world, monkeypatch):
             assert analytics._kept_values <= 50
             assert sum(entry[3] for entry in analytics._answers.values()) == analytics._kept_values
     assert len(analytics._answers) == 12
+
+
+class _MovingPopulation(StaticPopulation):
+    """Residents that move: ``generation`` grows with each move, as the house registry's does."""
+
+    def __init__(self, residents):
+        super().__init__(residents)
+        self.moves = 0
+
+    def generation(self) -> int:
+        return self.moves
+
+
+def test_an_answer_is_at_hand_only_while_it_holds_and_never_after_a_wait(world, tmp_path):
+    """``at_hand`` (what an event loop asks) gives the remembered answer, the caller's copy, only
+    while ``remembered`` would give it without counting or catching up: not before it is remembered,
+    not to another jurisdiction, not while another thread holds the mirror (it does not wait for it:
+    were it to, it would get the lock when the holder lets go and answer), not after a commit, a move
+    of residents or the clock passing what it counted, until a thread has asked ``remembered`` again."""
+    import threading
+
+    w, _ = world
+    population = _MovingPopulation({grid_code(0, 0): 100})
+    analytics = Analytics.for_intake(w.intake, tmp_path, population=population)
+    question, bounds = ("test", "streets"), window(w)
+
+    def ask():
+        return analytics.remembered(question, DASHBOARD, lambda: analytics.aggregate(
+            DASHBOARD, dimensions=("street",), measures=("reported", "overdue_now"), **bounds))
+
+    try:
+        assert analytics.at_hand(question, DASHBOARD) is None  # nothing remembered yet
+        first = ask()
+        assert first.columns["reported"].sum() == SIDE * SIDE
+        hand = analytics.at_hand(question, DASHBOARD)
+        assert hand.columns["reported"].tolist() == first.columns["reported"].tolist()
+        hand.columns["reported"][:] = -1  # the caller's own copy
+        assert analytics.at_hand(question, DASHBOARD).columns["reported"].sum() == SIDE * SIDE
+        assert analytics.at_hand(question, STREET1) is None  # a street's dashboard: its own answer
+
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            with analytics.mirror.lock:
+                held.set()
+                release.wait(5)  # a waiting at_hand would get the lock then, and answer
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(30)
+            assert analytics.at_hand(question, DASHBOARD) is None
+        finally:
+            release.set()
+            holder.join()
+        assert analytics.at_hand(question, DASHBOARD) is not None
+
+        w.intake.submit([w.report(0, 0, category="0501", dx=0.001)], INTAKE)
+        assert analytics.at_hand(question, DASHBOARD) is None  # committed, not caught up
+        assert ask().columns["reported"].sum() == SIDE * SIDE + 1
+        assert analytics.at_hand(question, DASHBOARD).columns["reported"].sum() == SIDE * SIDE + 1
+
+        population.moves += 1
+        assert analytics.at_hand(question, DASHBOARD) is None
+        ask()
+        assert analytics.at_hand(question, DASHBOARD) is not None
+
+        w.now[0] += timedelta(days=40)  # past the deadlines of the open events counted
+        assert analytics.at_hand(question, DASHBOARD) is None
+        assert ask().columns["overdue_now"].sum() > 0
+    finally:
+        analytics.close()
