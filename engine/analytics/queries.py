@@ -437,7 +437,8 @@ class Analytics:
         version or a change of the residents has come since the last catch-up (the catch-up is a
         thread's work), or when the answer is not remembered or no longer holds. Never waits, so an
         event loop may ask it: the mirror's lock is only tried, and the store is asked only for
-        SQLite's ``data_version`` (a look at the WAL index in shared memory, which no writer blocks)."""
+        SQLite's ``data_version`` (a look at the WAL index in shared memory; a WAL reader does not wait
+        for writers)."""
         lock = self.mirror.lock
         if not lock.acquire(blocking=False):
             return None
