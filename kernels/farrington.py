@@ -51,8 +51,10 @@ from citygrid.kernels.distributions import (
     poisson_upper_tail,
     student_t_two_sided,
 )
+from citygrid.kernels.factor_glm import FIT_UNRESOLVED, fit_factor_trend, leverage
 from citygrid.kernels.glm import (
     FIT_CONVERGED,
+    FIT_NOT_CONVERGED,
     fit_poisson_log,
     hat_values,
     pearson_dispersion,
@@ -155,6 +157,27 @@ def _design(k, levels, y_series, with_trend, p_level, X, y, x0):
 
 
 @njit
+def _outbreak_weights(y, mu, hat, phi, weights_threshold, prior):
+    """Step 3's prior weights from the Anscombe residuals of a fit (``hat`` its hat values)."""
+    n = y.shape[0]
+    total = 0.0
+    for i in range(n):
+        if y[i] > 0.0:
+            a = 1.5 * (y[i] ** (2.0 / 3.0) * mu[i] ** (-1.0 / 6.0) - math.sqrt(mu[i]))
+        else:
+            a = -1.5 * math.sqrt(mu[i])  # the same number, without two powers: the first term is 0
+        s = a / math.sqrt(phi * (1.0 - hat[i]))
+        if s > weights_threshold:
+            prior[i] = 1.0 / (s * s)
+        else:
+            prior[i] = 1.0
+        total += prior[i]
+    gamma = n / total
+    for i in range(n):
+        prior[i] *= gamma
+
+
+@njit
 def _fit_flexible(X, y, reweight, weights_threshold, dispersion_rule, coef, mu, eta, wt, r, prior, hat):
     """Steps 2-3 on a design; returns (status code, phi, the dispersion standard errors use)."""
     n, p = X.shape
@@ -167,18 +190,7 @@ def _fit_flexible(X, y, reweight, weights_threshold, dispersion_rule, coef, mu, 
     phi = max(disp, 1.0) if disp == disp else np.nan
     if reweight:
         hat_values(X, wt, r, hat)
-        total = 0.0
-        for i in range(n):
-            a = 1.5 * (y[i] ** (2.0 / 3.0) * mu[i] ** (-1.0 / 6.0) - math.sqrt(mu[i]))
-            s = a / math.sqrt(phi * (1.0 - hat[i]))
-            if s > weights_threshold:
-                prior[i] = 1.0 / (s * s)
-            else:
-                prior[i] = 1.0
-            total += prior[i]
-        gamma = n / total
-        for i in range(n):
-            prior[i] *= gamma
+        _outbreak_weights(y, mu, hat, phi, weights_threshold, prior)
         code2 = fit_poisson_log(X, y, prior, coef, mu, eta, wt, r)
         if code2 > 1:  # rank deficient or failed; non-convergence of the refit is accepted, as in R
             return code2, np.nan, np.nan
@@ -252,6 +264,176 @@ def _threshold(method, power, z, alpha, eta0, se_eta, phi, y_now):
     return poisson_quantile(1.0 - alpha, mq), poisson_upper_tail(y_now, mq), eta0
 
 
+@njit
+def _factor_rows(k, levels, y_series, n_levels, group, t, y):
+    """The used periods as groups (the present levels in increasing order), centred times and counts;
+    returns (rows, groups, the prediction's group, its centred time, the largest count)."""
+    index = np.full(n_levels + 1, -1, np.int64)
+    n = 0
+    total_t = 0.0
+    for tt in range(k):
+        if levels[tt] > 0:
+            index[levels[tt]] = 0
+            n += 1
+            total_t += tt + 1.0
+    n_groups = 0
+    for lev in range(1, n_levels + 1):
+        if index[lev] == 0:
+            index[lev] = n_groups
+            n_groups += 1
+    centre = total_t / n
+    row = 0
+    ymax = -np.inf
+    for tt in range(k):
+        lev = levels[tt]
+        if lev > 0:
+            group[row] = index[lev]
+            t[row] = tt + 1.0 - centre
+            y[row] = y_series[tt]
+            if y_series[tt] > ymax:
+                ymax = y_series[tt]
+            row += 1
+    # R's prediction row carries the dummy of level n_levels, or none (the reference) when it is absent
+    g0 = index[n_levels] if index[n_levels] >= 0 else 0
+    return n, n_groups, g0, k - centre, ymax
+
+
+@njit
+def _fit_flexible_factor(group, t, y, n_groups, with_trend, reweight, weights_threshold, dispersion_rule, buffers):
+    """Steps 2-3 in the structured form; returns (code, phi, dispersion, sigma), code FIT_UNRESOLVED
+    when the structure cannot stand in for R's QR. ``buffers``: (coef, mu, eta, wt, prior, hat) of the
+    rows' and groups' sizes and the fit's scratch (s0, mean_t, z, u, zs); coef, wt, s0 and mean_t are
+    read after the call."""
+    coef, mu, eta, wt, prior, hat, s0, mean_t, z, u, zs = buffers
+    n = y.shape[0]
+    rank = n_groups + (1 if with_trend else 0)
+    for i in range(n):
+        prior[i] = 1.0
+    code, sigma = fit_factor_trend(group, t, y, prior, n_groups, with_trend, coef, mu, eta, wt, s0, mean_t, z, u, zs)
+    if code != FIT_CONVERGED:
+        return code, np.nan, np.nan, sigma
+    disp = pearson_dispersion(y, mu, wt, rank)
+    phi = max(disp, 1.0) if disp == disp else np.nan
+    if reweight:
+        for i in range(n):
+            hat[i] = wt[i] * leverage(group[i], t[i], s0, mean_t, sigma, with_trend) if wt[i] > 0.0 else 0.0
+        _outbreak_weights(y, mu, hat, phi, weights_threshold, prior)
+        code2, sigma = fit_factor_trend(group, t, y, prior, n_groups, with_trend, coef, mu, eta, wt, s0, mean_t,
+                                        z, u, zs)
+        if code2 > FIT_NOT_CONVERGED:  # unresolved, rank deficient or failed; R accepts a refit not converged
+            return code2, np.nan, np.nan, sigma
+        disp = pearson_dispersion(y, mu, wt, rank)
+        phi = max(disp, 1.0) if disp == disp else np.nan
+        if dispersion_rule == DISPERSION_SURVEILLANCE:
+            disp = _prior_weighted_dispersion(y, mu, prior, wt, rank)
+    return FIT_CONVERGED, phi, disp, sigma
+
+
+@njit
+def _factor_task(k, levels, y_series, n_levels, b, trend, p_trend, reweight, weights_threshold, dispersion_rule):
+    """Steps 2-4 in the structured form; returns (resolved, code, phi, dispersion, eta0,
+    x0' (X'WX)^-1 x0, trend kept); not resolved: fit R's design instead."""
+    group = np.empty(k, np.int64)
+    t = np.empty(k)
+    y = np.empty(k)
+    n, n_groups, g0, t0, ymax = _factor_rows(k, levels, y_series, n_levels, group, t, y)
+    group = group[:n]
+    t = t[:n]
+    y = y[:n]
+    coef = np.empty(n_groups + 1)
+    wt = np.empty(n)
+    s0 = np.empty(n_groups)
+    mean_t = np.empty(n_groups)
+    buffers = (coef, np.empty(n), np.empty(n), wt, np.empty(n), np.empty(n), s0, mean_t, np.empty(n),
+               np.empty(n_groups), np.empty(n_groups))
+    with_trend = trend
+    code, phi, disp, sigma = _fit_flexible_factor(group, t, y, n_groups, with_trend, reweight, weights_threshold,
+                                                  dispersion_rule, buffers)
+    if code != FIT_CONVERGED and code != FIT_UNRESOLVED and with_trend:
+        with_trend = False
+        code, phi, disp, sigma = _fit_flexible_factor(group, t, y, n_groups, False, reweight, weights_threshold,
+                                                      dispersion_rule, buffers)
+    kept_trend = False
+    if code == FIT_CONVERGED and with_trend:
+        # step 4: b >= 3, the trend's t-test below p_trend, and no extrapolation beyond the largest count
+        eta0 = coef[g0] + coef[n_groups] * t0
+        se = math.sqrt(disp / sigma)
+        slope = coef[n_groups]
+        tval = slope / se if se > 0.0 else (np.inf if slope != 0.0 else np.nan)
+        pv = student_t_two_sided(tval, residual_df(wt, n_groups + 1) * 1.0)
+        kept_trend = b >= 3 and pv < p_trend and math.exp(eta0) <= ymax
+        if not kept_trend:
+            with_trend = False
+            code, phi, disp, sigma = _fit_flexible_factor(group, t, y, n_groups, False, reweight,
+                                                          weights_threshold, dispersion_rule, buffers)
+    if code == FIT_UNRESOLVED:
+        return False, code, np.nan, np.nan, np.nan, np.nan, False
+    if code != FIT_CONVERGED:
+        return True, code, np.nan, np.nan, np.nan, np.nan, False
+    eta0 = coef[g0] + (coef[n_groups] * t0 if with_trend else 0.0)
+    return True, code, phi, disp, eta0, leverage(g0, t0, s0, mean_t, sigma, with_trend), kept_trend
+
+
+@njit
+def _dense_task(k, levels, y_series, n_levels, b, trend, p_trend, reweight, weights_threshold, dispersion_rule,
+                Xfull, yfull, x0, coef, mu, eta, wt, r, prior, hat, scratch):
+    """Steps 2-4 on R's own design (intercept, trend, treatment dummies) by Householder QR; returns
+    (code, phi, dispersion, eta0, x0' (X'WX)^-1 x0, trend kept)."""
+    with_trend = trend
+    code, phi, disp, n, ncol, ymax = _fit_design(k, levels, y_series, with_trend, n_levels, reweight,
+                                                 weights_threshold, dispersion_rule, Xfull, yfull, x0,
+                                                 coef, mu, eta, wt, r, prior, hat)
+    if code != FIT_CONVERGED and with_trend:
+        with_trend = False
+        code, phi, disp, n, ncol, ymax = _fit_design(k, levels, y_series, False, n_levels, reweight,
+                                                     weights_threshold, dispersion_rule, Xfull, yfull, x0,
+                                                     coef, mu, eta, wt, r, prior, hat)
+    kept_trend = False
+    if code == FIT_CONVERGED and with_trend:
+        kept_trend = _keep_trend(b, p_trend, disp, n, ncol, ymax, x0, coef, wt, r, scratch)
+        if not kept_trend:
+            code, phi, disp, n, ncol, ymax = _fit_design(k, levels, y_series, False, n_levels, reweight,
+                                                         weights_threshold, dispersion_rule, Xfull, yfull,
+                                                         x0, coef, mu, eta, wt, r, prior, hat)
+    if code != FIT_CONVERGED:
+        return code, np.nan, np.nan, np.nan, np.nan, False
+    eta0 = 0.0
+    for j in range(ncol):
+        eta0 += x0[j] * coef[j]
+    return code, phi, disp, eta0, quadratic_form_inverse(r[:ncol, :ncol], x0[:ncol], scratch[:ncol]), kept_trend
+
+
+@njit
+def _judge(task, method, power, z, alpha, limit_cases, limit_periods, k, y_series, code, phi, disp, eta0, q0,
+           kept_trend, expected, upperbound, score, pvalue, phi_out, trend_out, alarm, status):
+    """Steps 5-6 for one task from its fit: the prediction eta0 and q0 = x0' (X'WX)^-1 x0."""
+    y_now = y_series[k - 1]
+    if code != FIT_CONVERGED:
+        status[task] = STATUS_NO_FIT
+        expected[task] = upperbound[task] = score[task] = pvalue[task] = phi_out[task] = np.nan
+        trend_out[task] = 0
+        alarm[task] = 0
+        return
+    se_eta = math.sqrt(disp * q0)
+    upper, prob, fit_scale = _threshold(method, power, z, alpha, eta0, se_eta, phi, y_now)
+    denom = upper - fit_scale
+    if denom != 0.0:
+        x = (y_now - fit_scale) / denom
+    else:
+        x = np.nan if y_now == fit_scale else math.copysign(np.inf, y_now - fit_scale)
+    recent = 0.0
+    for t in range(k - limit_periods, k):
+        recent += y_series[t]
+    status[task] = STATUS_OK
+    expected[task] = math.exp(eta0)
+    upperbound[task] = upper
+    score[task] = x
+    pvalue[task] = prob
+    phi_out[task] = phi
+    trend_out[task] = 1 if kept_trend else 0
+    alarm[task] = 1 if (recent >= limit_cases and x > 1.0 and y_now != 0.0) else 0
+
+
 @pnjit
 def detect_farrington(
     counts, task_series, task_time,
@@ -265,7 +447,9 @@ def detect_farrington(
 
     Writes per task: expected (exp(eta0)), upperbound, score, pvalue (P(Y >= y) under the
     threshold's distribution), phi, trend_out (1 when the trend was kept), alarm (0/1), status.
-    ``z`` is the standard normal (1 - alpha) quantile.
+    ``z`` is the standard normal (1 - alpha) quantile. Each task is fitted in the structured form of
+    :mod:`citygrid.kernels.factor_glm`; a task whose fits that form cannot resolve is fitted on R's
+    design by QR instead (:func:`_dense_task`).
     """
     n_tasks = task_series.shape[0]
     n_time = counts.shape[1]
@@ -275,59 +459,13 @@ def detect_farrington(
         y_series = counts[task_series[task]]
         levels = np.zeros(n_time, np.int64)
         reference_levels(k, n_levels, b, w, freq, past_excluded, levels)
-        Xfull = np.empty((n_time, max_cols))
-        yfull = np.empty(n_time)
-        x0 = np.zeros(max_cols)
-        coef = np.zeros(max_cols)
-        prior = np.empty(n_time)
-        hat = np.empty(n_time)
-        mu = np.empty(n_time)
-        eta = np.empty(n_time)
-        wt = np.empty(n_time)
-        r = np.zeros((max_cols, max_cols))
-        scratch = np.empty(max_cols)
-
-        with_trend = trend
-        code, phi, disp, n, ncol, ymax = _fit_design(k, levels, y_series, with_trend, n_levels, reweight,
-                                                     weights_threshold, dispersion_rule, Xfull, yfull, x0,
-                                                     coef, mu, eta, wt, r, prior, hat)
-        if code != FIT_CONVERGED and with_trend:
-            with_trend = False
-            code, phi, disp, n, ncol, ymax = _fit_design(k, levels, y_series, False, n_levels, reweight,
-                                                         weights_threshold, dispersion_rule, Xfull, yfull, x0,
-                                                         coef, mu, eta, wt, r, prior, hat)
-        kept_trend = False
-        if code == FIT_CONVERGED and with_trend:
-            kept_trend = _keep_trend(b, p_trend, disp, n, ncol, ymax, x0, coef, wt, r, scratch)
-            if not kept_trend:
-                code, phi, disp, n, ncol, ymax = _fit_design(k, levels, y_series, False, n_levels, reweight,
-                                                             weights_threshold, dispersion_rule, Xfull, yfull,
-                                                             x0, coef, mu, eta, wt, r, prior, hat)
-        y_now = y_series[k - 1]
-        if code != FIT_CONVERGED:
-            status[task] = STATUS_NO_FIT
-            expected[task] = upperbound[task] = score[task] = pvalue[task] = phi_out[task] = np.nan
-            trend_out[task] = 0
-            alarm[task] = 0
-            continue
-        eta0 = 0.0
-        for j in range(ncol):
-            eta0 += x0[j] * coef[j]
-        se_eta = math.sqrt(disp * quadratic_form_inverse(r[:ncol, :ncol], x0[:ncol], scratch[:ncol]))
-        upper, prob, fit_scale = _threshold(method, power, z, alpha, eta0, se_eta, phi, y_now)
-        denom = upper - fit_scale
-        if denom != 0.0:
-            x = (y_now - fit_scale) / denom
-        else:
-            x = np.nan if y_now == fit_scale else math.copysign(np.inf, y_now - fit_scale)
-        recent = 0.0
-        for t in range(k - limit_periods, k):
-            recent += y_series[t]
-        status[task] = STATUS_OK
-        expected[task] = math.exp(eta0)
-        upperbound[task] = upper
-        score[task] = x
-        pvalue[task] = prob
-        phi_out[task] = phi
-        trend_out[task] = 1 if kept_trend else 0
-        alarm[task] = 1 if (recent >= limit_cases and x > 1.0 and y_now != 0.0) else 0
+        resolved, code, phi, disp, eta0, q0, kept_trend = _factor_task(
+            k, levels, y_series, n_levels, b, trend, p_trend, reweight, weights_threshold, dispersion_rule)
+        if not resolved:
+            code, phi, disp, eta0, q0, kept_trend = _dense_task(
+                k, levels, y_series, n_levels, b, trend, p_trend, reweight, weights_threshold, dispersion_rule,
+                np.empty((n_time, max_cols)), np.empty(n_time), np.zeros(max_cols), np.zeros(max_cols),
+                np.empty(n_time), np.empty(n_time), np.empty(n_time), np.zeros((max_cols, max_cols)),
+                np.empty(n_time), np.empty(n_time), np.empty(max_cols))
+        _judge(task, method, power, z, alpha, limit_cases, limit_periods, k, y_series, code, phi, disp, eta0, q0,
+               kept_trend, expected, upperbound, score, pvalue, phi_out, trend_out, alarm, status)
