@@ -11,7 +11,10 @@ For each monitored period ``k`` of each series, one task (the tasks run in paral
    ``past_excluded`` periods before ``k`` and ``k`` itself are left out.
 2. **Model.** A quasi-Poisson log-linear model with an intercept, a linear trend in ``t`` (when
    ``trend``), and the block factor (treatment contrasts, the lowest present level as reference),
-   fitted by :func:`citygrid.kernels.glm.fit_poisson_log`. If it does not converge with the trend it
+   fitted with R glm.fit's iterations in the structured form of :mod:`citygrid.kernels.factor_glm`
+   (one effect per level and the trend: O(rows + levels) an iteration), or by
+   :func:`citygrid.kernels.glm.fit_poisson_log` on R's design when that form cannot resolve a
+   near-dependence R's QR would judge. If it does not converge with the trend it
    is refitted without; if it still does not converge the period gets no result (status 1).
    Dispersion ``phi = max(1, Pearson chi^2 / df)``.
 3. **Down-weighting past outbreaks** (``reweight``): Anscombe residuals
