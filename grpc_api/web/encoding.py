@@ -19,6 +19,9 @@ class Encoded:
     body: bytes
     gzipped: bool
 
+    def ByteSize(self) -> int:  # noqa: N802 - weighed as a message is by the analytics' answer memory
+        return len(self.body)
+
 
 def json_bytes(content) -> bytes:
     return json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()

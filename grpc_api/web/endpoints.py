@@ -62,6 +62,9 @@ class Parts:
     intake: object | None = None
     #: Returns the :class:`~citygrid.engine.analytics.queries.Analytics` (None: no analytics).
     analytics: Callable[[], object] | None = None
+    #: The analytics when they are at hand without waiting (``AnalyticsHost.at_hand``; for the event
+    #: loop; None: never on the loop).
+    analytics_at_hand: Callable[[], object | None] | None = None
     #: The alert host of engine/alerts (``list``, ``feed``) or None.
     alerts: object | None = None
     #: The house service (``find_near``, ``population_stats``) or None.

@@ -50,6 +50,7 @@ own cursor).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -62,7 +63,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -202,6 +203,8 @@ class Gateway:
         self._thread: threading.Thread | None = None
         self._stop_warming = threading.Event()
         self._warming: threading.Thread | None = None
+        #: Analytics answers served on the loop from the engine's remembered encodings.
+        self.recalled = 0
         #: The layer version whose map is warm (None: none yet).
         self.warmed_version: str | None = None
 
@@ -297,11 +300,17 @@ class Gateway:
                 def answer() -> Encoded:
                     return encode(endpoint.handler(self.parts, principal, params), accept_gzip=gzip_ok)
 
+                query = tuple(sorted(request.query_params.multi_items()))
                 if endpoint.quick is not None and endpoint.quick(self.parts, params):
                     encoded = answer()
+                elif endpoint.part == "analytics":
+                    encoded = self._recall(endpoint, query, request.path_params, principal, gzip_ok)
+                    if encoded is None:
+                        key = (endpoint.path, query, tuple(sorted(request.path_params.items())), principal, gzip_ok)
+                        encoded = await self.reads.run(key, lambda: self._remembered(
+                            endpoint, query, request.path_params, principal, params, gzip_ok))
                 else:
-                    key = (endpoint.path, tuple(sorted(request.query_params.multi_items())),
-                           tuple(sorted(request.path_params.items())), principal, gzip_ok)
+                    key = (endpoint.path, query, tuple(sorted(request.path_params.items())), principal, gzip_ok)
                     encoded = await self.reads.run(key, answer)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a problem body
                 return problem_of(exc, request.url.path)
@@ -312,6 +321,43 @@ class Gateway:
 
         serve.__name__ = endpoint.handler.__name__
         return serve
+
+    def _question(self, endpoint: E.Endpoint, query: tuple, path: Mapping[str, str], gzip_ok: bool,
+                  now: dt.datetime) -> tuple:
+        """What an analytics endpoint's encoded answer depends on besides what the engine's
+        remembered answers track (the store, the layer, the residents, the clock's overdue
+        deadlines, the caller): its parameters, the encoding, and the local day of ``now`` (a
+        window left out is today's)."""
+        return ("http", endpoint.path, query, tuple(sorted(path.items())), gzip_ok,
+                now.astimezone(self.parts.timezone).date())
+
+    def _recall(self, endpoint: E.Endpoint, query: tuple, path: Mapping[str, str], principal,
+                gzip_ok: bool) -> Encoded | None:
+        """On the loop: the encoded answer the engine remembers for this request if it holds now
+        and can be told without waiting (:meth:`Analytics.at_hand`), else None (a worker thread
+        then asks :meth:`_remembered`)."""
+        at_hand = self.parts.analytics_at_hand
+        analytics = at_hand() if at_hand is not None else None
+        if analytics is None:
+            return None
+        # the analytics' clock is the intake's (parts.clock asks the intake host, which may lock)
+        question = self._question(endpoint, query, path, gzip_ok, analytics.clock())
+        hit = analytics.at_hand(question, principal)
+        if not isinstance(hit, Encoded):
+            return None
+        self.recalled += 1
+        return hit
+
+    def _remembered(self, endpoint: E.Endpoint, query: tuple, path: Mapping[str, str], principal,
+                    params: E.Params, gzip_ok: bool) -> Encoded:
+        """In a worker thread: the endpoint's encoded (and gzipped) answer, remembered by the engine
+        beside its own answers for as long as they hold, as the gRPC servicer remembers its
+        messages: 20 screens asking the same panel are answered from one encoding."""
+        now = self.parts.clock()
+        parts = dataclasses.replace(self.parts, clock=lambda: now)  # the answer's "today" is the key's
+        return self.parts.analytics().remembered(
+            self._question(endpoint, query, path, gzip_ok, now), principal,
+            lambda: encode(endpoint.handler(parts, principal, params), accept_gzip=gzip_ok))
 
     async def _layer_geometry(self, request: Request) -> Response:
         """The layer's GeoJSON, encoded and gzipped once per version, level, tolerance and
@@ -546,6 +592,7 @@ def gateway_for(state, host: str, port: int) -> Gateway:
     parts = E.Parts(
         registry=state.registry, shapes=state.shapes, timezone=ZoneInfo(config.intake.timezone), intake=intake,
         analytics=_analytics_of(state), alerts=state.alerts, houses=getattr(state, "houses", None),
+        analytics_at_hand=None if state.analytics is None else state.analytics.at_hand,
     )
     if intake is not None:
         parts.clock = lambda: intake.intake().clock()

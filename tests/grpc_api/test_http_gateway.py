@@ -207,6 +207,39 @@ def test_an_event_submitted_over_grpc_is_counted_by_the_next_request(web, admin_
     assert rows[(grid, "0101")] >= 1 and rows[(grid, "0201")] >= 1
 
 
+def test_a_remembered_answer_is_served_on_the_loop_only_while_it_holds(web, admin_of, street_token):
+    """A dashboard question asked again with nothing committed is answered on the event loop from
+    the engine's remembered encoding (same bytes); after an event submitted over gRPC, after a
+    local midnight (the default window is another day) and for another jurisdiction it is counted
+    afresh (the expectations: gRPC's count, the layer's street, the clock's day)."""
+    gateway = web.server.gateway
+    grid = admin_of.assign_point(LNG0 + 5.5 * STEP, LAT0 + 2.5 * STEP).grid.code
+    path = "/api/v1/heatmap"
+    first = get(web, path, headers={"Accept-Encoding": "gzip"})
+    recalled = gateway.recalled
+    again = get(web, path, headers={"Accept-Encoding": "gzip"})
+    assert gateway.recalled == recalled + 1 and again[2] == first[2]
+    before = json.loads(first[2])["grids"].get(grid, 0)
+    admin_of.submit_events([report("http-recall-1", 5, 2)])
+    status, _, answer = get_json(web, path)
+    assert status == 200 and answer["grids"][grid] == before + 1
+    layer = web.layers["v1"]
+    own = set(layer.codes[np.asarray(layer.column("street_code")) == "S00"])
+    for _ in range(2):
+        _, _, street = get_json(web, path, street_token)
+        assert set(street["grids"]) <= own
+    clock = gateway.parts.intake.intake().clock  # the server's ManualClock
+    now = clock()
+    try:
+        today = json.loads(get(web, path)[2])["start"]
+        clock.advance(days=1)
+        tomorrow = get_json(web, path)[2]["start"]
+        local = (now + timedelta(days=1)).astimezone(gateway.parts.timezone).date().isoformat()
+        assert tomorrow != today and tomorrow.startswith(local)
+    finally:
+        clock.set(now)
+
+
 def test_the_h3_heat_map_is_grpcs_cells_with_h3s_boundaries(web, admin_of):
     import h3
 
