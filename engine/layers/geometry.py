@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Mapping, Sequence
@@ -59,6 +60,9 @@ GEOJSON_DECIMALS = 6
 MAX_TOLERANCE = 0.01
 #: Levels and tolerances whose areas' GeoJSON geometries one layer's shapes keep, one by one.
 GEOJSON_KEPT = 4
+#: Simplified coverages kept per layer version (levels x tolerances; the tolerance is a caller's
+#: parameter), least recently asked dropped first.
+SIMPLIFIED_KEPT = 8
 #: The formats :meth:`LayerShapes.encode` writes.
 FORMATS = ("wkb", "geojson")
 
@@ -118,7 +122,8 @@ class LayerShapes:
         self.layer = layer
         self._lock = threading.Lock()
         self._areas: dict[str, Areas] = {}
-        self._simplified: dict[tuple[str, float], np.ndarray] = {}
+        self._simplified: OrderedDict[tuple[str, float], np.ndarray] = OrderedDict()
+        self._points: dict[str, np.ndarray] = {}
         self._geojson: dict[tuple[str, float], dict[int, dict]] = {}
 
     @cached_property
@@ -175,11 +180,16 @@ class LayerShapes:
         if tolerance == 0.0:
             return areas.geometries
         key = (level, tolerance)
-        shapes = self._simplified.get(key)
-        if shapes is None:
-            shapes = simplify_coverage(areas.geometries, tolerance)
-            with self._lock:
-                self._simplified[key] = shapes
+        with self._lock:
+            shapes = self._simplified.get(key)
+            if shapes is not None:
+                self._simplified.move_to_end(key)
+                return shapes
+        shapes = simplify_coverage(areas.geometries, tolerance)
+        with self._lock:
+            self._simplified[key] = shapes
+            while len(self._simplified) > SIMPLIFIED_KEPT:
+                self._simplified.popitem(last=False)
         return shapes
 
     def encode(self, level: str, *, fmt: str = "wkb", tolerance: float = 0.0,
@@ -210,6 +220,11 @@ class LayerShapes:
         if geometry is None:
             geometry = kept[index] = self.encode(level, fmt="geojson", tolerance=tolerance, indices=[index])[0]
         return geometry
+
+    def has_geojson_geometry(self, level: str, index: int, tolerance: float = 0.0) -> bool:
+        """Whether :meth:`geojson_geometry` of this area is made (answers without making it)."""
+        kept = self._geojson.get((level, check_tolerance(tolerance)))
+        return kept is not None and index in kept
 
     def geojson(self, level: str, *, tolerance: float = 0.0, indices: np.ndarray | None = None,
                 extra: Mapping[str, Sequence] | None = None) -> dict:
@@ -247,12 +262,11 @@ class LayerShapes:
     def points(self, level: str) -> np.ndarray:
         """A point inside each area of ``level`` (GEOS's point on surface; where a label or a marker
         goes), as an ``(n, 2)`` array of lng, lat."""
-        key = (level, -1.0)
-        points = self._simplified.get(key)
+        points = self._points.get(level)
         if points is None:
             points = shapely.get_coordinates(shapely.point_on_surface(self.areas(level).geometries))
             with self._lock:
-                self._simplified[key] = points
+                self._points[level] = points
         return points
 
 

@@ -21,6 +21,8 @@ import dataclasses
 import datetime as dt
 import functools
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 from zoneinfo import ZoneInfo
@@ -49,6 +51,8 @@ CARD_TREND_DAYS = 14
 H3_RINGS = 200_000
 #: Days of the grid card's KPI grade.
 CARD_KPI_DAYS = 30
+#: Map bounds kept (per layer version and jurisdiction).
+BOUNDS_KEPT = 256
 
 
 @dataclass
@@ -71,6 +75,8 @@ class Parts:
     houses: object | None = None
     #: The present time (the intake's clock when there is one).
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc))
+    #: (layer version, jurisdiction) -> the map's starting bounds (:func:`_bounds`).
+    bounds_kept: OrderedDict = field(default_factory=OrderedDict)
 
 
 class Params:
@@ -205,13 +211,28 @@ def whoami(parts: Parts, principal, q: Params) -> dict:
                       "alerts": parts.alerts is not None, "houses": parts.houses is not None}}
 
 
+_bounds_lock = threading.Lock()
+
+
 def _bounds(parts: Parts, principal, snapshot) -> list[float] | None:
-    """West, south, east, north (degrees) of the grids the caller sees: where a map starts."""
+    """West, south, east, north (degrees) of the grids the caller sees: where a map starts. Worked
+    out once per layer version and jurisdiction (it took 1-2 ms, on every ``whoami``), as the
+    tiles are; :data:`BOUNDS_KEPT` kept, least recently asked dropped first."""
+    key = (snapshot.version_id, principal.jurisdiction)
+    kept = parts.bounds_kept
+    with _bounds_lock:
+        if key in kept:
+            kept.move_to_end(key)
+            return kept[key]
     shapes = parts.shapes(snapshot.layer)
     visible = shapes.areas("grid").visible(principal)
-    if not len(visible):
-        return None
-    return [round(float(v), 6) for v in shapely.total_bounds(shapes.geometries("grid")[visible])]
+    bounds = ([round(float(v), 6) for v in shapely.total_bounds(shapes.geometries("grid")[visible])]
+              if len(visible) else None)
+    with _bounds_lock:
+        kept[key] = bounds
+        while len(kept) > BOUNDS_KEPT:
+            kept.popitem(last=False)
+    return bounds
 
 
 def categories(parts: Parts, principal, q: Params) -> dict:
@@ -267,6 +288,23 @@ def grid_at_is_quick(parts: Parts, q: Params) -> bool:
     try:
         return parts.shapes(parts.registry.snapshot().layer).has_areas("grid")
     except PreconditionFailed:
+        return False
+
+
+def grid_is_quick(parts: Parts, q: Params) -> bool:
+    """Whether :func:`grid` may run on the event loop: on the active version (no ``at``), with the
+    grid areas built and this grid's GeoJSON geometry at this tolerance already made, it is a few
+    look-ups and a small JSON (an unknown code or a bad tolerance: the worker thread says why)."""
+    if q.str("at") is not None:
+        return False
+    try:
+        snapshot = parts.registry.snapshot()
+        shapes = parts.shapes(snapshot.layer)
+        if not shapes.has_areas("grid"):
+            return False
+        row = snapshot.layer.row_of(q.required("code"))
+        return shapes.has_geojson_geometry("grid", row, check_tolerance(q.float("tolerance", 0.0)))
+    except (InvalidInput, NotFound, PreconditionFailed):
         return False
 
 
@@ -522,7 +560,7 @@ ENDPOINTS = (
               ("at", "query", "string", "answer from the layer version valid at this time")), quick=grid_at_is_quick),
     Endpoint("/api/v1/grids/{code}", "A grid as a GeoJSON Feature (GetGrid)", grid,
              (("code", "path", "string", "grid code"), ("at", "query", "string", "layer version valid at"),
-              ("tolerance", "query", "number", "simplify to this many degrees (default 0)"))),
+              ("tolerance", "query", "number", "simplify to this many degrees (default 0)")), quick=grid_is_quick),
     Endpoint("/api/v1/grids/{code}/card", "What the map's grid card shows: grid, workers, open cases, trend, KPI",
              card, (("code", "path", "string", "grid code"),)),
     Endpoint("/api/v1/layer/geometry", "A level's areas as a GeoJSON FeatureCollection, simplified without gaps "

@@ -187,10 +187,35 @@ def test_an_answer_is_gzipped_when_accepted_and_large(web):
 def test_grid_feature_matches_the_layer(web):
     layer = web.layers["v1"]
     code = layer.codes[42]
-    status, _, feature = get_json(web, f"/api/v1/grids/{code}")
-    assert status == 200 and feature["properties"]["code"] == code
-    assert shapely.equals_exact(shapely.from_geojson(json.dumps(feature["geometry"])), layer.geometries()[42],
-                                tolerance=6e-7)
+    from citygrid.grpc_api.web import endpoints as E
+
+    parts = web.server.gateway.parts
+    quick = [E.grid_is_quick(parts, E.Params({}, {"code": c}, tz=parts.timezone)) for c in (code, "no-such-grid")]
+    assert quick == [False, False]  # not made yet; an unknown code goes to a thread, which says why
+    for _ in range(2):  # the second on the event loop: the grid's GeoJSON geometry is made
+        status, _, feature = get_json(web, f"/api/v1/grids/{code}")
+        assert status == 200 and feature["properties"]["code"] == code
+        assert shapely.equals_exact(shapely.from_geojson(json.dumps(feature["geometry"])), layer.geometries()[42],
+                                    tolerance=6e-7)
+        assert E.grid_is_quick(parts, E.Params({}, {"code": code}, tz=parts.timezone))
+
+
+def test_the_maps_bounds_are_kept_per_version_and_jurisdiction(web, monkeypatch):
+    """whoami's bounds are worked out once per layer version and jurisdiction, at most BOUNDS_KEPT
+    of them (least recently asked dropped first), each the GEOS bounds of the grids it sees."""
+    from citygrid.engine.access.principals import Principal, Role
+    from citygrid.grpc_api.web import endpoints as E
+
+    monkeypatch.setattr(E, "BOUNDS_KEPT", 2)
+    parts = web.server.gateway.parts
+    layer = web.layers["v1"]
+    streets = np.asarray(layer.column("street_code"))
+    snapshot = parts.registry.snapshot()
+    for street in ("S00", "S11", "S00", "S01", "S10"):
+        principal = Principal(f"{street} screen", Role.DASHBOARD, jurisdiction=(street,))
+        bounds = E.whoami(parts, principal, E.Params({}, tz=parts.timezone))["bounds"]
+        assert bounds == pytest.approx(list(shapely.total_bounds(layer.geometries()[streets == street])), abs=1e-6)
+        assert len(parts.bounds_kept) <= 2 and (snapshot.version_id, (street,)) in parts.bounds_kept
 
 
 # ---------------------------------------------------------------------- live counts, one state

@@ -181,6 +181,27 @@ def test_simplified_shapes_are_cached_per_version_and_tolerance():
     assert cache(mesh_layer(1, 3, 3, 4)) is not shapes
 
 
+def test_simplified_shapes_kept_are_bounded_and_the_most_recently_asked_stay(monkeypatch):
+    """The tolerance is a caller's parameter: callers asking many keep at most SIMPLIFIED_KEPT
+    coverages, the least recently asked dropped first (the map's own stays while it is asked), and
+    a dropped one is simplified again, equal to GEOS's coverage simplification of the shapes."""
+    from citygrid.engine.layers import geometry
+
+    monkeypatch.setattr(geometry, "SIMPLIFIED_KEPT", 3)
+    layer = mesh_layer(1, 3, 3, 4)
+    shapes = LayerShapes(layer)
+    points = shapes.points("grid")
+    kept = shapes.geometries("grid", 0.0001)
+    for k in range(1, 10):
+        shapes.geometries("grid", 0.0001 + k * 1e-5)
+        assert shapes.geometries("grid", 0.0001) is kept  # asked again: the most recent
+        assert len(shapes._simplified) <= 3
+    first_other = shapes.geometries("grid", 0.0001 + 1e-5)  # dropped long ago: made again
+    expected = shapely.coverage_simplify(layer.geometries(), 0.0001 + 1e-5)
+    assert all(shapely.equals(a, b) for a, b in zip(first_other, expected))
+    assert shapes.points("grid") is points  # label points are not simplified coverages
+
+
 @pytest.mark.parametrize("tolerance", [-0.001, 0.5, float("nan"), "x"])
 def test_bad_tolerance_is_refused_precisely(tolerance):
     with pytest.raises(InvalidInput, match="tolerance must be"):
