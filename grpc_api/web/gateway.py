@@ -20,8 +20,11 @@ most ``http_max_concurrent`` computations at once (beyond: 429, the table's row 
 :class:`Overloaded`), each request given ``http_timeout_seconds`` (beyond: 504; the thread finishes
 its engine call, whose answer is dropped). The worker thread also encodes the answer's JSON and
 gzips it (:mod:`.encoding`), so the loop only moves bytes. A quick in-memory read (a point's grid
-on the active version) runs on the loop itself, as gRPC's AssignPoint does: a thread costs it more
-than the read.
+on the active version, a grid's feature whose GeoJSON is made) runs on the loop itself, as gRPC's
+AssignPoint does: a thread costs it more than the read. The analytics endpoints' encoded answers are
+remembered by the engine beside its own (:meth:`Analytics.remembered`, keyed by the parameters, the
+encoding, the caller and the local day), and one that holds is handed back on the loop
+(:meth:`Analytics.at_hand`: no waiting, nothing committed since); the others go to a thread.
 
 Auth: the same bearer tokens as gRPC (``Authorization: Bearer <token>``, resolved by the server's
 :class:`~citygrid.grpc_api.interceptors.Authenticator`); roles and jurisdiction are the engine's.
