@@ -113,7 +113,8 @@ class DayCube:
     def _follow_open(self, rows: np.ndarray, mirror) -> None:
         """Keep the sorted list of open events with a deadline: of ``rows``, drop those no longer
         open, add those newly open (a few per catch-up next to the list: no sort of the whole list)."""
-        rows = np.unique(rows)
+        if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():  # a catch-up's rows come sorted and distinct
+            rows = np.unique(rows)
         is_open = (mirror.codes[3, rows] <= tally.VERIFIED) & (mirror.deadline[rows] >= 0)
         listed = self.open_rows
         at = np.searchsorted(listed, rows)
@@ -124,6 +125,10 @@ class DayCube:
 
     def _add(self, rows: np.ndarray, sign: int, mirror) -> None:
         """Add ``sign`` times the measures of events (all but "overdue now") into their slots."""
+        if sign > 0:  # straight into the slots' sums
+            tally.tally_cells(rows, self.slot_of[rows].astype(np.int64), mirror.codes, mirror.flags, mirror.deadline,
+                              mirror.close_us, mirror.stage_us, np.iinfo(np.int64).min, self.values)
+            return
         slots, back = np.unique(self.slot_of[rows], return_inverse=True)
         sums = np.zeros((len(slots), tally.N_MEASURES), dtype=np.int64)
         # No time is before the first instant: nothing is counted overdue.

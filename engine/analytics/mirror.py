@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from citygrid.engine.analytics import source
+from citygrid.engine.analytics import source, store_scan
 from citygrid.engine.analytics.cube import DayCube
 from citygrid.kernels import tally
 
@@ -29,6 +29,10 @@ from citygrid.kernels import tally
 BLOCK = 4096
 #: Audit rows beyond which a catch-up (a rebuild) reads the log on a second connection and thread.
 ASIDE_AUDIT_ROWS = 4 * source.CHUNK
+#: New events beyond which a catch-up (a rebuild) reads them through a Scan, and how many per read.
+SCAN_EVENTS, SCAN_CHUNK = source.CHUNK, 1_000_000
+#: Escalation rows beyond which a catch-up reads them through a Scan.
+SCAN_ESCALATIONS = 10_000
 _NEVER = np.iinfo(np.int64).min
 
 
@@ -37,8 +41,14 @@ def _read_audit(reader: source.StoreReader, lo: int, hi: int) -> list[source.Aud
     return [reader.audit_between(a, min(a + 4 * source.CHUNK, hi)) for a in range(lo, hi, 4 * source.CHUNK)]
 
 
+def _scan_audit(scan: store_scan.Scan, lo: int, hi: int) -> list[source.AuditRows]:
+    """:func:`_read_audit` through a :class:`~citygrid.engine.analytics.store_scan.Scan`."""
+    return [store_scan.audit_between(scan, a, min(a + 4 * source.CHUNK, hi)) for a in range(lo, hi, 4 * source.CHUNK)]
+
+
 class _AuditAside:
-    """:func:`_read_audit` on a thread and a read connection of its own."""
+    """:func:`_read_audit` on a thread and a read connection of its own (a
+    :class:`~citygrid.engine.analytics.store_scan.Scan` where there is one)."""
 
     def __init__(self, data_dir, lo: int, hi: int):
         self._rows: list[source.AuditRows] | None = None
@@ -47,13 +57,21 @@ class _AuditAside:
         self._thread.start()
 
     def _run(self, data_dir, lo: int, hi: int) -> None:
-        reader = source.StoreReader(data_dir)
         try:
-            self._rows = _read_audit(reader, lo, hi)
+            if store_scan.available():
+                scan = store_scan.Scan(source.database_path(data_dir))
+                try:
+                    self._rows = _scan_audit(scan, lo, hi)
+                finally:
+                    scan.close()
+                return
+            reader = source.StoreReader(data_dir)
+            try:
+                self._rows = _read_audit(reader, lo, hi)
+            finally:
+                reader.close()
         except BaseException as error:  # handed to the caller of result()
             self._error = error
-        finally:
-            reader.close()
 
     def result(self) -> list[source.AuditRows]:
         self._thread.join()
@@ -152,11 +170,10 @@ class EventMirror:
                          if last_audit - self._cursor[1] > ASIDE_AUDIT_ROWS else None)
                 if last_event > known:
                     self._grow(last_event)
-                    for lo in range(known, last_event, source.CHUNK):
-                        self._set_events(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+                    self._read_new_events(known, last_event, cursor)
                     self.n = last_event
                 audit_rows = aside.result() if aside is not None else _read_audit(r, self._cursor[1], last_audit)
-                escalated = (r.escalations_between(self._cursor[2], last_escalation)
+                escalated = (self._read_escalations(self._cursor[2], last_escalation)
                              if last_escalation > self._cursor[2] else None)
                 # Events taken in before this catch-up that changed since (new ones were just read).
                 older = [a.row[a.row < known] for a in audit_rows]
@@ -178,6 +195,36 @@ class EventMirror:
                 return True
             finally:
                 r.end()
+
+    def _read_new_events(self, known: int, last_event: int, cursor: tuple) -> None:
+        """Columns of the events after ``known``. Many (a rebuild) are read through a
+        :class:`~citygrid.engine.analytics.store_scan.Scan` that sees the same commit as the
+        mirror's connection (when it sees another, through the mirror's connection)."""
+        r = self.reader
+        if last_event - known > SCAN_EVENTS and store_scan.available():
+            scan = store_scan.Scan(source.database_path(self.data_dir))
+            try:
+                if scan.begin(cursor):
+                    for lo in range(known, last_event, SCAN_CHUNK):
+                        self._set_events(store_scan.events_between(scan, r, lo, min(lo + SCAN_CHUNK, last_event)))
+                    scan.end()
+                    return
+                scan.end()
+            finally:
+                scan.close()
+        for lo in range(known, last_event, source.CHUNK):
+            self._set_events(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+
+    def _read_escalations(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Escalation rows with ``lo < seq <= hi``; many through a Scan (they are only ever appended,
+        so those up to this read's last one are the same on any later read)."""
+        if hi - lo > SCAN_ESCALATIONS and store_scan.available():
+            scan = store_scan.Scan(source.database_path(self.data_dir))
+            try:
+                return store_scan.escalations_between(scan, lo, hi)
+            finally:
+                scan.close()
+        return self.reader.escalations_between(lo, hi)
 
     def _set_events(self, rows: source.EventRows) -> None:
         i = rows.row

@@ -189,17 +189,21 @@ class AnalyticsMatchesSql(RuleBasedStateMachine):
                     exp = nearest_rank(values, tenths) / 60e6 if values else math.nan
                     assert close(row[f"{name}_{stat}"], exp), (dims, key, name, stat, row[f"{name}_{stat}"], exp)
 
-    @rule(dims=st.sampled_from(DIMENSION_SETS), window=st.sampled_from(["wide", "days"]))
-    def a_rebuild_matches_the_caught_up_mirror(self, dims, window):
+    @rule(dims=st.sampled_from(DIMENSION_SETS), window=st.sampled_from(["wide", "days"]), scan=st.booleans())
+    def a_rebuild_matches_the_caught_up_mirror(self, dims, window, scan):
         """A mirror rebuilt from the store now (its audit log read on the second connection, its day
-        cube made in one go) answers as the one caught up step by step."""
-        from citygrid.engine.analytics import mirror
+        cube made in one go; events, audit and escalations read through store scans, or with none
+        available through the sqlite3 module) answers as the one caught up step by step."""
+        from citygrid.engine.analytics import mirror, store_scan
 
-        aside, mirror.ASIDE_AUDIT_ROWS = mirror.ASIDE_AUDIT_ROWS, 0
+        kept = (mirror.ASIDE_AUDIT_ROWS, mirror.SCAN_EVENTS, mirror.SCAN_ESCALATIONS, store_scan.available)
+        mirror.ASIDE_AUDIT_ROWS = mirror.SCAN_EVENTS = mirror.SCAN_ESCALATIONS = 0
+        if not scan:
+            store_scan.available = lambda: False
         try:
             fresh = Analytics.for_intake(self.intake, self.dir, config=self.config)
         finally:
-            mirror.ASIDE_AUDIT_ROWS = aside
+            mirror.ASIDE_AUDIT_ROWS, mirror.SCAN_EVENTS, mirror.SCAN_ESCALATIONS, store_scan.available = kept
         try:
             start, end = self._window(window)
             measures = list(COUNTS) + [f"{d}_mean" for d in DURATIONS]
