@@ -8,9 +8,11 @@ community -> street -> district, grid type, area) and the principals' jurisdicti
 engine's modules move (the restructure into wings) this module's imports are the ones to fix.
 
 Columns reach the mirror as one text per column and read (``group_concat``): numbers parsed by
-numpy, codes split and dictionary-encoded by Arrow, both in C, so a rebuild never builds a Python
+numpy, codes split and dictionary-encoded by Arrow, both in C, so a catch-up never builds a Python
 object per value; only the distinct codes reach Python, as the mirror's dictionaries (dense ids in
-order of first appearance). Positions are read when a heatmap first needs them.
+order of first appearance). A rebuild's long reads go through
+:mod:`~citygrid.engine.analytics.store_scan` instead (no text made at all), into the same
+dictionaries (:meth:`StoreReader.code_ids`). Positions are read when a heatmap first needs them.
 """
 
 from __future__ import annotations

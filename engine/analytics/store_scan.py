@@ -279,8 +279,8 @@ def audit_between(scan: Scan, lo: int, hi: int) -> source.AuditRows:
     :meth:`~citygrid.engine.analytics.source.StoreReader.audit_between` reads them)."""
     ints, ((state, state_names), (action, actions)) = scan.rows(_AUDIT_SQL, (lo, hi), 2, 2, hi - lo)
     states = {s.value: k for k, s in enumerate(source.STATES)}
-    rework = np.array([a == "rework" for a in actions] + [False], dtype=np.int64)
-    return source.AuditRows(ints[0], ints[1], _mapped(np.array([states.get(s, -1) for s in state_names], np.int64), state),
+    rework = np.array([a == "rework" for a in actions] + [False], dtype=np.int8)
+    return source.AuditRows(ints[0], ints[1], _mapped(np.array([states.get(s, -1) for s in state_names], np.int8), state),
                             rework[action])
 
 
