@@ -95,16 +95,21 @@ class DayCube:
             self.usable = False
             return
         unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        slots = np.empty(len(unique), dtype=np.int64)
         known = self._slot_of_key
-        fresh = []
-        for k, key in enumerate(unique.tolist()):
-            slot = known.get(key)
-            if slot is None:
-                slot = known[key] = self.n + len(fresh)
-                fresh.append(k)
-            slots[k] = slot
-        if fresh:
+        if not known:  # every slot is new (a rebuild): no look-up per key
+            slots = np.arange(self.n, self.n + len(unique), dtype=np.int64)
+            known.update(zip(unique.tolist(), slots.tolist()))
+            fresh = slots - self.n
+        else:
+            slots = np.empty(len(unique), dtype=np.int64)
+            fresh = []
+            for k, key in enumerate(unique.tolist()):
+                slot = known.get(key)
+                if slot is None:
+                    slot = known[key] = self.n + len(fresh)
+                    fresh.append(k)
+                slots[k] = slot
+        if len(fresh):
             self._add_slots(rows[first[fresh]], day[first[fresh]], codes)
         self.slot_of[rows] = slots[inverse]
         self._add(rows, 1, mirror)
