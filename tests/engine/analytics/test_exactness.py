@@ -74,7 +74,10 @@ class AnalyticsMatchesSql(RuleBasedStateMachine):
         workers = [Worker(worker_id(i, j), grid_code(i, j), skills=frozenset({"01", "05", "10"}), shift="always",
                           capacity=3) for i in range(SIDE) for j in range(SIDE) if (i + j) % 3]
         self.intake.put_workers(workers, ADMIN)
-        self.intake.submit([self._report(1, 1, "0101", 0.0, "hotline_12345")], INTAKE)
+        # Reports in several slots of the day cube before the analytics start, so the slots of the
+        # first catch-up (kept as sorted keys) are many and later ones fall between them.
+        self.intake.submit([self._report(i, j, category, 0.0, "hotline_12345") for i, j in ((1, 1), (0, 2), (2, 1))
+                            for category in CATEGORIES[:2]], INTAKE)
         self.config = AnalyticsConfig.from_table({"denominators": {"closure": "reported"}})
         self.analytics = Analytics.for_intake(self.intake, self.dir, config=self.config)
         self.oracle = Oracle(self.dir, self.intake.taxonomy, self.intake.config.schedule)
