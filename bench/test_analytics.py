@@ -2,8 +2,9 @@
 over SQLite, on the same events in the same run.
 
 ``CITYGRID_BENCH_ANALYTICS_EVENTS`` events (default 1,000,000; the issue's goal is 10,000,000) made
-from the demo generator's year (``bench/analytics_data.py``); ``CITYGRID_BENCH_ANALYTICS_DIR`` keeps
-the written data there for the next run. Measured:
+from the demo generator's year (``bench/analytics_data.py``, written by chunks at any size), kept
+under ``CITYGRID_BENCH_CACHE`` (default ``~/.cache/citygrid-bench``) per size and generator version
+and read from there by later runs. Measured:
 
 - **rebuild**: the mirror from the store at start (seconds; goal < 30 s for 10 M) and its memory;
 - **queries** (engine p50 / p99 over 40 runs; DuckDB median of 7; SQLite median of 3): district x
@@ -32,22 +33,18 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import h3
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
-from analytics_data import flat_table, scaled_events, write_store
+from analytics_data import GENERATOR_VERSION, write_data
 
 from citygrid.engine.analytics.population import ResidentsFile
 from citygrid.engine.analytics.queries import Analytics
-from citygrid.engine.database import database_path
 from citygrid.engine.cases.model import read_reports
 from citygrid.engine.cases.store import SqliteEventStore
 from citygrid.engine.cases.intake import Intake
@@ -57,6 +54,7 @@ from citygrid.engine.cases.taxonomy import load_taxonomy
 from citygrid.engine.dispatch.workers import read_workers
 
 N_EVENTS = int(float(os.environ.get("CITYGRID_BENCH_ANALYTICS_EVENTS", "1e6")))
+CACHE = Path(os.environ.get("CITYGRID_BENCH_CACHE", Path.home() / ".cache" / "citygrid-bench"))
 ADMIN = Principal("bench", Role.ADMIN)
 HOTLINE = Principal("市民热线", Role.INTAKE)
 CST = timezone(timedelta(hours=8))
@@ -64,64 +62,26 @@ RESULTS: dict[str, dict] = {}
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from citygrid.engine.demo import generate_demo
-    from citygrid.engine.layers.sources import read_layer
-
-    keep = os.environ.get("CITYGRID_BENCH_ANALYTICS_DIR")
-    root = Path(keep) / f"n{N_EVENTS}" if keep else tmp_path_factory.mktemp("bench-analytics")
-    demo = root / "demo"
-    if not (demo / "manifest.json").exists():
-        generate_demo(demo, seed=20261130, n_events=100_000, overwrite=True)
-    layer = read_layer(demo / "grids.parquet", version_id="bench-demo")
-    taxonomy = load_taxonomy()
-    rng = np.random.default_rng(20261206)
-    t0 = time.perf_counter()
-    events = scaled_events(demo, N_EVENTS, rng, taxonomy, layer)
-    ready = root / "ready"
-    if ready.exists():
-        return _world(root, demo, layer, taxonomy, events)
-    shutil.rmtree(root / "store", ignore_errors=True)
-    (root / "flat.sqlite3").unlink(missing_ok=True)
-    store_dir = root / "store"
-    SqliteEventStore(store_dir).close()
-    conn = sqlite3.connect(str(database_path(store_dir)), isolation_level=None)
-    conn.execute("PRAGMA synchronous=OFF")
-    write_store(events, conn)
-    conn.close()
-    h3_9 = np.array([h3.latlng_to_cell(y, x, 9) for x, y in zip(events.lng.tolist(), events.lat.tolist())],
-                    dtype=object)
-    flat = flat_table(events, h3_9, taxonomy)
-    pq.write_table(flat, root / "events.parquet")
-    lite = sqlite3.connect(str(root / "flat.sqlite3"), isolation_level=None)
-    lite.execute("PRAGMA synchronous=OFF")
-    cols = flat.column_names
-    lite.execute(f"CREATE TABLE flat ({', '.join(cols)})")
-    as_py = [flat.column(c).to_numpy(zero_copy_only=False) for c in cols]
-    as_py[0] = events.occurred
-    lite.execute("BEGIN")
-    lite.executemany(f"INSERT INTO flat VALUES ({','.join('?' * len(cols))})",
-                     zip(*(a.tolist() if hasattr(a, "tolist") else a for a in as_py)))
-    lite.execute("COMMIT")
-    lite.execute("CREATE INDEX flat_time ON flat (occurred_at)")
-    print(f"\n[analytics bench] {N_EVENTS:,} events written in {time.perf_counter() - t0:.0f} s")
-    lite.close()
-    ready.touch()
-    return _world(root, demo, layer, taxonomy, events)
-
-
-def _world(root, demo, layer, taxonomy, events) -> dict:
+def world():
+    """The bench's data (``analytics_data.write_data``), made once per size and generator version
+    under ``CITYGRID_BENCH_CACHE`` (default ``~/.cache/citygrid-bench``) and read from there after."""
     import duckdb
 
-    store_dir = root / "store"
+    from citygrid.engine.layers.sources import read_layer
+
+    root = CACHE / f"analytics-n{N_EVENTS}-v{GENERATOR_VERSION}"
+    meta = write_data(root, N_EVENTS)
+    demo = root / "demo"
+    layer = read_layer(demo / "grids.parquet", version_id="bench-demo")
     lite = sqlite3.connect(str(root / "flat.sqlite3"), isolation_level=None)
-    now = datetime.fromtimestamp(int(events.occurred.max()) / 1e6 + 3600, tz=timezone.utc).astimezone(CST)
+    now = datetime.fromtimestamp(meta["now_us"] / 1e6, tz=timezone.utc).astimezone(CST)
     duck = duckdb.connect()
     duck.execute("SET threads TO 2")
     duck.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{root / 'events.parquet'}')")
-    streets = sorted(set(events.chain[:, 2].tolist()))
-    return {"root": root, "demo": demo, "layer": layer, "taxonomy": taxonomy, "store": store_dir, "now": now,
-            "duck": duck, "lite": lite, "street": streets[2]}
+    yield {"root": root, "demo": demo, "layer": layer, "taxonomy": load_taxonomy(), "store": root / "store",
+           "now": now, "duck": duck, "lite": lite, "street": meta["streets"][2], "meta": meta}
+    lite.close()
+    duck.close()
 
 
 def engine_queries(engine: Analytics, now: datetime, street: str) -> dict:

@@ -10,6 +10,11 @@ stage, receipt to closure); the escalations log gives the 督办 of each stage. 
 per catch-up, so a query sees whole commits, and a query that starts after a commit returned sees
 it. Nothing is ever written back.
 
+A rebuild (a long catch-up) reads through :mod:`~citygrid.engine.analytics.store_scan` where it
+can: the events on a scan whose read transaction sees the same commit as the mirror's connection,
+the audit log (only ever appended) in chunks on a thread of its own, and on the catching-up thread
+too once the events are read, so both cores read.
+
 With a day cube (``cube_offset_us``, :mod:`~citygrid.engine.analytics.cube`), every catch-up takes
 the events about to change out of their slots before their columns are read again and puts them
 (and the new events) back after, so the cube's sums stay those of the events as they are now.
@@ -21,41 +26,74 @@ import threading
 
 import numpy as np
 
-from citygrid.engine.analytics import source
+from citygrid.engine.analytics import source, store_scan
 from citygrid.engine.analytics.cube import DayCube
 from citygrid.kernels import tally
 
 #: Events per block of the report-time zone map (a query skips blocks outside its window).
 BLOCK = 4096
-#: Audit rows beyond which a catch-up (a rebuild) reads the log on a second connection and thread.
-ASIDE_AUDIT_ROWS = 4 * source.CHUNK
+#: Audit rows beyond which a catch-up (a rebuild) reads the log on a second connection and thread
+#: (and, once the events are read, on the catching-up thread too), and audit rows per read.
+ASIDE_AUDIT_ROWS = AUDIT_CHUNK = 4 * source.CHUNK
+#: New events beyond which a catch-up (a rebuild) reads them through a Scan, and how many per read.
+SCAN_EVENTS, SCAN_CHUNK = source.CHUNK, 1_000_000
+#: Escalation rows beyond which a catch-up reads them through a Scan.
+SCAN_ESCALATIONS = 10_000
 _NEVER = np.iinfo(np.int64).min
 
 
 def _read_audit(reader: source.StoreReader, lo: int, hi: int) -> list[source.AuditRows]:
     """Audit rows with ``lo < seq <= hi``, in log order, in chunks."""
-    return [reader.audit_between(a, min(a + 4 * source.CHUNK, hi)) for a in range(lo, hi, 4 * source.CHUNK)]
+    return [reader.audit_between(a, min(a + AUDIT_CHUNK, hi)) for a in range(lo, hi, AUDIT_CHUNK)]
 
 
 class _AuditAside:
-    """:func:`_read_audit` on a thread and a read connection of its own."""
+    """The audit rows with ``lo < seq <= hi`` read in chunks on a thread and a read connection of its
+    own (a :class:`~citygrid.engine.analytics.store_scan.Scan` where there is one) while the caller
+    reads the events; :meth:`result` has the caller read the chunks not yet taken on a connection of
+    its own too. Audit rows are only ever appended, so those up to ``hi`` are the same on any read."""
 
     def __init__(self, data_dir, lo: int, hi: int):
-        self._rows: list[source.AuditRows] | None = None
+        self._data_dir = data_dir
+        self._chunks = [(a, min(a + AUDIT_CHUNK, hi)) for a in range(lo, hi, AUDIT_CHUNK)]
+        self._rows: list[source.AuditRows | None] = [None] * len(self._chunks)
+        self._taken = 0
+        self._lock = threading.Lock()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(data_dir, lo, hi), name="analytics-audit", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="analytics-audit", daemon=True)
         self._thread.start()
 
-    def _run(self, data_dir, lo: int, hi: int) -> None:
-        reader = source.StoreReader(data_dir)
+    def _take(self) -> int | None:
+        with self._lock:
+            k, self._taken = self._taken, self._taken + 1
+        return k if k < len(self._chunks) else None
+
+    def _work(self) -> None:
+        """Read chunks until none is left."""
+        k = self._take()
+        if k is None:
+            return
+        if store_scan.available():
+            scan = store_scan.Scan(source.database_path(self._data_dir))
+            read, close = (lambda a, b: store_scan.audit_between(scan, a, b)), scan.close
+        else:
+            reader = source.StoreReader(self._data_dir)
+            read, close = reader.audit_between, reader.close
         try:
-            self._rows = _read_audit(reader, lo, hi)
+            while k is not None:
+                self._rows[k] = read(*self._chunks[k])
+                k = self._take()
+        finally:
+            close()
+
+    def _run(self) -> None:
+        try:
+            self._work()
         except BaseException as error:  # handed to the caller of result()
             self._error = error
-        finally:
-            reader.close()
 
     def result(self) -> list[source.AuditRows]:
+        self._work()
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -152,11 +190,10 @@ class EventMirror:
                          if last_audit - self._cursor[1] > ASIDE_AUDIT_ROWS else None)
                 if last_event > known:
                     self._grow(last_event)
-                    for lo in range(known, last_event, source.CHUNK):
-                        self._set_events(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+                    self._read_new_events(known, last_event, cursor)
                     self.n = last_event
                 audit_rows = aside.result() if aside is not None else _read_audit(r, self._cursor[1], last_audit)
-                escalated = (r.escalations_between(self._cursor[2], last_escalation)
+                escalated = (self._read_escalations(self._cursor[2], last_escalation)
                              if last_escalation > self._cursor[2] else None)
                 # Events taken in before this catch-up that changed since (new ones were just read).
                 older = [a.row[a.row < known] for a in audit_rows]
@@ -178,6 +215,36 @@ class EventMirror:
                 return True
             finally:
                 r.end()
+
+    def _read_new_events(self, known: int, last_event: int, cursor: tuple) -> None:
+        """Columns of the events after ``known``. Many (a rebuild) are read through a
+        :class:`~citygrid.engine.analytics.store_scan.Scan` that sees the same commit as the
+        mirror's connection (when it sees another, through the mirror's connection)."""
+        r = self.reader
+        if last_event - known > SCAN_EVENTS and store_scan.available():
+            scan = store_scan.Scan(source.database_path(self.data_dir))
+            try:
+                if scan.begin(cursor):
+                    for lo in range(known, last_event, SCAN_CHUNK):
+                        self._set_events(store_scan.events_between(scan, r, lo, min(lo + SCAN_CHUNK, last_event)))
+                    scan.end()
+                    return
+                scan.end()
+            finally:
+                scan.close()
+        for lo in range(known, last_event, source.CHUNK):
+            self._set_events(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+
+    def _read_escalations(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Escalation rows with ``lo < seq <= hi``; many through a Scan (they are only ever appended,
+        so those up to this read's last one are the same on any later read)."""
+        if hi - lo > SCAN_ESCALATIONS and store_scan.available():
+            scan = store_scan.Scan(source.database_path(self.data_dir))
+            try:
+                return store_scan.escalations_between(scan, lo, hi)
+            finally:
+                scan.close()
+        return self.reader.escalations_between(lo, hi)
 
     def _set_events(self, rows: source.EventRows) -> None:
         i = rows.row
@@ -207,7 +274,8 @@ class EventMirror:
         if not len(audit.row):
             return
         worked = source.worked_us(self.schedule, audit.at)
-        tally.replay_audit(audit.row, audit.at, worked, audit.to_state.astype(np.int8), audit.rework.astype(np.int8),
+        tally.replay_audit(audit.row, audit.at, worked, audit.to_state.astype(np.int8, copy=False),
+                           audit.rework.astype(np.int8, copy=False),
                            self.first_worked, self.last_worked, self.last_state, self.flags, self.stage_us, self.close_us)
 
     def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

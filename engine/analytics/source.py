@@ -8,9 +8,11 @@ community -> street -> district, grid type, area) and the principals' jurisdicti
 engine's modules move (the restructure into wings) this module's imports are the ones to fix.
 
 Columns reach the mirror as one text per column and read (``group_concat``): numbers parsed by
-numpy, codes split and dictionary-encoded by Arrow, both in C, so a rebuild never builds a Python
+numpy, codes split and dictionary-encoded by Arrow, both in C, so a catch-up never builds a Python
 object per value; only the distinct codes reach Python, as the mirror's dictionaries (dense ids in
-order of first appearance). Positions are read when a heatmap first needs them.
+order of first appearance). A rebuild's long reads go through
+:mod:`~citygrid.engine.analytics.store_scan` instead (no text made at all), into the same
+dictionaries (:meth:`StoreReader.code_ids`). Positions are read when a heatmap first needs them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from citygrid.engine.database import connect, database_path
+from citygrid.engine.database import connect, database_path  # noqa: F401 - re-exported for the wing
 from citygrid.engine.errors import Forbidden
 from citygrid.engine.access.principals import Principal, Role  # noqa: F401 - re-exported for the wing
 from citygrid.engine.cases.lifecycle import State
@@ -146,6 +148,15 @@ class StoreReader:
         ids, codes = self._ids[name], self.codes[name]
         return _encode_with(ids, text, n, codes)
 
+    def code_ids(self, name: str, distinct: Sequence[str]) -> np.ndarray:
+        """The dictionary ids of a column's distinct codes as read elsewhere (in order of first
+        appearance; '' is NULL: -1), new codes added: the table from their ids to the mirror's."""
+        return _table(self._ids[name], distinct, self.codes[name])
+
+    def state_ids(self, distinct: Sequence[str]) -> np.ndarray:
+        """State codes of distinct state names (unknown: -1)."""
+        return _table(self._state_ids, distinct)
+
     def audit_between(self, lo: int, hi: int) -> AuditRows:
         """Audit rows with ``lo < seq <= hi`` in log order. Two texts of numbers, not one per
         column: most of a rebuild is SQLite turning values into text, so the event's row, its new
@@ -179,14 +190,18 @@ def _encode_with(ids: dict[str, int], text: str | None, n: int, grow: list[str] 
     if len(values) != n:
         raise RuntimeError(f"read {len(values)} values where {n} were expected")
     encoded = values.dictionary_encode()
-    distinct = encoded.dictionary.to_pylist()
+    return _table(ids, encoded.dictionary.to_pylist(), grow)[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _table(ids: dict[str, int], distinct: Sequence[str], grow: list[str] | None = None) -> np.ndarray:
+    """Ids of distinct strings under ``ids`` ('' and unknown: -1; with ``grow``, an unknown string
+    gets the next id and is appended to it, in the order given)."""
     if grow is not None:
         for value in distinct:
             if value and value not in ids:
                 ids[value] = len(grow)
                 grow.append(value)
-    table = np.array([ids.get(v, -1) if v else -1 for v in distinct], dtype=np.int64)
-    return table[encoded.indices.to_numpy(zero_copy_only=False)]
+    return np.array([ids.get(v, -1) if v else -1 for v in distinct], dtype=np.int64)
 
 
 class Vocabulary:

@@ -110,7 +110,22 @@ def test_the_intake_is_rebuilt_from_the_store(loaded):
     assert conn.execute("SELECT count(*) FROM escalations").fetchone()[0] == n_escalations
 
 
-def test_the_mirror_counts_what_sql_counts(loaded, demo_layer):
+@pytest.fixture(params=["scan", "sqlite3"])
+def rebuild_reads(request, monkeypatch):
+    """How a rebuild reads the store: through store scans even for this small history, or with
+    none available through the sqlite3 module."""
+    from citygrid.engine.analytics import mirror, store_scan
+
+    if request.param == "scan":
+        assert store_scan.available()
+        for name in ("ASIDE_AUDIT_ROWS", "SCAN_EVENTS", "SCAN_ESCALATIONS"):
+            monkeypatch.setattr(mirror, name, 0)
+    else:
+        monkeypatch.setattr(store_scan, "available", lambda: False)
+    return request.param
+
+
+def test_the_mirror_counts_what_sql_counts(loaded, demo_layer, rebuild_reads):
     host, _, conn, data_dir, _ = loaded
     analytics = Analytics.for_intake(host.intake(), data_dir)
     try:
@@ -127,11 +142,29 @@ def test_the_mirror_counts_what_sql_counts(loaded, demo_layer):
         analytics.close()
 
 
+def test_a_rebuild_through_scans_has_the_columns_of_one_through_sqlite3(loaded, monkeypatch):
+    from citygrid.engine.analytics import mirror, store_scan
+
+    host, _, _, data_dir, _ = loaded
+    for name in ("ASIDE_AUDIT_ROWS", "SCAN_EVENTS", "SCAN_ESCALATIONS"):
+        monkeypatch.setattr(mirror, name, 0)
+    scanned = Analytics.for_intake(host.intake(), data_dir)
+    monkeypatch.setattr(store_scan, "available", lambda: False)
+    read = Analytics.for_intake(host.intake(), data_dir)
+    try:
+        a, b = scanned.mirror, read.mirror
+        assert a.n == b.n > 10_000 and a.reader.codes == b.reader.codes
+        for name in mirror.EventMirror._COLUMNS:
+            assert np.array_equal(getattr(a, name)[..., : a.n], getattr(b, name)[..., : b.n], equal_nan=True), name
+        assert a.cube.n == b.cube.n and np.array_equal(a.cube.values[: a.cube.n], b.cube.values[: b.cube.n])
+    finally:
+        scanned.close()
+        read.close()
+
+
 def test_a_second_load_writes_nothing(loaded, demo_dir):
     host, _, conn, data_dir, _ = loaded
     n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     again = load_demo_history(host, demo_dir, data_dir)
     assert not again.written and conn.execute("SELECT count(*) FROM events").fetchone()[0] == n
 
-
-_ = np
