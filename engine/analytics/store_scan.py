@@ -28,7 +28,7 @@ from citygrid.engine.analytics import source
 _ROW, _DONE = 100, 101
 _OPEN_READONLY, _OPEN_NOMUTEX = 0x1, 0x8000
 #: Scan statuses besides a row count.
-_GROW, _FAILED = -1, -2
+_GROW, _FAILED, _GROW_ROW = -1, -2, -3
 
 
 def _library_path() -> str | None:
@@ -75,12 +75,14 @@ if _lib is not None:
     _bytes.argtypes, _bytes.restype = [_c.c_void_p, _c.c_int], _c.c_int
 
     @njit(nogil=True)
-    def _scan(stmt, n_ints, ints, texts, table, offs, lens, count, buf, used, start):
-        """Step ``stmt`` from row ``start``: its first ``n_ints`` columns into ``ints``, the next
-        ``texts.shape[0]`` as dictionary ids into ``texts`` (-1: NULL or empty). Each text column's dictionary
-        is an open-addressing ``table`` of ids (-1: empty) over the ids' bytes in ``buf``. Returns the
-        rows done, :data:`_GROW` (after ``start`` + rows done, stored in ``count[-1]``) when a
-        dictionary is full, :data:`_FAILED` when SQLite failed."""
+    def _scan(stmt, n_ints, ints, texts, table, offs, lens, count, buf, used, start, stepped):
+        """Step ``stmt`` from row ``start`` (``stepped``: that row is already stepped to, and read again):
+        its first ``n_ints`` columns into ``ints``, the next ``texts.shape[0]`` as dictionary ids into
+        ``texts`` (-1: NULL or empty). Each text column's dictionary is an open-addressing ``table`` of
+        ids (-1: empty) over the ids' bytes in ``buf``. Returns the rows done, :data:`_GROW` (after
+        ``start`` + rows done, stored in ``count[n_texts]``) when a dictionary is full,
+        :data:`_GROW_ROW` when a text of the current row (of ``count[n_texts + 1]`` bytes) does not fit
+        (the row is read again once grown), :data:`_FAILED` when SQLite failed."""
         n = start
         n_texts = texts.shape[0]
         mask = table.shape[1] - 1
@@ -91,7 +93,11 @@ if _lib is not None:
                 if count[c] * 2 >= table.shape[1] or count[c] >= cap_ids or used[c] + 4096 > cap_bytes:
                     count[n_texts] = n
                     return _GROW
-            rc = _step(stmt)
+            if stepped:
+                stepped = False
+                rc = _ROW
+            else:
+                rc = _step(stmt)
             if rc == _DONE:
                 return n
             if rc != _ROW:
@@ -105,8 +111,10 @@ if _lib is not None:
                 if k == 0:  # NULL or '', as the mirror takes both
                     texts[c, n] = -1
                     continue
-                if k > 4096:
-                    return _FAILED
+                if used[c] + k > cap_bytes:  # a long text: grow, then read this row again
+                    count[n_texts] = n
+                    count[n_texts + 1] = k
+                    return _GROW_ROW
                 h = np.uint64(14695981039346656037)
                 for i in range(k):
                     h = (h ^ np.uint64(p[i])) * np.uint64(1099511628211)
@@ -145,7 +153,8 @@ class _Dictionaries:
         self.table = np.full((n_texts, slots), -1, np.int32)
         self.offs = np.zeros((n_texts, ids), np.int64)
         self.lens = np.zeros((n_texts, ids), np.int32)
-        self.count = np.zeros(n_texts + 1, np.int64)  # the last: where a scan stopped to grow
+        # then where a scan stopped to grow, and the length of the text it could not fit
+        self.count = np.zeros(n_texts + 2, np.int64)
         self.buf = np.zeros((n_texts, nbytes), np.uint8)
         self.used = np.zeros(n_texts, np.int64)
 
@@ -154,9 +163,12 @@ class _Dictionaries:
         buf, offs, lens = self.buf[c], self.offs[c], self.lens[c]
         return [bytes(buf[offs[i] : offs[i] + lens[i]]).decode() for i in range(int(self.count[c]))]
 
-    def grow(self) -> None:
+    def grow(self, text: int = 0) -> None:
+        """Four times the room, and room for a text of ``text`` bytes besides the margin a row needs."""
         n_texts = self.table.shape[0]
         slots, ids, nbytes = self.table.shape[1] * 4, self.offs.shape[1] * 4, self.buf.shape[1] * 4
+        while nbytes < int(self.used.max()) + text + 4096:
+            nbytes *= 2
         table = np.full((n_texts, slots), -1, np.int32)
         for c in range(n_texts):
             for i, value in enumerate(self.values(c)):
@@ -242,13 +254,14 @@ class Scan:
         words = _Dictionaries(n_texts)
         stmt = self._statement(sql, params)
         try:
-            n = 0
+            n, stepped = 0, False
             while True:
                 n = _scan(stmt, n_ints, ints, texts, words.table, words.offs, words.lens, words.count, words.buf,
-                          words.used, n)
-                if n == _GROW:
-                    n = int(words.count[-1])
-                    words.grow()
+                          words.used, n, stepped)
+                if n in (_GROW, _GROW_ROW):
+                    stepped = n == _GROW_ROW
+                    n = int(words.count[n_texts])
+                    words.grow(int(words.count[n_texts + 1]) if stepped else 0)
                     continue
                 if n == _FAILED:
                     raise RuntimeError(f"{self._error()} in {sql}")

@@ -22,9 +22,10 @@ def db(tmp_path, rng):
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, a INTEGER, b TEXT, c TEXT)")
     # Thousands of texts, many of one length differing after their first character (they meet in
-    # the hash table, where their bytes are compared), Chinese codes, '' and a long one.
+    # the hash table, where their bytes are compared), Chinese codes, '' and long ones (one longer than
+    # the dictionaries' first room for bytes, met in the middle of a row).
     words = ([("网" if g % 2 else "p") * g + chr(c) for g in range(1, 41) for c in range(33, 127)]
-             + [f"网格{k:05d}" for k in range(2000)] + ["", "x" * 3000, "é", "e"])
+             + [f"网格{k:05d}" for k in range(2000)] + ["", "x" * 3000, "y" * 200_000, "é", "e"])
     n = 3 * len(words)
     rows = [(int(rng.integers(-2**62, 2**62)), None if k % 97 == 0 else words[k % len(words)],
              None if k % 5 == 0 else ["closed", "handling", ""][k % 3]) for k in range(n)]
@@ -50,7 +51,7 @@ def test_rows_are_what_the_sqlite3_module_reads(db):
         assert [words[i] if i >= 0 else None for i in ids.tolist()] == [r[k] or None for r in want]
         assert len(set(words)) == len(words)  # one id per distinct text
     assert len(b_words) > 4000  # the dictionary grew (it starts with room for 2,048)
-    assert "x" * 3000 in b_words and "é" in b_words and "e" in b_words
+    assert "x" * 3000 in b_words and "y" * 200_000 in b_words and "é" in b_words and "e" in b_words
 
 
 def test_a_scan_says_whether_it_sees_the_same_commit(db):
