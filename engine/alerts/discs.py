@@ -8,8 +8,11 @@ layer at its point on surface (GEOS; inside the grid, where its label goes), so 
 events across grid borders. Each category with events in the study is scanned on its own
 (:func:`~citygrid.engine.alerts.scan.space_time_permutation`, radius ``scan_radius_km``, windows up
 to ``scan_max_days`` days, at most half of the cases in a cylinder, at least ``scan_min_cases``,
-``scan_reps`` replications, a fixed seed so a run is repeatable). Every reported cluster with
-``p < scan_p`` becomes a :class:`~citygrid.engine.alerts.store.Finding` of level ``disc``: centre
+``scan_reps`` replications, a fixed seed so a run is repeatable; a category whose longest window
+holds fewer than ``scan_min_cases`` events has no cylinder to score and is not scanned). Only
+``p < scan_p`` matters here, so the replications stop once no cluster can reach it (``decide_p``,
+sequential Monte Carlo: a cluster kept has the p of all ``scan_reps`` replications). Every reported
+cluster with ``p < scan_p`` becomes a :class:`~citygrid.engine.alerts.store.Finding` of level ``disc``: centre
 grid (its chain bounds who sees the alert), centre point, radius (the farthest grid point in it;
 0 m for a cluster of one grid), the grids, the window, observed and expected events, the LLR as
 the score, and p. The store deduplicates it like the other findings (an open disc alert of the
@@ -81,10 +84,14 @@ def scan_findings(settings, layer, points, grid, grid_codes, category, category_
         cells = rows[by_category] * n_days + (day[by_category] - lo)
         present, first = np.unique(cats[by_category], return_index=True)
         bounds = np.append(first, len(by_category))
+        recent = day[by_category] > end - settings.scan_max_days  # in the longest window
         for j, k in enumerate(present.tolist()):
+            if np.count_nonzero(recent[bounds[j]:bounds[j + 1]]) < settings.scan_min_cases:
+                continue  # no cylinder can hold scan_min_cases events: nothing to find
             category = str(names[k])
             counts = np.bincount(cells[bounds[j]:bounds[j + 1]], minlength=n_grids * n_days)
-            result = space_time_permutation(counts.reshape(n_grids, n_days), lng, lat, options, deadline=deadline)
+            result = space_time_permutation(counts.reshape(n_grids, n_days), lng, lat, options, deadline=deadline,
+                                            decide_p=settings.scan_p)
             for c in result.clusters:
                 if c.p is None or not c.p < settings.scan_p:
                     continue

@@ -25,6 +25,16 @@ the replications (``rank <= reps``, i.e. ``p < 1``).
 location with a higher one are reported, with p-values against replications drawn from
 Poisson(baseline) (rank among the replications' maxima as above).
 
+**Deciding only "p < decide_p"** (``decide_p``, both scans; sequential Monte Carlo, Besag and Clifford
+1991): a caller that keeps only clusters with ``p < decide_p`` (a detection run) needs the
+replications only while that can still happen. After each chunk the replications whose maximum
+reaches the most likely cluster's statistic are counted (k of them so far); once
+``(1 + k) / (reps + 1) >= decide_p``, the full run's p of that cluster, and of every other (their
+statistics are lower), would be at least ``decide_p`` too, so the run stops there and reports its
+clusters against the replications made (``extra["reps_done"]``; their p, ``(1 + k) / (done + 1)``, are
+above ``decide_p`` as well). A run that does not stop makes every replication, so a cluster reported
+with ``p < decide_p`` has the exact p of the full run. With no cluster to report, no replication is made.
+
 Distances are the chord on a sphere of 6,367 km, as SaTScan computes them for latitude / longitude;
 ``radius_m`` is the distance from the centre to the farthest location of the cluster.
 """
@@ -128,9 +138,13 @@ class ScanResult:
 
 
 def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, *,
-                           deadline: float | None = None, cancel: threading.Event | None = None) -> ScanResult:
-    """Prospective space-time permutation scan of ``counts`` (locations x days; the last day is now)."""
+                           deadline: float | None = None, cancel: threading.Event | None = None,
+                           decide_p: float | None = None) -> ScanResult:
+    """Prospective space-time permutation scan of ``counts`` (locations x days; the last day is now).
+
+    ``decide_p``: stop the replications once no cluster can have ``p < decide_p`` (module docstring)."""
     o = options or StpOptions()
+    decide_p = _decision_level(decide_p)
     y = _count_matrix(counts, "counts")
     n_locations, n_days = y.shape
     xyz = _cartesian(lng, lat, n_locations)
@@ -191,7 +205,9 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
     # falls short).
     c_need, packed_need, floors_need, accept = c_min, packed_min, floors_min, 0.0
     pilot = min(reps, PILOT_REPS)
-    for lo, hi in budget.chunks(reps, CHUNK_REPS, "replications", first=pilot):
+    top = float(best_llr.max())
+    done = reps if decide_p is None or top > 0 else 0  # deciding with no cluster: nothing to replicate
+    for lo, hi in budget.chunks(done, CHUNK_REPS, "replications", first=pilot):
         if lo == pilot and pilot > 0 and maxima[:pilot].min() > 0:
             accept = ACCEPT_SHARE * float(maxima[:pilot].min())
             c_need = np.empty_like(c_min)
@@ -203,6 +219,10 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
                                 lists.segment_end, accept, bits, SPARSE_SHARE, ln_s, ln_rest, ln_window, ln_total,
                                 total, xlx, n_locations, loc_offsets, loc_centres, loc_pos,
                                 ks.replication_blocks(hi - lo), maxima[lo:hi])
+        if _decided(decide_p, maxima[:hi], top, reps):
+            done = hi
+            break
+    maxima, reps = maxima[:done], done
 
     candidates = []
     for ci in np.flatnonzero(best_pos >= 0):
@@ -234,7 +254,7 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
             recurrence_days=(1.0 / p) if p is not None else None))
     sizes = np.where(best_pos >= 0, best_pos - offsets[:-1] + 1, 0)
     return ScanResult("stp", o, clusters, maxima, total, n_days,
-                      {"candidates": len(candidates), "windows": n_windows,
+                      {"candidates": len(candidates), "windows": n_windows, "reps_done": done,
                        # each centre's most likely cylinder (LLR 0, size 0 when it has none)
                        "centre_llr": best_llr, "centre_size": sizes, "centre_days": np.where(best_pos >= 0, best_w + 1, 0)})
 
@@ -333,9 +353,13 @@ def _case_lists(offsets: np.ndarray, nbr_index: np.ndarray, nbr_km: np.ndarray, 
 
 
 def expectation_based_poisson(counts, baselines, lng, lat, options: EbpOptions | None = None, *,
-                              deadline: float | None = None, cancel: threading.Event | None = None) -> ScanResult:
-    """Expectation-based Poisson scan of ``counts`` against ``baselines`` (locations x periods; the last is now)."""
+                              deadline: float | None = None, cancel: threading.Event | None = None,
+                              decide_p: float | None = None) -> ScanResult:
+    """Expectation-based Poisson scan of ``counts`` against ``baselines`` (locations x periods; the last is now).
+
+    ``decide_p``: stop the replications once no cluster can have ``p < decide_p`` (module docstring)."""
     o = options or EbpOptions()
+    decide_p = _decision_level(decide_p)
     y = _count_matrix(counts, "counts")
     n_locations, n_periods = y.shape
     base = np.array(baselines, dtype=np.float64, order="C", ndmin=2)
@@ -374,8 +398,14 @@ def expectation_based_poisson(counts, baselines, lng, lat, options: EbpOptions |
     ks.ebp_scan(knn_index, window_counts, zone_b, zone_ln_b, xlx, scores, zone_c)
 
     maxima = np.empty(reps)
-    for lo, hi in budget.chunks(reps, CHUNK_REPS, "replications"):
+    best = float(scores.max())
+    done = reps if decide_p is None or best > 0 else 0  # deciding with no cluster: nothing to replicate
+    for lo, hi in budget.chunks(done, CHUNK_REPS, "replications", first=min(done, PILOT_REPS)):
         ks.ebp_replicate_maxima(seed, lo, hi, recent, knn_index, zone_b, zone_ln_b, xlx, maxima[lo:hi])
+        if _decided(decide_p, maxima[:hi], best, reps):
+            done = hi
+            break
+    maxima, reps = maxima[:done], done
 
     # each distinct zone's best window (duplicates: the first centre, in (centre, size) order, keeps it)
     keep = _distinct_zones(knn_index)
@@ -403,7 +433,7 @@ def expectation_based_poisson(counts, baselines, lng, lat, options: EbpOptions |
             expected=float(zone_b[i, k, w]), llr=float(score), p=p,
             recurrence_days=(1.0 / p) if p is not None else None))
     return ScanResult("ebp", o, clusters, maxima, int(window_counts[:, -1].sum()), n_periods,
-                      {"zones": int(keep.sum()), "windows": n_windows})
+                      {"zones": int(keep.sum()), "windows": n_windows, "reps_done": done})
 
 
 def _distinct_zones(knn_index: np.ndarray) -> np.ndarray:
@@ -432,6 +462,20 @@ def _distinct_zones(knn_index: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _decision_level(decide_p) -> float | None:
+    if decide_p is None:
+        return None
+    if isinstance(decide_p, bool) or not isinstance(decide_p, (int, float)) or not 0 < decide_p <= 1:
+        raise InvalidInput(f"decide_p must be a number in (0, 1], got {decide_p!r}")
+    return float(decide_p)
+
+
+def _decided(decide_p: float | None, maxima: np.ndarray, top: float, reps: int) -> bool:
+    """Whether the replications so far already put the most likely cluster's p (over all ``reps``)
+    at ``decide_p`` or above: the p of the full run, ``(1 + #maxima >= top) / (reps + 1)``, can only grow."""
+    return decide_p is not None and (1 + int((maxima >= top).sum())) / (reps + 1) >= decide_p
 
 
 def _count_matrix(counts, name: str) -> np.ndarray:

@@ -409,3 +409,66 @@ def test_a_passed_deadline_stops_between_chunks():
     counts, lng, lat = _world(np.random.default_rng(2), n=10, days=6)
     with pytest.raises(DeadlineExceeded):
         S.space_time_permutation(counts, lng, lat, S.StpOptions(reps=99), deadline=0.0)
+
+
+def _first_decided(full_maxima, top, reps, decide_p, boundaries):
+    """Where a run deciding ``p < decide_p`` must stop, worked out from the full run's maxima: the
+    first chunk end b with (1 + #(maxima[:b] >= top)) / (reps + 1) >= decide_p, else reps."""
+    for b in boundaries:
+        if (1 + sum(m >= top for m in full_maxima[:b])) / (reps + 1) >= decide_p:
+            return b
+    return reps
+
+
+def _chunk_ends(reps):
+    return [b for b in [S.PILOT_REPS, *range(S.PILOT_REPS + S.CHUNK_REPS, reps, S.CHUNK_REPS)] if b < reps] + [reps]
+
+
+@pytest.mark.parametrize("planted", [True, False])
+@pytest.mark.parametrize("case", range(4))
+def test_deciding_p_stops_early_and_keeps_the_significant_clusters_exact(case, planted):
+    """With ``decide_p`` the replications stop at the first chunk after which the most likely
+    cluster's p can no longer fall below it (checked against the full run's maxima); a run that
+    does not stop is the full run, field for field; a stopped one reports no cluster below decide_p."""
+    rng = np.random.default_rng(400 + case)
+    counts, lng, lat = _world(rng, n=40, days=20, rate=0.5, spread_km=3)
+    if planted:  # a burst at location 0 and its three nearest
+        near = np.argsort(np.hypot(lng - lng[0], lat - lat[0]), kind="stable")[:4]
+        counts[near, -2:] += 4
+    reps, decide_p = 199, [0.05, 0.01, 0.2, 0.006][case]
+    stp_o = S.StpOptions(max_radius_km=1.0, max_days=5, reps=reps, seed=30 + case)
+    baselines = np.full(counts.shape, 0.5)
+    ebp_o = S.EbpOptions(knn=6, max_duration=3, reps=reps, seed=30 + case)
+    for full, decided in (
+            (S.space_time_permutation(counts, lng, lat, stp_o),
+             S.space_time_permutation(counts, lng, lat, stp_o, decide_p=decide_p)),
+            (S.expectation_based_poisson(counts, baselines, lng, lat, ebp_o),
+             S.expectation_based_poisson(counts, baselines, lng, lat, ebp_o, decide_p=decide_p))):
+        top = full.clusters[0]
+        stop = _first_decided(full.replicate_maxima.tolist(), top.llr, reps, decide_p, _chunk_ends(reps))
+        assert decided.extra["reps_done"] == stop
+        assert decided.replicate_maxima.tolist() == full.replicate_maxima[:stop].tolist()
+        if top.p < decide_p:
+            assert stop == reps
+            assert [vars(c) | {"locations": c.locations.tolist()} for c in decided.clusters] == \
+                   [vars(c) | {"locations": c.locations.tolist()} for c in full.clusters]
+        else:
+            assert all(c.p >= decide_p for c in decided.clusters)
+            assert decided.clusters[0].llr == top.llr
+            # p against the replications made
+            made = full.replicate_maxima[:stop].tolist()
+            assert [c.p for c in decided.clusters] == [(1 + sum(m >= c.llr for m in made)) / (stop + 1)
+                                                       for c in decided.clusters]
+        if planted:
+            assert top.p < decide_p  # the planted burst is decided with every replication
+
+
+def test_deciding_p_without_a_cluster_makes_no_replication():
+    counts, lng, lat = _world(np.random.default_rng(5), n=12, days=8)
+    counts[:, -3:] = 0  # nothing in any window
+    result = S.space_time_permutation(counts, lng, lat, S.StpOptions(max_days=3, reps=99), decide_p=0.05)
+    assert result.clusters == [] and result.extra["reps_done"] == 0 and len(result.replicate_maxima) == 0
+    assert len(S.space_time_permutation(counts, lng, lat, S.StpOptions(max_days=3, reps=99)).replicate_maxima) == 99
+    for bad in (0, 1.5, -0.1, True, "0.05"):
+        with pytest.raises(InvalidInput, match="decide_p"):
+            S.space_time_permutation(counts, lng, lat, decide_p=bad)
