@@ -5,7 +5,9 @@
   the number of concurrent callers;
 - ``.benchmarks/dispatch/rebalance.png`` (``bench/test_dispatch.py``): per backlog size, the largest
   worker load after online dispatch, after rebalancing and the exact optimum (MILP), and the share of
-  events served outside their own grid.
+  events served outside their own grid;
+- ``.benchmarks/scan/replay.png`` (``bench/test_scan_replay.py``): recall and false alerts a day,
+  and precision against recall, of the space-time scans replayed day by day.
 """
 
 from __future__ import annotations
@@ -103,6 +105,48 @@ def draw_rebalance(results: dict, path: Path = OUT / "dispatch" / "rebalance.png
     right.set_ylabel("% served outside their own grid")
     right.set_title("events served by a neighbouring grid's worker", fontsize=9)
     right.legend(fontsize=8, loc="upper center", ncol=2)
+    return _save(fig, plt, path)
+
+
+def draw_scan_replay(results: dict, path: Path = OUT / "scan" / "replay.png") -> Path | None:
+    """Per replayed scan setting (``bench/test_scan_replay.py``), over its p thresholds: recall of the
+    labelled clusters and spikes against false alerts a day, and precision against recall of all
+    anomalies; the shipped setting's shipped threshold ringed. ``None`` without results."""
+    if not results:
+        return None
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for k, (name, r) in enumerate(sorted(results.items())):
+        rows = r["rows"]
+        if not rows:
+            continue
+        colour = f"C{k % 10}"
+        x = [row["false_per_day"] for row in rows]
+        left.plot(x, [100 * row["cluster"] for row in rows], marker="o", color=colour, label=f"{name}: clusters")
+        left.plot(x, [100 * row["spike"] for row in rows], marker="^", ls="--", color=colour, alpha=0.6,
+                  label=f"{name}: spikes")
+        recall = [100 * sum(row["found"].values()) / max(1, len(row["found"])) for row in rows]
+        right.plot(recall, [100 * row["precision"] for row in rows], marker="o", color=colour, label=name)
+        for row, xr, yr in zip(rows, recall, [100 * row["precision"] for row in rows]):
+            right.annotate(f"{row['threshold']:g}", (xr, yr), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        if name == "stp":
+            for row in rows:
+                if row["threshold"] == 0.005:
+                    left.scatter([row["false_per_day"]], [100 * row["cluster"]], s=160, facecolors="none",
+                                 edgecolors="k", zorder=5)
+    left.axvline(1.0, color="k", lw=0.6, ls=":")
+    left.axhline(80, color="k", lw=0.6, ls=":")
+    left.set_xscale("symlog", linthresh=0.1)
+    left.set_xlabel("false alerts a day (deduplicated as the service stores them)")
+    left.set_ylabel("% of labelled anomalies found")
+    left.set_title("space-time scans replayed day by day over the demo year (points: p thresholds)", fontsize=9)
+    left.legend(fontsize=6, ncol=2)
+    left.grid(alpha=0.3)
+    right.set_xlabel("% of the 40 labelled anomalies found (recall)")
+    right.set_ylabel("% of alerts covering a labelled anomaly (precision)")
+    right.set_title("precision / recall per method (labels: p threshold)", fontsize=9)
+    right.legend(fontsize=7)
+    right.grid(alpha=0.3)
     return _save(fig, plt, path)
 
 

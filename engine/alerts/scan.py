@@ -63,7 +63,7 @@ ACCEPT_SHARE = 0.9
 #: Margin below the acceptance level when deriving the count thresholds, far above the rounding
 #: error of an LLR (about 1e-9 for a million cases), so no cylinder at the level is skipped.
 LLR_SLACK = 1e-6
-#: Neighbour lists kept (per set of locations and radius).
+#: Neighbour structures kept (per set of locations and radius, or k nearest).
 NEIGHBOUR_CACHE_SIZE = 4
 _NEIGHBOUR_CACHE: dict = {}
 _NEIGHBOUR_LOCK = threading.Lock()
@@ -259,14 +259,40 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
                        "centre_llr": best_llr, "centre_size": sizes, "centre_days": np.where(best_pos >= 0, best_w + 1, 0)})
 
 
-def _neighbours_within(xyz: np.ndarray, radius_km: float):
-    """CSR lists of each location's neighbours within the radius; the last few are kept, as a centre
-    scans the same locations category after category."""
-    key = (hashlib.sha1(xyz.tobytes()).hexdigest(), radius_km)
+def _cached_neighbours(key, build):
+    """The neighbour structure of ``key`` (locations' hash, radius or k), built once: the last few
+    are kept, as a centre scans the same locations category after category."""
     with _NEIGHBOUR_LOCK:
         cached = _NEIGHBOUR_CACHE.get(key)
     if cached is not None:
         return cached
+    built = build()
+    for array in built:
+        array.flags.writeable = False
+    with _NEIGHBOUR_LOCK:
+        while len(_NEIGHBOUR_CACHE) >= NEIGHBOUR_CACHE_SIZE:
+            _NEIGHBOUR_CACHE.pop(next(iter(_NEIGHBOUR_CACHE)))
+        _NEIGHBOUR_CACHE[key] = built
+    return built
+
+
+def _nearest(xyz: np.ndarray, knn: int):
+    """Each location's ``knn`` nearest (itself first), by (distance, index), and their distances."""
+    def build():
+        knn_index = np.empty((len(xyz), knn), dtype=np.int64)
+        knn_km = np.empty((len(xyz), knn))
+        ks.nearest_k(xyz, knn, knn_index, knn_km)
+        return knn_index, knn_km
+
+    return _cached_neighbours((hashlib.sha1(xyz.tobytes()).hexdigest(), "knn", knn), build)
+
+
+def _neighbours_within(xyz: np.ndarray, radius_km: float):
+    """CSR lists of each location's neighbours within the radius (cached, see _cached_neighbours)."""
+    return _cached_neighbours((hashlib.sha1(xyz.tobytes()).hexdigest(), radius_km), lambda: _within(xyz, radius_km))
+
+
+def _within(xyz: np.ndarray, radius_km: float):
     n = len(xyz)
     counts = np.empty(n, dtype=np.int64)
     ks.count_within(xyz, radius_km, counts)
@@ -275,12 +301,6 @@ def _neighbours_within(xyz: np.ndarray, radius_km: float):
     nbr_index = np.empty(offsets[-1], dtype=np.int64)
     nbr_km = np.empty(offsets[-1])
     ks.fill_within(xyz, radius_km, offsets, nbr_index, nbr_km)
-    for array in (offsets, nbr_index, nbr_km):
-        array.flags.writeable = False
-    with _NEIGHBOUR_LOCK:
-        while len(_NEIGHBOUR_CACHE) >= NEIGHBOUR_CACHE_SIZE:
-            _NEIGHBOUR_CACHE.pop(next(iter(_NEIGHBOUR_CACHE)))
-        _NEIGHBOUR_CACHE[key] = (offsets, nbr_index, nbr_km)
     return offsets, nbr_index, nbr_km
 
 
@@ -385,9 +405,7 @@ def expectation_based_poisson(counts, baselines, lng, lat, options: EbpOptions |
     for w in range(n_windows):
         base_cum[:, w] = recent[:, w] if w == 0 else base_cum[:, w - 1] + recent[:, w]
 
-    knn_index = np.empty((n_locations, knn), dtype=np.int64)
-    knn_km = np.empty((n_locations, knn))
-    ks.nearest_k(xyz, knn, knn_index, knn_km)
+    knn_index, knn_km = _nearest(xyz, knn)
     zone_b = np.empty((n_locations, knn, n_windows))
     zone_ln_b = np.empty_like(zone_b)
     ks.ebp_zone_baselines(knn_index, base_cum, zone_b, zone_ln_b)
