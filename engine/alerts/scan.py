@@ -170,11 +170,11 @@ def space_time_permutation(counts, lng, lat, options: StpOptions | None = None, 
                            "the scan takes fewer than 2**31")
     window_counts = np.ascontiguousarray(np.cumsum(y[:, ::-1][:, :n_windows], axis=1), dtype=np.int32)
 
-    offsets, nbr_index, nbr_km = _neighbours_within(xyz, radius)
+    offsets, nbr_index, nbr_km, row, run_end = _neighbours(xyz, radius)
     # Circles change only where a location with cases enters them: the kernels scan lists of those
     # locations alone, and a circle found there ends, in the full list, with the last location at
     # its radius (the circles between add no case and score the same, so fewer locations win).
-    lists = _case_lists(offsets, nbr_index, nbr_km, location_totals)
+    lists = _case_lists(offsets, nbr_index, nbr_km, row, run_end, location_totals)
     nnz = len(lists.index)
     c_min = np.empty(nnz * n_windows, dtype=np.int32)
     ln_s = np.empty(nnz)
@@ -289,6 +289,12 @@ def _nearest(xyz: np.ndarray, knn: int):
 
 def _neighbours_within(xyz: np.ndarray, radius_km: float):
     """CSR lists of each location's neighbours within the radius (cached, see _cached_neighbours)."""
+    return _neighbours(xyz, radius_km)[:3]
+
+
+def _neighbours(xyz: np.ndarray, radius_km: float):
+    """The CSR lists, each position's row (centre) and the last position of its run of equal
+    distances, built once per set of locations and radius."""
     return _cached_neighbours((hashlib.sha1(xyz.tobytes()).hexdigest(), radius_km), lambda: _within(xyz, radius_km))
 
 
@@ -301,7 +307,16 @@ def _within(xyz: np.ndarray, radius_km: float):
     nbr_index = np.empty(offsets[-1], dtype=np.int64)
     nbr_km = np.empty(offsets[-1])
     ks.fill_within(xyz, radius_km, offsets, nbr_index, nbr_km)
-    return offsets, nbr_index, nbr_km
+    row = np.repeat(np.arange(n, dtype=np.int64), counts)
+    last = np.ones(len(nbr_index), dtype=bool)
+    last[:-1] = (nbr_km[1:] != nbr_km[:-1]) | (row[1:] != row[:-1])
+    return offsets, nbr_index, nbr_km, row, _next_true(last)
+
+
+def _next_true(flags: np.ndarray) -> np.ndarray:
+    """For each i, the least j >= i with flags[j] (flags[-1] must be True): one pass, no search."""
+    at = np.where(flags, np.arange(len(flags), dtype=np.int64), np.int64(len(flags)))
+    return np.ascontiguousarray(np.minimum.accumulate(at[::-1])[::-1])
 
 
 @dataclass
@@ -321,7 +336,9 @@ class _CaseLists:
     def centres_of_locations(self, n_locations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR from each location to the centres whose lists hold it, and the positions there."""
         centre = np.repeat(np.arange(len(self.offsets) - 1, dtype=np.int64), np.diff(self.offsets))
-        order = np.argsort(self.index, kind="stable")
+        # a stable sort of small integers is a radix sort in numpy: one pass, not a merge sort
+        small = n_locations < 2**15 and len(self.index) > 0
+        order = np.argsort(self.index.astype(np.int16) if small else self.index, kind="stable")
         loc_offsets = np.zeros(n_locations + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.index, minlength=n_locations), out=loc_offsets[1:])
         return loc_offsets, np.ascontiguousarray(centre[order]), order.astype(np.int64)
@@ -348,13 +365,10 @@ def _packed(thresholds: np.ndarray, lists: "_CaseLists", n_windows: int, bits: i
     return packed, floors
 
 
-def _case_lists(offsets: np.ndarray, nbr_index: np.ndarray, nbr_km: np.ndarray, location_totals) -> _CaseLists:
+def _case_lists(offsets: np.ndarray, nbr_index: np.ndarray, nbr_km: np.ndarray, row: np.ndarray, run_end: np.ndarray,
+                location_totals) -> _CaseLists:
+    """``row``: each position's centre; ``run_end``: the last position of its run of equal distances."""
     n = len(offsets) - 1
-    row = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
-    # the last position of each run of equal distances within a row
-    last = np.ones(len(nbr_index), dtype=bool)
-    last[:-1] = (nbr_km[1:] != nbr_km[:-1]) | (row[1:] != row[:-1])
-    ends = np.flatnonzero(last)
     keep = np.flatnonzero(np.asarray(location_totals)[nbr_index] > 0)
     new_offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(row[keep], minlength=n), out=new_offsets[1:])
@@ -362,11 +376,10 @@ def _case_lists(offsets: np.ndarray, nbr_index: np.ndarray, nbr_km: np.ndarray, 
     kept_row = row[keep]
     closes = np.ones(len(keep), dtype=bool)
     closes[:-1] = (km[1:] != km[:-1]) | (kept_row[1:] != kept_row[:-1])
-    closing = np.flatnonzero(closes)
     size = np.diff(new_offsets)[:, None]
     segment_end = new_offsets[:-1, None] + -(-size * np.arange(1, SEGMENTS + 1) // SEGMENTS)
-    return _CaseLists(new_offsets, np.ascontiguousarray(nbr_index[keep]), km, ends[np.searchsorted(ends, keep)],
-                      closing[np.searchsorted(closing, np.arange(len(keep)))], np.ascontiguousarray(segment_end))
+    return _CaseLists(new_offsets, np.ascontiguousarray(nbr_index[keep]), km, run_end[keep], _next_true(closes),
+                      np.ascontiguousarray(segment_end))
 
 
 # ------------------------------------------------------------------ expectation-based Poisson
