@@ -23,11 +23,27 @@ class Encoded:
         return len(self.body)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An answer's JSON bytes (and their gzip) made once, for an answer many requests ask for as it is."""
+
+    raw: bytes
+    packed: bytes | None  # None: too short to be worth it
+
+    @classmethod
+    def of(cls, content) -> Prepared:
+        raw = json_bytes(content)
+        packed = gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0) if len(raw) >= GZIP_MIN_BYTES else None
+        return cls(raw, packed)
+
+
 def json_bytes(content) -> bytes:
     return json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def encode(content, *, accept_gzip: bool) -> Encoded:
+    if isinstance(content, Prepared):
+        return Encoded(content.packed, True) if accept_gzip and content.packed else Encoded(content.raw, False)
     body = json_bytes(content)
     if accept_gzip and len(body) >= GZIP_MIN_BYTES:
         return Encoded(gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0), True)

@@ -38,6 +38,7 @@ from citygrid.engine.layers.coordinates import CoordinateSystem
 from citygrid.engine.layers.geometry import ShapeCache, check_level, check_tolerance
 from citygrid.engine.layers.registry import LayerRegistry
 from citygrid.engine.layers.tiles import TileSet, check_tile
+from citygrid.grpc_api.web.encoding import Prepared
 
 #: The map's default simplification (degrees; about 10 m): 3,823 grids in about 0.5 MB gzipped.
 MAP_TOLERANCE = 0.0001
@@ -53,6 +54,9 @@ H3_RINGS = 200_000
 CARD_KPI_DAYS = 30
 #: Map bounds kept (per layer version and jurisdiction).
 BOUNDS_KEPT = 256
+#: A grid's GeoJSON Feature, encoded, kept per (layer version, grid, tolerance): the district's 3,823
+#: grids at two tolerances, a few kB each.
+FEATURES_KEPT = 8192
 
 
 @dataclass
@@ -77,6 +81,8 @@ class Parts:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc))
     #: (layer version, jurisdiction) -> the map's starting bounds (:func:`_bounds`).
     bounds_kept: OrderedDict = field(default_factory=OrderedDict)
+    #: (layer version, grid row, tolerance) -> the grid's encoded Feature (:func:`grid`).
+    features_kept: OrderedDict = field(default_factory=OrderedDict)
 
 
 class Params:
@@ -211,28 +217,36 @@ def whoami(parts: Parts, principal, q: Params) -> dict:
                       "alerts": parts.alerts is not None, "houses": parts.houses is not None}}
 
 
-_bounds_lock = threading.Lock()
+_kept_lock = threading.Lock()
 
 
 def _bounds(parts: Parts, principal, snapshot) -> list[float] | None:
     """West, south, east, north (degrees) of the grids the caller sees: where a map starts. Worked
     out once per layer version and jurisdiction (it took 1-2 ms, on every ``whoami``), as the
     tiles are; :data:`BOUNDS_KEPT` kept, least recently asked dropped first."""
-    key = (snapshot.version_id, principal.jurisdiction)
-    kept = parts.bounds_kept
-    with _bounds_lock:
+
+    def bounds():
+        shapes = parts.shapes(snapshot.layer)
+        visible = shapes.areas("grid").visible(principal)
+        return ([round(float(v), 6) for v in shapely.total_bounds(shapes.geometries("grid")[visible])]
+                if len(visible) else None)
+
+    return _kept(parts.bounds_kept, BOUNDS_KEPT, (snapshot.version_id, principal.jurisdiction), bounds)
+
+
+def _kept(kept: OrderedDict, most: int, key, make: Callable):
+    """``kept[key]``, made by ``make()`` when missing; at most ``most`` kept, least recently asked
+    dropped first."""
+    with _kept_lock:
         if key in kept:
             kept.move_to_end(key)
             return kept[key]
-    shapes = parts.shapes(snapshot.layer)
-    visible = shapes.areas("grid").visible(principal)
-    bounds = ([round(float(v), 6) for v in shapely.total_bounds(shapes.geometries("grid")[visible])]
-              if len(visible) else None)
-    with _bounds_lock:
-        kept[key] = bounds
-        while len(kept) > BOUNDS_KEPT:
+    value = make()
+    with _kept_lock:
+        kept[key] = value
+        while len(kept) > most:
             kept.popitem(last=False)
-    return bounds
+    return value
 
 
 def categories(parts: Parts, principal, q: Params) -> dict:
@@ -308,11 +322,18 @@ def grid_is_quick(parts: Parts, q: Params) -> bool:
         return False
 
 
-def grid(parts: Parts, principal, q: Params) -> dict:
+def grid(parts: Parts, principal, q: Params) -> Prepared:
+    """The grid's Feature, encoded once per layer version and tolerance (it is the same for every
+    caller who may see the grid; who may is asked on every call). Encoding and compressing it took
+    most of a request, on the event loop."""
     snapshot, row = _visible_row(parts, principal, q.required("code"), q.time("at"))
     tolerance = check_tolerance(q.float("tolerance", 0.0))
-    geometry = parts.shapes(snapshot.layer).geojson_geometry("grid", row, tolerance)
-    return {"type": "Feature", "id": row, "properties": _record(snapshot, row), "geometry": geometry}
+
+    def feature() -> Prepared:
+        geometry = parts.shapes(snapshot.layer).geojson_geometry("grid", row, tolerance)
+        return Prepared.of({"type": "Feature", "id": row, "properties": _record(snapshot, row), "geometry": geometry})
+
+    return _kept(parts.features_kept, FEATURES_KEPT, (snapshot.version_id, row, tolerance), feature)
 
 
 def layer_geometry(parts: Parts, principal, q: Params) -> tuple[object, str, float, bool]:

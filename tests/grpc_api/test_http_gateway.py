@@ -198,6 +198,16 @@ def test_grid_feature_matches_the_layer(web):
         assert shapely.equals_exact(shapely.from_geojson(json.dumps(feature["geometry"])), layer.geometries()[42],
                                     tolerance=6e-7)
         assert E.grid_is_quick(parts, E.Params({}, {"code": code}, tz=parts.timezone))
+    # The Feature is kept encoded, plain and (past GZIP_MIN_BYTES) gzipped: each says the same.
+    _, headers, body = get(web, f"/api/v1/grids/{code}", headers={"Accept-Encoding": "gzip"})
+    assert json.loads(gzip.decompress(body) if headers.get("Content-Encoding") == "gzip" else body) == feature
+    from citygrid.grpc_api.web.encoding import Prepared, encode
+
+    big = {"features": [feature] * 20}
+    prepared = Prepared.of(big)
+    packed, plain = encode(prepared, accept_gzip=True), encode(prepared, accept_gzip=False)
+    assert packed.gzipped and not plain.gzipped
+    assert json.loads(gzip.decompress(packed.body)) == json.loads(plain.body) == big
 
 
 def test_the_maps_bounds_are_kept_per_version_and_jurisdiction(web, monkeypatch):
@@ -384,6 +394,7 @@ def test_a_street_token_sees_its_street_only(web, street_token):
     assert {f["properties"]["code"] for f in communities["features"]} == set(
         np.asarray(layer.column("community_code"))[streets == "S00"])
     foreign = layer.codes[np.flatnonzero(streets == "S11")[0]]
+    assert get_json(web, f"/api/v1/grids/{foreign}")[0] == 200  # its Feature is now kept encoded
     status, headers, problem = get_json(web, f"/api/v1/grids/{foreign}", street_token)
     assert status == 403 and headers["Content-Type"] == "application/problem+json"
     assert problem["status"] == 403 and problem["type"] == "/problems/permission-denied"
