@@ -40,7 +40,9 @@ F_REWORKED = 4  #: sent back for rework at least once
 F_ESCALATED0 = 8  #: escalated (督办) in stage s: F_ESCALATED0 << s
 F_STAGE_DONE0 = 256  #: completed an interval in stage s: F_STAGE_DONE0 << s
 
-# Measures (columns of the counts table).
+# Measures (columns of the counts table): the counts first (each event adds 0 or 1 to each, so none
+# exceeds "reported"), then the sums of working µs. A day cube keeps the counts in a narrow table and
+# the sums in an int64 one (:func:`tally_cells` writes into the two parts).
 M_REPORTED = 0
 M_REGISTERED = 1
 M_DISPATCHED = 2
@@ -53,9 +55,10 @@ M_ESCALATED = 8
 M_HANDLED = 9
 M_HANDLED_ON_TIME = 10
 M_DISPATCHED_ON_TIME = 11
-M_CLOSE_US = 12  #: sum of working µs from receipt to closure (closed events)
-M_STAGE_US0 = 13  #: sum of working µs in stage s: M_STAGE_US0 + s (events with F_STAGE_DONE0 << s)
-M_STAGE_N0 = 17  #: events with a completed interval in stage s: M_STAGE_N0 + s
+M_STAGE_N0 = 12  #: events with a completed interval in stage s: M_STAGE_N0 + s
+N_COUNTS = 16  #: measures before this one are counts, the rest sums of working µs
+M_CLOSE_US = 16  #: sum of working µs from receipt to closure (closed events)
+M_STAGE_US0 = 17  #: sum of working µs in stage s: M_STAGE_US0 + s (events with F_STAGE_DONE0 << s)
 N_MEASURES = 21
 #: What :func:`tally_cells` returns when no open event counted has a deadline to come.
 NEVER_DUE = np.iinfo(np.int64).max
@@ -151,66 +154,75 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
 
 
 @njit
-def tally_cells(rows, cells, codes, flags, deadline, close_us, stage_us, now_us, out):
-    """Add the measures of each event ``rows[k]`` into ``out[cells[k], measure]``; returns the
-    earliest deadline not yet past (``>= now_us``) of the open events counted, ``INT64_MAX`` when
-    none: until the clock passes it, "overdue now" of these events stays what was counted.
-    (``out`` is indexed by (cell, measure) directly: a row view per event costs a reference count.)"""
+def tally_cells(rows, cells, codes, flags, deadline, first_worked, last_worked, stage_us, now_us, sign, counts, sums):
+    """Add ``sign`` times the measures of each event ``rows[k]`` into cell ``cells[k]``: the counts
+    into ``counts[cell, measure]`` (measures before :data:`N_COUNTS`), the sums of working µs into
+    ``sums[cell, measure - N_COUNTS]`` (a query passes the two parts of one table, a day cube its
+    narrow counts and its sums; the caller sees that a narrow count cannot overflow). A closed
+    event's working µs from receipt to closure is ``last_worked - first_worked`` (its last audit row
+    is the one that closed it). Returns the earliest deadline not yet past (``>= now_us``) of the
+    open events counted, ``INT64_MAX`` when none: until the clock passes it, "overdue now" of these
+    events stays what was counted. (The tables are indexed by (cell, measure) directly: a row view
+    per event costs a reference count.)"""
     next_due = NEVER_DUE
     for k in range(rows.shape[0]):
         e = rows[k]
         c = cells[k]
         f = flags[e]
         state = codes[3, e]
-        out[c, M_REPORTED] += 1
+        counts[c, M_REPORTED] += sign
         if f & F_REGISTERED:
-            out[c, M_REGISTERED] += 1
+            counts[c, M_REGISTERED] += sign
         if f & F_DISPATCHED:
-            out[c, M_DISPATCHED] += 1
+            counts[c, M_DISPATCHED] += sign
             if (f & ((F_ESCALATED0 << 0) | (F_ESCALATED0 << 1))) == 0:
-                out[c, M_DISPATCHED_ON_TIME] += 1
+                counts[c, M_DISPATCHED_ON_TIME] += sign
         if state == CLOSED:
-            out[c, M_CLOSED] += 1
-            out[c, M_CLOSE_US] += close_us[e]
+            counts[c, M_CLOSED] += sign
+            sums[c, M_CLOSE_US - N_COUNTS] += sign * (last_worked[e] - first_worked[e])
             if (f & (15 * F_ESCALATED0)) == 0:
-                out[c, M_CLOSED_ON_TIME] += 1
+                counts[c, M_CLOSED_ON_TIME] += sign
         if state <= VERIFIED:
             due = deadline[e]
             if due >= 0:
                 if due < now_us:
-                    out[c, M_OVERDUE_NOW] += 1
+                    counts[c, M_OVERDUE_NOW] += sign
                 elif due < next_due:
                     next_due = due
         if f & F_REWORKED:
-            out[c, M_REWORKED] += 1
+            counts[c, M_REWORKED] += sign
         if state == DUPLICATE:
-            out[c, M_DUPLICATES] += 1
+            counts[c, M_DUPLICATES] += sign
         if f & (15 * F_ESCALATED0):
-            out[c, M_ESCALATED] += 1
+            counts[c, M_ESCALATED] += sign
         if f & (F_STAGE_DONE0 << 2):
-            out[c, M_HANDLED] += 1
+            counts[c, M_HANDLED] += sign
             if (f & (F_ESCALATED0 << 2)) == 0:
-                out[c, M_HANDLED_ON_TIME] += 1
+                counts[c, M_HANDLED_ON_TIME] += sign
         if f & (15 * F_STAGE_DONE0):
             for s in range(4):
                 if f & (F_STAGE_DONE0 << s):
-                    out[c, M_STAGE_US0 + s] += stage_us[s, e]
-                    out[c, M_STAGE_N0 + s] += 1
+                    sums[c, M_STAGE_US0 - N_COUNTS + s] += sign * stage_us[s, e]
+                    counts[c, M_STAGE_N0 + s] += sign
     return next_due
 
 
 @njit
-def tally_slots(rows, cells, values, out):
-    """Add the measures of each day-cube slot ``rows[k]`` into ``out[cells[k]]``."""
+def tally_slots(rows, cells, counts, sums, out):
+    """Add the measures of each day-cube slot ``rows[k]`` (its ``counts`` and ``sums``) into
+    ``out[cells[k]]``."""
+    n_counts = counts.shape[1]
     for k in range(rows.shape[0]):
         s = rows[k]
         c = cells[k]
-        for m in range(values.shape[1]):
-            out[c, m] += values[s, m]
+        for m in range(n_counts):
+            out[c, m] += counts[s, m]
+        for m in range(sums.shape[1]):
+            out[c, n_counts + m] += sums[s, m]
 
 
 @njit
-def collect_durations(rows, cells, codes, flags, close_us, stage_us, which, out_cells, out_values):
+def collect_durations(rows, cells, codes, flags, first_worked, last_worked, stage_us, which, out_cells, out_values):
     """The (cell, working µs) pairs of one duration (``which``: 0-3 a stage, 4 receipt to closure)
     of the events that have it; returns how many were written."""
     k = 0
@@ -219,7 +231,7 @@ def collect_durations(rows, cells, codes, flags, close_us, stage_us, which, out_
         if which == 4:
             if codes[3, e] != CLOSED:
                 continue
-            v = close_us[e]
+            v = last_worked[e] - first_worked[e]
         else:
             if (flags[e] & (F_STAGE_DONE0 << which)) == 0:
                 continue
@@ -255,12 +267,13 @@ def quantiles_by_cell(cells, values, n_cells, ranks, out):
 
 @njit
 def replay_audit(event_row, at, worked, to_state, action, first_worked, last_worked, last_state, flags,
-                 stage_us, close_us):
+                 stage_us):
     """Fold audit rows (in log order) into the per-event lifecycle columns.
 
     ``event_row``: the mirror row of each audit row's event; ``worked``: working µs at ``at``;
     ``action``: 1 rework, 0 anything else. An interval between two rows of an event counts in the
-    stage of the state the first one left it in. ``last_state`` -1: no row seen yet.
+    stage of the state the first one left it in. ``last_state`` -1: no row seen yet. (A closed
+    event's working µs from receipt to closure is ``last_worked - first_worked``: kept as no column.)
     """
     for k in range(event_row.shape[0]):
         e = event_row[k]
@@ -279,8 +292,6 @@ def replay_audit(event_row, at, worked, to_state, action, first_worked, last_wor
             flags[e] |= F_DISPATCHED
         if action[k] == 1:
             flags[e] |= F_REWORKED
-        if t_state == CLOSED:
-            close_us[e] = w - first_worked[e]
         last_worked[e] = w
         last_state[e] = t_state
 

@@ -270,7 +270,7 @@ class AlertHost:
             occurred = mirror.occurred[:n]
             category, grid = mirror.codes[0, :n], mirror.codes[5, :n]
             keep = np.flatnonzero((occurred >= to_us(start)) & (occurred < to_us(end)) & (grid >= 0) & (category >= 0))
-            return (grid[keep], list(mirror.reader.codes["grid_code"]), category[keep],
+            return (grid[keep].astype(np.int32), list(mirror.reader.codes["grid_code"]), category[keep].astype(np.int32),
                     list(mirror.reader.codes["category_code"]), occurred[keep])
 
     def _scan(self, intake, first: dt.date, today: dt.date, tz) -> list[S.Finding]:

@@ -49,16 +49,21 @@ class DayCube:
         self._place_of_chain: dict[int, int] = {}  #: packed area chain -> place id
         self.slot_of = np.full(0, -1, dtype=np.int32)  #: per event row: its slot (-1: none)
         self.open_rows = np.empty(0, dtype=np.int64)  #: rows of open events with a deadline, sorted
+        #: The slots' code rows (the mirror's width) and counts (int16, widened when a slot outgrows
+        #: them: :meth:`_fit_counts`); their sums of working µs are int64.
+        self.codes = np.empty((9, 0), dtype=np.int16)
+        self.counts = np.empty((0, tally.N_COUNTS), dtype=np.int16)
         self._allocate(0)
 
     def _allocate(self, capacity: int) -> None:
         n = self.n
         day_us = np.zeros(capacity, dtype=np.int64)
-        codes = np.full((9, capacity), -1, dtype=np.int32)
-        values = np.zeros((capacity, tally.N_MEASURES), dtype=np.int64)
+        codes = np.full((9, capacity), -1, dtype=self.codes.dtype)
+        counts = np.zeros((capacity, tally.N_COUNTS), dtype=self.counts.dtype)
+        sums = np.zeros((capacity, tally.N_MEASURES - tally.N_COUNTS), dtype=np.int64)
         if n:
-            day_us[:n], codes[:, :n], values[:n] = self.day_us[:n], self.codes[:, :n], self.values[:n]
-        self.capacity, self.day_us, self.codes, self.values = capacity, day_us, codes, values
+            day_us[:n], codes[:, :n], counts[:n], sums[:n] = self.day_us[:n], self.codes[:, :n], self.counts[:n], self.sums[:n]
+        self.capacity, self.day_us, self.codes, self.counts, self.sums = capacity, day_us, codes, counts, sums
         n_blocks = -(-capacity // BLOCK)
         self.block_lo = np.full(n_blocks, np.iinfo(np.int64).max, dtype=np.int64)
         self.block_hi = np.full(n_blocks, np.iinfo(np.int64).min, dtype=np.int64)
@@ -66,7 +71,7 @@ class DayCube:
 
     @property
     def nbytes(self) -> int:
-        return sum(x.nbytes for x in (self.day_us, self.codes, self.values, self.block_lo, self.block_hi,
+        return sum(x.nbytes for x in (self.day_us, self.codes, self.counts, self.sums, self.block_lo, self.block_hi,
                                       self.slot_of, self.open_rows))
 
     def answers(self, windows) -> bool:
@@ -93,6 +98,8 @@ class DayCube:
             grown[: len(self.slot_of)] = self.slot_of
             self.slot_of = grown
         codes = mirror.codes
+        if codes.dtype.itemsize > self.codes.dtype.itemsize:  # the mirror's ids outgrew int16
+            self.codes = self.codes.astype(codes.dtype)
         day = (mirror.occurred[rows] + self.offset_us) // tally.US_PER_DAY
         keys = self._keys(rows, day, codes)
         if keys is None:
@@ -121,6 +128,7 @@ class DayCube:
         if len(fresh):
             self._add_slots(rows[first[fresh]], day[first[fresh]], codes)
         self.slot_of[rows] = slots[inverse]
+        self._fit_counts(self.slot_of[rows])
         self._add(rows, 1, mirror)
         self._follow_open(rows, mirror)
 
@@ -137,18 +145,22 @@ class DayCube:
         new = rows[~present & is_open]
         self.open_rows = np.insert(listed, np.searchsorted(listed, new), new)
 
-    def _add(self, rows: np.ndarray, sign: int, mirror) -> None:
-        """Add ``sign`` times the measures of events (all but "overdue now") into their slots."""
-        if sign > 0:  # straight into the slots' sums
-            tally.tally_cells(rows, self.slot_of[rows].astype(np.int64), mirror.codes, mirror.flags, mirror.deadline,
-                              mirror.close_us, mirror.stage_us, np.iinfo(np.int64).min, self.values)
+    def _fit_counts(self, slots: np.ndarray) -> None:
+        """Widen the counts (int16, then int32, then int64) before events are added to ``slots`` (one
+        entry per event) when a slot's "reported" would outgrow them: every count of a slot is at
+        most its "reported" (an event adds 0 or 1 to each), so no count then wraps."""
+        if not len(slots):
             return
-        slots, back = np.unique(self.slot_of[rows], return_inverse=True)
-        sums = np.zeros((len(slots), tally.N_MEASURES), dtype=np.int64)
-        # No time is before the first instant: nothing is counted overdue.
-        tally.tally_cells(rows, back.reshape(-1), mirror.codes, mirror.flags, mirror.deadline, mirror.close_us,
-                          mirror.stage_us, np.iinfo(np.int64).min, sums)
-        self.values[slots] += sums if sign > 0 else -sums
+        reported = np.bincount(slots, minlength=self.n)[: self.n] + self.counts[: self.n, tally.M_REPORTED].astype(np.int64)
+        while self.counts.dtype != np.int64 and reported.max() > np.iinfo(self.counts.dtype).max:
+            self.counts = self.counts.astype(np.int32 if self.counts.dtype == np.int16 else np.int64)
+
+    def _add(self, rows: np.ndarray, sign: int, mirror) -> None:
+        """Add ``sign`` times the measures of events (all but "overdue now": no time is before the
+        first instant) into their slots (adding, :meth:`_fit_counts` has seen they fit)."""
+        tally.tally_cells(rows, self.slot_of[rows].astype(np.int64), mirror.codes, mirror.flags, mirror.deadline,
+                          mirror.first_worked, mirror.last_worked, mirror.stage_us, np.iinfo(np.int64).min, sign,
+                          self.counts, self.sums)
 
     def _keys(self, rows, day, codes):
         """The slot keys of events (None when an id outgrew its bits)."""

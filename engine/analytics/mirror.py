@@ -40,6 +40,8 @@ SCAN_EVENTS, SCAN_CHUNK = source.CHUNK, 1_000_000
 #: Escalation rows beyond which a catch-up reads them through a Scan.
 SCAN_ESCALATIONS = 10_000
 _NEVER = np.iinfo(np.int64).min
+#: A kept H3 cell of an event without a position (no H3 index is 1: its mode bits are never 0).
+_UNPLACED = np.uint64(1)
 
 
 def _read_audit(reader: source.StoreReader, lo: int, hi: int) -> list[source.AuditRows]:
@@ -116,6 +118,8 @@ class EventMirror:
         #: Grows with every catch-up that changed the columns (what a cached answer was counted at).
         self.generation = 0
         self._h3: dict[int, np.ndarray] = {}
+        #: Width of the code rows: int16 while every dictionary's ids fit, widened when one outgrows it.
+        self.code_dtype = np.dtype(np.int16)
         self._allocate(0)
         self.rebuild_seconds = 0.0
         #: Per-day sums kept at catch-up (local days under this UTC offset), None: none kept.
@@ -127,16 +131,12 @@ class EventMirror:
         self.capacity = capacity
         self.occurred = np.full(capacity, _NEVER, dtype=np.int64)
         self.deadline = np.full(capacity, -1, dtype=np.int64)
-        self.codes = np.full((len(source.CODE_ROWS), capacity), -1, dtype=np.int32)
+        self.codes = np.full((len(source.CODE_ROWS), capacity), -1, dtype=self.code_dtype)
         self.flags = np.zeros(capacity, dtype=np.uint16)
-        self.close_us = np.zeros(capacity, dtype=np.int64)
         self.stage_us = np.zeros((4, capacity), dtype=np.int64)
         self.first_worked = np.zeros(capacity, dtype=np.int64)
         self.last_worked = np.zeros(capacity, dtype=np.int64)
         self.last_state = np.full(capacity, -1, dtype=np.int8)
-        self.placed_known = np.zeros(capacity, dtype=np.bool_)
-        self.lng = np.full(capacity, np.nan, dtype=np.float64)
-        self.lat = np.full(capacity, np.nan, dtype=np.float64)
         n_blocks = -(-capacity // BLOCK)
         self.block_lo = np.full(n_blocks, np.iinfo(np.int64).max, dtype=np.int64)
         self.block_hi = np.full(n_blocks, _NEVER, dtype=np.int64)
@@ -149,13 +149,22 @@ class EventMirror:
         for name, values in old.items():
             getattr(self, name)[..., : values.shape[-1]] = values
 
-    _COLUMNS = ("occurred", "deadline", "codes", "flags", "close_us", "stage_us", "first_worked", "last_worked",
-                "last_state", "placed_known", "lng", "lat", "block_lo", "block_hi")
+    _COLUMNS = ("occurred", "deadline", "codes", "flags", "stage_us", "first_worked", "last_worked", "last_state",
+                "block_lo", "block_hi")
 
     @property
     def nbytes(self) -> int:
-        """Memory of the columns (allocated capacity included)."""
-        return sum(getattr(self, name).nbytes for name in self._COLUMNS) + (self.cube.nbytes if self.cube else 0)
+        """Memory of the columns (allocated capacity included), the kept H3 cells and the day cube."""
+        return (sum(getattr(self, name).nbytes for name in self._COLUMNS) + sum(c.nbytes for c in self._h3.values())
+                + (self.cube.nbytes if self.cube else 0))
+
+    def _fit_codes(self) -> None:
+        """Widen the code rows to int32 before an id that int16 cannot hold is written (ids run from
+        -1 to the longest dictionary's length - 1; the class ids are the vocabulary's)."""
+        longest = max(max(len(codes) for codes in self.reader.codes.values()), len(self.vocabulary.classes))
+        if longest - 1 > np.iinfo(self.code_dtype).max:
+            self.code_dtype = np.dtype(np.int32)
+            self.codes = self.codes.astype(self.code_dtype)
 
     # ------------------------------------------------------------------ reading the store
 
@@ -250,6 +259,7 @@ class EventMirror:
         i = rows.row
         if not len(i):
             return
+        self._fit_codes()
         self.occurred[i] = rows.occurred
         self.deadline[i] = rows.deadline
         codes = self.codes
@@ -260,7 +270,6 @@ class EventMirror:
         codes[3, i] = rows.state
         codes[4, i] = t[2]
         codes[5:9, i] = t[3:7]
-        self.placed_known[i] = False  # the event may have moved: positions and H3 cells are read again
         for cells in self._h3.values():
             cells[i[i < len(cells)]] = 0
 
@@ -276,26 +285,29 @@ class EventMirror:
         worked = source.worked_us(self.schedule, audit.at)
         tally.replay_audit(audit.row, audit.at, worked, audit.to_state.astype(np.int8, copy=False),
                            audit.rework.astype(np.int8, copy=False),
-                           self.first_worked, self.last_worked, self.last_state, self.flags, self.stage_us, self.close_us)
+                           self.first_worked, self.last_worked, self.last_state, self.flags, self.stage_us)
 
     def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """WGS84 (lng, lat) of some events (NaN: not placed), read from the store the first time
-        they are asked for after the event was taken in or moved (under the lock, after a catch-up)."""
-        missing = rows[~self.placed_known[rows]]
-        if len(missing):
+        """WGS84 (lng, lat) of some events (NaN: not placed), read from the store (under the lock,
+        after a catch-up; kept as no column: a heatmap keeps the H3 cells it made)."""
+        distinct, back = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+        lng, lat = np.full(len(distinct), np.nan), np.full(len(distinct), np.nan)
+        if len(distinct):
             self.reader.begin()
             try:
-                for lo in range(0, len(missing), source.CHUNK):
-                    at, lng, lat = self.reader.positions_of((missing[lo : lo + source.CHUNK] + 1).tolist())
-                    self.lng[at], self.lat[at] = lng, lat
-                    self.placed_known[at] = True
+                for lo in range(0, len(distinct), source.CHUNK):
+                    at, x, y = self.reader.positions_of((distinct[lo : lo + source.CHUNK] + 1).tolist())
+                    k = np.searchsorted(distinct, at)
+                    lng[k], lat[k] = x, y
             finally:
                 self.reader.end()
-        return self.lng[rows], self.lat[rows]
+        back = back.reshape(-1)
+        return lng[back], lat[back]
 
     def h3_cells(self, rows: np.ndarray, resolution: int) -> np.ndarray:
         """H3 cells (h3-py's integer ids; 0: not placed) of some events at a resolution, computed
-        once per event and kept until the event moves (under the lock, after a catch-up)."""
+        once per event and kept until the event moves (under the lock, after a catch-up; kept as 0:
+        not made yet, :data:`_UNPLACED`: made, the event has no position)."""
         import h3
 
         cells = self._h3.get(resolution)
@@ -308,8 +320,11 @@ class EventMirror:
         if len(missing):
             lng, lat = self.positions(missing)
             to_cell = h3.api.basic_int.latlng_to_cell
-            cells[missing] = [0 if x != x else to_cell(y, x, resolution) for x, y in zip(lng.tolist(), lat.tolist())]
-        return cells[rows]
+            cells[missing] = [_UNPLACED if x != x else to_cell(y, x, resolution)
+                              for x, y in zip(lng.tolist(), lat.tolist())]
+        found = cells[rows]
+        found[found == _UNPLACED] = 0
+        return found
 
     def close(self) -> None:
         with self.lock:

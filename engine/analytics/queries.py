@@ -630,20 +630,18 @@ class Analytics:
                 out = np.zeros((n_cells, tally.N_MEASURES), dtype=np.int64)
                 if cube is not None:  # the slots' sums, and "overdue now" of the open events
                     slots, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, cube)
-                    tally.tally_slots(slots, cells, cube.values, out)
+                    tally.tally_slots(slots, cells, cube.counts, cube.sums, out)
                     due = tally.NEVER_DUE  # an answer without "overdue now" does not depend on the clock
                     if any(name.startswith("overdue_now") for name in measures):
                         rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, some=cube.open_rows)
                         # np.zeros, not zeros_like: a fresh zeroed mapping, only the pages of the open
                         # events' cells are touched (zeros_like wrote the whole table at every query)
                         opened = np.zeros(out.shape, dtype=np.int64)
-                        due = tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us,
-                                                now_us, opened)
+                        due = _tally(m, rows, cells, now_us, opened)
                         out[:, tally.M_OVERDUE_NOW] = opened[:, tally.M_OVERDUE_NOW]
                 else:
                     rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
-                    due = tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.close_us, m.stage_us, now_us,
-                                            out)
+                    due = _tally(m, rows, cells, now_us, out)
                 self._next_due = min(self._next_due, int(due))
                 outs.append(out)
                 quantiles.append({})
@@ -651,7 +649,7 @@ class Analytics:
                     if any(x in measures for x in (f"{name}_p50", f"{name}_p90")):
                         d_cells = np.empty(len(rows), np.int64)
                         d_values = np.empty(len(rows), np.int64)
-                        k = tally.collect_durations(rows, cells, m.codes, m.flags, m.close_us, m.stage_us, which,
+                        k = tally.collect_durations(rows, cells, m.codes, m.flags, m.first_worked, m.last_worked, m.stage_us, which,
                                                     d_cells, d_values)
                         q = np.empty((n_cells, len(_RANKS)), np.int64)
                         tally.quantiles_by_cell(d_cells[:k], d_values[:k], n_cells, _RANKS, q)
@@ -767,6 +765,13 @@ class Analytics:
 
 _NONE = np.empty(0, np.int64)
 _CUBE_KINDS = (tally.BY_COLUMN, tally.DAY, tally.WEEK, tally.MONTH, tally.WEEKDAY)
+
+
+def _tally(m, rows, cells, now_us, out):
+    """Count the measures of the mirror's events ``rows`` into the cells of ``out``; returns
+    :func:`~citygrid.kernels.tally.tally_cells`' next deadline."""
+    return tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.first_worked, m.last_worked, m.stage_us,
+                             now_us, 1, out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
 
 
 def _cube_answers(plan: _Plan, measures) -> bool:
