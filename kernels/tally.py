@@ -154,13 +154,15 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
 
 
 @njit
-def tally_cells(rows, cells, codes, flags, deadline, first_worked, last_worked, stage_us, now_us, sign, counts, sums):
+def tally_cells(rows, cells, codes, flags, open_rows, open_due, first_worked, last_worked, stage_us, now_us, sign,
+                counts, sums):
     """Add ``sign`` times the measures of each event ``rows[k]`` into cell ``cells[k]``: the counts
     into ``counts[cell, measure]`` (measures before :data:`N_COUNTS`), the sums of working µs into
     ``sums[cell, measure - N_COUNTS]`` (a query passes the two parts of one table, a day cube its
     narrow counts and its sums; the caller sees that a narrow count cannot overflow). A closed
     event's working µs from receipt to closure is ``last_worked - first_worked`` (its last audit row
-    is the one that closed it). Returns the earliest deadline not yet past (``>= now_us``) of the
+    is the one that closed it). The deadlines are those of the open events that have one (``open_rows``
+    sorted, ``open_due`` theirs): an open event is looked up there. Returns the earliest deadline not yet past (``>= now_us``) of the
     open events counted, ``INT64_MAX`` when none: until the clock passes it, "overdue now" of these
     events stays what was counted. (The tables are indexed by (cell, measure) directly: a row view
     per event costs a reference count.)"""
@@ -183,8 +185,9 @@ def tally_cells(rows, cells, codes, flags, deadline, first_worked, last_worked, 
             if (f & (15 * F_ESCALATED0)) == 0:
                 counts[c, M_CLOSED_ON_TIME] += sign
         if state <= VERIFIED:
-            due = deadline[e]
-            if due >= 0:
+            j = np.searchsorted(open_rows, e)
+            if j < open_rows.shape[0] and open_rows[j] == e:
+                due = open_due[j]
                 if due < now_us:
                     counts[c, M_OVERDUE_NOW] += sign
                 elif due < next_due:

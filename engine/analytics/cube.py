@@ -14,8 +14,8 @@ count events count slots too (:func:`~citygrid.kernels.tally.cells_in_window`). 
 under one UTC offset (the analytics' time zone's at start): a window whose offset is another, or
 that does not start and end at local midnight, is counted over events.
 
-"Overdue now" is counted at query time over the open events with a deadline only (kept as a
-sorted row list), which are few next to the window's events.
+"Overdue now" is counted at query time over the open events with a deadline only (the mirror's
+sorted ``open_rows``), which are few next to the window's events.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ BLOCK = 1024
 #: Bits of each part of a slot's key (day, category id + 1, worker id + 1, place id), 64 in all.
 _DAY_BITS, _CATEGORY_BITS, _WORKER_BITS, _PLACE_BITS = 16, 12, 18, 18
 _DAY_BIAS = 1 << (_DAY_BITS - 1)
+#: The next width of a slot's counts.
+_WIDER = {np.dtype(np.int8): np.int16, np.dtype(np.int16): np.int32, np.dtype(np.int32): np.int64}
 #: Code rows of the mirror a slot keeps (the rest are -1 in its codes).
 KEPT_ROWS = (0, 1, 4, 5, 6, 7, 8)
 
@@ -48,11 +50,10 @@ class DayCube:
         self._slot_of_key: dict[int, int] = {}
         self._place_of_chain: dict[int, int] = {}  #: packed area chain -> place id
         self.slot_of = np.full(0, -1, dtype=np.int32)  #: per event row: its slot (-1: none)
-        self.open_rows = np.empty(0, dtype=np.int64)  #: rows of open events with a deadline, sorted
-        #: The slots' code rows (the mirror's width) and counts (int16, widened when a slot outgrows
-        #: them: :meth:`_fit_counts`); their sums of working µs are int64.
+        #: The slots' code rows (the mirror's width) and counts (int8: most slots hold a few events;
+        #: widened when a slot outgrows them, :meth:`_fit_counts`); their sums of working µs are int64.
         self.codes = np.empty((9, 0), dtype=np.int16)
-        self.counts = np.empty((0, tally.N_COUNTS), dtype=np.int16)
+        self.counts = np.empty((0, tally.N_COUNTS), dtype=np.int8)
         self._allocate(0)
 
     def _allocate(self, capacity: int) -> None:
@@ -72,7 +73,7 @@ class DayCube:
     @property
     def nbytes(self) -> int:
         return sum(x.nbytes for x in (self.day_us, self.codes, self.counts, self.sums, self.block_lo, self.block_hi,
-                                      self.slot_of, self.open_rows))
+                                      self.slot_of))
 
     def answers(self, windows) -> bool:
         """Whether the cube can count these windows (``(t_lo, t_hi, offset)`` each): its offset, local
@@ -130,35 +131,22 @@ class DayCube:
         self.slot_of[rows] = slots[inverse]
         self._fit_counts(self.slot_of[rows])
         self._add(rows, 1, mirror)
-        self._follow_open(rows, mirror)
-
-    def _follow_open(self, rows: np.ndarray, mirror) -> None:
-        """Keep the sorted list of open events with a deadline: of ``rows``, drop those no longer
-        open, add those newly open (a few per catch-up next to the list: no sort of the whole list)."""
-        if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():  # a catch-up's rows come sorted and distinct
-            rows = np.unique(rows)
-        is_open = (mirror.codes[3, rows] <= tally.VERIFIED) & (mirror.deadline[rows] >= 0)
-        listed = self.open_rows
-        at = np.searchsorted(listed, rows)
-        present = listed[np.minimum(at, len(listed) - 1)] == rows if len(listed) else np.zeros(len(rows), np.bool_)
-        listed = np.delete(listed, at[present & ~is_open])
-        new = rows[~present & is_open]
-        self.open_rows = np.insert(listed, np.searchsorted(listed, new), new)
 
     def _fit_counts(self, slots: np.ndarray) -> None:
-        """Widen the counts (int16, then int32, then int64) before events are added to ``slots`` (one
+        """Widen the counts (int8, then int16, int32, int64) before events are added to ``slots`` (one
         entry per event) when a slot's "reported" would outgrow them: every count of a slot is at
         most its "reported" (an event adds 0 or 1 to each), so no count then wraps."""
         if not len(slots):
             return
         reported = np.bincount(slots, minlength=self.n)[: self.n] + self.counts[: self.n, tally.M_REPORTED].astype(np.int64)
         while self.counts.dtype != np.int64 and reported.max() > np.iinfo(self.counts.dtype).max:
-            self.counts = self.counts.astype(np.int32 if self.counts.dtype == np.int16 else np.int64)
+            self.counts = self.counts.astype(_WIDER[self.counts.dtype])
 
     def _add(self, rows: np.ndarray, sign: int, mirror) -> None:
         """Add ``sign`` times the measures of events (all but "overdue now": no time is before the
         first instant) into their slots (adding, :meth:`_fit_counts` has seen they fit)."""
-        tally.tally_cells(rows, self.slot_of[rows].astype(np.int64), mirror.codes, mirror.flags, mirror.deadline,
+        tally.tally_cells(rows, self.slot_of[rows].astype(np.int64), mirror.codes, mirror.flags, mirror.open_rows,
+                          mirror.open_due,
                           mirror.first_worked, mirror.last_worked, mirror.stage_us, np.iinfo(np.int64).min, sign,
                           self.counts, self.sums)
 

@@ -120,6 +120,10 @@ class EventMirror:
         self._h3: dict[int, np.ndarray] = {}
         #: Width of the code rows: int16 while every dictionary's ids fit, widened when one outgrows it.
         self.code_dtype = np.dtype(np.int16)
+        #: Rows of the open events with a deadline (sorted) and their deadlines: the only events whose
+        #: deadline a count reads ("overdue now"), a few next to all.
+        self.open_rows = np.empty(0, dtype=np.int64)
+        self.open_due = np.empty(0, dtype=np.int64)
         self._allocate(0)
         self.rebuild_seconds = 0.0
         #: Per-day sums kept at catch-up (local days under this UTC offset), None: none kept.
@@ -130,7 +134,6 @@ class EventMirror:
     def _allocate(self, capacity: int) -> None:
         self.capacity = capacity
         self.occurred = np.full(capacity, _NEVER, dtype=np.int64)
-        self.deadline = np.full(capacity, -1, dtype=np.int64)
         self.codes = np.full((len(source.CODE_ROWS), capacity), -1, dtype=self.code_dtype)
         self.flags = np.zeros(capacity, dtype=np.uint16)
         self.stage_us = np.zeros((4, capacity), dtype=np.int64)
@@ -149,13 +152,14 @@ class EventMirror:
         for name, values in old.items():
             getattr(self, name)[..., : values.shape[-1]] = values
 
-    _COLUMNS = ("occurred", "deadline", "codes", "flags", "stage_us", "first_worked", "last_worked", "last_state",
+    _COLUMNS = ("occurred", "codes", "flags", "stage_us", "first_worked", "last_worked", "last_state",
                 "block_lo", "block_hi")
 
     @property
     def nbytes(self) -> int:
         """Memory of the columns (allocated capacity included), the kept H3 cells and the day cube."""
         return (sum(getattr(self, name).nbytes for name in self._COLUMNS) + sum(c.nbytes for c in self._h3.values())
+                + self.open_rows.nbytes + self.open_due.nbytes
                 + (self.cube.nbytes if self.cube else 0))
 
     def _fit_codes(self) -> None:
@@ -261,7 +265,7 @@ class EventMirror:
             return
         self._fit_codes()
         self.occurred[i] = rows.occurred
-        self.deadline[i] = rows.deadline
+        self._follow_open(i, rows.state, rows.deadline)
         codes = self.codes
         t = rows.text_ids
         codes[0, i] = t[0]
@@ -272,6 +276,20 @@ class EventMirror:
         codes[5:9, i] = t[3:7]
         for cells in self._h3.values():
             cells[i[i < len(cells)]] = 0
+
+    def _follow_open(self, rows: np.ndarray, state: np.ndarray, due: np.ndarray) -> None:
+        """Keep :attr:`open_rows` and :attr:`open_due` as events are read: of ``rows`` (distinct),
+        drop those listed and list those open with a deadline (-1: none)."""
+        listed, listed_due = self.open_rows, self.open_due
+        if len(listed) and len(rows) and rows.min() <= listed[-1]:
+            keep = ~np.isin(listed, rows)
+            listed, listed_due = listed[keep], listed_due[keep]
+        is_open = (state <= tally.VERIFIED) & (due >= 0)
+        new, new_due = rows[is_open], due[is_open]
+        order = np.argsort(new, kind="stable")
+        at = np.searchsorted(listed, new[order])
+        self.open_rows = np.insert(listed, at, new[order])
+        self.open_due = np.insert(listed_due, at, new_due[order])
 
     def _class_ids(self) -> np.ndarray:
         """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first)."""

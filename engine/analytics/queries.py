@@ -633,7 +633,7 @@ class Analytics:
                     tally.tally_slots(slots, cells, cube.counts, cube.sums, out)
                     due = tally.NEVER_DUE  # an answer without "overdue now" does not depend on the clock
                     if any(name.startswith("overdue_now") for name in measures):
-                        rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, some=cube.open_rows)
+                        rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, some=m.open_rows)
                         # np.zeros, not zeros_like: a fresh zeroed mapping, only the pages of the open
                         # events' cells are touched (zeros_like wrote the whole table at every query)
                         opened = np.zeros(out.shape, dtype=np.int64)
@@ -770,8 +770,8 @@ _CUBE_KINDS = (tally.BY_COLUMN, tally.DAY, tally.WEEK, tally.MONTH, tally.WEEKDA
 def _tally(m, rows, cells, now_us, out):
     """Count the measures of the mirror's events ``rows`` into the cells of ``out``; returns
     :func:`~citygrid.kernels.tally.tally_cells`' next deadline."""
-    return tally.tally_cells(rows, cells, m.codes, m.flags, m.deadline, m.first_worked, m.last_worked, m.stage_us,
-                             now_us, 1, out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
+    return tally.tally_cells(rows, cells, m.codes, m.flags, m.open_rows, m.open_due, m.first_worked, m.last_worked,
+                             m.stage_us, now_us, 1, out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
 
 
 def _cube_answers(plan: _Plan, measures) -> bool:

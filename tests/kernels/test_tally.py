@@ -65,8 +65,8 @@ def test_replay_counts_an_interval_in_the_stage_it_began():
     out = np.zeros((1, tally.N_MEASURES), np.int64)
     event_codes = np.full((9, 1), -1, np.int16)
     event_codes[3, 0] = tally.CLOSED
-    tally.tally_cells(np.zeros(1, np.int64), np.zeros(1, np.int64), event_codes, flags, np.full(1, -1, np.int64),
-                      first, last, stage_us, 0, 1, out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
+    tally.tally_cells(np.zeros(1, np.int64), np.zeros(1, np.int64), event_codes, flags, np.empty(0, np.int64),
+                      np.empty(0, np.int64), first, last, stage_us, 0, 1, out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
     assert out[0, tally.M_CLOSE_US] == 420 and out[0, tally.M_CLOSED] == 1
     assert out[0, tally.M_STAGE_US0 + 2] == 350 and out[0, tally.M_STAGE_N0 + 2] == 1
     assert flags[0] & tally.F_REWORKED and flags[0] & tally.F_DISPATCHED and flags[0] & tally.F_REGISTERED

@@ -1,5 +1,5 @@
 """The narrow widths of the mirror and the day cube at their edges: code ids past int16 and a slot's
-counts past int16 (and int32) widen before they are written, and never wrap."""
+counts past int8 and int16 (and int32) widen before they are written, and never wrap."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_a_slot_count_at_the_int32_edge_widens_to_int64(one_event):
     assert cube.counts.dtype == np.int64 and cube.counts[slot, tally.M_REPORTED] == edge + 1
 
 
-def test_ids_that_fit_stay_int16(one_event):
+def test_ids_and_counts_that_fit_stay_narrow(one_event):
     _, analytics = one_event
     analytics.mirror.catch_up()
-    assert analytics.mirror.codes.dtype == np.int16 and analytics.mirror.cube.counts.dtype == np.int16
+    assert analytics.mirror.codes.dtype == np.int16 and analytics.mirror.cube.counts.dtype == np.int8
