@@ -39,6 +39,8 @@ F_DISPATCHED = 2  #: dispatched at least once
 F_REWORKED = 4  #: sent back for rework at least once
 F_ESCALATED0 = 8  #: escalated (督办) in stage s: F_ESCALATED0 << s
 F_STAGE_DONE0 = 256  #: completed an interval in stage s: F_STAGE_DONE0 << s
+#: The bits the escalations log sets (the rest come from the audit log).
+F_ESCALATIONS = 15 * F_ESCALATED0
 
 # Measures (columns of the counts table): the counts first (each event adds 0 or 1 to each, so none
 # exceeds "reported"), then the sums of working µs. A day cube keeps the counts in a narrow table and
@@ -154,14 +156,11 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
 
 
 @njit
-def tally_cells(rows, cells, codes, flags, open_rows, open_due, first_worked, last_worked, stage_us, now_us, sign,
-                counts, sums):
+def tally_cells(rows, cells, codes, flags, open_rows, open_due, close_us, stage_us, now_us, sign, counts, sums):
     """Add ``sign`` times the measures of each event ``rows[k]`` into cell ``cells[k]``: the counts
     into ``counts[cell, measure]`` (measures before :data:`N_COUNTS`), the sums of working µs into
     ``sums[cell, measure - N_COUNTS]`` (a query passes the two parts of one table, a day cube its
-    narrow counts and its sums; the caller sees that a narrow count cannot overflow). A closed
-    event's working µs from receipt to closure is ``last_worked - first_worked`` (its last audit row
-    is the one that closed it). The deadlines are those of the open events that have one (``open_rows``
+    narrow counts and its sums; the caller sees that a narrow count cannot overflow). The deadlines are those of the open events that have one (``open_rows``
     sorted, ``open_due`` theirs): an open event is looked up there. Returns the earliest deadline not yet past (``>= now_us``) of the
     open events counted, ``INT64_MAX`` when none: until the clock passes it, "overdue now" of these
     events stays what was counted. (The tables are indexed by (cell, measure) directly: a row view
@@ -181,7 +180,7 @@ def tally_cells(rows, cells, codes, flags, open_rows, open_due, first_worked, la
                 counts[c, M_DISPATCHED_ON_TIME] += sign
         if state == CLOSED:
             counts[c, M_CLOSED] += sign
-            sums[c, M_CLOSE_US - N_COUNTS] += sign * (last_worked[e] - first_worked[e])
+            sums[c, M_CLOSE_US - N_COUNTS] += sign * close_us[e]
             if (f & (15 * F_ESCALATED0)) == 0:
                 counts[c, M_CLOSED_ON_TIME] += sign
         if state <= VERIFIED:
@@ -225,7 +224,7 @@ def tally_slots(rows, cells, counts, sums, out):
 
 
 @njit
-def collect_durations(rows, cells, codes, flags, first_worked, last_worked, stage_us, which, out_cells, out_values):
+def collect_durations(rows, cells, codes, flags, close_us, stage_us, which, out_cells, out_values):
     """The (cell, working µs) pairs of one duration (``which``: 0-3 a stage, 4 receipt to closure)
     of the events that have it; returns how many were written."""
     k = 0
@@ -234,7 +233,7 @@ def collect_durations(rows, cells, codes, flags, first_worked, last_worked, stag
         if which == 4:
             if codes[3, e] != CLOSED:
                 continue
-            v = last_worked[e] - first_worked[e]
+            v = close_us[e]
         else:
             if (flags[e] & (F_STAGE_DONE0 << which)) == 0:
                 continue
@@ -269,25 +268,27 @@ def quantiles_by_cell(cells, values, n_cells, ranks, out):
 
 
 @njit
-def replay_audit(event_row, at, worked, to_state, action, first_worked, last_worked, last_state, flags,
-                 stage_us):
-    """Fold audit rows (in log order) into the per-event lifecycle columns.
+def replay_audit(event_row, state_of, worked, to_state, action, first_worked, last_worked, last_state, flags,
+                 stage_us, close_us):
+    """Fold audit rows (in log order for each event) into the per-event lifecycle columns.
 
-    ``event_row``: the mirror row of each audit row's event; ``worked``: working µs at ``at``;
-    ``action``: 1 rework, 0 anything else. An interval between two rows of an event counts in the
-    stage of the state the first one left it in. ``last_state`` -1: no row seen yet. (A closed
-    event's working µs from receipt to closure is ``last_worked - first_worked``: kept as no column.)
+    ``event_row``: the mirror row of each audit row's event; ``state_of``: where the replay keeps
+    that event's first and last working µs and last state (``first_worked``, ``last_worked``,
+    ``last_state``: -1, no row seen yet), which only a replay needs; ``worked``: working µs at the
+    row's time; ``action``: 1 rework, 0 anything else. An interval between two rows of an event
+    counts in the stage of the state the first one left it in.
     """
     for k in range(event_row.shape[0]):
         e = event_row[k]
+        x = state_of[k]
         t_state = to_state[k]
         w = worked[k]
-        if last_state[e] < 0:
-            first_worked[e] = w
+        if last_state[x] < 0:
+            first_worked[x] = w
         else:
-            s = STAGE_OF_STATE[last_state[e]]
+            s = STAGE_OF_STATE[last_state[x]]
             if s >= 0:
-                stage_us[s, e] += w - last_worked[e]
+                stage_us[s, e] += w - last_worked[x]
                 flags[e] |= F_STAGE_DONE0 << s
         if t_state != REPORTED and t_state != REJECTED and t_state != DUPLICATE:
             flags[e] |= F_REGISTERED
@@ -295,8 +296,10 @@ def replay_audit(event_row, at, worked, to_state, action, first_worked, last_wor
             flags[e] |= F_DISPATCHED
         if action[k] == 1:
             flags[e] |= F_REWORKED
-        last_worked[e] = w
-        last_state[e] = t_state
+        if t_state == CLOSED:
+            close_us[e] = w - first_worked[x]
+        last_worked[x] = w
+        last_state[x] = t_state
 
 
 @njit

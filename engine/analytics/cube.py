@@ -146,8 +146,7 @@ class DayCube:
         """Add ``sign`` times the measures of events (all but "overdue now": no time is before the
         first instant) into their slots (adding, :meth:`_fit_counts` has seen they fit)."""
         tally.tally_cells(rows, self.slot_of[rows].astype(np.int64), mirror.codes, mirror.flags, mirror.open_rows,
-                          mirror.open_due,
-                          mirror.first_worked, mirror.last_worked, mirror.stage_us, np.iinfo(np.int64).min, sign,
+                          mirror.open_due, mirror.close_us, mirror.stage_us, np.iinfo(np.int64).min, sign,
                           self.counts, self.sums)
 
     def _keys(self, rows, day, codes):

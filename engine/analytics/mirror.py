@@ -49,6 +49,11 @@ def _read_audit(reader: source.StoreReader, lo: int, hi: int) -> list[source.Aud
     return [reader.audit_between(a, min(a + AUDIT_CHUNK, hi)) for a in range(lo, hi, AUDIT_CHUNK)]
 
 
+def _rows_of(audit: source.AuditRows, keep: np.ndarray) -> source.AuditRows:
+    """The audit rows where ``keep``."""
+    return source.AuditRows(audit.row[keep], audit.at[keep], audit.to_state[keep], audit.rework[keep])
+
+
 class _AuditAside:
     """The audit rows with ``lo < seq <= hi`` read in chunks on a thread and a read connection of its
     own (a :class:`~citygrid.engine.analytics.store_scan.Scan` where there is one) while the caller
@@ -136,10 +141,8 @@ class EventMirror:
         self.occurred = np.full(capacity, _NEVER, dtype=np.int64)
         self.codes = np.full((len(source.CODE_ROWS), capacity), -1, dtype=self.code_dtype)
         self.flags = np.zeros(capacity, dtype=np.uint16)
+        self.close_us = np.zeros(capacity, dtype=np.int64)
         self.stage_us = np.zeros((4, capacity), dtype=np.int64)
-        self.first_worked = np.zeros(capacity, dtype=np.int64)
-        self.last_worked = np.zeros(capacity, dtype=np.int64)
-        self.last_state = np.full(capacity, -1, dtype=np.int8)
         n_blocks = -(-capacity // BLOCK)
         self.block_lo = np.full(n_blocks, np.iinfo(np.int64).max, dtype=np.int64)
         self.block_hi = np.full(n_blocks, _NEVER, dtype=np.int64)
@@ -152,8 +155,7 @@ class EventMirror:
         for name, values in old.items():
             getattr(self, name)[..., : values.shape[-1]] = values
 
-    _COLUMNS = ("occurred", "codes", "flags", "stage_us", "first_worked", "last_worked", "last_state",
-                "block_lo", "block_hi")
+    _COLUMNS = ("occurred", "codes", "flags", "close_us", "stage_us", "block_lo", "block_hi")
 
     @property
     def nbytes(self) -> int:
@@ -216,8 +218,7 @@ class EventMirror:
                     self.cube.withdraw(moved, self)
                 for lo in range(0, len(changed), source.CHUNK):
                     self._set_events(r.events_of((changed[lo : lo + source.CHUNK] + 1).tolist()))
-                for audit in audit_rows:
-                    self._replay(audit)
+                self._replay(audit_rows, known, changed, last_audit)
                 if escalated is not None:
                     tally.mark_escalations(*escalated, self.flags)
                 tally.block_ranges(self.occurred, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
@@ -297,13 +298,33 @@ class EventMirror:
         categories = self.reader.codes["category_code"]
         return np.array([-1] + [classes.get(self.vocabulary.class_of(c), -1) for c in categories], dtype=np.int32)
 
-    def _replay(self, audit: source.AuditRows) -> None:
-        if not len(audit.row):
-            return
-        worked = source.worked_us(self.schedule, audit.at)
-        tally.replay_audit(audit.row, audit.at, worked, audit.to_state.astype(np.int8, copy=False),
-                           audit.rework.astype(np.int8, copy=False),
-                           self.first_worked, self.last_worked, self.last_state, self.flags, self.stage_us)
+    def _replay(self, audit_rows: list[source.AuditRows], known: int, changed: np.ndarray, last_audit: int) -> None:
+        """Fold the audit log into the lifecycle columns of the new events (rows from ``known`` on:
+        all their audit rows are in this catch-up's ``audit_rows``) and make those of the ``changed``
+        older ones again from their whole history up to ``last_audit``. What a replay needs of an
+        event (its first and last working µs and last state) is kept only while replaying: 17 bytes
+        an event that no count reads."""
+        n_new = self.n - known
+        first, last = np.zeros(n_new + len(changed), np.int64), np.zeros(n_new + len(changed), np.int64)
+        last_state = np.full(n_new + len(changed), -1, np.int8)
+
+        def fold(audit: source.AuditRows) -> None:
+            if not len(audit.row):
+                return
+            new = audit.row >= known
+            at = np.where(new, audit.row - known, n_new + np.searchsorted(changed, audit.row))
+            tally.replay_audit(audit.row, at, source.worked_us(self.schedule, audit.at),
+                               audit.to_state.astype(np.int8, copy=False), audit.rework.astype(np.int8, copy=False),
+                               first, last, last_state, self.flags, self.stage_us, self.close_us)
+
+        if len(changed):
+            self.flags[changed] &= tally.F_ESCALATIONS  # the escalations log's bits stay
+            self.stage_us[:, changed] = 0
+            self.close_us[changed] = 0
+            for lo in range(0, len(changed), source.CHUNK):
+                fold(self.reader.audit_of((changed[lo : lo + source.CHUNK] + 1).tolist(), last_audit))
+        for audit in audit_rows:
+            fold(audit if known == 0 else _rows_of(audit, audit.row >= known))
 
     def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 (lng, lat) of some events (NaN: not placed), read from the store (under the lock,

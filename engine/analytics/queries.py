@@ -649,7 +649,7 @@ class Analytics:
                     if any(x in measures for x in (f"{name}_p50", f"{name}_p90")):
                         d_cells = np.empty(len(rows), np.int64)
                         d_values = np.empty(len(rows), np.int64)
-                        k = tally.collect_durations(rows, cells, m.codes, m.flags, m.first_worked, m.last_worked, m.stage_us, which,
+                        k = tally.collect_durations(rows, cells, m.codes, m.flags, m.close_us, m.stage_us, which,
                                                     d_cells, d_values)
                         q = np.empty((n_cells, len(_RANKS)), np.int64)
                         tally.quantiles_by_cell(d_cells[:k], d_values[:k], n_cells, _RANKS, q)
@@ -770,8 +770,8 @@ _CUBE_KINDS = (tally.BY_COLUMN, tally.DAY, tally.WEEK, tally.MONTH, tally.WEEKDA
 def _tally(m, rows, cells, now_us, out):
     """Count the measures of the mirror's events ``rows`` into the cells of ``out``; returns
     :func:`~citygrid.kernels.tally.tally_cells`' next deadline."""
-    return tally.tally_cells(rows, cells, m.codes, m.flags, m.open_rows, m.open_due, m.first_worked, m.last_worked,
-                             m.stage_us, now_us, 1, out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
+    return tally.tally_cells(rows, cells, m.codes, m.flags, m.open_rows, m.open_due, m.close_us, m.stage_us, now_us, 1,
+                             out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
 
 
 def _cube_answers(plan: _Plan, measures) -> bool:

@@ -95,7 +95,7 @@ class StoreReader:
         state_code = " ".join(f"WHEN '{s.value}' THEN {k}" for k, s in enumerate(STATES))
         self._audit_sql = ("SELECT count(*), group_concat(at), group_concat(((event_seq - 1) << 5) "
                            f"| ((CASE to_state {state_code} ELSE 15 END) << 1) | (action = 'rework')) "
-                           "FROM audit WHERE seq > ? AND seq <= ?")
+                           "FROM {rows}")
 
     def close(self) -> None:
         self._conn.close()
@@ -162,7 +162,16 @@ class StoreReader:
         column: most of a rebuild is SQLite turning values into text, so the event's row, its new
         state (coded in SQL) and whether the action is a rework travel packed in one integer
         (``row << 5 | state << 1 | rework``; state 15: unknown)."""
-        n, at, packed = self._conn.execute(self._audit_sql, (lo, hi)).fetchone()
+        return self._audit(self._audit_sql.format(rows="audit WHERE seq > ? AND seq <= ?"), (lo, hi))
+
+    def audit_of(self, seqs: Sequence[int], hi: int) -> AuditRows:
+        """The audit rows with ``seq <= hi`` of some events: each event's in log order."""
+        rows = ("(SELECT * FROM audit WHERE event_seq IN (SELECT value FROM json_each(?)) AND seq <= ? "
+                "ORDER BY event_seq, seq)")
+        return self._audit(self._audit_sql.format(rows=rows), (json.dumps([int(s) for s in seqs]), hi))
+
+    def _audit(self, sql: str, params: tuple) -> AuditRows:
+        n, at, packed = self._conn.execute(sql, params).fetchone()
         packed = _ints(packed, n)
         state = (packed >> 1) & 15
         return AuditRows(packed >> 5, _ints(at, n), np.where(state == 15, -1, state), packed & 1)

@@ -52,25 +52,27 @@ def test_quantiles_are_nearest_rank(pairs):
 def test_replay_counts_an_interval_in_the_stage_it_began():
     # One event: reported+dispatched at 0, fed back at 100, reworked at 150, fed back at 400, verified, closed.
     codes = [tally.DISPATCHED, tally.FED_BACK, tally.DISPATCHED, tally.FED_BACK, tally.VERIFIED, tally.CLOSED]
-    worked = np.array([0, 100, 150, 400, 420, 420], np.int64)
+    worked = np.array([0, 100, 150, 400, 420, 420], np.int64) + 1000
     n = len(codes)
-    flags = np.zeros(1, np.uint16)
-    stage_us = np.zeros((4, 1), np.int64)
+    flags = np.zeros(2, np.uint16)
+    stage_us, close_us = np.zeros((4, 2), np.int64), np.zeros(2, np.int64)
+    # The event is mirror row 1; the replay keeps its first/last working µs and last state at place 0.
     first, last, state = np.zeros(1, np.int64), np.zeros(1, np.int64), np.full(1, -1, np.int8)
-    tally.replay_audit(np.zeros(n, np.int64), worked + 1000, worked + 1000, np.array(codes, np.int8),
-                       np.array([0, 0, 1, 0, 0, 0], np.int8), first, last, state, flags, stage_us)
-    assert stage_us[:, 0].tolist() == [0, 0, 100 + 250, 50 + 20 + 0]
-    assert last[0] - first[0] == 420  # receipt to closure
-    # Counted as a closed event: its close time is last - first, into the sums' part of the table.
+    tally.replay_audit(np.ones(n, np.int64), np.zeros(n, np.int64), worked, np.array(codes, np.int8),
+                       np.array([0, 0, 1, 0, 0, 0], np.int8), first, last, state, flags, stage_us, close_us)
+    assert stage_us[:, 1].tolist() == [0, 0, 100 + 250, 50 + 20 + 0] and not stage_us[:, 0].any()
+    assert close_us.tolist() == [0, 420]
+    f = flags[1]
+    assert f & tally.F_REWORKED and f & tally.F_DISPATCHED and f & tally.F_REGISTERED and not flags[0]
+    assert f & (tally.F_STAGE_DONE0 << 2) and not f & (tally.F_STAGE_DONE0 << 0)
+    # Counted as a closed event, into the sums' part of the table.
     out = np.zeros((1, tally.N_MEASURES), np.int64)
-    event_codes = np.full((9, 1), -1, np.int16)
-    event_codes[3, 0] = tally.CLOSED
-    tally.tally_cells(np.zeros(1, np.int64), np.zeros(1, np.int64), event_codes, flags, np.empty(0, np.int64),
-                      np.empty(0, np.int64), first, last, stage_us, 0, 1, out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
+    event_codes = np.full((9, 2), -1, np.int16)
+    event_codes[3, 1] = tally.CLOSED
+    tally.tally_cells(np.ones(1, np.int64), np.zeros(1, np.int64), event_codes, flags, np.empty(0, np.int64),
+                      np.empty(0, np.int64), close_us, stage_us, 0, 1, out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
     assert out[0, tally.M_CLOSE_US] == 420 and out[0, tally.M_CLOSED] == 1
     assert out[0, tally.M_STAGE_US0 + 2] == 350 and out[0, tally.M_STAGE_N0 + 2] == 1
-    assert flags[0] & tally.F_REWORKED and flags[0] & tally.F_DISPATCHED and flags[0] & tally.F_REGISTERED
-    assert flags[0] & (tally.F_STAGE_DONE0 << 2) and not flags[0] & (tally.F_STAGE_DONE0 << 0)
 
 
 def test_local_day_of_a_night_report():
