@@ -40,6 +40,9 @@ SCAN_EVENTS, SCAN_CHUNK = source.CHUNK, 1_000_000
 #: Escalation rows beyond which a catch-up reads them through a Scan.
 SCAN_ESCALATIONS = 10_000
 _NEVER = np.iinfo(np.int64).min
+#: Events whose H3 cells are kept, per resolution (16 bytes each: about a month of the 10 M bench's events).
+H3_KEPT = 200_000
+_NO_ROWS, _NO_CELLS = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
 #: A kept H3 cell of an event without a position (no H3 index is 1: its mode bits are never 0).
 _UNPLACED = np.uint64(1)
 
@@ -122,7 +125,7 @@ class EventMirror:
         self._data_version = None
         #: Grows with every catch-up that changed the columns (what a cached answer was counted at).
         self.generation = 0
-        self._h3: dict[int, np.ndarray] = {}
+        self._h3: dict[int, tuple[np.ndarray, np.ndarray]] = {}  #: resolution -> kept (rows, cells)
         #: Width of the code rows: int16 while every dictionary's ids fit, widened when one outgrows it.
         self.code_dtype = np.dtype(np.int16)
         #: Rows of the open events with a deadline (sorted) and their deadlines: the only events whose
@@ -160,7 +163,7 @@ class EventMirror:
     @property
     def nbytes(self) -> int:
         """Memory of the columns (allocated capacity included), the kept H3 cells and the day cube."""
-        return (sum(getattr(self, name).nbytes for name in self._COLUMNS) + sum(c.nbytes for c in self._h3.values())
+        return (sum(getattr(self, name).nbytes for name in self._COLUMNS) + sum(r.nbytes + c.nbytes for r, c in self._h3.values())
                 + self.open_rows.nbytes + self.open_due.nbytes
                 + (self.cube.nbytes if self.cube else 0))
 
@@ -275,8 +278,9 @@ class EventMirror:
         codes[3, i] = rows.state
         codes[4, i] = t[2]
         codes[5:9, i] = t[3:7]
-        for cells in self._h3.values():
-            cells[i[i < len(cells)]] = 0
+        for resolution, (kept_rows, kept_cells) in list(self._h3.items()):
+            keep = ~np.isin(kept_rows, i)
+            self._h3[resolution] = (kept_rows[keep], kept_cells[keep])
 
     def _follow_open(self, rows: np.ndarray, state: np.ndarray, due: np.ndarray) -> None:
         """Keep :attr:`open_rows` and :attr:`open_due` as events are read: of ``rows`` (distinct),
@@ -344,24 +348,33 @@ class EventMirror:
         return lng[back], lat[back]
 
     def h3_cells(self, rows: np.ndarray, resolution: int) -> np.ndarray:
-        """H3 cells (h3-py's integer ids; 0: not placed) of some events at a resolution, computed
-        once per event and kept until the event moves (under the lock, after a catch-up; kept as 0:
-        not made yet, :data:`_UNPLACED`: made, the event has no position)."""
+        """H3 cells (h3-py's integer ids; 0: not placed) of some events at a resolution, made once per
+        event and kept until the event moves, for at most :data:`H3_KEPT` events per resolution
+        (sorted rows and their cells; when a query's new cells do not fit beside those kept, those are
+        forgotten; cells that alone exceed the budget are made and not kept). Under the lock, after a
+        catch-up."""
         import h3
 
-        cells = self._h3.get(resolution)
-        if cells is None or len(cells) < self.capacity:
-            grown = np.zeros(self.capacity, dtype=np.uint64)
-            if cells is not None:
-                grown[: len(cells)] = cells
-            cells = self._h3[resolution] = grown
-        missing = rows[cells[rows] == 0]
-        if len(missing):
+        rows = np.asarray(rows, dtype=np.int64)
+        kept_rows, kept_cells = self._h3.get(resolution, (_NO_ROWS, _NO_CELLS))
+        at = np.minimum(np.searchsorted(kept_rows, rows), max(len(kept_rows) - 1, 0))
+        known = kept_rows[at] == rows if len(kept_rows) else np.zeros(len(rows), np.bool_)
+        if known.all():
+            found = kept_cells[at]
+        else:
+            missing = np.unique(rows[~known])
             lng, lat = self.positions(missing)
             to_cell = h3.api.basic_int.latlng_to_cell
-            cells[missing] = [_UNPLACED if x != x else to_cell(y, x, resolution)
-                              for x, y in zip(lng.tolist(), lat.tolist())]
-        found = cells[rows]
+            made = np.array([_UNPLACED if x != x else to_cell(y, x, resolution)
+                             for x, y in zip(lng.tolist(), lat.tolist())], dtype=np.uint64)
+            found = np.empty(len(rows), dtype=np.uint64)
+            found[known] = kept_cells[at[known]]
+            found[~known] = made[np.searchsorted(missing, rows[~known])]
+            if len(missing) <= H3_KEPT:
+                if len(kept_rows) + len(missing) > H3_KEPT:
+                    kept_rows, kept_cells = _NO_ROWS, _NO_CELLS
+                where = np.searchsorted(kept_rows, missing)
+                self._h3[resolution] = (np.insert(kept_rows, where, missing), np.insert(kept_cells, where, made))
         found[found == _UNPLACED] = 0
         return found
 

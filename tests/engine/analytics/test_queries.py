@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 import shapely
 from intake_world import ADMIN, CST, INTAKE, LAT0, LNG0, SIDE, STEP, grid_code, make_world, worker_id
@@ -330,3 +331,26 @@ def test_an_answer_is_at_hand_only_while_it_holds_and_never_after_a_wait(world, 
         assert ask().columns["overdue_now"].sum() > 0
     finally:
         analytics.close()
+
+
+def test_h3_cells_past_the_kept_budget_are_made_again_and_counted_right(world, tmp_path, monkeypatch):
+    import collections
+    import sqlite3
+
+    import h3
+
+    from citygrid.engine.analytics import mirror as mirror_module
+    from citygrid.engine.database import database_path
+
+    w, analytics = world
+    monkeypatch.setattr(mirror_module, "H3_KEPT", 5)
+    with sqlite3.connect(database_path(tmp_path)) as conn:
+        positions = conn.execute("SELECT grid_code, wgs_lng, wgs_lat FROM events").fetchall()
+    grids = sorted({g for g, *_ in positions})
+    # 4 grids' events (kept), all 16 (more than the budget: made, not kept), 4 others (kept instead).
+    for kept, chosen in ((4, grids[:4]), (4, grids), (4, grids[4:8])):
+        expected = collections.Counter(h3.latlng_to_cell(lat, lng, 9) for g, lng, lat in positions if g in chosen)
+        table = analytics.heatmap(ADMIN, h3_resolution=9, filters={"grid": chosen}, **window(w))
+        assert dict(zip(*table.columns.values())) == expected
+        kept_rows, kept_cells = analytics.mirror._h3[9]
+        assert len(kept_rows) == kept and (np.diff(kept_rows) > 0).all()
