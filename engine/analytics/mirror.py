@@ -315,8 +315,9 @@ class EventMirror:
         def fold(audit: source.AuditRows) -> None:
             if not len(audit.row):
                 return
-            new = audit.row >= known
-            at = np.where(new, audit.row - known, n_new + np.searchsorted(changed, audit.row))
+            at = audit.row - known
+            if len(changed):
+                at = np.where(at >= 0, at, n_new + np.searchsorted(changed, audit.row))
             tally.replay_audit(audit.row, at, source.worked_us(self.schedule, audit.at),
                                audit.to_state.astype(np.int8, copy=False), audit.rework.astype(np.int8, copy=False),
                                first, last, last_state, self.flags, self.stage_us, self.close_us)

@@ -156,7 +156,9 @@ def test_a_rebuild_through_scans_has_the_columns_of_one_through_sqlite3(loaded, 
         assert a.n == b.n > 10_000 and a.reader.codes == b.reader.codes
         for name in mirror.EventMirror._COLUMNS:
             assert np.array_equal(getattr(a, name)[..., : a.n], getattr(b, name)[..., : b.n], equal_nan=True), name
-        assert a.cube.n == b.cube.n and np.array_equal(a.cube.values[: a.cube.n], b.cube.values[: b.cube.n])
+        assert np.array_equal(a.open_rows, b.open_rows) and np.array_equal(a.open_due, b.open_due)
+        assert a.cube.n == b.cube.n and np.array_equal(a.cube.counts[: a.cube.n], b.cube.counts[: b.cube.n])
+        assert np.array_equal(a.cube.sums[: a.cube.n], b.cube.sums[: b.cube.n])
     finally:
         scanned.close()
         read.close()
