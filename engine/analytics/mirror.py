@@ -15,6 +15,14 @@ can: the events on a scan whose read transaction sees the same commit as the mir
 the audit log (only ever appended) in chunks on a thread of its own, and on the catching-up thread
 too once the events are read, so both cores read.
 
+The columns are as narrow as their values allow, checked as they are written: code rows int16
+while every dictionary's ids fit (int32 after), deadlines only for the open events that have one
+(the only ones a count reads), receipt to closure and the four stages as int64 working µs; what a
+replay needs of an event between audit rows (first and last working µs, last state) is kept only
+while replaying, and an older event with new audit rows has its lifecycle made again from its whole
+history. Positions are not kept: a heatmap reads them from the store and keeps a bounded number of
+H3 cells. At 10 M events of the bench the columns take 649 MiB (68 bytes an event).
+
 With a day cube (``cube_offset_us``, :mod:`~citygrid.engine.analytics.cube`), every catch-up takes
 the events about to change out of their slots before their columns are read again and puts them
 (and the new events) back after, so the cube's sums stay those of the events as they are now.
