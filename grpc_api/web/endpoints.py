@@ -42,6 +42,13 @@ from citygrid.grpc_api.web.encoding import Prepared
 
 #: The map's default simplification (degrees; about 10 m): 3,823 grids in about 0.5 MB gzipped.
 MAP_TOLERANCE = 0.0001
+#: Map tiles of zoom :data:`LOW_ZOOM` and less are simplified at :data:`LOW_ZOOM_TOLERANCE` degrees
+#: (about 30 m), under a pixel of their own zoom's 512-pixel tiles (at zoom 11 a pixel is 3.4e-4
+#: degrees of longitude and, at the demo district's 22.7° N, 3.2e-4 of latitude), as MapLibre
+#: simplifies the GeoJSON it tiles itself. A district fills a screen at about zoom 11, so the map's
+#: first view has about a third fewer vertices for the browser to triangulate and draw; deeper tiles
+#: keep :data:`MAP_TOLERANCE`.
+LOW_ZOOM, LOW_ZOOM_TOLERANCE = 11, 0.0003
 #: Most alerts one request lists.
 MAX_ALERTS = 500
 #: Most open cases a grid card counts (it says "at least" beyond).
@@ -376,8 +383,14 @@ TILE_LEVELS = ("grid", "community", "street")
 def layer_tile(parts: Parts, principal, q: Params) -> tuple[object, float, tuple[int, int, int]]:
     """A map tile of the layer's areas: (snapshot, tolerance, (z, x, y)) for the gateway, which
     caches the tiles per version, tolerance and jurisdiction (:func:`layer_tiles` cuts them)."""
-    tolerance = check_tolerance(q.float("tolerance", MAP_TOLERANCE))
-    return _snapshot(parts, q), tolerance, check_tile(q.int("z"), q.int("x"), q.int("y"))
+    z, x, y = check_tile(q.int("z"), q.int("x"), q.int("y"))
+    tolerance = check_tolerance(q.float("tolerance", tile_tolerance(z)))
+    return _snapshot(parts, q), tolerance, (z, x, y)
+
+
+def tile_tolerance(z: int) -> float:
+    """The default simplification of zoom ``z``'s map tiles (degrees)."""
+    return LOW_ZOOM_TOLERANCE if z <= LOW_ZOOM else MAP_TOLERANCE
 
 
 def layer_tiles(parts: Parts, principal, snapshot, tolerance: float) -> TileSet:
@@ -595,7 +608,8 @@ ENDPOINTS = (
              "gzip when accepted", layer_tile,
              (("z", "path", "integer", "zoom 0-16"), ("x", "path", "integer", "tile column"),
               ("y", "path", "integer", "tile row (from the north)"),
-              ("tolerance", "query", "number", f"degrees (default {MAP_TOLERANCE}; 0: exact; at most 0.01)"),
+              ("tolerance", "query", "number", f"degrees (default {LOW_ZOOM_TOLERANCE} to zoom {LOW_ZOOM}, "
+               f"{MAP_TOLERANCE} deeper; 0: exact; at most 0.01)"),
               ("layer_version", "query", "string", "a version id (default: the active one)"))),
     Endpoint("/api/v1/aggregate", "Measures by dimensions over a window (Aggregate)", aggregate,
              (("dimensions", "query", "string", "comma-separated: grid, community, street, category, class, day, ..."),

@@ -435,8 +435,9 @@ class Gateway:
             self._stop_warming.wait(WARM_POLL_SECONDS)
 
     def warm(self, max_zoom: int = WARM_MAX_ZOOM) -> int:
-        """Cut the active version's district-wide tiles down to ``max_zoom`` and encode its areas'
-        properties into the caches; the number of tiles cut."""
+        """Cut the active version's district-wide tiles down to ``max_zoom`` (each zoom at its own
+        default tolerance, :func:`~.endpoints.tile_tolerance`) and encode its areas' properties into
+        the caches; the number of tiles cut."""
         snapshot = self.parts.registry.snapshot()
         everyone = Principal("map warm-up", Role.ADMIN)
         tolerance = E.MAP_TOLERANCE
@@ -449,12 +450,16 @@ class Gateway:
                     continue
                 with self._geometry_lock:
                     self._geometry[key] = encoded
-        key = (snapshot.version_id, tolerance, everyone.jurisdiction)
-        make_set = lambda: E.layer_tiles(self.parts, everyone, snapshot, tolerance)  # noqa: E731
+
+        def tiles_at(tolerance: float) -> tuple[tuple, Callable[[], TileSet]]:
+            return ((snapshot.version_id, tolerance, everyone.jurisdiction),
+                    lambda: E.layer_tiles(self.parts, everyone, snapshot, tolerance))
+
         n = 0
-        for zxy in tiles_over(self._tiles.tile_set(key, make_set).bounds(), max_zoom):
+        for zxy in tiles_over(self._tiles.tile_set(*tiles_at(tolerance)).bounds(), max_zoom):
             if self._stop_warming.is_set():
                 break
+            key, make_set = tiles_at(E.tile_tolerance(zxy[0]))  # coarser at low zooms
             self._tiles.tile(key, zxy, make_set)
             n += 1
         return n

@@ -154,6 +154,34 @@ def test_the_active_versions_tiles_are_cut_when_it_becomes_active(web):
         expected |= {(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)}
     assert set(tiles_over((west, south, east, north), WARM_MAX_ZOOM)) == expected
     assert gateway.warm() == len(expected)  # already cut: served from the cache, as many as expected
+    from citygrid.grpc_api.web.endpoints import tile_tolerance
+
+    kept = {(zxy, key[1]) for key, zxy in gateway._tiles._tiles}  # each zoom cut at its own tolerance
+    assert {(zxy, tile_tolerance(zxy[0])) for zxy in expected} <= kept
+
+
+def test_low_zoom_tiles_are_simplified_under_a_pixel_of_their_zoom(web):
+    from citygrid.engine.access.principals import Principal, Role
+    from citygrid.grpc_api.web import endpoints as E
+
+    parts = web.server.gateway.parts
+    admin = Principal("tiles", Role.ADMIN)
+
+    def tolerance(z: int, **query: str) -> float:
+        _, tolerance, zxy = E.layer_tile(parts, admin, E.Params(query, {"z": str(z), "x": "0", "y": "0"},
+                                                                 tz=parts.timezone))
+        assert zxy == (z, 0, 0)
+        return tolerance
+
+    assert [tolerance(z) for z in range(E.LOW_ZOOM + 1)] == [E.LOW_ZOOM_TOLERANCE] * (E.LOW_ZOOM + 1)
+    assert [tolerance(z) for z in range(E.LOW_ZOOM + 1, 17)] == [E.MAP_TOLERANCE] * (16 - E.LOW_ZOOM)
+    assert tolerance(8, tolerance="0.002") == 0.002 and tolerance(14, tolerance="0") == 0.0
+    # under a pixel of a 512-pixel tile, in longitude and in latitude at the demo district's 22.7 N
+    # (Web Mercator: a pixel spans cos(latitude) times as many degrees of latitude as of longitude)
+    for z in range(E.LOW_ZOOM + 1):
+        pixel = 360 / (512 * 2 ** z)
+        assert E.LOW_ZOOM_TOLERANCE < pixel * np.cos(np.radians(22.7)) < pixel
+    assert E.MAP_TOLERANCE < E.LOW_ZOOM_TOLERANCE
 
 
 def test_the_areas_without_shapes_and_where_the_map_starts(web, street_token):

@@ -156,23 +156,52 @@ const enc = encodeURIComponent;
 // (geojson-vt) and another half before its first tile, on every load; the tiles are in the style
 // from the start, so they are fetched while MapLibre starts.
 const TILE_MAX_ZOOM = 14;  // deeper, the map overzooms zoom 14's tiles (about 0.6 m a tile unit)
+const START = { center: [114.2, 22.7], zoom: 10 };  // before whoami says the caller's bounds
+
+const BACKGROUND = { id: "background", type: "background", paint: { "background-color": "#0d1b26" } };
+// The grids' outlines are the fill's own (1 px lines drawn from the fill's geometry): a line layer
+// over 3,823 grids made MapLibre's worker build a second geometry of every ring (the longest part
+// of a tile's preparation) for a 0.4 px line that drew the same picture.
+const GRID_FILL_PAINT = { "fill-color": ["coalesce", ["feature-state", "colour"], COLORS[0]], "fill-opacity": 0.85,
+  "fill-outline-color": "rgba(13, 27, 38, 0.5)" };
+const line = (id, source, level, paint, extra = {}) => ({ id, type: "line", source, ...(level ? { "source-layer": level } : {}), paint, ...extra });
+const COMMUNITY_LINE_PAINT = { "line-color": "#9fc3da", "line-width": 1 };
 
 function style() {
   const version = state.me.layer_version ? `?layer_version=${enc(state.me.layer_version)}` : "";
-  const line = (id, level, paint, extra = {}) => ({ id, type: "line", source: "areas", "source-layer": level, paint, ...extra });
   return { version: 8,
     sources: { areas: { type: "vector", tiles: [`${location.origin}/api/v1/layer/tiles/{z}/{x}/{y}${version}`],
       minzoom: 0, maxzoom: TILE_MAX_ZOOM, promoteId: { grid: "code" },
       ...(state.me.bounds ? { bounds: state.me.bounds } : {}) } },
     layers: [
-      { id: "background", type: "background", paint: { "background-color": "#0d1b26" } },
-      { id: "grid-fill", type: "fill", source: "areas", "source-layer": "grid",
-        paint: { "fill-color": ["coalesce", ["feature-state", "colour"], COLORS[0]], "fill-opacity": 0.85, "fill-antialias": false } },
-      line("grid-line", "grid", { "line-color": "#0d1b26", "line-width": 0.4, "line-opacity": 0.7 }),
-      line("grid-selected", "grid", { "line-color": "#ffffff", "line-width": 3 }, { filter: ["==", ["get", "code"], ""] }),
-      line("community-line", "community", { "line-color": "#9fc3da", "line-width": 1 }),
-      line("street-line", "street", { "line-color": "#ffe08a", "line-width": 2.2 }),
+      BACKGROUND,
+      { id: "grid-fill", type: "fill", source: "areas", "source-layer": "grid", paint: GRID_FILL_PAINT },
+      line("grid-selected", "areas", "grid", { "line-color": "#ffffff", "line-width": 3 }, { filter: ["==", ["get", "code"], ""] }),
+      line("community-line", "areas", "community", COMMUNITY_LINE_PAINT),
+      line("street-line", "areas", "street", { "line-color": "#ffe08a", "line-width": 2.2 }),
     ] };
+}
+
+// While the login form is shown, the map is made before the token is typed: making its WebGL
+// context took 0.3-0.8 s of the page's start (a CPU rasteriser sets up the context in the GPU
+// process while the page waits), and the first frame with grids compiled the fill, outline and line
+// programs (SwiftShader turns each into machine code on the CPU, hundreds of ms each). The first
+// style draws a square with the grids' fill and outline paint and the areas' line paint, in colours
+// that cannot be seen (a transparent fill, outlines in the background's colour), so the programs
+// are ready when the tiles come; the areas' style replaces it (a diff: sources and layers added in
+// place). With a kept token nobody types: the map is made once whoami has answered, as before, and
+// its programs are compiled while MapLibre's worker reads the tiles.
+function warmStyle() {
+  const [lng, lat] = START.center, d = 0.01;
+  const square = { type: "Feature", properties: { colour: "rgba(0, 0, 0, 0)" }, geometry: { type: "Polygon",
+    coordinates: [[[lng, lat], [lng + d, lat], [lng + d, lat + d], [lng, lat + d], [lng, lat]]] } };
+  // (a colour per feature, as the grids' feature-state colour: the same program)
+  const fill = { ...GRID_FILL_PAINT, "fill-color": ["coalesce", ["get", "colour"], COLORS[0]] };
+  return { version: 8,
+    sources: { warm: { type: "geojson", data: { type: "FeatureCollection", features: [square] } } },
+    layers: [BACKGROUND,
+      { id: "warm-fill", type: "fill", source: "warm", paint: fill },
+      line("warm-line", "warm", null, { ...COMMUNITY_LINE_PAINT, "line-color": BACKGROUND.paint["background-color"] })] };
 }
 
 function fetchAreas() {
@@ -315,8 +344,8 @@ async function loadAlerts() {
   if (!state.me.parts.alerts) return;
   $("alerts-box").hidden = false;
   state.map.addSource("alert-discs", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
-  // the grids' fill program (a colour per feature, no outline): SwiftShader compiles every program
-  // variant on the CPU, hundreds of ms each, before the first frame that needs it
+  // the grids' fill program (a colour per feature; no outline, which is another program): SwiftShader
+  // compiles every program variant on the CPU, hundreds of ms each, before the first frame that needs it
   state.map.addLayer({ id: "alert-disc", type: "fill", source: "alert-discs",
     paint: { "fill-color": ["coalesce", ["feature-state", "colour"], "#ff3b30"], "fill-opacity": 0.25, "fill-antialias": false } });
   state.map.addLayer({ id: "alert-disc-line", type: "line", source: "alert-discs", paint: { "line-color": "#ff3b30", "line-width": 1.5 } });
@@ -430,7 +459,7 @@ async function start() {
   $("who").textContent = `${state.me.name} · ${state.me.role} · 范围 ${scope}`;
   const t0 = performance.now();
   state.timings = {};
-  const mark = (name) => { state.timings[name] = Math.round(performance.now() - t0); };
+  const mark = (name) => { state.timings[name] = Math.round(performance.now() - t0); performance.mark(`citygrid:${name}`); };
   // what the first picture needs is asked for now, while MapLibre starts (it was asked for after)
   const areas = fetchAreas();
   const day = localDay(0);
@@ -439,22 +468,24 @@ async function start() {
     api(`/api/v1/heatmap?start=${enc(weekStart(day))}&end=${enc(addDays(day, 1))}`)]) : null;
   areas.then(() => mark("areas_fetched"), () => {});  // (awaited below: no unhandled rejection meanwhile)
   if (tallies) tallies.catch(() => {});
-  const map = state.map = new maplibregl.Map({ container: "map", style: style(), attributionControl: false, fadeDuration: 0,
-    ...(state.me.bounds ? { bounds: state.me.bounds, fitBoundsOptions: { padding: 20 } } : { center: [114.2, 22.7], zoom: 10 }),
-    // the tiles need the token (MapLibre fetches them): the same header as every other request
-    transformRequest: (url) => (url.startsWith(`${location.origin}/api/`) ? { url, headers: { Authorization: `Bearer ${token()}` } } : { url }) });
-  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
-  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+  const camera = state.me.bounds ? { bounds: state.me.bounds, fitBoundsOptions: { padding: 20 } } : START;
+  let map = state.map;
+  if (map) {  // made while the login form was shown
+    if (camera.bounds) map.fitBounds(camera.bounds, { padding: 20, animate: false });
+    map.setStyle(style(), { diff: true });
+  } else {
+    map = createMap(style(), camera);
+  }
   map.on("sourcedata", (e) => {
     if (e.sourceId !== "areas") return;
     if (e.tile && !state.timings.first_grid_tile) mark("first_grid_tile");
   });
   state.frames = 0;
   map.on("render", () => { state.frames++; });
-  // the style (with the tiles) is in place before MapLibre's "load", which now waits for the first
-  // tiles to be drawn: colours and labels go in as soon as the style is there
-  const loaded = new Promise((resolve) => map.once("load", resolve)).then(() => mark("map_loaded"));
-  // (MapLibre's "style.load" can come before a listener added here: the source's presence is the test)
+  // the grids are drawn and every tile in view is loaded: the alerts, KPIs and the stream come after
+  // (the alerts' discs go to the same worker as the grids' tiles)
+  const loaded = new Promise((resolve) => map.once("idle", resolve));
+  // (a diff adds the source in place; a style still loading is replaced whole and loads first)
   await new Promise((resolve) => {
     const check = () => (map.getSource("areas") ? resolve() : setTimeout(check, 5));
     check();
@@ -522,4 +553,18 @@ $("kpi-unit").addEventListener("change", () => loadKpis());
 state.selectGrid = selectGrid;
 state.countDrawn = () => countDrawn();
 
-if (token()) start(); else showLogin("");
+function createMap(mapStyle, camera) {
+  const map = state.map = new maplibregl.Map({ container: "map", style: mapStyle, ...camera,
+    attributionControl: false, fadeDuration: 0,
+    // the tiles need the token (MapLibre fetches them): the same header as every other request
+    transformRequest: (url) => (url.startsWith(`${location.origin}/api/`) ? { url, headers: { Authorization: `Bearer ${token()}` } } : { url }) });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
+  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+  return map;
+}
+
+if (token()) start();
+else {
+  createMap(warmStyle(), START);
+  showLogin("");
+}
