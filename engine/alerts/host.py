@@ -9,7 +9,9 @@ counts them per grid x category and local day (:func:`~citygrid.engine.alerts.se
 every report counts, duplicates included, as the dashboards' "reported" does), rolls them up to the
 ``levels`` configured, runs the configured EARS detector over every series at once and turns each
 series' alarm days into episodes (alarm days at most :data:`~citygrid.engine.alerts.store.MERGE_GAP_DAYS`
-apart are one). Each episode is a :class:`~citygrid.engine.alerts.store.Finding`; the store
+apart are one). With ``hourly`` on (the default), the fast-moving categories are also counted per
+local hour and each hour judged against the same hour of earlier days (:mod:`~citygrid.engine.alerts.hourly`),
+at the same levels; an hourly and a daily finding of one area and category update one alert. Each episode is a :class:`~citygrid.engine.alerts.store.Finding`; the store
 deduplicates them against the alerts it holds and records the run. With ``scan`` on (the default),
 the run also scans each category's grid x day counts for space-time clusters ending on the last
 ``scan_days`` days it judges (:mod:`~citygrid.engine.alerts.discs`) and stores those with
@@ -50,9 +52,10 @@ import numpy as np
 
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.alerts import discs
+from citygrid.engine.alerts import hourly as H
 from citygrid.engine.alerts import store as S
 from citygrid.engine.alerts.detectors import detect
-from citygrid.engine.alerts.series import count_events, roll_up
+from citygrid.engine.alerts.series import count_events, fast_moving, roll_up
 from citygrid.engine.alerts.settings import AlertSettings
 from citygrid.engine.analytics.mirror import EventMirror
 from citygrid.engine.analytics.source import Vocabulary
@@ -191,7 +194,8 @@ class AlertHost:
                 first = today - dt.timedelta(days=self.settings.backfill_days - 1)
                 earliest = self._first_event_day(intake, tz)
                 if earliest is not None:  # no day whose baseline reaches before the first event (unknown, not 0)
-                    first = min(today, max(first, earliest + dt.timedelta(days=self.settings.lookback_days)))
+                    lookback = max(self.settings.lookback_days, self.settings.hourly_lookback_days)
+                    first = min(today, max(first, earliest + dt.timedelta(days=lookback)))
             if first > today:
                 raise InvalidInput(f"the first day to judge ({first}) is after today ({today} in {self.settings.timezone})")
             if (today - first).days >= 3660:
@@ -251,8 +255,44 @@ class AlertHost:
             n_series += len(series.units)
             result = detect("ears", series.counts, self.settings.options, freq=365)
             parents = _parent_chains(series.units, level, chains)
-            findings += _episodes(series, result, judged_from, start_day, level, parents, self.settings.method_name)
+            findings += _episodes(series, result, judged_from, start_day, level, parents, self.settings.method_name,
+                                  (self.settings.hourly_method_name,) if self.settings.hourly else ())
+        if self.settings.hourly:
+            hourly, n_hourly = self._hourly(intake, first, today, tz, chains)
+            findings += hourly
+            n_series += n_hourly
         return findings, n_series, len(occurred_us)
+
+    def _hourly(self, intake, first: dt.date, today: dt.date, tz, chains: Chains) -> tuple[list[S.Finding], int]:
+        """Findings of the fast-moving categories' hour series (:mod:`citygrid.engine.alerts.hourly`) on
+        the days ``first`` .. ``today``, counted and judged ``BLOCK_DAYS`` days at a time."""
+        s = self.settings
+        fast = set(fast_moving(intake.taxonomy, s.hourly_handle_minutes))
+        if not fast:
+            return [], 0
+        lookback = s.hourly_lookback_days
+        start, _ = H.hour_span(first - dt.timedelta(days=lookback), 0, tz)
+        _, end = H.hour_span(today, 1, tz)
+        grid_codes, category_codes, occurred_us = self._events_between(intake, start, end)
+        mine = np.fromiter((c in fast for c in category_codes.tolist()), dtype=bool, count=len(category_codes))
+        grid_codes, category_codes, occurred_ms = grid_codes[mine], category_codes[mine], occurred_us[mine] // 1000
+        findings, n_series = [], 0
+        block = first
+        while block <= today and len(occurred_ms):
+            last = min(today, block + dt.timedelta(days=H.BLOCK_DAYS - 1))
+            start_day = block - dt.timedelta(days=lookback)
+            start, end = H.hour_span(start_day, (last - start_day).days + 1, tz)
+            inside = (occurred_ms >= round(start.timestamp() * 1000)) & (occurred_ms < round(end.timestamp() * 1000))
+            if inside.any():
+                grids = count_events(grid_codes[inside], category_codes[inside], occurred_ms[inside], start=start, end=end,
+                                     step="hour", only_seen=True)
+                for level in s.levels:
+                    series = grids if level == "grid" else self._roll_up(grids, level, chains)
+                    n_series += len(series.units)
+                    findings += H.hourly_findings(series, s, lookback, start_day, level,
+                                                  _parent_chains(series.units, level, chains))
+            block = last + dt.timedelta(days=1)
+        return findings, n_series
 
     def _events_between(self, intake, start: dt.datetime, end: dt.datetime):
         """(grid codes, category codes, occurred_at in microseconds) of the placed events of ``[start, end)``."""
@@ -404,24 +444,16 @@ def _parent_chains(units: np.ndarray, level: str, chains: Chains) -> dict[str, t
 
 
 def _episodes(series, result, judged_from: int, start_day: dt.date, level: str, parents: dict,
-              method: str) -> list[S.Finding]:
+              method: str, joins: tuple[str, ...] = ()) -> list[S.Finding]:
     """Each series' alarm days from ``judged_from`` on, runs of days at most MERGE_GAP_DAYS apart
     joined, as findings."""
-    alarm = result.alarm[:, judged_from:]
-    rows, cols = np.nonzero(alarm)
     findings: list[S.Finding] = []
-    if not len(rows):
-        return findings
-    cols = cols + judged_from
-    new = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] - cols[:-1] > S.MERGE_GAP_DAYS + 1)]
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(rows)] - 1
-    for a, b in zip(starts.tolist(), ends.tolist()):
-        r, c0, c1 = int(rows[a]), int(cols[a]), int(cols[b])
+    for r, c0, c1 in S.alarm_runs(result.alarm[:, judged_from:]):
+        c0, c1 = c0 + judged_from, c1 + judged_from
         unit = series.units[r]
         findings.append(S.Finding(
             "detector", method, series.categories[r], level, unit, parents.get(unit, (unit, None, None, None)),
             start_day + dt.timedelta(days=c0), start_day + dt.timedelta(days=c1),
             float(series.counts[r, c0:c1 + 1].sum()), float(np.nansum(result.expected[r, c0:c1 + 1])),
-            float(np.nanmax(result.statistic[r, c0:c1 + 1]))))
+            float(np.nanmax(result.statistic[r, c0:c1 + 1])), joins=joins))
     return findings

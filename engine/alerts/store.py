@@ -24,7 +24,10 @@ the same kind, method, category and area (a disc: sharing a grid) whose window t
 (with at most :data:`MERGE_GAP_DAYS` quiet days between), instead of adding one: the window
 grows to hold both, the figures become the latest run's and the peak score is kept. A finding
 whose days all lie inside a closed (dismissed or converted) alert's window was already dealt with
-and is dropped; one that reaches past it raises a new alert. Every insert, update and transition
+and is dropped; one that reaches past it raises a new alert. An area finding also matches the
+alerts of the methods it names in ``joins``: the hourly and the daily detector of one grid x
+category describe the same rise, so whichever sees it first raises the alert and the other
+updates it (the figures stay a daily finding's for a day both judged; the audit names the method). Every insert, update and transition
 writes an ``alert_audit`` row; its sequence number only grows, so a watcher resumes from the last
 one it saw (:meth:`AlertStore.feed`).
 """
@@ -38,6 +41,8 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from typing import Sequence
+
+import numpy as np
 
 from citygrid.engine.access.principals import EVERYWHERE, Principal
 from citygrid.engine.database import open_database, transaction
@@ -58,6 +63,20 @@ TRANSITIONS = {
 #: A finding merges into an open alert whose window ends with at most this many quiet days before
 #: it starts (1: alarms on Monday and Wednesday are one alert; on Monday and Thursday, two).
 MERGE_GAP_DAYS = 1
+
+
+def alarm_runs(alarm) -> list[tuple[int, int, int]]:
+    """(row, first column, last column) of each run of a (series x day) alarm matrix's alarm days,
+    days at most MERGE_GAP_DAYS quiet days apart joined."""
+    rows, cols = np.nonzero(alarm)
+    if not len(rows):
+        return []
+    new = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] - cols[:-1] > MERGE_GAP_DAYS + 1)]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(rows)] - 1
+    return [(int(rows[a]), int(cols[a]), int(cols[b])) for a, b in zip(starts.tolist(), ends.tolist())]
+
+
 _DONE = {"acknowledge": "acknowledged", "dismiss": "dismissed", "to_event": "turned into an event"}
 MAX_PAGE = 1000
 MAX_REASON = 1000
@@ -148,6 +167,11 @@ class Finding:
     lng: float | None = None
     lat: float | None = None
     radius_m: float | None = None
+    #: Other methods whose open alerts of the same kind, category and area this finding updates
+    #: (area findings only; see the module docstring).
+    joins: tuple[str, ...] = ()
+    #: ``day`` or ``hour``: the period of the series the finding was judged on.
+    period: str = "day"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -159,6 +183,8 @@ class Finding:
         if self.level == "disc" and (self.lng is None or self.lat is None or self.radius_m is None
                                      or not self.radius_m >= 0 or not self.grids):
             raise InvalidInput("a disc alert needs its centre, radius and grids")
+        if self.period not in ("day", "hour"):
+            raise InvalidInput(f"a finding's period must be day or hour, got {self.period!r}")
 
 
 @dataclass(frozen=True)
@@ -305,10 +331,11 @@ class AlertStore:
                                                                           f.last_day.isoformat())).fetchall()
             candidates = [a for a in map(_alert, rows) if set(a.grids) & set(f.grids)]
         else:
+            methods = (f.method, *f.joins)
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM alerts WHERE kind = ? AND method = ? AND category_code = ? AND level = ? "
-                "AND unit_code = ? AND last_day >= ? ORDER BY id DESC LIMIT 4",
-                (f.kind, f.method, f.category_code, f.level, f.unit_code, reach)).fetchall()
+                f"SELECT {_COLUMNS} FROM alerts WHERE kind = ? AND method IN ({','.join('?' * len(methods))}) "
+                "AND category_code = ? AND level = ? AND unit_code = ? AND last_day >= ? ORDER BY id DESC LIMIT 4",
+                (f.kind, *methods, f.category_code, f.level, f.unit_code, reach)).fetchall()
             candidates = [_alert(r) for r in rows]
         for a in candidates:
             if a.state in OPEN_STATES:
@@ -336,17 +363,19 @@ class AlertStore:
     def _update(self, conn, a: Alert, f: Finding, run_id: int, at_us: int, principal: Principal) -> None:
         first, last = min(a.first_day, f.first_day), max(a.last_day, f.last_day)
         grids = sorted(set(a.grids) | set(f.grids))
-        latest = f.last_day >= a.last_day
+        # the latest figures, but for the same last day a daily finding's over another method's hours
+        latest = f.last_day > a.last_day or (f.last_day == a.last_day and (f.method == a.method or f.period == "day"))
         conn.execute(
-            "UPDATE alerts SET first_day = ?, last_day = ?, grids = ?, observed = ?, expected = ?, score = ?, "
-            "peak_score = ?, p = ?, lng = ?, lat = ?, radius_m = ?, updated_at = ?, updates = updates + 1, "
+            "UPDATE alerts SET method = ?, first_day = ?, last_day = ?, grids = ?, observed = ?, expected = ?, "
+            "score = ?, peak_score = ?, p = ?, lng = ?, lat = ?, radius_m = ?, updated_at = ?, updates = updates + 1, "
             "last_run = ? WHERE id = ?",
-            (first.isoformat(), last.isoformat(), json.dumps(grids),
+            (f.method if latest else a.method, first.isoformat(), last.isoformat(), json.dumps(grids),
              f.observed if latest else a.observed, f.expected if latest else a.expected,
              f.score if latest else a.score, max(a.peak_score, f.score), f.p if latest else a.p,
              f.lng if latest and f.lng is not None else a.lng, f.lat if latest and f.lat is not None else a.lat,
              max(a.radius_m or 0, f.radius_m or 0) or None, at_us, run_id, a.id))
-        self._audit(conn, a.id, at_us, principal, "update", a.state, a.state, _figures(f))
+        self._audit(conn, a.id, at_us, principal, "update", a.state, a.state,
+                    _figures(f) if f.method == a.method else f"{f.method} {_figures(f)}")
 
     def _audit(self, conn, alert_id: int, at_us: int, principal: Principal, action: str, from_state, to_state,
                note: str = "") -> None:

@@ -13,18 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from scipy.stats import norm
 
-from intake_world import ADMIN, INTAKE, build_layer, centre, grid_code, STEP
+from intake_world import ADMIN, INTAKE, centre, grid_code, STEP
 
 from citygrid.engine.access.principals import Principal, Role
 from citygrid.engine.alerts.host import AlertHost, RunWindow
 from citygrid.engine.alerts.settings import AlertSettings
 from citygrid.engine.alerts.store import AlertFilter, Finding
-from citygrid.engine.cases.host import IntakeHost
 from citygrid.engine.cases.model import EventReport
-from citygrid.engine.cases.settings import IntakeSettings
 from citygrid.engine.errors import Forbidden, InvalidInput, PreconditionFailed
-from citygrid.engine.layers.registry import LayerRegistry
-from citygrid.engine.times import ManualClock
 
 CST = ZoneInfo("Asia/Shanghai")
 #: 03:00 on the fifth day of the Spring Festival holiday.
@@ -35,19 +31,6 @@ SUPERVISOR = Principal("赵督办", Role.SUPERVISOR)
 STREET_1 = Principal("街道一督办", Role.SUPERVISOR, ("440307001",))
 DASHBOARD = Principal("大屏", Role.DASHBOARD)
 WORKER = Principal("网格员", Role.WORKER, (grid_code(0, 0),), worker_id="W00")
-
-
-@pytest.fixture
-def district(tmp_path):
-    registry = LayerRegistry(tmp_path)
-    registry.register(build_layer())
-    registry.publish("world")
-    registry.activate("world")
-    clock = ManualClock(NOW)
-    intakes = IntakeHost(tmp_path, registry, IntakeSettings(clock_interval=3600), clock=clock)
-    yield tmp_path, intakes, clock
-    intakes.close()
-    registry.close()
 
 
 def submit(intakes, events):
