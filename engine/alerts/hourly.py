@@ -73,17 +73,23 @@ def hourly_findings(series: EventSeries, settings, judged_from_day: int, start_d
     alarm[:, :judged_from_day * HOURS] = False
     if not alarm.any():
         return []
-    expected = unfold_hours(result.expected, n, n_days)
-    statistic = unfold_hours(result.statistic, n, n_days)
+    rows = np.flatnonzero(alarm.any(axis=1))  # the figures of the series that alarmed only
+
+    def of_rows(folded):
+        return unfold_hours(folded.reshape(n, HOURS, n_days)[rows], len(rows), n_days)
+
+    alarm, expected, statistic, counts = alarm[rows], of_rows(result.expected), of_rows(result.statistic), \
+        series.counts[rows]
     findings = []
-    for r, c0, c1 in S.alarm_runs(alarm.reshape(n, n_days, HOURS).any(axis=2)):
+    for k, c0, c1 in S.alarm_runs(alarm.reshape(len(rows), n_days, HOURS).any(axis=2)):
         hours = slice(c0 * HOURS, (c1 + 1) * HOURS)
-        hit = alarm[r, hours]
+        hit = alarm[k, hours]
+        r = rows[k]
         unit = series.units[r]
         findings.append(S.Finding(
             "detector", settings.hourly_method_name, series.categories[r], level, unit,
             parents.get(unit, (unit, None, None, None)),
             start_day + dt.timedelta(days=c0), start_day + dt.timedelta(days=c1),
-            float(series.counts[r, hours][hit].sum()), float(np.nansum(expected[r, hours][hit])),
-            float(np.nanmax(statistic[r, hours][hit])), joins=(settings.method_name,), period="hour"))
+            float(counts[k, hours][hit].sum()), float(np.nansum(expected[k, hours][hit])),
+            float(np.nanmax(statistic[k, hours][hit])), joins=(settings.method_name,), period="hour"))
     return findings

@@ -103,10 +103,11 @@ def plain_hourly_c2(counts, z, floor, baseline=7):
 def test_hour_findings_match_plain_c2_over_each_hour_of_the_day(rng):
     n_days, settings = 16, AlertSettings(hourly_min_sigma=0.5)
     cycle = np.r_[np.full(8, 0.1), np.full(12, 3.0), np.full(4, 0.5)]
-    counts = rng.poisson(np.tile(cycle, n_days), size=(6, n_days * 24)).astype(float)
+    counts = rng.poisson(np.tile(cycle, n_days), size=(7, n_days * 24)).astype(float)
+    counts[0] = 0  # a grid without a report: no alarm, so the others' rows are not the alarmed rows' order
     counts[2, 14 * 24 + 2] += 6  # a burst at 02:00 of day 14
     start_ms = round(dt.datetime(2026, 2, 1, tzinfo=CST).timestamp() * 1000)
-    series = EventSeries("grid", np.array([f"g{r}" for r in range(6)], dtype=object), np.array([FAST] * 6, dtype=object),
+    series = EventSeries("grid", np.array([f"g{r}" for r in range(7)], dtype=object), np.array([FAST] * 7, dtype=object),
                          start_ms, 3_600_000, counts)
     judged_from = 10
     found = H.hourly_findings(series, settings, judged_from, dt.date(2026, 2, 1), "grid", {})
