@@ -10,8 +10,10 @@ write them), then one ``RunDetection`` with no arguments, the first run ``serve 
 it backfills, judging every day whose baseline lies after the first event. The alerts come back
 through ``ListAlerts`` and are scored (``citygrid.engine.alerts.scoring``: an alert covers an
 anomaly of its category when its grid had an injected event and the windows overlap; anything
-else is a false alert). The same run scores, as a cross-check, the same detector applied directly
-to the demo's Parquet events (grid x category x local day cube, alarm days joined the same way),
+else is a false alert). It runs twice: with the shipped settings, and with hourly judging off
+(``hourly = false``), the false alerts a day with and without the fast-moving categories' hours.
+The same run scores, as a cross-check, the same detector applied directly to the demo's Parquet
+events (grid x category x local day cube, alarm days joined the same way),
 which must give the same alerts (the disc alerts of the run's space-time scans aside: they are
 scored by the grids they hold).
 """
@@ -47,7 +49,8 @@ def demo_root(tmp_path_factory):
     return root
 
 
-def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path):
+@pytest.mark.parametrize("hourly", [False, True], ids=["daily only", "shipped (hourly too)"])
+def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path, hourly):
     from citygrid.cli.serve import demo_folder, prepare_demo
     from citygrid.engine.access.principals import Principal, Role
     from citygrid.engine.alerts import scoring as SC
@@ -63,7 +66,8 @@ def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path):
     # The intake's clock ticks hourly: with no workers loaded, a tick over 200,000 events waiting for a
     # worker holds the database's write lock longer than a writer waits (SQLite's busy timeout, 30 s).
     config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, http_port=None,
-                          admin_token=ADMIN_TOKEN, intake=IntakeSettings(clock_interval=3600.0))
+                          admin_token=ADMIN_TOKEN, intake=IntakeSettings(clock_interval=3600.0),
+                          alerts=AlertSettings(hourly=hourly))
     server, port = create_server(config, clock=ManualClock(NOW))
     server.start()
     try:
@@ -99,7 +103,8 @@ def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path):
     print(f"\n{len(reports):,} demo events through the intake in {load_s:.1f} s ({len(reports) / load_s:,.0f} a second); "
           f"first RunDetection over {run.series:,} series and {run.events:,} events: {run_s:.1f} s "
           f"(server-side {run.seconds:.1f} s), judging {run.first_day} .. {run.last_day} ({n_days} days)")
-    print(f"shipped defaults ({AlertSettings()}) through the service: "
+    print(f"{'shipped defaults' if hourly else 'the shipped defaults without hourly judging'} "
+          f"({AlertSettings(hourly=hourly)}) through the service: "
           f"spikes {score.recall['spike']:.0%}, clusters {score.recall['cluster']:.0%}, {score.n_alerts} alerts, "
           f"{score.false_alerts} false ({score.false_per_day:.2f} a day), precision {score.precision:.1%}")
     missed = [a for a, hit in score.found.items() if not hit]
@@ -107,10 +112,14 @@ def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path):
     print(f"missed: {', '.join(missed) or 'none'}; disc alerts of the scan (today's, p < {AlertSettings().scan_p}): "
           + (", ".join(f"{a.category_code} {a.first_day}..{a.last_day} {len(a.grids)} grids p {a.p:g}" for a in discs)
              or "none"))
+    hourly_seen = [a for a in alerts if a.method == AlertSettings().hourly_method_name]
+    print(f"alerts whose latest figures are the hourly detector's: {len(hourly_seen)}"
+          + "".join(f"; {a.category_code} {a.unit_code} {a.first_day}..{a.last_day} ({a.observed:g} in its alarm hours)"
+                    for a in hourly_seen))
     areas = [a for a in alerts if a.level != "disc"]
     assert sorted((a.category_code, a.unit_code, day(a.first_day), day(a.last_day)) for a in areas) == direct, \
         "the service's alerts differ from the detector on the files"
-    benchmark.extra_info.update(spike=score.recall["spike"], cluster=score.recall["cluster"],
+    benchmark.extra_info.update(hourly=hourly, spike=score.recall["spike"], cluster=score.recall["cluster"],
                                 false_per_day=score.false_per_day, alerts=score.n_alerts, run_s=run_s, load_s=load_s)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 

@@ -62,6 +62,7 @@ clock_start)::
     interval_seconds = 3600.0         # a detection run over the live counts this often
     method = "C3"                     # EARS C1, C2 or C3 over every grid x category daily series
     min_sigma = 0.7                   # floor of the baseline's standard deviation
+    hourly = true                     # also the fast-moving categories hour by hour (EARS C2, same hour of earlier days)
 
     [[intake.routing]]                # more rules beyond the taxonomy's category -> department; the
     category_class = "08"             # most specific match wins (category > area > grid type > class)
