@@ -47,12 +47,22 @@ ASIDE_AUDIT_ROWS = AUDIT_CHUNK = 4 * source.CHUNK
 SCAN_EVENTS, SCAN_CHUNK = source.CHUNK, 1_000_000
 #: Escalation rows beyond which a catch-up reads them through a Scan.
 SCAN_ESCALATIONS = 10_000
+#: Most events of handed inserts kept waiting for a catch-up (beyond: dropped, read from the store then).
+HANDED_EVENTS = 200_000
 _NEVER = np.iinfo(np.int64).min
 #: Events whose H3 cells are kept, per resolution (16 bytes each: about a month of the 10 M bench's events).
 H3_KEPT = 200_000
 _NO_ROWS, _NO_CELLS = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
 #: A kept H3 cell of an event without a position (no H3 index is 1: its mode bits are never 0).
 _UNPLACED = np.uint64(1)
+
+
+def _outside(rows: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """The rows outside every range ``lo <= row < hi``."""
+    keep = np.ones(len(rows), dtype=np.bool_)
+    for lo, hi in ranges:
+        keep &= (rows < lo) | (rows >= hi)
+    return rows[keep]
 
 
 def _read_audit(reader: source.StoreReader, lo: int, hi: int) -> list[source.AuditRows]:
@@ -131,7 +141,7 @@ class EventMirror:
         self.n = 0
         self._cursor = (0, 0, 0)
         self._data_version = None
-        #: Grows with every catch-up that changed the columns (what a cached answer was counted at).
+        #: Grows with every catch-up that changed the columns (an answer counted at another is stale).
         self.generation = 0
         self._h3: dict[int, tuple[np.ndarray, np.ndarray]] = {}  #: resolution -> kept (rows, cells)
         #: Width of the code rows: int16 while every dictionary's ids fit, widened when one outgrows it.
@@ -142,6 +152,10 @@ class EventMirror:
         self.open_due = np.empty(0, dtype=np.int64)
         self._allocate(0)
         self.rebuild_seconds = 0.0
+        #: Inserts handed on by the intake since the last catch-up (:meth:`hand_over`), and their events.
+        self._handed: list[source.CommittedEvents] = []
+        self._handed_events = 0
+        self._handed_lock = threading.Lock()
         #: Per-day sums kept at catch-up (local days under this UTC offset), None: none kept.
         self.cube = None if cube_offset_us is None else DayCube(cube_offset_us)
 
@@ -191,10 +205,56 @@ class EventMirror:
         :attr:`lock`."""
         return self._data_version is not None and self.reader.data_version() == self._data_version
 
+    def hand_over(self, committed: source.CommittedEvents) -> None:
+        """Take the rows of a committed insert (the intake's :meth:`on_inserted
+        <citygrid.engine.cases.intake.Intake.on_inserted>`, called in commit order by the committing
+        thread): kept for the next catch-up, which takes them from memory instead of reading them
+        back where they follow on from what it has, and that catch-up is made at once, in this
+        thread, when no other thread holds the mirror (never waiting for it: one that holds it
+        catches up itself before it counts)."""
+        with self._handed_lock:
+            if self._handed_events + len(committed.events) > HANDED_EVENTS:  # no catch-up for long: read them then
+                self._handed, self._handed_events = [], 0
+            self._handed.append(committed)
+            self._handed_events += len(committed.events)
+        if self.lock.acquire(blocking=False):
+            try:
+                self.catch_up()
+            finally:
+                self.lock.release()
+
+    def _take_handed(self, cursor: tuple) -> list[source.CommittedEvents]:
+        """The handed inserts this catch-up takes, in order: those inside this read's commit and after
+        what the mirror has (each after the one before; the events and audit rows between them are
+        read from the store). Those committed after this read began are kept for the next one, those
+        the mirror already has are dropped."""
+        last_event, last_audit, _ = cursor
+        with self._handed_lock:
+            pending, self._handed, self._handed_events = self._handed, [], 0
+        taken, later = [], []
+        event, audit = self.n, self._cursor[1]
+        for committed in pending:
+            first_seq, last_seq = committed.events[0][0], committed.events[-1][0]
+            last_audit_of = committed.first_audit + len(committed.audit) - 1
+            if last_seq - first_seq + 1 != len(committed.events):  # not one run of numbers: read it instead
+                continue
+            if last_seq > last_event or last_audit_of > last_audit:
+                later.append(committed)
+            elif first_seq > event and committed.first_audit > audit:
+                taken.append(committed)
+                event, audit = last_seq, last_audit_of
+        if later:
+            with self._handed_lock:
+                self._handed[:0] = later
+                self._handed_events += sum(len(c.events) for c in later)
+        return taken
+
     def catch_up(self) -> bool:
         """Bring the mirror to the store's last commit; returns whether anything changed. When no
         other connection has committed since the last catch-up (SQLite's ``data_version`` of the
-        mirror's connection has not moved) there is nothing to read and the store is not asked."""
+        mirror's connection has not moved) there is nothing to read and the store is not asked.
+        The intake's inserts handed on (:meth:`hand_over`) are taken from memory; everything else
+        in the commit (other writers, lifecycle actions, relocations, escalations) is read."""
         with self.lock:
             r = self.reader
             version = r.data_version()
@@ -209,23 +269,30 @@ class EventMirror:
                 last_event, last_audit, last_escalation = cursor
                 known = self.n
                 first_block = known // BLOCK
-                # A long stretch of the log (a rebuild) is read on a connection of its own while this
-                # one reads the events: SQLite makes its texts without the GIL, and audit rows are
-                # only ever appended, so those up to this read's last one are the same on any later read.
-                aside = (_AuditAside(self.data_dir, self._cursor[1], last_audit)
-                         if last_audit - self._cursor[1] > ASIDE_AUDIT_ROWS else None)
-                if last_event > known:
-                    self._grow(last_event)
-                    self._read_new_events(known, last_event, cursor)
-                    self.n = last_event
-                audit_rows = aside.result() if aside is not None else _read_audit(r, self._cursor[1], last_audit)
+                handed = self._take_handed(cursor)
+                if last_audit - self._cursor[1] > ASIDE_AUDIT_ROWS:
+                    # A long stretch of the log (a rebuild) is read on a connection of its own while this
+                    # one reads the events: SQLite makes its texts without the GIL, and audit rows are
+                    # only ever appended, so those up to this read's last one are the same on any later read.
+                    aside = _AuditAside(self.data_dir, self._cursor[1], last_audit)
+                    if last_event > known:
+                        self._grow(last_event)
+                        self._read_new_events(known, last_event, cursor)
+                        self.n = last_event
+                    audit_rows = read = aside.result()
+                    read_events = [(known, last_event)]
+                else:
+                    audit_rows, read, read_events = self._take_in(handed, cursor)
                 escalated = (self._read_escalations(self._cursor[2], last_escalation)
                              if last_escalation > self._cursor[2] else None)
-                # Events taken in before this catch-up that changed since (new ones were just read).
-                older = [a.row[a.row < known] for a in audit_rows]
-                changed = np.unique(np.concatenate(older)) if older else np.empty(0, np.int64)
+                # Events that changed since their columns were set: those of audit rows read from the
+                # store, except the events read from the store in this catch-up (as they are now).
+                changed = np.unique(np.concatenate([_outside(a.row, read_events) for a in read])) if read else \
+                    np.empty(0, np.int64)
                 if self.cube is not None:
-                    moved = changed if escalated is None else np.union1d(changed, escalated[0][escalated[0] < known])
+                    moved = changed[changed < known]
+                    if escalated is not None:
+                        moved = np.union1d(moved, escalated[0][escalated[0] < known])
                     self.cube.withdraw(moved, self)
                 for lo in range(0, len(changed), source.CHUNK):
                     self._set_events(r.events_of((changed[lo : lo + source.CHUNK] + 1).tolist()))
@@ -240,6 +307,37 @@ class EventMirror:
                 return True
             finally:
                 r.end()
+
+    def _take_in(self, handed: list, cursor: tuple):
+        """Set the columns of the new events up to ``cursor``: the handed inserts' from memory, the
+        others read from the store. Returns the audit rows up to ``cursor`` in log order (handed
+        and read), those read, and the event ranges ``(lo, hi)`` (rows ``lo <= row < hi``) read."""
+        r = self.reader
+        last_event, last_audit, _ = cursor
+        event, audit = self.n, self._cursor[1]
+        audit_rows, read, read_events = [], [], []
+        self._grow(last_event)
+
+        def read_up_to(event_hi: int, audit_hi: int) -> None:
+            if event_hi > event:
+                self._read_new_events(event, event_hi, cursor)
+                read_events.append((event, event_hi))
+            if audit_hi > audit:
+                between = _read_audit(r, audit, audit_hi)
+                read.extend(between)
+                audit_rows.extend(between)
+
+        for committed in handed:
+            events, own = r.committed_rows(committed)
+            read_up_to(int(events.row[0]), committed.first_audit - 1)
+            self._set_events(events)
+            audit_rows.append(own)
+            if len(own.row) and (own.row.min() < events.row[0] or own.row.max() > events.row[-1]):
+                read.append(own)  # rows of other events: those are read again as they are now
+            event, audit = int(events.row[-1]) + 1, committed.first_audit + len(committed.audit) - 1
+        read_up_to(last_event, last_audit)
+        self.n = max(self.n, last_event)
+        return audit_rows, read, read_events
 
     def _read_new_events(self, known: int, last_event: int, cursor: tuple) -> None:
         """Columns of the events after ``known``. Many (a rebuild) are read through a

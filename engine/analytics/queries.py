@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -200,6 +201,7 @@ class Analytics:
         self.population = population
         self.hierarchy = source.Hierarchy(layer)
         self._follow = None
+        self._stop_following: Callable[[], None] = lambda: None
         self._residents: dict[str, int] | None = None
         self._residents_generation = None
         self._area_cache: dict[tuple, dict] = {}
@@ -216,6 +218,8 @@ class Analytics:
         t0 = time.perf_counter()
         self.mirror.catch_up()
         self.rebuild_seconds = time.perf_counter() - t0
+        #: The mirror's generation the remembered answers were counted at.
+        self._generation = self.mirror.generation
 
     @classmethod
     def for_intake(cls, intake, data_dir, **kw) -> "Analytics":
@@ -224,6 +228,9 @@ class Analytics:
         analytics = cls(data_dir, layer=intake.layer, taxonomy=intake.taxonomy, schedule=intake.config.schedule,
                         clock=intake.clock, **kw)
         analytics._follow = intake
+        if _same_file(getattr(intake.store, "path", None), source.database_path(data_dir)):
+            # The intake's own inserts come from memory; the catch-up still reads all else from the store.
+            analytics._stop_following = intake.on_inserted(analytics.mirror.hand_over)
         return analytics
 
     def use_layer(self, layer: source.GridLayer) -> None:
@@ -235,6 +242,7 @@ class Analytics:
             self._forget()
 
     def close(self) -> None:
+        self._stop_following()
         self.mirror.close()
 
     # ------------------------------------------------------------------ the queries
@@ -386,6 +394,9 @@ class Analytics:
         """Catch up with the store and, when following an intake, with its layer version and the
         population's residents; any change forgets the remembered answers."""
         changed = self.mirror.catch_up()
+        if self.mirror.generation != self._generation:  # caught up here or elsewhere (the intake, the alerts)
+            self._generation = self.mirror.generation
+            changed = True
         if self._follow is not None and self._follow.layer.version_id != self.hierarchy.version_id:
             self.use_layer(self._follow.layer)
             changed = True
@@ -443,7 +454,7 @@ class Analytics:
         if not lock.acquire(blocking=False):
             return None
         try:
-            if not self.mirror.current() or (
+            if not self.mirror.current() or self.mirror.generation != self._generation or (
                     self._follow is not None and self._follow.layer.version_id != self.hierarchy.version_id):
                 return None
             generation = getattr(self.population, "generation", None)
@@ -780,6 +791,14 @@ def _cube_answers(plan: _Plan, measures) -> bool:
     return (all(kind in _CUBE_KINDS for kind in plan.kind)
             and all(col in day_cube.KEPT_ROWS for kind, col in zip(plan.kind, plan.col) if kind == tally.BY_COLUMN)
             and not any(m.endswith(("_p50", "_p90")) for m in measures))
+
+
+def _same_file(a, b) -> bool:
+    """Whether two paths name the same existing file."""
+    try:
+        return a is not None and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _when(t: datetime):

@@ -13,11 +13,16 @@ object per value; only the distinct codes reach Python, as the mirror's dictiona
 order of first appearance). A rebuild's long reads go through
 :mod:`~citygrid.engine.analytics.store_scan` instead (no text made at all), into the same
 dictionaries (:meth:`StoreReader.code_ids`). Positions are read when a heatmap first needs them.
+
+The rows of the intake's own commits are handed on after each commit (:meth:`Intake.on_inserted
+<citygrid.engine.cases.intake.Intake.on_inserted>`, :class:`CommittedEvents`) and turned into the
+same columns and dictionaries without reading them back (:meth:`StoreReader.committed_rows`).
 """
 
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,6 +32,7 @@ from citygrid.engine.database import connect, database_path  # noqa: F401 - re-e
 from citygrid.engine.errors import Forbidden
 from citygrid.engine.access.principals import Principal, Role  # noqa: F401 - re-exported for the wing
 from citygrid.engine.cases.lifecycle import State
+from citygrid.engine.cases.store import EVENT_TABLE, AuditRow, CommittedEvents  # noqa: F401 - re-exported
 from citygrid.engine.cases.taxonomy import Taxonomy, load_taxonomy  # noqa: F401 - re-exported for the wing
 from citygrid.engine.dispatch.worktime import WorkSchedule
 from citygrid.engine.hierarchy import CODE_COLUMNS as CHAIN_COLUMNS
@@ -48,6 +54,22 @@ TEXT_COLUMNS = ("category_code", "source", "worker_id") + CHAIN_COLUMNS
 CODE_ROWS = ("category", "class", "source", "state", "worker", "grid", "community", "street", "district")
 #: Events per read while rebuilding.
 CHUNK = 250_000
+#: The columns of :attr:`CommittedEvents.events` the mirror keeps, and where each is in a row.
+_READ = {column: k for k, (column, *_) in enumerate(EVENT_TABLE)
+         if column in ("seq", "occurred_at", "deadline", "state") + TEXT_COLUMNS}
+_AUDIT_READ = {name: k for k, name in enumerate(AuditRow._fields) if name in ("event_seq", "at_us", "to_state", "action")}
+
+
+class _Codes(dict):
+    """A dict answering -1 for a key it lacks."""
+
+    def __missing__(self, key):
+        return -1
+
+
+#: State code of a state as the intake writes it (a :class:`State`, or its value as SQLite stores
+#: it; anything else -1, as the store's reading has it).
+_STATE_CODES = _Codes({**{s: k for k, s in enumerate(STATES)}, **{s.value: k for k, s in enumerate(STATES)}})
 
 
 def _ints(text: str | None, n: int) -> np.ndarray:
@@ -156,6 +178,44 @@ class StoreReader:
     def state_ids(self, distinct: Sequence[str]) -> np.ndarray:
         """State codes of distinct state names (unknown: -1)."""
         return _table(self._state_ids, distinct)
+
+    def committed_rows(self, committed: CommittedEvents) -> tuple[EventRows, AuditRows]:
+        """The columns of a committed insert the intake handed on, as :meth:`events_between` and
+        :meth:`audit_between` would read them back (codes into the same dictionaries, new ones
+        added in order of first appearance; NULL and '' are -1; unknown states -1)."""
+        events, n = committed.events, len(committed.events)
+        every = list(zip(*events)) if n else [()] * len(EVENT_TABLE)
+        columns = {name: every[k] for name, k in _READ.items()}
+        texts = np.empty((len(TEXT_COLUMNS), n), dtype=np.int64)
+        for k, name in enumerate(TEXT_COLUMNS):
+            texts[k] = self._ids_of(name, columns[name])
+        states = _STATE_CODES
+        audit = {name: list(map(operator.itemgetter(k), committed.audit)) for name, k in _AUDIT_READ.items()}
+        return EventRows(
+            np.array(columns["seq"], dtype=np.int64) - 1,
+            np.array(columns["occurred_at"], dtype=np.int64),
+            np.array([-1 if d is None else d for d in columns["deadline"]], dtype=np.int64),
+            np.array(list(map(states.__getitem__, columns["state"])), dtype=np.int64),
+            texts,
+        ), AuditRows(
+            np.array(audit["event_seq"], dtype=np.int64) - 1,
+            np.array(audit["at_us"], dtype=np.int64),
+            np.array(list(map(states.__getitem__, audit["to_state"])), dtype=np.int64),
+            np.array([a == "rework" for a in audit["action"]], dtype=np.int64),
+        )
+
+    def _ids_of(self, name: str, values: Sequence[str | None]) -> list[int]:
+        """Dictionary ids of a column's values (None and '': -1), new codes added in order."""
+        ids = self._ids[name]
+        out = list(map(ids.get, values))
+        if None in out:  # NULL, '' or a code not seen before
+            codes = self.codes[name]
+            for value in dict.fromkeys(values):
+                if value and value not in ids:
+                    ids[value] = len(codes)
+                    codes.append(value)
+            out = [ids.get(v, -1) for v in values]
+        return out
 
     def audit_between(self, lo: int, hi: int) -> AuditRows:
         """Audit rows with ``lo < seq <= hi`` in log order. Two texts of numbers, not one per

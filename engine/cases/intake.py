@@ -13,6 +13,7 @@
 ``dispatches``                   ``WatchDispatches``: a worker's feed after a cursor, waiting for news
 ``overdue``                      ``WatchOverdue``: escalations (督办) after a cursor
 ``on_news``                      a callback after each commit with news for a feed (waiting without a thread)
+``on_inserted``                  a callback with the rows of each committed batch of new reports
 ``rebalance``                    ``Rebalance``: the backlog at the least maximum load (exact)
 ``put_workers`` / ``set_duty``   workers, their grids, skills, shifts, capacity; on / off duty
 ``get_worker`` / ``list_workers``
@@ -64,7 +65,7 @@ from citygrid.engine.errors import CityGridError, Conflict, Forbidden, InvalidIn
 from citygrid.engine.cases.model import (
     CHANNELS, AuditEntry, Event, EventFilter, EventReport, Page, Receipt, attachments_json,
 )
-from citygrid.engine.cases.store import EventStore
+from citygrid.engine.cases.store import CommittedEvents, EventStore
 from citygrid.engine.cases.lifecycle import (
     LOADED_STATES, REPORTER_ROLES, EscalationPolicy, State, stage_of,
 )
@@ -177,6 +178,9 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
         self._feed_news: dict[str, int] = {}
         self._feed_waiters: dict[str, threading.Condition] = {}
         self._feed_listeners: dict[str, list[Callable[[], None]]] = {}
+        #: Callbacks of :meth:`on_inserted` (a new tuple on each change: the commit path reads it unlocked).
+        self._inserted_listeners: tuple[Callable[[CommittedEvents], None], ...] = ()
+        self._inserted_lock = threading.Lock()
         with self._writer:
             self._use_locator(locator)
             self._dedup = DuplicateIndex(self.config.duplicates)
@@ -278,6 +282,30 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
             raise receipt.error
         return receipt
 
+    def on_inserted(self, callback: Callable[[CommittedEvents], None]) -> Callable[[], None]:
+        """Call ``callback(committed)`` with the rows of each batch of new reports once its commit is
+        durable (not for an insert inside an outer transaction, which commits later), in commit
+        order, until the function returned is called. It runs in the committing thread, holding
+        the writer, and must return at once (keep the rows, do the work elsewhere); an error in
+        it is logged, not raised. Other commits (lifecycle actions, relocations, re-grids,
+        escalations, other connections) are not handed on: a follower still learns of them from
+        the store."""
+        with self._inserted_lock:
+            self._inserted_listeners = (*self._inserted_listeners, callback)
+
+        def stop() -> None:
+            with self._inserted_lock:
+                self._inserted_listeners = tuple(c for c in self._inserted_listeners if c is not callback)
+
+        return stop
+
+    def _hand_over(self, committed: CommittedEvents) -> None:
+        for callback in self._inserted_listeners:
+            try:
+                callback(committed)
+            except Exception:  # noqa: BLE001 - a follower's bug must not fail the commit that is already done
+                log.warning("an insert listener failed", exc_info=True)
+
     def _take_queue(self) -> list[_Ticket]:
         with self._queue_lock:
             taken, size = [], 0
@@ -365,6 +393,7 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
         workers: list[str | None] = [None] * n
         dedup_added: list[str] = []
         auto = self.config.auto_register
+        inner = self.store.in_transaction()
         try:
             with self._writing():
                 seq0 = self.store.next_seq()
@@ -416,11 +445,13 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
                     ))
                     audit.append((seq, now_us, *t.who, "report", None, state,
                                   _intake_note(state, placed, status_list[k], r, duplicate_of[k]), worker, None))
-                self.store.insert_events(new_rows, audit)
+                first_audit = self.store.insert_events(new_rows, audit)
         except BaseException:
             for event_id in dedup_added:
                 self._dedup.remove(event_id)
             raise
+        if new_rows and not inner and self._inserted_listeners:
+            self._hand_over(CommittedEvents(new_rows, audit, first_audit))
         for k in range(n):
             t, i = fresh[k]
             if errors[k] is not None:

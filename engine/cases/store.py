@@ -116,6 +116,17 @@ class AuditRow(NamedTuple):
     revoked: str | None = None
 
 
+class CommittedEvents(NamedTuple):
+    """What one committed insert wrote, handed on by the intake after the commit (to derived state
+    that would otherwise read it back): the events as inserted (tuples in the :class:`NewEvent`
+    layout, in sequence order) and their audit rows (:class:`AuditRow` layout), the first of which
+    has audit sequence number ``first_audit`` and the others the numbers after it."""
+
+    events: Sequence[tuple]
+    audit: Sequence[tuple]
+    first_audit: int
+
+
 @dataclass
 class EventChange:
     """New values for an event's lifecycle columns."""
@@ -171,9 +182,15 @@ class EventStore(abc.ABC):
         """The stored content (:meth:`EventReport.content`) and original receipt of those ids that exist."""
 
     @abc.abstractmethod
-    def insert_events(self, rows: Sequence[NewEvent], audit: Sequence[AuditRow]) -> None:
+    def in_transaction(self) -> bool:
+        """Whether the calling thread is inside :meth:`transaction` (so what it writes is not yet
+        committed: an inner transaction joins the outer one)."""
+
+    @abc.abstractmethod
+    def insert_events(self, rows: Sequence[NewEvent], audit: Sequence[AuditRow]) -> int:
         """Insert new events and their audit rows (tuples in the :class:`NewEvent` and
-        :class:`AuditRow` layouts are accepted as they are)."""
+        :class:`AuditRow` layouts are accepted as they are); returns the audit sequence number of
+        the first audit row (the others follow it one by one)."""
 
     @abc.abstractmethod
     def update_events(self, changes: Sequence[EventChange], audit: Sequence[AuditRow]) -> None: ...
@@ -299,6 +316,8 @@ class SqliteEventStore(EventStore):
 
     def __init__(self, data_dir):
         open_database(data_dir, "workers", WORKER_MIGRATIONS).close()
+        #: The database file (:func:`~citygrid.engine.database.database_path`).
+        self.path = database_path(data_dir)
         self._conn = open_database(data_dir, STORE, MIGRATIONS)
         self._reader = connect(database_path(data_dir))
         for conn in (self._conn, self._reader):
@@ -332,6 +351,9 @@ class SqliteEventStore(EventStore):
             finally:
                 self._depth, self._owner = 0, None
 
+    def in_transaction(self) -> bool:
+        return self._depth > 0 and self._owner == threading.get_ident()
+
     def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
         if self._owner == threading.get_ident():
             return self._conn.execute(sql, params).fetchall()
@@ -343,9 +365,12 @@ class SqliteEventStore(EventStore):
     def next_seq(self) -> int:
         return self._read("SELECT coalesce(max(seq), 0) + 1 FROM events")[0][0]
 
-    def insert_events(self, rows: Sequence[NewEvent], audit: Sequence[AuditRow]) -> None:
+    def insert_events(self, rows: Sequence[NewEvent], audit: Sequence[AuditRow]) -> int:
         self._conn.executemany(_INSERT, rows)
         self._conn.executemany(_INSERT_AUDIT, audit)
+        # An INTEGER PRIMARY KEY given no value is one more than the largest in the table, and this
+        # connection holds the write lock: the audit rows just written are numbered one by one.
+        return self._conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(audit) + 1
 
     def update_events(self, changes: Sequence[EventChange], audit: Sequence[AuditRow]) -> None:
         self._conn.executemany(_UPDATE, [(*c.lifecycle(), c.seq) for c in changes if c.relocation is None])

@@ -16,6 +16,7 @@ import hypothesis.strategies as st
 import shapely
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from busy import held_elsewhere
 from intake_world import (
     ADMIN, CST, DISPATCHER, INTAKE, LNG0, LAT0, SIDE, STEP, SUPERVISOR, VERIFIER, build_layer, centre, grid_code,
     worker_id,
@@ -129,6 +130,20 @@ class AnalyticsMatchesSql(RuleBasedStateMachine):
             self.intake.relocate(event.event_id, DISPATCHER, lng=lng, lat=lat)
         except CityGridError:
             pass
+
+    @rule(steps=st.lists(st.tuples(st.sampled_from(["report", "act", "relocate"]), st.integers(0, 10_000),
+                                   st.integers(0, SIDE - 1), st.integers(0, SIDE - 1)), min_size=2, max_size=6))
+    def several_while_a_query_counts(self, steps):
+        """Several commits while another thread holds the mirror: the intake's batches wait, handed
+        over, between lifecycle actions and relocations, and one catch-up takes them all."""
+        with held_elsewhere(self.analytics.mirror.lock):
+            for kind, pick, i, j in steps:
+                if kind == "report":
+                    self.report(1 + pick % 3, i, j, CATEGORIES[pick % len(CATEGORIES)], 0.1, SOURCES[pick % 3])
+                elif kind == "act":
+                    self.act(pick, list(Action)[pick % len(Action)], 30)
+                else:
+                    self.relocate(pick, i, j)
 
     @rule(name=st.sampled_from(["world", "shifted"]))
     def activate(self, name):

@@ -1,0 +1,243 @@
+"""The intake hands the rows of each committed batch to the analytics mirror, which takes them from
+memory instead of reading them back; everything else still comes from the store. Each test compares
+the mirror with one rebuilt from the store alone (the store's reading is itself held to SQL by the
+exactness test), column by column and slot by slot, after interleavings that the hand-over must
+not get wrong: other writers, lifecycle actions and relocations between batches, a batch handed
+twice, a batch committed while a catch-up reads, and an insert inside a transaction rolled back."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from busy import held_elsewhere
+from intake_world import DISPATCHER, INTAKE, SIDE, SUPERVISOR, centre, make_world
+
+from citygrid.engine.analytics import source
+from citygrid.engine.analytics.mirror import EventMirror
+from citygrid.engine.analytics.queries import Analytics
+from citygrid.engine.cases.intake import Intake
+from citygrid.engine.cases.lifecycle import Action
+from citygrid.engine.cases.locator import AssignerLocator
+from citygrid.engine.cases.store import SqliteEventStore
+from citygrid.engine.database import database_path
+
+ADMIN_DASHBOARD = source.Principal("大屏", source.Role.DASHBOARD)
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = make_world(tmp_path)
+    w.intake.submit([w.report(i, j) for i in range(SIDE) for j in range(SIDE)], INTAKE)
+    analytics = Analytics.for_intake(w.intake, tmp_path)
+    yield w, analytics, tmp_path
+    analytics.close()
+    w.intake.close()
+
+
+def batch(w, n=5, category="0101"):
+    """``n`` reports in different grids, each at a place of its own inside its grid (70 m or more
+    from any other report's: none is a duplicate)."""
+    out = []
+    for k in range(n):
+        spot = w.counter + 1  # the report's number: a new spot in a 6 x 6 lattice of its grid
+        i, j = k % SIDE, (k // SIDE) % SIDE
+        lng, lat = centre(i, j)
+        out.append(w.report(i, j, category=category, dx=-0.002 + 0.0008 * (spot % 6),
+                            lat=lat - 0.002 + 0.0008 * ((spot // 6) % 6)))
+    return out
+
+
+class ReadCounter:
+    """Counts the events the mirror's reader reads back from the store (the real reader, wrapped)."""
+
+    def __init__(self, reader: source.StoreReader):
+        self.events = 0
+        real = reader._events
+
+        def counted(where, params):
+            rows = real(where, params)
+            self.events += len(rows.row)
+            return rows
+
+        reader._events = counted
+
+
+def decoded(mirror: EventMirror) -> dict:
+    """The mirror's columns with codes as texts (dictionary ids differ with reading order)."""
+    n, codes, names = mirror.n, mirror.codes, mirror.reader.codes
+    out = {name: getattr(mirror, name)[..., :n].copy() for name in
+           ("occurred", "deadline", "flags", "close_us", "stage_us", "first_worked", "last_worked", "last_state")}
+    for row, column in ((0, "category_code"), (2, "source"), (4, "worker_id"), (5, "grid_code"),
+                        (6, "community_code"), (7, "street_code"), (8, "district_code")):
+        out[column] = [None if k < 0 else names[column][k] for k in codes[row, :n].tolist()]
+    out["class"], out["state"] = codes[1, :n].copy(), codes[3, :n].copy()
+    return out
+
+
+def slots(mirror: EventMirror) -> dict:
+    """The day cube's sums by decoded slot (category, worker, area chain, day), empty slots left
+    out; no two slots may have one key."""
+    cube, names = mirror.cube, mirror.reader.codes
+    out, keys = {}, []
+    for k in range(cube.n):
+        key = tuple(None if c < 0 else names[col][c] for c, col in
+                    zip(cube.codes[[0, 4, 5, 6, 7, 8], k].tolist(),
+                        ("category_code", "worker_id", "grid_code", "community_code", "street_code",
+                         "district_code"))) + (int(cube.day_us[k]),)
+        keys.append(key)
+        if cube.values[k].any():
+            out[key] = cube.values[k].tolist()
+    assert len(set(keys)) == len(keys), "a slot made twice"
+    return out
+
+
+def assert_as_rebuilt(analytics: Analytics, data_dir) -> None:
+    """The mirror, caught up, equals one rebuilt from the store alone; and the counts by state
+    equal SQL's."""
+    analytics.refresh()
+    mirror = analytics.mirror
+    rebuilt = EventMirror(data_dir, mirror.vocabulary, mirror.schedule, cube_offset_us=mirror.cube.offset_us)
+    try:
+        rebuilt.catch_up()
+        assert mirror.n == rebuilt.n
+        mine, theirs = decoded(mirror), decoded(rebuilt)
+        for name in theirs:
+            assert np.array_equal(np.asarray(mine[name]), np.asarray(theirs[name])), name
+        assert np.array_equal(np.sort(mirror.cube.open_rows), np.sort(rebuilt.cube.open_rows))
+        assert slots(mirror) == slots(rebuilt)
+    finally:
+        rebuilt.close()
+    conn = sqlite3.connect(str(database_path(data_dir)))
+    try:
+        expected = dict(conn.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall())
+    finally:
+        conn.close()
+    start, end = np.int64(mirror.occurred[: mirror.n].min()), np.int64(mirror.occurred[: mirror.n].max())
+    table = analytics.aggregate(ADMIN_DASHBOARD, start=source.from_us(int(start)), end=source.from_us(int(end) + 1),
+                                dimensions=("state",))
+    assert dict(zip(table.columns["state"], table.columns["reported"].tolist())) == expected
+
+
+def test_the_intake_hands_over_the_rows_it_committed(world):
+    w, _, data_dir = world
+    handed = []
+    stop = w.intake.on_inserted(handed.append)
+    receipts = w.intake.submit(batch(w, 7), INTAKE)
+    stop()
+    w.intake.submit(batch(w, 2, category="0501"), INTAKE)  # after stop(): not handed
+    [committed] = handed
+    conn = sqlite3.connect(str(database_path(data_dir)))
+    try:
+        events = conn.execute("SELECT seq, event_id, state, worker_id FROM events WHERE event_id IN "
+                              f"({','.join('?' * len(receipts))}) ORDER BY seq",
+                              [r.event_id for r in receipts]).fetchall()
+        audit = conn.execute("SELECT seq, event_seq, to_state FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
+                             (committed.first_audit, len(committed.audit))).fetchall()
+    finally:
+        conn.close()
+    assert [(e[0], e[1], e[21].value, e[22]) for e in committed.events] == events
+    assert [(a[0], a[6].value) for a in committed.audit] == [(e, s) for _, e, s in audit]
+    assert [seq for seq, *_ in audit] == list(range(committed.first_audit, committed.first_audit + len(audit)))
+
+
+def test_a_catch_up_takes_the_handed_rows_without_reading_them_back(world):
+    w, analytics, data_dir = world
+    reads = ReadCounter(analytics.mirror.reader)
+    with held_elsewhere(analytics.mirror.lock):
+        w.intake.submit(batch(w, 9), INTAKE)
+        w.intake.submit(batch(w, 4, category="0501"), INTAKE)
+    analytics.refresh()
+    assert reads.events == 0
+    w.intake.submit(batch(w, 3, category="1001"), INTAKE)  # caught up at once, in the committing thread
+    assert analytics.mirror.current() and reads.events == 0
+    w.intake.submit(batch(w, 3, category="1001"), INTAKE)  # into the slots the batch before made
+    assert analytics.mirror.current() and reads.events == 0
+    assert_as_rebuilt(analytics, data_dir)
+
+
+def test_other_writers_and_lifecycle_actions_between_batches_are_read(world):
+    w, analytics, data_dir = world
+    other = Intake(SqliteEventStore(data_dir), AssignerLocator.for_layer(w.layer), clock=w.intake.clock)
+    try:
+        with held_elsewhere(analytics.mirror.lock):
+            first = w.intake.submit(batch(w, 6), INTAKE)
+            w.intake.act(first[0].event_id, Action.PARK, SUPERVISOR, note="挂账")
+            w.intake.act(first[3].event_id, Action.DISPATCH, DISPATCHER)
+            w.intake.relocate(first[1].event_id, DISPATCHER, lng=centre(3, 3)[0], lat=centre(3, 3)[1])
+            other.submit([w.report(2, 2, category="0501", dx=0.001)], INTAKE)  # another connection's commit
+            second = w.intake.submit(batch(w, 5, category="1001"), INTAKE)
+            w.intake.relocate(second[2].event_id, DISPATCHER, lng=centre(0, 3)[0], lat=centre(0, 3)[1])
+            w.intake.submit(batch(w, 3, category="0102"), INTAKE)
+        assert_as_rebuilt(analytics, data_dir)
+    finally:
+        other.close()
+
+
+def test_a_batch_handed_twice_is_counted_once(world):
+    w, analytics, data_dir = world
+    again = w.intake.on_inserted(analytics.mirror.hand_over)  # every batch now arrives twice
+    try:
+        with held_elsewhere(analytics.mirror.lock):
+            w.intake.submit(batch(w, 6), INTAKE)
+            w.intake.submit(batch(w, 6, category="0501"), INTAKE)
+        assert_as_rebuilt(analytics, data_dir)
+        w.intake.submit(batch(w, 4, category="1001"), INTAKE)
+        assert_as_rebuilt(analytics, data_dir)
+    finally:
+        again()
+
+
+def test_a_batch_committed_while_a_catch_up_reads_is_taken_by_the_next(world):
+    w, analytics, data_dir = world
+    reader = analytics.mirror.reader
+    real = reader.cursors
+    late = []
+
+    def cursors_then_a_commit():
+        seen = real()  # this read's commit is fixed now; the batch below comes after it
+        if not late:
+            thread = threading.Thread(target=lambda: late.append(w.intake.submit(batch(w, 4, category="0501"),
+                                                                                 INTAKE)))
+            thread.start()
+            thread.join()
+        return seen
+
+    with held_elsewhere(analytics.mirror.lock):
+        w.intake.submit(batch(w, 5), INTAKE)
+    reader.cursors = cursors_then_a_commit
+    try:
+        analytics.refresh()
+    finally:
+        reader.cursors = real
+    assert late and analytics.mirror.n == 16 + 5  # the late batch is not in this catch-up ...
+    assert_as_rebuilt(analytics, data_dir)  # ... but in the next one, once
+    assert analytics.mirror.n == 16 + 5 + 4
+
+
+def test_an_insert_inside_a_transaction_rolled_back_is_not_handed_over(world):
+    w, analytics, data_dir = world
+    with held_elsewhere(analytics.mirror.lock):
+        with pytest.raises(RuntimeError):
+            with w.store.transaction():
+                w.intake.submit(batch(w, 3, category="0501"), INTAKE)
+                raise RuntimeError("the outer work failed")
+        # The same sequence numbers, other events.
+        w.intake.submit(batch(w, 3, category="1001"), INTAKE)
+    assert_as_rebuilt(analytics, data_dir)
+
+
+def test_a_catch_up_made_elsewhere_forgets_the_remembered_answers(world):
+    """The alerts share the mirror and catch it up themselves; so does the committing thread."""
+    w, analytics, _ = world
+    window = {"start": w.now[0] - timedelta(hours=1), "end": w.now[0] + timedelta(hours=1)}
+    before = analytics.aggregate(ADMIN_DASHBOARD, **window).columns["reported"][0]
+    with held_elsewhere(analytics.mirror.lock):
+        w.intake.submit(batch(w, 2), INTAKE)
+    analytics.mirror.catch_up()  # as the alerts' runs do
+    assert analytics.aggregate(ADMIN_DASHBOARD, **window).columns["reported"][0] == before + 2
+    w.intake.submit(batch(w, 3, category="0501"), INTAKE)  # caught up in the committing thread
+    assert analytics.aggregate(ADMIN_DASHBOARD, **window).columns["reported"][0] == before + 5
