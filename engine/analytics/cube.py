@@ -43,12 +43,9 @@ class DayCube:
         #: False once an id outgrew its bits of the key: every query is then counted over events.
         self.usable = True
         self.n = 0
-        #: Slots by key: those of the first deposit (a rebuild) as sorted arrays (16 bytes a slot, where
-        #: a dict took about 100), later ones in a dict (a catch-up adds a few).
-        self._base_keys = np.empty(0, dtype=np.uint64)
-        self._base_slots = np.empty(0, dtype=np.int64)
-        self._slot_of_key: dict[int, int] = {}
-        self._place_of_chain: dict[int, int] = {}  #: packed area chain -> place id
+        #: Slots by key (16 bytes a slot, where a dict took about 100) and place ids by packed area chain.
+        self._slot_of_key = Numbering(np.uint64)
+        self._place_of_chain = Numbering(np.int64)
         self.slot_of = np.full(0, -1, dtype=np.int32)  #: per event row: its slot (-1: none)
         #: The slots' code rows (the mirror's width) and counts (int8: most slots hold a few events;
         #: widened when a slot outgrows them, :meth:`_fit_counts`); their sums of working µs are int64.
@@ -73,7 +70,7 @@ class DayCube:
     @property
     def nbytes(self) -> int:
         return sum(x.nbytes for x in (self.day_us, self.codes, self.counts, self.sums, self.block_lo, self.block_hi,
-                                      self.slot_of))
+                                      self.slot_of)) + self._slot_of_key.nbytes + self._place_of_chain.nbytes
 
     def answers(self, windows) -> bool:
         """Whether the cube can count these windows (``(t_lo, t_hi, offset)`` each): its offset, local
@@ -107,25 +104,7 @@ class DayCube:
             self.usable = False
             return
         unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        if self.n == 0:  # every slot is new (a rebuild): numbered in one go, no look-up per key
-            slots = fresh = np.arange(len(unique), dtype=np.int64)
-            self._base_keys, self._base_slots = unique, slots
-        else:
-            base = self._base_keys
-            at = np.searchsorted(base, unique)
-            in_base = at < len(base)
-            in_base[in_base] = base[at[in_base]] == unique[in_base]
-            slots = np.full(len(unique), -1, dtype=np.int64)
-            slots[in_base] = self._base_slots[at[in_base]]
-            known = self._slot_of_key
-            fresh = []
-            for k in np.flatnonzero(~in_base).tolist():
-                key = int(unique[k])
-                slot = known.get(key)
-                if slot is None:
-                    slot = known[key] = self.n + len(fresh)
-                    fresh.append(k)
-                slots[k] = slot
+        slots, fresh = self._slot_of_key.number(unique)
         if len(fresh):
             self._add_slots(rows[first[fresh]], day[first[fresh]], codes)
         self.slot_of[rows] = slots[inverse]
@@ -156,11 +135,10 @@ class DayCube:
             return None
         packed = chain[0] << 36 | chain[1] << 24 | chain[2] << 12 | chain[3]
         distinct, back = np.unique(packed, return_inverse=True)
-        ids = [self._place_of_chain.setdefault(c, len(self._place_of_chain)) for c in distinct.tolist()]
-        places = np.asarray(ids, dtype=np.int64)[back.reshape(-1)]
+        places = self._place_of_chain.number(distinct)[0][back.reshape(-1)]
         category, worker = codes[0, rows].astype(np.int64) + 1, codes[4, rows].astype(np.int64) + 1
         biased = day + _DAY_BIAS
-        if (len(self._place_of_chain) >= 1 << _PLACE_BITS or category.max() >= 1 << _CATEGORY_BITS
+        if (self._place_of_chain.count >= 1 << _PLACE_BITS or category.max() >= 1 << _CATEGORY_BITS
                 or worker.max() >= 1 << _WORKER_BITS or biased.min() < 0 or biased.max() >= 1 << _DAY_BITS):
             return None
         # The day in the high bits: new slots come in order of day (the zone map skips well).
@@ -169,6 +147,7 @@ class DayCube:
                 | places.astype(np.uint64))
 
     def _add_slots(self, rows, day, codes) -> None:
+        """New slots (numbered from :attr:`n` on) of the events ``rows``, one a slot."""
         n_new = len(rows)
         if self.n + n_new > self.capacity:
             self._allocate(max(self.n + n_new, int(self.capacity * 1.5) + BLOCK))
@@ -179,3 +158,51 @@ class DayCube:
         first_block = self.n // BLOCK
         self.n += n_new
         tally.block_ranges(self.day_us, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
+
+
+class Numbering:
+    """Dense numbers (0, 1, …) of integer keys, found and given a batch of keys at a time with no
+    Python step per key: the keys are kept sorted in two tiers, a large one and a small one that
+    takes each batch's new keys and is merged into the large one once it holds an eighth of it,
+    so a batch costs about the small tier's size and the large one is rewritten rarely."""
+
+    #: The small tier is merged into the large one at this size at least.
+    SMALL = 1 << 16
+
+    def __init__(self, dtype):
+        self.count = 0
+        self._keys = [np.empty(0, dtype=dtype), np.empty(0, dtype=dtype)]  # large, small
+        self._numbers = [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)]
+
+    def number(self, unique: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The numbers of sorted distinct keys, keys not seen before numbered next in key order;
+        and the positions in ``unique`` of those new keys."""
+        numbers = np.full(len(unique), -1, dtype=np.int64)
+        for keys, known in zip(self._keys, self._numbers):
+            if len(keys):
+                at = np.searchsorted(keys, unique)
+                hit = at < len(keys)
+                hit[hit] = keys[at[hit]] == unique[hit]
+                numbers[hit] = known[at[hit]]
+        fresh = np.flatnonzero(numbers < 0)
+        if len(fresh):
+            numbers[fresh] = np.arange(self.count, self.count + len(fresh), dtype=np.int64)
+            self.count += len(fresh)
+            if not self.count - len(fresh):  # the first batch (a rebuild): the large tier at once
+                self._keys[0], self._numbers[0] = unique.copy(), numbers.copy()
+            else:
+                self._insert(1, unique[fresh], numbers[fresh])
+                if len(self._keys[1]) >= max(self.SMALL, len(self._keys[0]) // 8):
+                    self._insert(0, self._keys[1], self._numbers[1])
+                    self._keys[1], self._numbers[1] = self._keys[1][:0], self._numbers[1][:0]
+        return numbers, fresh
+
+    def _insert(self, tier: int, keys: np.ndarray, numbers: np.ndarray) -> None:
+        """Put sorted keys (none present) and their numbers into a tier, keeping it sorted."""
+        at = np.searchsorted(self._keys[tier], keys)
+        self._keys[tier] = np.insert(self._keys[tier], at, keys)
+        self._numbers[tier] = np.insert(self._numbers[tier], at, numbers)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.nbytes for x in self._keys + self._numbers)
