@@ -296,7 +296,8 @@ class EventMirror:
                     self.cube.withdraw(moved, self)
                 for lo in range(0, len(changed), source.CHUNK):
                     self._set_events(r.events_of((changed[lo : lo + source.CHUNK] + 1).tolist()))
-                self._replay(audit_rows, known, changed, last_audit)
+                # New events (handed ones read again included) have their whole history in audit_rows.
+                self._replay(audit_rows, known, changed[changed < known], last_audit)
                 if escalated is not None:
                     tally.mark_escalations(*escalated, self.flags)
                 tally.block_ranges(self.occurred, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
