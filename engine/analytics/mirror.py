@@ -206,22 +206,17 @@ class EventMirror:
         return self._data_version is not None and self.reader.data_version() == self._data_version
 
     def hand_over(self, committed: source.CommittedEvents) -> None:
-        """Take the rows of a committed insert (the intake's :meth:`on_inserted
+        """Keep the rows of a committed insert (the intake's :meth:`on_inserted
         <citygrid.engine.cases.intake.Intake.on_inserted>`, called in commit order by the committing
-        thread): kept for the next catch-up, which takes them from memory instead of reading them
-        back where they follow on from what it has, and that catch-up is made at once, in this
-        thread, when no other thread holds the mirror (never waiting for it: one that holds it
-        catches up itself before it counts)."""
+        thread) for the next catch-up (a query's, a refresh's), which takes them from memory instead
+        of reading them back where they follow on from what it has. Never waits for the mirror's
+        lock, and leaves the catch-up's work off the committing thread.
+        """
         with self._handed_lock:
             if self._handed_events + len(committed.events) > HANDED_EVENTS:  # no catch-up for long: read them then
                 self._handed, self._handed_events = [], 0
             self._handed.append(committed)
             self._handed_events += len(committed.events)
-        if self.lock.acquire(blocking=False):
-            try:
-                self.catch_up()
-            finally:
-                self.lock.release()
 
     def _take_handed(self, cursor: tuple) -> list[source.CommittedEvents]:
         """The handed inserts this catch-up takes, in order: those inside this read's commit and after
