@@ -47,6 +47,7 @@ SETTINGS = {
     "stp": R.Setting("stp"),                                     # the shipped scan (999 replications, p < 0.005)
     "stp-all": R.Setting("stp-all"),
     "ebp": R.Setting("ebp", max_days=4, reps=99, decide_p=0.05),
+    "ebp-999": R.Setting("ebp", max_days=4, reps=999, decide_p=0.005),  # the shipped scan's replications and p
     "stp-199": R.Setting("stp", reps=199, decide_p=0.05),        # the sweep's peer: shipped, 199 replications
     "stp-r0.5": R.Setting("stp", radius_km=0.5, reps=199, decide_p=0.05),
     "stp-r2": R.Setting("stp", radius_km=2.0, reps=199, decide_p=0.05),
