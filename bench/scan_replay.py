@@ -267,3 +267,89 @@ def replay(setting: Setting, days, workers: int = 2, progress=None) -> dict[int,
             else:
                 os.environ["NUMBA_NUM_THREADS"] = old
     return {e: day_findings(setting, e) for e in days}
+
+
+# ------------------------------------------------------------------ scoring
+
+
+def alerts_of(findings: list[dict]):
+    """Findings (as cached) as :class:`~citygrid.engine.alerts.scoring.Alerts`, days counted from 1 January."""
+    from citygrid.engine.alerts import scoring as SC
+
+    def day(text):
+        return (dt.date.fromisoformat(text) - YEAR_START).days
+
+    return SC.Alerts(categories=[f["category_code"] for f in findings], grids=[frozenset(f["grids"]) for f in findings],
+                     first_day=np.array([day(f["first_day"]) for f in findings], dtype=np.int64),
+                     last_day=np.array([day(f["last_day"]) for f in findings], dtype=np.int64))
+
+
+def deduplicated(by_day: dict[int, list[dict]]) -> list[dict]:
+    """The findings of each day, in day order, through the service's AlertStore (open alerts updated
+    by what they touch), as the alerts it holds at the end."""
+    import tempfile
+    from zoneinfo import ZoneInfo
+
+    from citygrid.engine.access.principals import Principal, Role
+    from citygrid.engine.alerts import store as S
+
+    cst = ZoneInfo("Asia/Shanghai")
+    admin = Principal("replay", Role.ADMIN)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = S.AlertStore(tmp)
+        try:
+            for e in sorted(by_day):
+                findings = [S.Finding(**{**f, "chain": tuple(f["chain"]), "grids": tuple(f["grids"]),
+                                         "first_day": dt.date.fromisoformat(f["first_day"]),
+                                         "last_day": dt.date.fromisoformat(f["last_day"])}) for f in by_day[e]]
+                today = YEAR_START + dt.timedelta(days=e)
+                at = dt.datetime.combine(today, dt.time(8), cst)
+                store.record(findings, run={"started_at": at, "trigger": "replay", "first_day": today, "last_day": today,
+                                            "series": 0, "events": 0, "seconds": 0.0}, at=at, principal=admin)
+            alerts, before = [], None
+            while True:
+                page = store.list(admin, before=before, limit=S.MAX_PAGE)
+                alerts += page
+                if len(page) < S.MAX_PAGE:
+                    break
+                before = page[-1].id
+        finally:
+            store.close()
+    return [{"category_code": a.category_code, "grids": list(a.grids), "first_day": a.first_day.isoformat(),
+             "last_day": a.last_day.isoformat()} for a in alerts]
+
+
+def score_replay(setting: Setting, by_day: dict[int, list[dict]], labelled, thresholds) -> list[dict]:
+    """Recall and false alerts at each of ``thresholds`` the setting's replay decides (at most its
+    ``decide_p``, above its smallest p ``1 / (reps + 1)``), scored on the anomalies whose whole window
+    lies in the judged days; the all-events scan (category ``all``) covers an anomaly of any category."""
+    import math
+
+    from citygrid.engine.alerts import scoring as SC
+
+    lo, hi = min(by_day), max(by_day)
+    # the anomalies whose whole window lies in the judged days (all 40 when the year is judged)
+    judged = [i for i in range(len(labelled.ids)) if lo <= labelled.first_day[i] and labelled.last_day[i] <= hi]
+    labelled = SC.Labelled([labelled.ids[i] for i in judged], [labelled.kinds[i] for i in judged],
+                           [labelled.categories[i] for i in judged], [labelled.grids[i] for i in judged],
+                           labelled.first_day[judged], labelled.last_day[judged])
+    if setting.method == "stp-all":  # any category: the anomalies' categories are not the scan's
+        labelled = SC.Labelled(labelled.ids, labelled.kinds, ["all"] * len(labelled.ids), labelled.grids,
+                               labelled.first_day, labelled.last_day)
+    n_days = len(by_day)
+    rows = []
+    for threshold in thresholds:
+        if threshold > setting.decide_p or threshold <= 1 / (setting.reps + 1):
+            continue  # not decided by this replay, or below the smallest p of its replications
+        kept = {e: [f for f in fs if f["p"] < threshold] for e, fs in by_day.items()}
+        clusters = [f for e in sorted(kept) for f in kept[e]]
+        raw = SC.score(alerts_of(clusters), labelled, n_days)
+        merged = SC.score(alerts_of(deduplicated(kept)), labelled, n_days)
+        rows.append({"threshold": threshold, "spike": merged.recall.get("spike", math.nan),
+                     "cluster": merged.recall.get("cluster", math.nan),
+                     "clusters": raw.n_alerts, "false_clusters": raw.false_alerts,
+                     "false_clusters_per_day": raw.false_per_day, "alerts": merged.n_alerts,
+                     "false_alerts": merged.false_alerts, "false_per_day": merged.false_per_day,
+                     "precision": merged.precision, "found": merged.found,
+                     "raw_recall": raw.recall})
+    return rows

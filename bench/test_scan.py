@@ -12,6 +12,13 @@ points) and local day; the scan uses windows up to 7 days ending on 31 December,
 - the peer: a plain prange kernel (the same cylinders, the LLR with two logarithms per cylinder)
   fed by Python-side permutations of every case's date (``numpy.random.Generator.permutation``),
   on ``CITYGRID_BENCH_PEER_REPS`` replications (default 199); rates are compared per replication.
+
+The expectation-based Poisson scan (15 nearest, windows up to 4 days, 999 replications, top 5) of
+every category on 31 December against the year replay's baselines (``scan_replay.ebp_baselines``:
+each grid's 8 weeks before, shrunk towards the district's mean, by weekday), as ``citygrid scan ebp``
+runs it; its peer a plain kernel that draws every grid's counts (the same draws) and rescans every
+zone of every centre in a prange over centres, on the first ``CITYGRID_BENCH_PEER_REPS``
+replications of each category, whose maxima must equal ours.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import pytest
 from numba import prange
 
 from citygrid.engine.alerts import scan as S
+from citygrid.kernels.scan import ebp_replicate_counts
 
 SEED = 20261130
 PEER_REPS = int(os.environ.get("CITYGRID_BENCH_PEER_REPS", "199"))
@@ -35,12 +43,12 @@ OPTIONS = S.StpOptions(max_radius_km=1.0, max_share=0.5, max_days=7, min_cases=2
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    from citygrid.engine.demo import generate_demo
+def demo_root():
+    """The demo of the default seed, generated once into the year replay's cache (``scan_replay.demo_root``)."""
+    import scan_replay as R
 
-    root = tmp_path_factory.mktemp("bench-scan-demo")
-    generate_demo(root, seed=SEED)
-    return root
+    assert R.DEMO_SEED == SEED
+    return R.demo_root()
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +183,114 @@ def test_plain_peer(benchmark, demo_year, warm):
           f"{per_peer / per_ours:.1f}x; replication maxima medians: peer {np.median(maxima):.2f}, "
           f"ours {np.median(ours.replicate_maxima):.2f}")
     benchmark.extra_info.update(peer_ms=per_peer * 1e3, ours_ms=per_ours * 1e3, ratio=per_peer / per_ours)
+
+
+@pytest.fixture(scope="module")
+def ebp_inputs(demo_root):
+    """{category: (counts of the last 4 days, baselines)} for 31 December, as the year replay builds them."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+    import scan_replay as R
+
+    events = pq.read_table(demo_root / "events.parquet", columns=["grid_code", "category_code", "occurred_at"])
+    grids = pq.read_table(demo_root / "grids.parquet", columns=["grid_code"]).column("grid_code").to_pylist()
+    row = {code: i for i, code in enumerate(grids)}
+    grid = np.array([row[c] for c in events.column("grid_code").to_pylist()])
+    day = (events.column("occurred_at").cast("int64").to_numpy() + 8 * 3600 * 1000) // 86_400_000 - 20089
+    cats = np.array(events.column("category_code").to_pylist())
+    e, D = 364, 4
+    h_hi = e - D + 1
+    h_lo = h_hi - R.EBP_HISTORY_DAYS
+    weekday = (np.arange(365) + dt.date(2025, 1, 1).weekday()) % 7
+    out = {}
+    for c in np.unique(cats):
+        keep = (cats == c) & (day >= h_lo)
+        counts = np.zeros((len(grids), e + 1 - h_lo), dtype=np.int64)
+        np.add.at(counts, (grid[keep], day[keep] - h_lo), 1)
+        base = R.ebp_baselines(counts[:, :h_hi - h_lo], weekday[h_lo:h_hi], weekday[h_hi:e + 1])
+        if base is not None and counts[:, h_hi - h_lo:].any():
+            out[str(c)] = (np.ascontiguousarray(counts[:, h_hi - h_lo:]), base)
+    return out
+
+
+EBP_OPTIONS = S.EbpOptions(knn=15, max_duration=4, top=5, reps=999, seed=1)
+
+
+def test_ebp_every_category(benchmark, ebp_inputs, demo_year, warm):
+    _, _, lng, lat = demo_year
+    first = next(iter(ebp_inputs.values()))
+    S.expectation_based_poisson(*first, lng, lat, S.EbpOptions(reps=30))  # compiled, neighbours cached
+
+    def run_all():
+        return {c: S.expectation_based_poisson(counts, base, lng, lat, EBP_OPTIONS) for c, (counts, base) in ebp_inputs.items()}
+
+    started = time.process_time()
+    results = benchmark.pedantic(run_all, rounds=1, iterations=1)
+    cpu = time.process_time() - started
+    wall = benchmark.stats.stats.mean
+    significant = sum(1 for r in results.values() for c in r.clusters if c.p < 0.05)
+    print(f"\nEBP, each of {len(results)} categories on 31 December, 999 replications each: {wall:.2f} s wall, "
+          f"{cpu:.2f} s CPU ({numba.get_num_threads()} threads); {significant} clusters with p < 0.05")
+    benchmark.extra_info.update(cpu_s=cpu, categories=len(results), significant=significant)
+    _RUN["ebp"] = (wall, results)
+
+
+def test_ebp_plain_peer(benchmark, ebp_inputs, demo_year, warm):
+    from citygrid.kernels import scan as ks
+
+    _, _, lng, lat = demo_year
+    ours_wall, ours = _RUN.get("ebp", (None, None))
+    if ours is None:
+        started = time.perf_counter()
+        ours = {c: S.expectation_based_poisson(counts, base, lng, lat, EBP_OPTIONS) for c, (counts, base) in ebp_inputs.items()}
+        ours_wall = time.perf_counter() - started
+    xyz = S._cartesian(lng, lat, len(lng))
+    knn_index = np.empty((len(lng), EBP_OPTIONS.knn), dtype=np.int64)
+    ks.nearest_k(xyz, EBP_OPTIONS.knn, knn_index, np.empty((len(lng), EBP_OPTIONS.knn)))
+    recent = {c: np.ascontiguousarray(base[:, ::-1]) for c, (_, base) in ebp_inputs.items()}
+    _plain_ebp_maxima(EBP_OPTIONS.seed, 2, recent[next(iter(recent))], knn_index)  # compiled before timing
+
+    def peer():
+        return {c: _plain_ebp_maxima(EBP_OPTIONS.seed, PEER_REPS, r, knn_index) for c, r in recent.items()}
+
+    maxima = benchmark.pedantic(peer, rounds=1, iterations=1)
+    for c, m in maxima.items():
+        np.testing.assert_allclose(m, ours[c].replicate_maxima[:PEER_REPS], rtol=1e-9, err_msg=c)
+    per_peer = benchmark.stats.stats.mean / PEER_REPS
+    per_ours = ours_wall / EBP_OPTIONS.reps
+    print(f"\nplain EBP peer: {len(maxima)} categories x {PEER_REPS} replications in {benchmark.stats.stats.mean:.2f} s "
+          f"({per_peer * 1e3:.1f} ms a replication of every category, {per_peer * 999:.1f} s for 999); ours "
+          f"{per_ours * 1e3:.2f} ms (setup and reporting included): {per_peer / per_ours:.1f}x; maxima equal")
+    benchmark.extra_info.update(peer_ms=per_peer * 1e3, ours_ms=per_ours * 1e3, ratio=per_peer / per_ours)
+
+
+@numba.njit(parallel=True, cache=True)
+def _plain_ebp_maxima(seed, reps, recent, knn_index):
+    """Each replication's largest EBP score: every grid's counts drawn (the kernel's own draws),
+    every zone of every centre scanned, the score with a logarithm of C / B per zone."""
+    n, W = recent.shape
+    K = knn_index.shape[1]
+    draws = np.zeros((n, W), np.int64)
+    out = np.zeros(reps)
+    best = np.zeros(n)
+    for r in range(reps):
+        ebp_replicate_counts(seed, r, recent, draws)
+        for i in prange(n):
+            c = np.zeros(W, np.int64)
+            b = np.zeros(W)
+            m = 0.0
+            for k in range(K):
+                loc = knn_index[i, k]
+                for w in range(W):
+                    for d in range(w + 1):
+                        c[w] += draws[loc, d]
+                        b[w] += recent[loc, d]
+                    if c[w] > b[w]:
+                        m = max(m, c[w] * math.log(c[w] / b[w]) + b[w] - c[w])
+            best[i] = m
+        out[r] = best.max()
+    return out
 
 
 @numba.njit(parallel=True, cache=True)

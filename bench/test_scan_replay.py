@@ -12,7 +12,7 @@ and the expectation-based Poisson scan per category against per-grid baselines o
 before. Days are cached under ``~/.cache/citygrid-scan-replay`` (a run resumes; a full replay of
 one setting costs 30-60 CPU minutes at the shipped 999 replications).
 
-Scoring (``citygrid.engine.alerts.scoring``, the issue's rule): an alert is found when it covers
+Scoring (``scan_replay.score_replay`` with ``citygrid.engine.alerts.scoring``, the issue's rule): an alert is found when it covers
 one of the anomaly's grids (the grids its injected events fell in) within the anomaly's window,
 for the anomaly's category (the all-events scan: any category). Two counts of false alerts:
 
@@ -32,9 +32,7 @@ setting the shipped 999 (and 199, the sweep's peer). The picture is ``.benchmark
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
-import tempfile
 import time
 from zoneinfo import ZoneInfo
 
@@ -49,6 +47,7 @@ SETTINGS = {
     "stp": R.Setting("stp"),                                     # the shipped scan (999 replications, p < 0.005)
     "stp-all": R.Setting("stp-all"),
     "ebp": R.Setting("ebp", max_days=4, reps=99, decide_p=0.05),
+    "ebp-999": R.Setting("ebp", max_days=4, reps=999, decide_p=0.005),  # the shipped scan's replications and p
     "stp-199": R.Setting("stp", reps=199, decide_p=0.05),        # the sweep's peer: shipped, 199 replications
     "stp-r0.5": R.Setting("stp", radius_km=0.5, reps=199, decide_p=0.05),
     "stp-r2": R.Setting("stp", radius_km=2.0, reps=199, decide_p=0.05),
@@ -76,81 +75,6 @@ def labelled():
     return SC.read_labelled(R.demo_root(), dt.datetime(2025, 1, 1, tzinfo=CST))
 
 
-def _alerts(findings: list[dict]):
-    from citygrid.engine.alerts import scoring as SC
-
-    def day(text):
-        return (dt.date.fromisoformat(text) - R.YEAR_START).days
-
-    return SC.Alerts(categories=[f["category_code"] for f in findings], grids=[frozenset(f["grids"]) for f in findings],
-                     first_day=np.array([day(f["first_day"]) for f in findings], dtype=np.int64),
-                     last_day=np.array([day(f["last_day"]) for f in findings], dtype=np.int64))
-
-
-def deduplicated(by_day: dict[int, list[dict]]) -> list[dict]:
-    """The findings of each day, in day order, through the service's AlertStore (open alerts updated
-    by what they touch), as the alerts it holds at the end."""
-    from citygrid.engine.access.principals import Principal, Role
-    from citygrid.engine.alerts import store as S
-
-    admin = Principal("replay", Role.ADMIN)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = S.AlertStore(tmp)
-        try:
-            for e in sorted(by_day):
-                findings = [S.Finding(**{**f, "chain": tuple(f["chain"]), "grids": tuple(f["grids"]),
-                                         "first_day": dt.date.fromisoformat(f["first_day"]),
-                                         "last_day": dt.date.fromisoformat(f["last_day"])}) for f in by_day[e]]
-                today = R.YEAR_START + dt.timedelta(days=e)
-                at = dt.datetime.combine(today, dt.time(8), CST)
-                store.record(findings, run={"started_at": at, "trigger": "replay", "first_day": today, "last_day": today,
-                                            "series": 0, "events": 0, "seconds": 0.0}, at=at, principal=admin)
-            alerts, before = [], None
-            while True:
-                page = store.list(admin, before=before, limit=S.MAX_PAGE)
-                alerts += page
-                if len(page) < S.MAX_PAGE:
-                    break
-                before = page[-1].id
-        finally:
-            store.close()
-    return [{"category_code": a.category_code, "grids": list(a.grids), "first_day": a.first_day.isoformat(),
-             "last_day": a.last_day.isoformat()} for a in alerts]
-
-
-def score_setting(name: str, by_day: dict[int, list[dict]], labelled) -> list[dict]:
-    """Recall and false alerts at each threshold the setting's replications can decide."""
-    from citygrid.engine.alerts import scoring as SC
-
-    setting = SETTINGS[name]
-    lo, hi = min(by_day), max(by_day)
-    # the anomalies whose whole window lies in the judged days (all 40 when the year is judged)
-    judged = [i for i in range(len(labelled.ids)) if lo <= labelled.first_day[i] and labelled.last_day[i] <= hi]
-    labelled = SC.Labelled([labelled.ids[i] for i in judged], [labelled.kinds[i] for i in judged],
-                           [labelled.categories[i] for i in judged], [labelled.grids[i] for i in judged],
-                           labelled.first_day[judged], labelled.last_day[judged])
-    if setting.method == "stp-all":  # any category: the anomalies' categories are not the scan's
-        labelled = SC.Labelled(labelled.ids, labelled.kinds, ["all"] * len(labelled.ids), labelled.grids,
-                               labelled.first_day, labelled.last_day)
-    n_days = len(by_day)
-    rows = []
-    for threshold in THRESHOLDS:
-        if threshold > setting.decide_p or threshold <= 1 / (setting.reps + 1):
-            continue  # not decided by this replay, or below the smallest p of its replications
-        kept = {e: [f for f in fs if f["p"] < threshold] for e, fs in by_day.items()}
-        clusters = [f for e in sorted(kept) for f in kept[e]]
-        raw = SC.score(_alerts(clusters), labelled, n_days)
-        merged = SC.score(_alerts(deduplicated(kept)), labelled, n_days)
-        rows.append({"threshold": threshold, "spike": merged.recall.get("spike", math.nan),
-                     "cluster": merged.recall.get("cluster", math.nan),
-                     "clusters": raw.n_alerts, "false_clusters": raw.false_alerts,
-                     "false_clusters_per_day": raw.false_per_day, "alerts": merged.n_alerts,
-                     "false_alerts": merged.false_alerts, "false_per_day": merged.false_per_day,
-                     "precision": merged.precision, "found": merged.found,
-                     "raw_recall": raw.recall})
-    return rows
-
-
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_scan_replay(benchmark, name, labelled):
     if name not in _chosen():
@@ -163,7 +87,7 @@ def test_scan_replay(benchmark, name, labelled):
                                 rounds=1, iterations=1)
     wall = time.perf_counter() - started
     cpu = np.array([R.day_cpu(setting, e) for e in days])
-    rows = score_setting(name, by_day, labelled)
+    rows = R.score_replay(setting, by_day, labelled, THRESHOLDS)
     _RESULTS[name] = {"setting": setting, "rows": rows, "cpu_mean_s": float(cpu.mean()), "cpu_total_s": float(cpu.sum())}
     print(f"\n{name} ({setting.key}): days {days[0]}..{days[-1]} judged ({len(rows[0]['found'])} of "
           f"{len(labelled.ids)} labelled anomalies lie in them), {cpu.sum():,.0f} s CPU of scans "

@@ -24,7 +24,8 @@ full permutation, at the cost of the window's cases only).
 **Expectation-based Poisson scan** (Neill et al. 2005). Zones are each location's 1, 2, ..., k
 nearest locations; windows the last 1 .. D periods; with ``C`` counted and ``B`` expected (summed
 baselines) the score is ``C ln C - C ln B + B - C`` when ``C > B`` (``C ln(C/B) + B - C``), else 0.
-A replication draws every location-period count from Poisson(baseline).
+A replication draws every location-period count from Poisson(baseline) and scores only the zones
+that hold a count (a zone with ``C = 0`` scores 0).
 
 Each replication ``r`` draws from its own stream (``citygrid.kernels.streams``), seeded by
 ``(seed, r)`` (the space-time permutation) or ``(seed, r * n_locations + location)`` (the
@@ -42,7 +43,8 @@ import numpy as np
 from numba import prange
 
 from citygrid.kernels._jit import njit, pnjit
-from citygrid.kernels.streams import next_below, next_poisson, stream_start
+from citygrid.kernels.streams import (next_below, next_poisson, next_uniform, poisson_of_uniform, poisson_zero_below,
+                                      stream_start)
 
 EARTH_RADIUS_KM = 6367.0
 
@@ -712,26 +714,148 @@ def ebp_replicate_counts(seed, replicate, baselines, out):
 
 
 @pnjit
-def ebp_replicate_maxima(seed, rep_lo, rep_hi, baselines, knn_index, zone_b, zone_ln_b, xlx, out_max):
-    """out_max[r - rep_lo] = the largest score of replication r (Poisson(baseline) counts)."""
+def ebp_zero_below(baselines, out):
+    """out[l, d] = the uniforms below which a replication's count of baseline[l, d] is 0 (exp(-B))."""
+    n_locations, n_windows = baselines.shape
+    for loc in prange(n_locations):
+        for d in range(n_windows):
+            out[loc, d] = poisson_zero_below(baselines[loc, d])
+
+
+@njit
+def ebp_centres_of_locations(knn_index, loc_offsets, loc_centres, loc_rank):
+    """CSR from each location to the centres whose k nearest hold it (in centre order), and its
+    place among each one's nearest (0 for the centre itself)."""
+    n_centres, n_k = knn_index.shape
+    fill = loc_offsets[:-1].copy()
+    for i in range(n_centres):
+        for k in range(n_k):
+            loc = knn_index[i, k]
+            loc_centres[fill[loc]] = i
+            loc_rank[fill[loc]] = k
+            fill[loc] += 1
+
+
+@njit
+def _ebp_draw(seed, r, baselines, zero_below, window_counts, touched):
+    """Replication r's counts (the draws of ebp_replicate_counts), summed over the last 1 .. W
+    periods into window_counts; the locations with a count are listed in touched (their number returned)."""
+    n_locations, n_windows = baselines.shape
+    n_touched = 0
+    for loc in range(n_locations):
+        state = stream_start(seed, r * n_locations + loc)
+        total = 0
+        for d in range(n_windows):
+            mu = baselines[loc, d]
+            if mu > 0.0:  # next_poisson draws no uniform otherwise
+                state, u = next_uniform(state)
+                if u >= zero_below[loc, d]:
+                    total += poisson_of_uniform(u, mu)
+            window_counts[loc, d] = total
+        if total > 0:
+            touched[n_touched] = loc
+            n_touched += 1
+    return n_touched
+
+
+#: Margin by which a centre's bound must beat the best score so far for its zones to be scored, far
+#: above the rounding error of a score (about 1e-13 for counts in the thousands).
+EBP_BOUND_SLACK = 1e-6
+
+
+@njit
+def _ebp_centre_max(i, first, knn_index, window_counts, zone_b, zone_ln_b, xlx, cum):
+    """The best score of centre i's zones (as _ebp_centre) from its ``first``-th nearest on, the
+    first that holds a count (the smaller zones have C = 0 and score 0)."""
+    n_k = knn_index.shape[1]
+    n_windows = window_counts.shape[1]
+    for w in range(n_windows):
+        cum[w] = 0
+    best = 0.0
+    for k in range(first, n_k):
+        loc = knn_index[i, k]
+        if window_counts[loc, n_windows - 1] != 0:
+            for w in range(n_windows):
+                cum[w] += window_counts[loc, w]
+        for w in range(n_windows):
+            sc = _ebp_score(xlx, cum[w], zone_b[i, k, w], zone_ln_b[i, k, w])
+            if sc > best:
+                best = sc
+    return best
+
+
+@njit
+def _ebp_replicate_max(seed, r, baselines, zero_below, knn_index, loc_offsets, loc_centres, loc_rank, zone_b,
+                       zone_ln_b, xlx, window_counts, touched, stamp, centres, total, first, bound, cum):
+    """The largest score of replication r. Only centres whose nearest hold a count can score; a
+    centre's zones hold at most its total count T (the longest window, all k nearest) over at least
+    the baseline B0 of its smallest zone with a count (the shortest window), and the score grows
+    with C and falls with B, so no zone of it beats score(T, B0): centres are scored only while
+    that bound beats the best so far (the one with the highest bound first)."""
+    n_touched = _ebp_draw(seed, r, baselines, zero_below, window_counts, touched)
+    last = window_counts.shape[1] - 1
+    n_centres = 0
+    for t in range(n_touched):
+        loc = touched[t]
+        c = window_counts[loc, last]
+        for m in range(loc_offsets[loc], loc_offsets[loc + 1]):
+            ci = loc_centres[m]
+            if stamp[ci] != r:
+                stamp[ci] = r
+                centres[n_centres] = ci
+                n_centres += 1
+                total[ci] = 0
+                first[ci] = loc_rank[m]
+            total[ci] += c
+            first[ci] = min(first[ci], loc_rank[m])
+    top = -1
+    top_bound = -1.0
+    for t in range(n_centres):
+        ci = centres[t]
+        k = first[ci]
+        bound[t] = _ebp_score(xlx, total[ci], zone_b[ci, k, 0], zone_ln_b[ci, k, 0])
+        if bound[t] > top_bound:
+            top_bound = bound[t]
+            top = t
+    best = 0.0
+    if top >= 0:
+        ci = centres[top]
+        best = _ebp_centre_max(ci, first[ci], knn_index, window_counts, zone_b, zone_ln_b, xlx, cum)
+    for t in range(n_centres):
+        if t != top and bound[t] + EBP_BOUND_SLACK > best:
+            ci = centres[t]
+            sc = _ebp_centre_max(ci, first[ci], knn_index, window_counts, zone_b, zone_ln_b, xlx, cum)
+            if sc > best:
+                best = sc
+    return best
+
+
+@pnjit
+def ebp_replicate_maxima(seed, rep_lo, rep_hi, baselines, zero_below, knn_index, loc_offsets, loc_centres, loc_rank,
+                         zone_b, zone_ln_b, xlx, n_blocks, out_max):
+    """out_max[r - rep_lo] = the largest score of replication r (Poisson(baseline) counts).
+
+    baselines[l, d]: location l's baseline d periods back; zero_below from ebp_zero_below;
+    loc_offsets / loc_centres / loc_rank from ebp_centres_of_locations. A replication draws every
+    location's counts from its stream (as ebp_replicate_counts) and scores only the centres whose k
+    nearest hold a location with a count (every other zone has C = 0 and scores 0), each from its
+    first such location on, and only while a bound on its scores beats the best so far
+    (_ebp_replicate_max). Replications run in parallel, ``n_blocks`` blocks of them (each strides
+    through the range with its own scratch); a replication's maximum depends on (seed, r) alone.
+    """
     n_locations, n_windows = baselines.shape
     n_centres = knn_index.shape[0]
-    window_counts = np.zeros((n_locations, n_windows), np.int64)
-    centre_best = np.zeros(n_centres)
-    cum = np.zeros((n_centres, n_windows), np.int64)
-    no_scores = np.zeros((0, 0))
-    for r in range(rep_lo, rep_hi):
-        for loc in prange(n_locations):
-            state = stream_start(seed, r * n_locations + loc)
-            total = 0
-            for d in range(n_windows):
-                state, k = next_poisson(state, baselines[loc, d])
-                total += k
-                window_counts[loc, d] = total
-        for i in prange(n_centres):
-            centre_best[i] = _ebp_centre(i, knn_index, window_counts, zone_b, zone_ln_b, xlx, cum[i], no_scores)
-        best = 0.0
-        for i in range(n_centres):
-            if centre_best[i] > best:
-                best = centre_best[i]
-        out_max[r - rep_lo] = best
+    n_reps = rep_hi - rep_lo
+    for b in prange(n_blocks):
+        window_counts = np.zeros((n_locations, n_windows), np.int64)
+        touched = np.empty(n_locations, np.int64)
+        stamp = np.full(n_centres, -1, np.int64)
+        centres = np.empty(n_centres, np.int64)
+        total = np.zeros(n_centres, np.int64)
+        first = np.zeros(n_centres, np.int64)
+        bound = np.zeros(n_centres)
+        cum = np.zeros(n_windows, np.int64)
+        for i in range(b, n_reps, n_blocks):
+            out_max[i] = _ebp_replicate_max(seed, rep_lo + i, baselines, zero_below, knn_index, loc_offsets,
+                                            loc_centres, loc_rank, zone_b, zone_ln_b, xlx, window_counts, touched,
+                                            stamp, centres, total, first, bound, cum)

@@ -59,14 +59,28 @@ def next_below(state, n):
 
 @njit
 def next_poisson(state, mu):
-    """(next state, a Poisson(mu) count) by inversion of one uniform.
+    """(next state, a Poisson(mu) count) by inversion of one uniform (:func:`poisson_of_uniform`);
+    no uniform is drawn when mu <= 0 (the count is 0)."""
+    if not (mu > 0.0):
+        return state, np.int64(0)
+    state, u = next_uniform(state)
+    return state, poisson_of_uniform(u, mu)
+
+
+@njit
+def poisson_zero_below(mu):
+    """The uniforms below which :func:`poisson_of_uniform` answers 0 without a loop: exp(-mu), the
+    probability of 0, for mu < 700 (0.0 above, where the sum starts elsewhere)."""
+    return math.exp(-mu) if mu < 700.0 else 0.0
+
+
+@njit
+def poisson_of_uniform(u, mu):
+    """The Poisson(mu) count (mu > 0) whose cdf first exceeds the uniform u (inversion).
 
     The cdf is summed from 0, or from 40 standard deviations below the mean in log space when
     exp(-mu) would underflow (the mass left out is below 1e-300).
     """
-    if not (mu > 0.0):
-        return state, np.int64(0)
-    state, u = next_uniform(state)
     if mu < 700.0:
         term = math.exp(-mu)
         cdf = term
@@ -77,7 +91,7 @@ def next_poisson(state, mu):
             cdf += term
             if term == 0.0 and k > mu:
                 break
-        return state, np.int64(k)
+        return np.int64(k)
     k0 = max(0.0, math.floor(mu - 40.0 * math.sqrt(mu)))
     lterm = k0 * math.log(mu) - mu - math.lgamma(k0 + 1.0)
     cdf = math.exp(lterm)
@@ -88,4 +102,4 @@ def next_poisson(state, mu):
         cdf += math.exp(lterm)
         if lterm < -745.0 and k > mu:
             break
-    return state, np.int64(k)
+    return np.int64(k)

@@ -277,12 +277,20 @@ def _cached_neighbours(key, build):
 
 
 def _nearest(xyz: np.ndarray, knn: int):
-    """Each location's ``knn`` nearest (itself first), by (distance, index), and their distances."""
+    """Each location's ``knn`` nearest (itself first), by (distance, index), their distances, which
+    zones are distinct (:func:`_distinct_zones`) and, as CSR, the centres whose nearest hold each
+    location: built once per set of locations and k (see _cached_neighbours)."""
     def build():
-        knn_index = np.empty((len(xyz), knn), dtype=np.int64)
-        knn_km = np.empty((len(xyz), knn))
+        n = len(xyz)
+        knn_index = np.empty((n, knn), dtype=np.int64)
+        knn_km = np.empty((n, knn))
         ks.nearest_k(xyz, knn, knn_index, knn_km)
-        return knn_index, knn_km
+        loc_offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(knn_index.ravel(), minlength=n), out=loc_offsets[1:])
+        loc_centres = np.empty(n * knn, dtype=np.int64)
+        loc_rank = np.empty(n * knn, dtype=np.int64)
+        ks.ebp_centres_of_locations(knn_index, loc_offsets, loc_centres, loc_rank)
+        return knn_index, knn_km, _distinct_zones(knn_index), loc_offsets, loc_centres, loc_rank
 
     return _cached_neighbours((hashlib.sha1(xyz.tobytes()).hexdigest(), "knn", knn), build)
 
@@ -418,7 +426,7 @@ def expectation_based_poisson(counts, baselines, lng, lat, options: EbpOptions |
     for w in range(n_windows):
         base_cum[:, w] = recent[:, w] if w == 0 else base_cum[:, w - 1] + recent[:, w]
 
-    knn_index, knn_km = _nearest(xyz, knn)
+    knn_index, knn_km, keep, loc_offsets, loc_centres, loc_rank = _nearest(xyz, knn)
     zone_b = np.empty((n_locations, knn, n_windows))
     zone_ln_b = np.empty_like(zone_b)
     ks.ebp_zone_baselines(knn_index, base_cum, zone_b, zone_ln_b)
@@ -431,64 +439,57 @@ def expectation_based_poisson(counts, baselines, lng, lat, options: EbpOptions |
     maxima = np.empty(reps)
     best = float(scores.max())
     done = reps if decide_p is None or best > 0 else 0  # deciding with no cluster: nothing to replicate
+    if done:
+        zero_below = np.empty_like(recent)
+        ks.ebp_zero_below(recent, zero_below)
     for lo, hi in budget.chunks(done, CHUNK_REPS, "replications", first=min(done, PILOT_REPS)):
-        ks.ebp_replicate_maxima(seed, lo, hi, recent, knn_index, zone_b, zone_ln_b, xlx, maxima[lo:hi])
+        ks.ebp_replicate_maxima(seed, lo, hi, recent, zero_below, knn_index, loc_offsets, loc_centres, loc_rank,
+                                zone_b, zone_ln_b, xlx, ks.replication_blocks(hi - lo), maxima[lo:hi])
         if _decided(decide_p, maxima[:hi], best, reps):
             done = hi
             break
     maxima, reps = maxima[:done], done
 
-    # each distinct zone's best window (duplicates: the first centre, in (centre, size) order, keeps it)
-    keep = _distinct_zones(knn_index)
-    candidates = []
-    for i, k in zip(*np.nonzero(keep)):
-        w = int(np.argmax(scores[i, k]))  # first maximum: the shortest window among ties
-        if scores[i, k, w] > 0:
-            candidates.append((-scores[i, k, w], int(k) + 1, w, int(i), int(k)))
-    candidates.sort()
+    # each distinct zone's best window (duplicates: the first centre, in (centre, size) order, keeps
+    # it), the first maximum: the shortest window among ties; candidates by decreasing score, then
+    # fewer locations, the shorter window, the lower centre
+    best_w = scores.argmax(axis=2)
+    best_score = np.take_along_axis(scores, best_w[:, :, None], axis=2)[:, :, 0]
+    cand_i, cand_k = np.nonzero(keep & (best_score > 0))
+    cand_score, cand_w = best_score[cand_i, cand_k], best_w[cand_i, cand_k]
+    order = np.lexsort((cand_i, cand_w, cand_k, -cand_score))
     clusters = []
     taken = np.zeros(n_locations, dtype=bool)
-    for neg, size, w, i, k in candidates:
+    for j in order.tolist():
         if len(clusters) == top:
             break
+        i, k, w = int(cand_i[j]), int(cand_k[j]), int(cand_w[j])
         locations = knn_index[i, :k + 1]
         if taken[locations].any():
             continue
         taken[locations] = True
-        score = -neg
+        score = float(cand_score[j])
         rank_mc = 1 + int((maxima >= score).sum())
         p = rank_mc / (reps + 1) if reps > 0 else None
         clusters.append(Cluster(
             rank=len(clusters) + 1, center=i, locations=locations.copy(), radius_m=float(knn_km[i, k]) * 1000.0,
             start=n_periods - 1 - w, end=n_periods - 1, observed=int(zone_c[i, k, w]),
-            expected=float(zone_b[i, k, w]), llr=float(score), p=p,
+            expected=float(zone_b[i, k, w]), llr=score, p=p,
             recurrence_days=(1.0 / p) if p is not None else None))
     return ScanResult("ebp", o, clusters, maxima, int(window_counts[:, -1].sum()), n_periods,
                       {"zones": int(keep.sum()), "windows": n_windows, "reps_done": done})
 
 
 def _distinct_zones(knn_index: np.ndarray) -> np.ndarray:
-    """keep[i, k]: zone (centre i, k+1 nearest) is the first occurrence of its set of locations."""
+    """keep[i, k]: zone (centre i, k+1 nearest) is the first occurrence, in centre order, of its set of
+    locations (two zones can be equal only at the same size: each sorted row is compared whole)."""
     n, k = knn_index.shape
-    keys = np.random.default_rng(0x5CA7).integers(0, 2**63 - 1, size=n, dtype=np.int64)
-    hashes = np.bitwise_xor.accumulate(keys[knn_index], axis=1)
     keep = np.zeros((n, k), dtype=bool)
-    first: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for i in range(n):
-        for j in range(k):
-            key = (j, int(hashes[i, j]))
-            seen = first.get(key)
-            zone = knn_index[i, :j + 1]
-            if seen is None:
-                first[key] = [(i, j)]
-                keep[i, j] = True
-                continue
-            # equal hashes: compare the sets themselves (a true duplicate, or a hash collision)
-            members = set(zone.tolist())
-            if any(set(knn_index[a, :b + 1].tolist()) == members for a, b in seen):
-                continue
-            seen.append((i, j))
-            keep[i, j] = True
+    for j in range(k):
+        members = np.sort(knn_index[:, :j + 1], axis=1)
+        # return_index gives each distinct row's first occurrence (numpy sorts stably for it)
+        _, first = np.unique(members, axis=0, return_index=True)
+        keep[first, j] = True
     return keep
 
 

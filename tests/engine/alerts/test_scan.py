@@ -249,6 +249,31 @@ def test_ebp_equals_brute_force(case):
     _same_clusters(result, clusters, counts.shape[1])
 
 
+def test_ebp_ties_go_to_fewer_locations_then_the_shorter_window():
+    """Three zones score the same (a count of 4 over a baseline of 1.0): one location over its last
+    day, one (with a lower index) over its last two, two locations over their last day; they are
+    reported with fewer locations first, then the shorter window."""
+    rng = np.random.default_rng(250)
+    _, lng, lat = _world(rng, n=20, days=6)
+    counts = np.zeros((20, 6), dtype=np.int64)
+    baselines = np.full(counts.shape, 0.5)
+    c = int(np.argsort(np.hypot(lng - lng[10], lat - lat[10]), kind="stable")[1])
+    a = min(set(range(17)) - {10, c})
+    e = max(set(range(17)) - {10, c, a})
+    counts[a, -2:] = 2       # {a}, the last 2 days: C = 4, B = 1.0
+    counts[e, -1] = 4        # {e}, the last day: C = 4, B = 1.0
+    baselines[e, -1] = 1.0
+    counts[[10, c], -1] = 2  # {10, c}, the last day: C = 4, B = 1.0
+    o = S.EbpOptions(knn=4, max_duration=3, top=3, reps=9, seed=3)
+    result = S.expectation_based_poisson(counts, baselines, lng, lat, o)
+    clusters, maxima = brute_ebp(counts.tolist(), baselines.tolist(), lng, lat, o)
+    assert result.replicate_maxima.tolist() == maxima
+    _same_clusters(result, clusters, counts.shape[1])
+    assert len({k.llr for k in result.clusters}) == 1
+    assert [(k.locations.tolist(), k.duration) for k in result.clusters[:2]] == [([e], 1), ([a], 2)]
+    assert sorted(result.clusters[2].locations.tolist()) == sorted([10, c]) and result.clusters[2].duration == 1
+
+
 def test_stp_is_deterministic_for_a_seed_on_any_thread_count():
     rng = np.random.default_rng(3)
     counts, lng, lat = _world(rng, n=60, days=30, spread_km=4)
