@@ -102,9 +102,12 @@ def time_code(kind, local_us):
 @njit
 def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi, offset_us, dim_kind, dim_col,
                     dim_lut_lo, dim_origin, dim_size, dim_stride, luts, allowed, allowed_lo, check_allowed, n_events,
-                    some, listed, rows, cells):
+                    some, listed, rows, cells, read, counts, sums, out):
     """Write the row and cell of every event reported in ``[t_lo, t_hi)`` that no dimension and
-    no jurisdiction excludes into ``rows`` and ``cells``; returns how many. Only blocks whose
+    no jurisdiction excludes into ``rows`` and ``cells``; returns how many. With measures ``read``
+    (sorted indices into a row of ``out``, or all of them; a day cube's slots), each such slot's measures are added into
+    ``out[cell]`` instead (its ``counts``, the measures before ``counts.shape[1]``, and ``sums``, the
+    rest), in the same pass, and nothing is written to ``rows`` and ``cells``. Only blocks whose
     report-time range (``block_lo``/``block_hi``: least and greatest report time of each block of
     ``block_size`` events) meets the window are read. ``codes`` rows: 0 category, 1 class, 2
     source, 3 state, 4 worker, 5 grid, 6 community, 7 street, 8 district. With ``listed``, only the
@@ -113,6 +116,8 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
     k = 0
     n_dims = dim_kind.shape[0]
     n_some = some.shape[0]
+    n_read = read.shape[0]
+    n_counts = counts.shape[1]
     for b in range(block_lo.shape[0]):
         if block_hi[b] < t_lo or block_lo[b] >= t_hi:
             continue
@@ -149,8 +154,22 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
                 cell += code * dim_stride[d]
             if cell < 0:
                 continue
-            rows[k] = e
-            cells[k] = cell
+            if n_read == n_counts + sums.shape[1]:  # every measure: whole rows (the loops vectorise)
+                for m in range(n_counts):
+                    out[cell, m] += counts[e, m]
+                for m in range(sums.shape[1]):
+                    out[cell, n_counts + m] += sums[e, m]
+            elif n_read:
+                j = 0
+                while j < n_read and read[j] < n_counts:
+                    out[cell, read[j]] += counts[e, read[j]]
+                    j += 1
+                while j < n_read:
+                    out[cell, read[j]] += sums[e, read[j] - n_counts]
+                    j += 1
+            else:
+                rows[k] = e
+                cells[k] = cell
             k += 1
     return k
 
@@ -207,20 +226,6 @@ def tally_cells(rows, cells, codes, flags, open_rows, open_due, close_us, stage_
                     sums[c, M_STAGE_US0 - N_COUNTS + s] += sign * stage_us[s, e]
                     counts[c, M_STAGE_N0 + s] += sign
     return next_due
-
-
-@njit
-def tally_slots(rows, cells, counts, sums, out):
-    """Add the measures of each day-cube slot ``rows[k]`` (its ``counts`` and ``sums``) into
-    ``out[cells[k]]``."""
-    n_counts = counts.shape[1]
-    for k in range(rows.shape[0]):
-        s = rows[k]
-        c = cells[k]
-        for m in range(n_counts):
-            out[c, m] += counts[s, m]
-        for m in range(sums.shape[1]):
-            out[c, n_counts + m] += sums[s, m]
 
 
 @njit

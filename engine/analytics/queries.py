@@ -637,11 +637,11 @@ class Analytics:
             if cube is not None and not _cube_answers(plan, measures):
                 cube = None
             outs, quantiles = [], []
+            read = _read_columns(measures)
             for t_lo, t_hi, offset in bounds:
                 out = np.zeros((n_cells, tally.N_MEASURES), dtype=np.int64)
                 if cube is not None:  # the slots' sums, and "overdue now" of the open events
-                    slots, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, cube)
-                    tally.tally_slots(slots, cells, cube.counts, cube.sums, out)
+                    self._tally_cube(plan, principal, jurisdiction, t_lo, t_hi, offset, cube, read, out)
                     due = tally.NEVER_DUE  # an answer without "overdue now" does not depend on the clock
                     if any(name.startswith("overdue_now") for name in measures):
                         rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, some=m.open_rows)
@@ -688,22 +688,32 @@ class Analytics:
         base = np.array([known.get(code, 0) or math.nan for code in columns[level]], dtype=np.float64)
         return values * (1000.0 if per == "1000_residents" else 1.0) / base
 
-    def _scan(self, plan: _Plan, principal, jurisdiction: bool, t_lo: int, t_hi: int, offset: int, cube=None,
-              some=None):
-        """(rows, cells) of the window's events (with ``cube``: of its slots; with ``some``: of those
-        listed events only, sorted) inside jurisdiction and the plan's dimensions (under the mirror lock)."""
+    def _scan(self, plan: _Plan, principal, jurisdiction: bool, t_lo: int, t_hi: int, offset: int, some=None):
+        """(rows, cells) of the window's events (with ``some``: of those listed events only, sorted)
+        inside jurisdiction and the plan's dimensions (under the mirror lock)."""
         kind, col, lut_lo, origin, size, stride, luts, _ = plan.arrays()
         allowed, allowed_lo, check = self._allowed(principal, jurisdiction)
-        m = self.mirror if cube is None else cube
-        block, times = (BLOCK, m.occurred) if cube is None else (day_cube.BLOCK, cube.day_us)
+        m = self.mirror
+        block, times = BLOCK, m.occurred
         meets = (m.block_hi >= t_lo) & (m.block_lo < t_hi)
         bound = min(int(meets.sum()) * block, m.n if some is None else len(some))
         rows = np.empty(bound, np.int64)
         cells = np.empty(bound, np.int64)
         k = tally.cells_in_window(m.block_lo, m.block_hi, block, times, m.codes, t_lo, t_hi, offset, kind, col,
                                   lut_lo, origin, size, stride, luts, allowed, allowed_lo, check, m.n,
-                                  _NONE if some is None else some, some is not None, rows, cells)
+                                  _NONE if some is None else some, some is not None, rows, cells, _NONE, _NO_COUNTS,
+                                  _NO_SUMS, _NO_SUMS)
         return rows[:k], cells[:k]
+
+    def _tally_cube(self, plan: _Plan, principal, jurisdiction: bool, t_lo: int, t_hi: int, offset: int, cube,
+                    read: np.ndarray, out: np.ndarray) -> None:
+        """Add the columns ``read`` of the window's day-cube slots inside jurisdiction and the plan's
+        dimensions into ``out`` (under the mirror lock)."""
+        kind, col, lut_lo, origin, size, stride, luts, _ = plan.arrays()
+        allowed, allowed_lo, check = self._allowed(principal, jurisdiction)
+        tally.cells_in_window(cube.block_lo, cube.block_hi, day_cube.BLOCK, cube.day_us, cube.codes, t_lo, t_hi, offset,
+                              kind, col, lut_lo, origin, size, stride, luts, allowed, allowed_lo, check, cube.n, _NONE,
+                              False, _NONE, _NONE, read, cube.counts, cube.sums, out)
 
     def _select(self, principal, start, end, filters) -> np.ndarray:
         """Rows of the events of the window inside jurisdiction and filters (under the mirror lock)."""
@@ -775,6 +785,9 @@ class Analytics:
 
 
 _NONE = np.empty(0, np.int64)
+#: The counts and sums tables an event scan passes (it writes rows and cells, it adds no measures).
+_NO_COUNTS = np.zeros((0, tally.N_COUNTS), np.int16)
+_NO_SUMS = np.zeros((0, tally.N_MEASURES - tally.N_COUNTS), np.int64)
 _CUBE_KINDS = (tally.BY_COLUMN, tally.DAY, tally.WEEK, tally.MONTH, tally.WEEKDAY)
 
 
@@ -783,6 +796,22 @@ def _tally(m, rows, cells, now_us, out):
     :func:`~citygrid.kernels.tally.tally_cells`' next deadline."""
     return tally.tally_cells(rows, cells, m.codes, m.flags, m.open_rows, m.open_due, m.close_us, m.stage_us, now_us, 1,
                              out[:, : tally.N_COUNTS], out[:, tally.N_COUNTS :])
+
+
+def _read_columns(measures) -> np.ndarray:
+    """The columns of a counts table that the answers of ``measures`` read (:meth:`Analytics._measure`,
+    and "reported", which tells the cells with events): the day cube adds only these, or all of them
+    when more than a third are read (the kernel adds whole rows faster than picked columns)."""
+    read = {tally.M_REPORTED}
+    for name in measures:
+        count = name.split("_per_")[0]
+        if count in COUNTS:
+            read.add(COUNTS[count])
+        for duration, which in DURATIONS.items():
+            if name == f"{duration}_mean":
+                read.update((tally.M_CLOSE_US, tally.M_CLOSED) if which == 4
+                            else (tally.M_STAGE_US0 + which, tally.M_STAGE_N0 + which))
+    return np.array(sorted(read) if len(read) * 3 <= tally.N_MEASURES else range(tally.N_MEASURES), dtype=np.int64)
 
 
 def _cube_answers(plan: _Plan, measures) -> bool:

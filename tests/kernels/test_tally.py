@@ -80,3 +80,39 @@ def test_local_day_of_a_night_report():
     utc = datetime(2026, 1, 1, 3, 0, tzinfo=timezone(timedelta(hours=8)))
     us = int(utc.timestamp() * 1e6) + 8 * 3600 * 10**6
     assert tally.time_code(tally.DAY, us) == (datetime(2026, 1, 1) - EPOCH).days
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(-1, 2), st.integers(0, 50)), max_size=40),
+       st.integers(0, 5), st.integers(1, 6),
+       st.one_of(st.lists(st.integers(0, tally.N_MEASURES - 1), unique=True, min_size=1, max_size=6),
+                 st.just(list(range(tally.N_MEASURES)))))
+def test_a_cube_window_adds_the_read_measures_of_each_slot_in_its_cell(slots, t_lo, width, read):
+    # Slots (day, class id or -1, weight) of a day cube, counted by class in days [t_lo, t_lo + width):
+    # each kept slot's measures `read` go into its class's cell, as a plain loop over the slots adds them.
+    day = tally.US_PER_DAY
+    n = len(slots)
+    day_us = np.array([d * day for d, _, _ in slots], np.int64)
+    codes = np.full((9, n), -1, np.int16)
+    codes[1] = [c for _, c, _ in slots]
+    counts = np.array([[w + m for m in range(tally.N_COUNTS)] for *_, w in slots], np.int16).reshape(n, tally.N_COUNTS)
+    sums = np.array([[w * 10**12 + m for m in range(tally.N_MEASURES - tally.N_COUNTS)] for *_, w in slots],
+                    np.int64).reshape(n, tally.N_MEASURES - tally.N_COUNTS)
+    block = 4
+    n_blocks = -(-n // block)
+    block_lo, block_hi = np.zeros(n_blocks, np.int64), np.zeros(n_blocks, np.int64)
+    tally.block_ranges(day_us, n, block, block_lo, block_hi, 0)
+    lut = np.array([3, 0, 1, 2], np.int64)  # class id + 1 -> cell; no class: 3, the last cell (None)
+    one = np.ones(1, np.int64)
+    out = np.zeros((4, tally.N_MEASURES), np.int64)
+    none = np.zeros(0, np.int64)
+    tally.cells_in_window(block_lo, block_hi, block, day_us, codes, t_lo * day, (t_lo + width) * day, 0,
+                          np.array([tally.BY_COLUMN]), one, one, np.zeros(1, np.int64), np.array([4]), one,
+                          np.concatenate([np.zeros(1, np.int64), lut]), np.zeros(1, np.bool_), np.zeros(4, np.int64),
+                          False, n, none, False, none, none, np.array(sorted(read), np.int64), counts, sums, out)
+    expected = np.zeros((4, tally.N_MEASURES), np.int64)
+    for s, (d, c, _) in enumerate(slots):
+        if t_lo <= d < t_lo + width:
+            for m in read:
+                expected[lut[c + 1], m] += counts[s, m] if m < tally.N_COUNTS else sums[s, m - tally.N_COUNTS]
+    assert np.array_equal(out, expected)
