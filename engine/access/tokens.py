@@ -1,9 +1,11 @@
 """Bearer tokens: random secrets kept only as SHA-256 hashes in the data directory's database.
 
 A token belongs to a principal (a person or system named in audit records) with a role and a
-jurisdiction. The secret is made by :func:`secrets.token_urlsafe`, shown once when issued, and never
-stored: the database keeps its SHA-256 hash and a short public ``token_id`` to name it in lists and
-revocations. Looking a secret up hashes it and finds the row; a revoked token no longer resolves.
+jurisdiction. The secret is ``cg_`` followed by :func:`secrets.token_urlsafe` (the prefix names it
+for secret scanners and keeps it from starting with ``-``, which a command line would take for an
+option). It is shown once when issued and never stored: the database keeps its SHA-256 hash and a
+short public ``token_id`` to name it in lists and revocations. Looking a secret up hashes it and
+finds the row; a revoked token no longer resolves.
 
 >>> import tempfile
 >>> store = TokenStore(tempfile.mkdtemp())
@@ -58,6 +60,9 @@ MIGRATIONS = [
 
 #: Bytes of randomness in a secret (``token_urlsafe`` makes 43 characters of it).
 TOKEN_BYTES = 32
+#: The start of every issued secret: ``token_urlsafe`` alone starts with ``-`` one time in 64, and
+#: ``citygrid ... --token -xyz`` then fails to parse.
+SECRET_PREFIX = "cg_"
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class TokenStore:
         if secret is not None and len(secret) < 20:
             raise InvalidInput("a configured token must be at least 20 characters; make one with "
                                "python -c 'import secrets; print(secrets.token_urlsafe())'")
-        secret = secret or secrets.token_urlsafe(TOKEN_BYTES)
+        secret = secret or SECRET_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
         digest = hash_token(secret)
         token_id = "tok_" + digest[:12]
         created = datetime.now(timezone.utc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from citygrid.engine.database import database_path
 from citygrid.engine.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from citygrid.engine.access.principals import Role
+from citygrid.engine.access import tokens
 from citygrid.engine.access.tokens import TokenStore, hash_token
 
 
@@ -17,6 +19,17 @@ def store(tmp_path):
     s = TokenStore(tmp_path)
     yield s
     s.close()
+
+
+def test_an_issued_secret_is_a_command_line_value(store, monkeypatch):
+    """token_urlsafe starts with '-' one time in 64; `citygrid ... --token SECRET` must still parse
+    (a CI run failed on such a secret)."""
+    monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda n: "-" + "x" * 42)
+    secret, _ = store.issue("街道大屏", Role.DASHBOARD)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--token")
+    assert parser.parse_args(["--token", secret]).token == secret
+    assert store.authenticate(secret).role is Role.DASHBOARD
 
 
 def test_issue_authenticate_revoke(store, tmp_path):
