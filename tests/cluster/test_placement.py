@@ -92,9 +92,12 @@ def test_layer_is_placed_once_and_read_zero_copy(ray_session, tracts):
             assert not owndata and not writeable, name
 
     # Memory per worker does not grow with the tasks it runs (each task reuses the attached views).
+    # A worker that kept a private copy per task would grow by the layer's size a task; allocator
+    # noise (seen up to 4.6 MB over a worker's tasks on a busy machine) stays far below half that.
     by_worker: dict[int, list[int]] = {}
     for r in results:
         by_worker.setdefault(r["pid"], []).append(r["private"])
     for pid, sizes in by_worker.items():
         if len(sizes) >= 5:
-            assert sizes[-1] - sizes[1] < 2 * 1024 * 1024, (pid, sizes)
+            kept_copies = (len(sizes) - 2) * placed.nbytes
+            assert sizes[-1] - sizes[1] < kept_copies / 2, (pid, sizes, placed.nbytes)
