@@ -204,6 +204,15 @@ def test_a_raised_alert_appears(demo, admin_page, artefacts):
     wait_for(driver, "return [...window.citygrid.alerts.keys()].some(id => !arguments[0].includes(id))",
              sorted(shown), timeout=LIVE_SECONDS + 5)
     assert driver.execute_script("return document.querySelectorAll('.alert-marker').length") >= 1
+    # The new alert pulses a few times, not forever (an endless animation redraws a big screen all day).
+    counts = driver.execute_script("return [...document.querySelectorAll('.alert-marker.fresh')]"
+                                   ".map(el => getComputedStyle(el).animationIterationCount)")
+    assert counts and all(c != "infinite" and float(c) > 0 for c in counts), counts
+    # A count alert's line in the list says what was seen against what was expected.
+    new_ids = [i for i in driver.execute_script("return [...window.citygrid.alerts.keys()]") if i not in shown]
+    text = driver.execute_script(
+        "return document.querySelector(`#alerts li[data-alert-id='${arguments[0]}']`).textContent", new_ids[0])
+    assert "观测" in text and "期望" in text, text
     driver.save_screenshot(str(artefacts / "alert.png"))
 
 

@@ -313,12 +313,25 @@ function showAlert(alert, fresh, { render = true } = {}) {
     return;
   }
   const el = document.createElement("div");
-  el.className = "alert-marker";
+  el.className = fresh ? "alert-marker fresh" : "alert-marker";
   el.title = `预警 #${alert.id} ${alert.unit_code} ${alert.category_code}`;
   el.addEventListener("click", () => { if (alert.level === "grid") selectGrid(alert.unit_code); });
   const marker = new maplibregl.Marker({ element: el }).setLngLat([alert.lng, alert.lat]).addTo(state.map);
   state.alerts.set(alert.id, { alert, marker, fresh });
   if (render) renderAlerts();
+}
+
+const LEVEL_NAMES = { grid: "网格", community: "社区", street: "街道", district: "全区" };
+
+function alertText(alert) {
+  // A count alert says what was seen against what was expected; a house-registry (群租房) alert
+  // says how many flagged houses the grid has, which has no expected count.
+  const where = `${LEVEL_NAMES[alert.level] || alert.level} ${alert.unit_code}`;
+  const what = alert.method === "group_renting"
+    ? `群租房预警 · ${alert.observed} 处房屋`
+    : `类别 ${alert.category_code} · 观测 ${alert.observed} / 期望 ${Number(alert.expected).toFixed(1)}`;
+  const days = alert.first_day === alert.last_day ? alert.last_day : `${alert.first_day}–${alert.last_day}`;
+  return `#${alert.id} ${where} · ${what} · ${days}`;
 }
 
 function renderAlerts() {
@@ -330,7 +343,7 @@ function renderAlerts() {
     const li = document.createElement("li");
     li.dataset.alertId = alert.id;
     if (fresh) li.className = "new";
-    li.textContent = `#${alert.id} ${alert.level === "grid" ? "网格" : alert.level} ${alert.unit_code} · 类别 ${alert.category_code} · 观测 ${alert.observed} / 期望 ${Number(alert.expected).toFixed(1)} · ${alert.first_day}–${alert.last_day}`;
+    li.textContent = alertText(alert);
     li.addEventListener("click", () => state.map.flyTo({ center: [alert.lng, alert.lat], zoom: 14 }));
     list.appendChild(li);
     discs.push(discPolygon(alert.lng, alert.lat, alert.radius_m || 150));
