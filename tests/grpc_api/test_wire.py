@@ -31,12 +31,13 @@ def test_varints_are_protobufs_packed_int64(values):
     assert (wire.field(1, wire.varints(np.array(values, np.int64))) if values else b"") == packed
 
 
-@given(st.integers(0, 2**64 - 1))
+@given(st.integers(0, 2**63 - 1))
 @example(0)
 @example(127)
 @example(128)
 def test_varint_is_protobufs(value):
-    assert wire.varint(value) == wire.varints(np.array([value], np.uint64).view(np.int64))
+    packed = analytics_pb2.Int64Values(values=[value]).SerializeToString()  # key, length (< 128), the varint
+    assert wire.varint(value) == packed[2:]
 
 
 def _protobuf_table(rows: int, columns: dict) -> bytes:
