@@ -31,6 +31,7 @@ import numpy as np
 from citygrid.engine.analytics.host import AnalyticsHost
 from citygrid.engine.analytics.queries import AREA_LEVELS, TIME_DIMENSIONS, Table
 from citygrid.engine.errors import InvalidInput, Overloaded
+from citygrid.grpc_api import wire
 from citygrid.grpc_api._pb import analytics_pb2, analytics_pb2_grpc
 from citygrid.grpc_api.convert import from_timestamp, to_timestamp
 from citygrid.grpc_api.interceptors import Authenticator
@@ -163,12 +164,12 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         it, costs more than counting it: 0.5 ms for the 273 kB of KPIs by worker, on the event loop
         when grpc serialises it). The bytes go out as they are (:mod:`~citygrid.grpc_api.interceptors`
         sends a servicer's ``bytes`` unserialised); callers share them."""
-        return self._host.analytics().remembered(_question(method, request), principal,
-                                                 lambda: build().SerializeToString())
+        return self._host.analytics().remembered(_question(method, request), principal, lambda: _serialised(build()))
 
     # ------------------------------------------------------------------ tables
 
-    def _table(self, table: Table, answer_format: int) -> analytics_pb2.Table:
+    def _table(self, table: Table, answer_format: int) -> bytes:
+        """The table as a serialised ``Table`` message: columns, or Arrow IPC bytes when asked or large."""
         rows = len(table)
         if answer_format == analytics_pb2.ANSWER_FORMAT_ARROW or (
                 answer_format == analytics_pb2.ANSWER_FORMAT_AUTO and rows > MAX_COLUMN_ROWS):
@@ -177,11 +178,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 raise Overloaded(f"the answer has {rows:,} rows ({len(data):,} bytes as Arrow), more than the server "
                                  f"sends in one message ({self._max_bytes:,} bytes): narrow the window, the buckets "
                                  "or the dimensions")
-            return analytics_pb2.Table(rows=rows, arrow_ipc=data)
+            return analytics_pb2.Table(rows=rows, arrow_ipc=data).SerializeToString()
         if rows > MAX_COLUMN_ROWS:
             raise Overloaded(f"the answer has {rows:,} rows; as columns at most {MAX_COLUMN_ROWS:,}: ask for Arrow "
                              "(ANSWER_FORMAT_AUTO or ANSWER_FORMAT_ARROW) or narrow the query")
-        return analytics_pb2.Table(rows=rows, columns=[_column(name, values) for name, values in table.columns.items()])
+        return columns_message(rows, table.columns)
 
 
 def _question(method: str, request) -> tuple:
@@ -200,16 +201,35 @@ def arrow_ipc(table: Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _column(name: str, values) -> analytics_pb2.Column:
+def columns_message(rows: int, columns: dict) -> bytes:
+    """``Table(rows=rows, columns=[...])`` serialised, the same bytes protobuf writes, written field by
+    field: numeric columns as packed values encoded by numpy at once, strings by protobuf. Through
+    message objects (a Python object per value) a 2,902-row KPI table took 5.5 ms to become bytes,
+    more than counting it (2.0 ms)."""
+    parts = [b"\x08" + wire.varint(rows)] if rows else []  # rows = 1 (a varint; proto3 leaves out 0)
+    for name, values in columns.items():
+        parts.append(wire.field(2, (wire.field(1, name.encode()) if name else b"") + _values(values)))
+    return b"".join(parts)
+
+
+def _values(values) -> bytes:
+    """A column's ``values`` oneof: ``ints`` (3) or ``doubles`` (4), each with its values packed in
+    field 1 (left out when there are none), or ``strings`` (2; "" for none)."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
-        return analytics_pb2.Column(name=name, ints=analytics_pb2.Int64Values(values=values.astype(np.int64).tolist()))
+        packed = wire.varints(values.astype(np.int64))
+        return wire.field(3, wire.field(1, packed) if packed else b"")
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        return analytics_pb2.Column(name=name, doubles=analytics_pb2.DoubleValues(values=values.tolist()))
+        packed = values.astype("<f8").tobytes()
+        return wire.field(4, wire.field(1, packed) if packed else b"")
     values = list(values)
     if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        return analytics_pb2.Column(name=name, ints=analytics_pb2.Int64Values(values=[int(v) for v in values]))
-    return analytics_pb2.Column(name=name, strings=analytics_pb2.StringValues(
-        values=["" if v is None else str(v) for v in values]))
+        return _values(np.array([int(v) for v in values], np.int64))
+    return wire.field(2, analytics_pb2.StringValues(values=["" if v is None else str(v) for v in values])
+                      .SerializeToString())
+
+
+def _serialised(message) -> bytes:
+    return message if type(message) is bytes else message.SerializeToString()
 
 
 def _window(request) -> tuple[datetime, datetime]:
