@@ -10,6 +10,7 @@
     baseline_days = 7           # days of the EARS baseline
     min_sigma = 0.7             # floor of the baseline's standard deviation
     levels = ["grid"]           # also "community", "street", "district": the series rolled up
+    classes = true              # also each category class's series (its categories summed), at the same levels
     backfill_days = 365         # how far back the first run (no run stored yet) judges
     timezone = "Asia/Shanghai"  # of the local days counted
     scan = true                 # also the prospective space-time permutation scan of each category
@@ -57,6 +58,16 @@ same grid (or rollup) x category, and vice versa (:class:`~citygrid.engine.alert
 detector alone raises 3 alarms, all on labelled spikes, and with it on the service's false
 alerts a day stay those of the daily detector (figures in the README).
 
+Category classes (``classes``): each level's category series are also summed by the taxonomy's
+class (:func:`~citygrid.engine.alerts.series.category_classes`) and judged by the same daily
+detector, so a rise spread over several categories of one class (three kinds of 市容环境 in one
+grid, each below its own bound) is an alert of the class. Not the hourly series (a class holds
+fast-moving and slow categories; its hours would mostly repeat the day) and not the scans (one per
+category). A class alarm that only repeats one category's alarm is no second alert (the rule is in
+:func:`citygrid.engine.alerts.host._class_findings`), and a class alert becomes an event of its
+category with the most excess (:meth:`~citygrid.engine.alerts.host.AlertHost.to_event`). Scored on
+the demo year with and without it in one run: the figures are in the README's alerts section.
+
 Why these defaults (scored through the service, ``bench/test_alert_service.py``, and on the same
 series directly, against the demo's 24 labelled spikes and 16 clusters; alarm days of a series at
 most one quiet day apart are one alert): the published EARS C3 with a 0.7 floor on the baseline's
@@ -92,6 +103,7 @@ class AlertSettings:
     baseline_days: int = 7
     min_sigma: float = 0.7
     levels: tuple[str, ...] = ("grid",)
+    classes: bool = True
     backfill_days: int = 365
     timezone: str = "Asia/Shanghai"
     scan: bool = True
@@ -117,7 +129,7 @@ class AlertSettings:
             raise InvalidInput(f"[alerts] method must be C1, C2 or C3, got {self.method!r}")
         if self.alpha is not None and (not isinstance(self.alpha, float) or not 0 < self.alpha < 0.5):
             raise InvalidInput(f"[alerts] alpha must be a number between 0 and 0.5, got {self.alpha!r}")
-        for name in ("scan", "hourly"):
+        for name in ("scan", "hourly", "classes"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidInput(f"[alerts] {name} must be true or false, got {getattr(self, name)!r}")
         if self.hourly_method not in ("C1", "C2"):
