@@ -520,9 +520,10 @@ def _class_findings(series: EventSeries, result, classes: dict[str, str], judged
         return [], 0
     of_class = np.array([classes[c] for c in series.categories[known].tolist()], dtype=object)
     rows = np.flatnonzero(known)
-    sums = roll_up(EventSeries(level, series.units[known], series.categories[known], series.start_ms, series.step_ms,
-                               series.counts[known]), level, category_parent=classes)
-    judged = detect("ears", sums.counts, settings.options, freq=365)
+    named = series if known.all() else EventSeries(level, series.units[known], series.categories[known],
+                                                   series.start_ms, series.step_ms, series.counts[known])
+    sums = roll_up(named, level, category_parent=classes)
+    judged = detect("ears", sums.counts, settings.class_options, freq=365)
     episodes = [(r, c0 + judged_from, c1 + judged_from) for r, c0, c1 in S.alarm_runs(judged.alarm[:, judged_from:])]
     if not episodes:
         return [], len(sums.units)
@@ -539,7 +540,7 @@ def _class_findings(series: EventSeries, result, classes: dict[str, str], judged
     repeats = set()
     if pairs:
         without = np.stack([sums.counts[episodes[e][0]] - series.counts[row] for e, row in pairs])
-        still = detect("ears", without, settings.options, freq=365).alarm
+        still = detect("ears", without, settings.class_options, freq=365).alarm
         for k, (e, _) in enumerate(pairs):
             _, c0, c1 = episodes[e]
             if not still[k, c0:c1 + 1].any():

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from citygrid.engine.errors import InvalidInput, NotFound
 
@@ -420,12 +421,11 @@ def roll_up(series: EventSeries, level: str, *, unit_parent=None, category_paren
     unit_list = np.array(sorted(set(units)), dtype=object)
     cat_list = np.array(sorted(set(cats)), dtype=object)
     group = _positions(cat_list, cats) * len(unit_list) + _positions(unit_list, units)
-    order = np.argsort(group, kind="stable")
-    first = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
-    summed = np.add.reduceat(series.counts[order], first, axis=0) if len(order) else series.counts[:0]
-    groups = group[order][first]
-    counts = np.zeros((len(cat_list) * len(unit_list), series.counts.shape[1]))
-    counts[groups] = summed
+    # one sparse (groups x rows) matrix of ones times the counts: no sorted copy of the rows (counts are
+    # whole numbers, so any order of adding is exact)
+    adder = csr_matrix((np.ones(len(group)), (group, np.arange(len(group)))),
+                       shape=(len(cat_list) * len(unit_list), len(group)))
+    counts = np.asarray(adder @ series.counts)
     return EventSeries(level, np.tile(unit_list, len(cat_list)), np.repeat(cat_list, len(unit_list)),
                        series.start_ms, series.step_ms, counts)
 

@@ -11,6 +11,7 @@
     min_sigma = 0.7             # floor of the baseline's standard deviation
     levels = ["grid"]           # also "community", "street", "district": the series rolled up
     classes = true              # also each category class's series (its categories summed), at the same levels
+    class_min_sigma = 1.0       # floor of a class series' baseline standard deviation (the detector's otherwise)
     backfill_days = 365         # how far back the first run (no run stored yet) judges
     timezone = "Asia/Shanghai"  # of the local days counted
     scan = true                 # also the prospective space-time permutation scan of each category
@@ -104,6 +105,7 @@ class AlertSettings:
     min_sigma: float = 0.7
     levels: tuple[str, ...] = ("grid",)
     classes: bool = True
+    class_min_sigma: float = 1.0
     backfill_days: int = 365
     timezone: str = "Asia/Shanghai"
     scan: bool = True
@@ -137,6 +139,9 @@ class AlertSettings:
                                f"not defined over one hour of the day), got {self.hourly_method!r}")
         if self.hourly_alpha is not None and (not isinstance(self.hourly_alpha, float) or not 0 < self.hourly_alpha < 0.5):
             raise InvalidInput(f"[alerts] hourly_alpha must be a number between 0 and 0.5, got {self.hourly_alpha!r}")
+        if isinstance(self.class_min_sigma, bool) or not isinstance(self.class_min_sigma, (int, float)) \
+                or not self.class_min_sigma >= 0:
+            raise InvalidInput(f"[alerts] class_min_sigma must be a number >= 0, got {self.class_min_sigma!r}")
         if isinstance(self.hourly_min_sigma, bool) or not isinstance(self.hourly_min_sigma, (int, float)) \
                 or not self.hourly_min_sigma >= 0:
             raise InvalidInput(f"[alerts] hourly_min_sigma must be a number >= 0, got {self.hourly_min_sigma!r}")
@@ -166,6 +171,12 @@ class AlertSettings:
     @property
     def options(self) -> EarsOptions:
         return EarsOptions(method=self.method, baseline=self.baseline_days, alpha=self.alpha, min_sigma=self.min_sigma)
+
+    @property
+    def class_options(self) -> EarsOptions:
+        """The detector on the category classes' series: the daily one with ``class_min_sigma``."""
+        return EarsOptions(method=self.method, baseline=self.baseline_days, alpha=self.alpha,
+                           min_sigma=self.class_min_sigma)
 
     @property
     def method_name(self) -> str:
