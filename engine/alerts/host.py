@@ -489,15 +489,23 @@ def _episodes(series, result, judged_from: int, start_day: dt.date, level: str, 
               method: str, joins: tuple[str, ...] = ()) -> list[S.Finding]:
     """Each series' alarm days from ``judged_from`` on, runs of days at most MERGE_GAP_DAYS apart
     joined, as findings."""
+    runs = [(r, c0 + judged_from, c1 + judged_from) for r, c0, c1 in S.alarm_runs(result.alarm[:, judged_from:])]
+    return _findings(series, result, runs, start_day, level, parents, method, joins)
+
+
+def _findings(series, result, runs, start_day: dt.date, level: str, parents: dict, method: str,
+              joins: tuple[str, ...] = ()) -> list[S.Finding]:
+    """Findings of the (row, first column, last column) alarm runs of ``series`` judged into ``result``."""
+    rows = np.array([r for r, _, _ in runs], dtype=np.int64)
+    expected, statistic = result.take("expected", rows), result.take("statistic", rows)
     findings: list[S.Finding] = []
-    for r, c0, c1 in S.alarm_runs(result.alarm[:, judged_from:]):
-        c0, c1 = c0 + judged_from, c1 + judged_from
+    for k, (r, c0, c1) in enumerate(runs):
         unit = series.units[r]
         findings.append(S.Finding(
             "detector", method, series.categories[r], level, unit, parents.get(unit, (unit, None, None, None)),
             start_day + dt.timedelta(days=c0), start_day + dt.timedelta(days=c1),
-            float(series.counts[r, c0:c1 + 1].sum()), float(np.nansum(result.expected[r, c0:c1 + 1])),
-            float(np.nanmax(result.statistic[r, c0:c1 + 1])), joins=joins))
+            float(series.counts[r, c0:c1 + 1].sum()), float(np.nansum(expected[k, c0:c1 + 1])),
+            float(np.nanmax(statistic[k, c0:c1 + 1])), joins=joins))
     return findings
 
 
@@ -545,17 +553,8 @@ def _class_findings(series: EventSeries, result, classes: dict[str, str], judged
             _, c0, c1 = episodes[e]
             if not still[k, c0:c1 + 1].any():
                 repeats.add(e)
-    findings = []
-    for e, (r, c0, c1) in enumerate(episodes):
-        if e in repeats:
-            continue
-        unit = sums.units[r]
-        findings.append(S.Finding(
-            "detector", settings.method_name, sums.categories[r], level, unit, parents.get(unit, (unit, None, None, None)),
-            start_day + dt.timedelta(days=c0), start_day + dt.timedelta(days=c1),
-            float(sums.counts[r, c0:c1 + 1].sum()), float(np.nansum(judged.expected[r, c0:c1 + 1])),
-            float(np.nanmax(judged.statistic[r, c0:c1 + 1]))))
-    return findings, len(sums.units)
+    kept = [episode for e, episode in enumerate(episodes) if e not in repeats]
+    return _findings(sums, judged, kept, start_day, level, parents, settings.method_name), len(sums.units)
 
 
 def _class_members(taxonomy, code: str) -> list[str]:
