@@ -19,6 +19,17 @@ def test_a_matrix_of_series_is_judged_row_by_row(rng):
     assert np.isnan(together.upperbound[:, :6]).all() and not together.alarm[:, :6].any()
 
 
+@pytest.mark.parametrize("method", D.METHODS)
+def test_periods_before_the_start_are_unjudged(rng, method):
+    y = rng.poisson(2.0, size=(5, 5 * 52 + 12)).astype(float)
+    y[[1, 3]] = 0.0
+    result = D.detect(method, y, freq=52)
+    assert result.start > 0
+    for name in ("expected", "upperbound", "statistic"):
+        assert np.isnan(getattr(result, name)[:, :result.start]).all(), name
+    assert not result.alarm[:, :result.start].any()
+
+
 def test_some_rows_of_an_answer_are_the_full_arrays_rows(rng):
     y = rng.poisson(2.0, size=(6, 60)).astype(float)
     y[[0, 2, 3]] = 0.0  # shared answer: rows map onto one computed row

@@ -342,6 +342,24 @@ def test_a_class_alert_when_its_categories_rise_together_not_when_one_does(distr
         host.close()
 
 
+def test_classes_are_judged_at_the_levels_configured(district):
+    """The same events by street: street 1 (A and B) 12 of 0101 today over 4 a day and 5 of 0102
+    over 2; the class's 17 over 6 alarms, but not without 0101 (5 over 2, under 5.09): 0101's
+    alert only. Street 2 (C alone) as grid C: both categories and the class."""
+    data_dir, intakes, clock = district
+    submit(intakes, _class_events())
+    host = AlertHost(data_dir, intakes, replace(CLASS_SETTINGS, levels=("street",)))
+    try:
+        host.run(SUPERVISOR)
+        got = sorted((a.level, a.unit_code, a.category_code, a.observed) for a in host.list(ADMIN))
+        assert got == [("street", "440307001", "0101", 12.0), ("street", "440307002", "01", 14.0),
+                       ("street", "440307002", "0101", 8.0), ("street", "440307002", "0102", 6.0)]
+        [cls] = [a for a in host.list(ADMIN) if a.category_code == "01"]
+        assert cls.chain == (None, None, "440307002", "440307")
+    finally:
+        host.close()
+
+
 def test_no_class_alert_with_classes_off(district):
     data_dir, intakes, clock = district
     submit(intakes, _class_events())
