@@ -10,8 +10,10 @@ write them), then one ``RunDetection`` with no arguments, the first run ``serve 
 it backfills, judging every day whose baseline lies after the first event. The alerts come back
 through ``ListAlerts`` and are scored (``citygrid.engine.alerts.scoring``: an alert covers an
 anomaly of its category when its grid had an injected event and the windows overlap; anything
-else is a false alert). It runs twice: with the shipped settings, and with hourly judging off
-(``hourly = false``), the false alerts a day with and without the fast-moving categories' hours.
+else is a false alert; an alert of a category class covers the anomalies of its categories). It runs
+three times: with the shipped settings, with the category classes' series off (``classes = false``),
+and with hourly judging off (``hourly = false``): the false alerts a day with and without each.
+``-k "shipped or classes"`` runs the first two.
 The same run scores, as a cross-check, the same detector applied directly to the demo's Parquet
 events (grid x category x local day cube, alarm days joined the same way),
 which must give the same alerts (the disc alerts of the run's space-time scans aside: they are
@@ -49,13 +51,16 @@ def demo_root(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("hourly", [False, True], ids=["daily only", "shipped (hourly too)"])
-def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path, hourly):
+@pytest.mark.parametrize("changed", [{}, {"classes": False}, {"hourly": False}],
+                         ids=["shipped", "classes off", "hourly off"])
+def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path, changed):
     from citygrid.cli.serve import demo_folder, prepare_demo
     from citygrid.engine.access.principals import Principal, Role
     from citygrid.engine.alerts import scoring as SC
+    from citygrid.engine.alerts.series import category_classes
     from citygrid.engine.alerts.settings import AlertSettings
     from citygrid.engine.cases.model import read_reports
+    from citygrid.engine.cases.taxonomy import load_taxonomy
     from citygrid.engine.cases.settings import IntakeSettings
     from citygrid.engine.times import ManualClock
     from citygrid.grpc_api.client import CityGridClient
@@ -67,7 +72,7 @@ def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path, ho
     # worker holds the database's write lock longer than a writer waits (SQLite's busy timeout, 30 s).
     config = ServerConfig(data_dir=tmp_path, host="127.0.0.1", port=0, metrics_port=None, http_port=None,
                           admin_token=ADMIN_TOKEN, intake=IntakeSettings(clock_interval=3600.0),
-                          alerts=AlertSettings(hourly=hourly))
+                          alerts=AlertSettings(**changed))
     server, port = create_server(config, clock=ManualClock(NOW))
     server.start()
     try:
@@ -98,15 +103,24 @@ def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path, ho
                        grids=[frozenset(a.grids) if a.level == "disc" else frozenset((a.unit_code,)) for a in alerts],
                        first_day=np.array([day(a.first_day) for a in alerts], dtype=np.int64),
                        last_day=np.array([day(a.last_day) for a in alerts], dtype=np.int64))
-    score = SC.score(served, labelled, n_days)
+    classes = category_classes(load_taxonomy())
+    score = SC.score(served, labelled, n_days, classes)
+    of_class = [a.category_code in set(classes.values()) for a in alerts]
+    class_score = SC.score(SC.Alerts([c for c, k in zip(served.categories, of_class) if k],
+                                     [g for g, k in zip(served.grids, of_class) if k],
+                                     served.first_day[of_class], served.last_day[of_class]), labelled, n_days, classes)
     direct = _direct(demo_root, (first - YEAR_START.date()).days, day(run.last_day) + 1)
     print(f"\n{len(reports):,} demo events through the intake in {load_s:.1f} s ({len(reports) / load_s:,.0f} a second); "
           f"first RunDetection over {run.series:,} series and {run.events:,} events: {run_s:.1f} s "
           f"(server-side {run.seconds:.1f} s), judging {run.first_day} .. {run.last_day} ({n_days} days)")
-    print(f"{'shipped defaults' if hourly else 'the shipped defaults without hourly judging'} "
-          f"({AlertSettings(hourly=hourly)}) through the service: "
+    print(f"the shipped defaults{''.join(f', {k} = {v}' for k, v in changed.items())} "
+          f"({AlertSettings(**changed)}) through the service: "
           f"spikes {score.recall['spike']:.0%}, clusters {score.recall['cluster']:.0%}, {score.n_alerts} alerts, "
           f"{score.false_alerts} false ({score.false_per_day:.2f} a day), precision {score.precision:.1%}")
+    print(f"class alerts: {class_score.n_alerts}, {class_score.false_alerts} false "
+          f"({class_score.false_per_day:.2f} a day), finding {sum(class_score.found.values())} anomalies: "
+          + ", ".join(f"{a.category_code} {a.unit_code} {a.first_day}..{a.last_day} {a.observed:g}"
+                      for a, k in zip(alerts, of_class) if k))
     missed = [a for a, hit in score.found.items() if not hit]
     discs = [a for a in alerts if a.level == "disc"]
     print(f"missed: {', '.join(missed) or 'none'}; disc alerts of the scan (today's, p < {AlertSettings().scan_p}): "
@@ -116,10 +130,10 @@ def test_shipped_defaults_through_the_service(benchmark, demo_root, tmp_path, ho
     print(f"alerts whose latest figures are the hourly detector's: {len(hourly_seen)}"
           + "".join(f"; {a.category_code} {a.unit_code} {a.first_day}..{a.last_day} ({a.observed:g} in its alarm hours)"
                     for a in hourly_seen))
-    areas = [a for a in alerts if a.level != "disc"]
+    areas = [a for a, k in zip(alerts, of_class) if a.level != "disc" and not k]
     assert sorted((a.category_code, a.unit_code, day(a.first_day), day(a.last_day)) for a in areas) == direct, \
         "the service's alerts differ from the detector on the files"
-    benchmark.extra_info.update(hourly=hourly, spike=score.recall["spike"], cluster=score.recall["cluster"],
+    benchmark.extra_info.update(**changed, class_alerts=class_score.n_alerts, spike=score.recall["spike"], cluster=score.recall["cluster"],
                                 false_per_day=score.false_per_day, alerts=score.n_alerts, run_s=run_s, load_s=load_s)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 

@@ -202,6 +202,15 @@ class Detection:
             full = self._full[name] = self._spread(self._given[name])
         return full
 
+    def take(self, name: str, rows) -> np.ndarray:
+        """Rows ``rows`` of one output (``expected``, ``upperbound``, ``statistic`` or ``alarm``),
+        without spreading the whole array (a run reads the figures of its alarmed series only)."""
+        full = self._full.get(name)
+        given = self._given[name] if full is None else full
+        if full is not None or self.rows is None or given.ndim == 0:
+            return given[rows] if given.ndim else given
+        return given[self.rows[rows]]
+
     expected = property(lambda self: self._field("expected"))
     upperbound = property(lambda self: self._field("upperbound"))
     statistic = property(lambda self: self._field("statistic"))

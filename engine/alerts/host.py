@@ -11,7 +11,10 @@ every report counts, duplicates included, as the dashboards' "reported" does), r
 series' alarm days into episodes (alarm days at most :data:`~citygrid.engine.alerts.store.MERGE_GAP_DAYS`
 apart are one). With ``hourly`` on (the default), the fast-moving categories are also counted per
 local hour and each hour judged against the same hour of earlier days (:mod:`~citygrid.engine.alerts.hourly`),
-at the same levels; an hourly and a daily finding of one area and category update one alert. Each episode is a :class:`~citygrid.engine.alerts.store.Finding`; the store
+at the same levels; an hourly and a daily finding of one area and category update one alert. With
+``classes`` on (the default), each level's series are also summed by category class and judged by
+the daily detector; a class episode that only repeats one category's alarm is dropped
+(:func:`_class_findings`). Each episode is a :class:`~citygrid.engine.alerts.store.Finding`; the store
 deduplicates them against the alerts it holds and records the run. With ``scan`` on (the default),
 the run also scans each category's grid x day counts for space-time clusters ending on the last
 ``scan_days`` days it judges (:mod:`~citygrid.engine.alerts.discs`) and stores those with
@@ -55,7 +58,7 @@ from citygrid.engine.alerts import discs
 from citygrid.engine.alerts import hourly as H
 from citygrid.engine.alerts import store as S
 from citygrid.engine.alerts.detectors import detect
-from citygrid.engine.alerts.series import count_events, fast_moving, roll_up
+from citygrid.engine.alerts.series import EventSeries, category_classes, count_events, fast_moving, roll_up
 from citygrid.engine.alerts.settings import AlertSettings
 from citygrid.engine.analytics.mirror import EventMirror
 from citygrid.engine.analytics.source import Vocabulary
@@ -257,6 +260,11 @@ class AlertHost:
             parents = _parent_chains(series.units, level, chains)
             findings += _episodes(series, result, judged_from, start_day, level, parents, self.settings.method_name,
                                   (self.settings.hourly_method_name,) if self.settings.hourly else ())
+            if self.settings.classes:
+                classes, n_classes = _class_findings(series, result, category_classes(intake.taxonomy), judged_from,
+                                                     start_day, level, parents, self.settings)
+                findings += classes
+                n_series += n_classes
         if self.settings.hourly:
             hourly, n_hourly = self._hourly(intake, first, today, tz, chains)
             findings += hourly
@@ -381,17 +389,25 @@ class AlertHost:
         at the alert's place (a disc's centre; for an area, the reported position of its window's
         events nearest their median), then the alert's transition to ``event``. The report's id is
         ``alert-<id>`` and its content depends on the alert alone, so a retry after a failure between
-        the two steps finds the event already taken in and completes the transition."""
+        the two steps finds the event already taken in and completes the transition.
+
+        A class alert (its category code a class of the taxonomy) becomes an event of the class's
+        category with the most excess in the area over the alert's window: the events of the window
+        less the baseline's daily mean of the ``baseline_days`` days before it (those the detector's
+        baseline holds, after C2/C3's two-day gap) times the window's days; ties go to the category
+        with more events in the window, then to the lower code. The event is placed among that
+        category's events of the window."""
         principal.require_role(*ACT_ROLES, action="turn alerts into events")
         with self._act_lock:
             alert = self.store.get(alert_id, principal)
             self.store.require_state(alert, "to_event")
             intake = self._intake_host.intake()
-            lng, lat = self._place(alert, intake)
+            category, (lng, lat) = self._category_and_place(alert, intake)
+            kind = "类别" if category == alert.category_code else f"大类 {alert.category_code} 中增多最多的类别"
             report = EventReport(
-                f"alert-{alert.id}", alert.category_code, alert.raised_at, SOURCE, lng, lat, "wgs84", None,
+                f"alert-{alert.id}", category, alert.raised_at, SOURCE, lng, lat, "wgs84", None,
                 f"alert {alert.id}",
-                f"异动预警 #{alert.id}: {alert.level} {alert.unit_code} 类别 {alert.category_code} "
+                f"异动预警 #{alert.id}: {alert.level} {alert.unit_code} {kind} {category} "
                 f"自 {alert.first_day} 起异常增多 ({alert.method})")
             receipt = intake.submit_one(report, principal)
             done = self.store.transition(alert.id, "to_event", principal, at=self._now(), note=note,
@@ -399,32 +415,58 @@ class AlertHost:
         self._wake()
         return done, receipt.event_id
 
-    def _place(self, alert: S.Alert, intake) -> tuple[float, float]:
-        if alert.lng is not None and alert.lat is not None:
-            return alert.lng, alert.lat
+    def _category_and_place(self, alert: S.Alert, intake) -> tuple[str, tuple[float, float]]:
+        """The category of the event an alert becomes, and where it is placed (see :meth:`to_event`)."""
+        members = _class_members(intake.taxonomy, alert.category_code)
+        if alert.lng is not None and alert.lat is not None and not members:
+            return alert.category_code, (alert.lng, alert.lat)
         tz = ZoneInfo(self.settings.timezone)
-        lo = to_us(dt.datetime.combine(alert.first_day, dt.time(), tz))
-        hi = to_us(dt.datetime.combine(alert.last_day + dt.timedelta(days=1), dt.time(), tz))
+        gap = 0 if self.settings.method == "C1" else 2  # C2 and C3 leave the two days before out of the baseline
+        base = alert.first_day - dt.timedelta(days=gap + self.settings.baseline_days)
+        lo, base_hi, first, hi = (to_us(dt.datetime.combine(day, dt.time(), tz)) for day in (
+            base, alert.first_day - dt.timedelta(days=gap), alert.first_day, alert.last_day + dt.timedelta(days=1)))
         mirror = self._mirror_of(intake)
         mirror.catch_up()
         with mirror.lock:
             codes = mirror.reader.codes
-            level_row = 5 + _CHAIN_INDEX[alert.level]
-            try:
-                unit_id = codes[f"{alert.level}_code"].index(alert.unit_code)
-                cat_id = codes["category_code"].index(alert.category_code)
-            except ValueError:
-                unit_id = cat_id = -2
+            level_row = 5 + _CHAIN_INDEX[alert.level]  # an area: discs are of one category, placed at their centre
+            unit_ids = [codes[f"{alert.level}_code"].index(alert.unit_code)] \
+                if alert.unit_code in codes[f"{alert.level}_code"] else []
+            names = codes["category_code"]
+            wanted = members or [alert.category_code]
+            cat_ids = [names.index(c) for c in wanted if c in names]
             n = mirror.n
-            rows = np.flatnonzero((mirror.codes[level_row, :n] == unit_id) & (mirror.codes[0, :n] == cat_id)
-                                  & (mirror.occurred[:n] >= lo) & (mirror.occurred[:n] < hi))
+            at = mirror.occurred[:n]
+            rows = np.flatnonzero(np.isin(mirror.codes[level_row, :n], unit_ids) & np.isin(mirror.codes[0, :n], cat_ids)
+                                  & (at >= lo) & (at < hi))
+            row_cats = mirror.codes[0, rows]
+            row_at = at[rows]
+            category = alert.category_code
+            if members:
+                in_window = row_at >= first
+                in_base = row_at < base_hi
+                days = (alert.last_day - alert.first_day).days + 1
+                best = None
+                for cat in sorted(set(row_cats[in_window].tolist())):
+                    observed = int(((row_cats == cat) & in_window).sum())
+                    excess = observed - ((row_cats == cat) & in_base).sum() / self.settings.baseline_days * days
+                    key = (-excess, -observed, names[cat])
+                    if best is None or key < best[0]:
+                        best = (key, cat)
+                if best is None:
+                    raise PreconditionFailed(f"alert {alert.id}: no event of class {alert.category_code} in its "
+                                             "window to make an event of")
+                category = names[best[1]]
+                rows = rows[(row_cats == best[1]) & in_window]
+            else:
+                rows = rows[row_at >= first]
             lng, lat = mirror.positions(rows)
         placed = ~np.isnan(lng)
         if not placed.any():
             raise PreconditionFailed(f"alert {alert.id}: none of its events has a position to place an event at")
         lng, lat = lng[placed], lat[placed]
         k = int(np.argmin(np.hypot(lng - np.median(lng), lat - np.median(lat))))
-        return float(lng[k]), float(lat[k])
+        return category, (float(lng[k]), float(lat[k]))
 
     def _now(self) -> dt.datetime:
         return self._intake_host.intake().clock()
@@ -447,13 +489,77 @@ def _episodes(series, result, judged_from: int, start_day: dt.date, level: str, 
               method: str, joins: tuple[str, ...] = ()) -> list[S.Finding]:
     """Each series' alarm days from ``judged_from`` on, runs of days at most MERGE_GAP_DAYS apart
     joined, as findings."""
+    runs = [(r, c0 + judged_from, c1 + judged_from) for r, c0, c1 in S.alarm_runs(result.alarm[:, judged_from:])]
+    return _findings(series, result, runs, start_day, level, parents, method, joins)
+
+
+def _findings(series, result, runs, start_day: dt.date, level: str, parents: dict, method: str,
+              joins: tuple[str, ...] = ()) -> list[S.Finding]:
+    """Findings of the (row, first column, last column) alarm runs of ``series`` judged into ``result``."""
+    rows = np.array([r for r, _, _ in runs], dtype=np.int64)
+    expected, statistic = result.take("expected", rows), result.take("statistic", rows)
     findings: list[S.Finding] = []
-    for r, c0, c1 in S.alarm_runs(result.alarm[:, judged_from:]):
-        c0, c1 = c0 + judged_from, c1 + judged_from
+    for k, (r, c0, c1) in enumerate(runs):
         unit = series.units[r]
         findings.append(S.Finding(
             "detector", method, series.categories[r], level, unit, parents.get(unit, (unit, None, None, None)),
             start_day + dt.timedelta(days=c0), start_day + dt.timedelta(days=c1),
-            float(series.counts[r, c0:c1 + 1].sum()), float(np.nansum(result.expected[r, c0:c1 + 1])),
-            float(np.nanmax(result.statistic[r, c0:c1 + 1])), joins=joins))
+            float(series.counts[r, c0:c1 + 1].sum()), float(np.nansum(expected[k, c0:c1 + 1])),
+            float(np.nanmax(statistic[k, c0:c1 + 1])), joins=joins))
     return findings
+
+
+def _class_findings(series: EventSeries, result, classes: dict[str, str], judged_from: int, start_day: dt.date,
+                    level: str, parents: dict, settings: AlertSettings) -> tuple[list[S.Finding], int]:
+    """Findings of the category classes' series of one level (``series``, judged into ``result``,
+    rolled up by ``classes``: category -> class), without those that only repeat one category's
+    alarm, and the number of class series judged.
+
+    A class episode (alarm days of a class x area at most MERGE_GAP_DAYS apart) repeats a category
+    when one category of the class alarms in the same area within the episode's days (give or take
+    MERGE_GAP_DAYS: the alert it would merge with) and the class's series without that category's
+    events alarms on none of the episode's days: the class rose because that category did, which
+    its own alert already says. A class episode that still alarms without any one alarming
+    category (two categories rising together, or several each too little to alarm alone) is an
+    alert of its own. Categories the taxonomy does not name (retired since) are left out.
+    """
+    known = np.fromiter((c in classes for c in series.categories.tolist()), dtype=bool, count=len(series.categories))
+    if not known.any():
+        return [], 0
+    of_class = np.array([classes[c] for c in series.categories[known].tolist()], dtype=object)
+    rows = np.flatnonzero(known)
+    named = series if known.all() else EventSeries(level, series.units[known], series.categories[known],
+                                                   series.start_ms, series.step_ms, series.counts[known])
+    sums = roll_up(named, level, category_parent=classes)
+    judged = detect("ears", sums.counts, settings.class_options, freq=365)
+    episodes = [(r, c0 + judged_from, c1 + judged_from) for r, c0, c1 in S.alarm_runs(judged.alarm[:, judged_from:])]
+    if not episodes:
+        return [], len(sums.units)
+    members: dict[tuple, list[int]] = {}
+    for row, unit, cls in zip(rows.tolist(), series.units[known].tolist(), of_class.tolist()):
+        members.setdefault((unit, cls), []).append(row)
+    # (episode, category row) pairs to judge again without the category
+    pairs = []
+    for e, (r, c0, c1) in enumerate(episodes):
+        lo, hi = max(0, c0 - S.MERGE_GAP_DAYS), c1 + S.MERGE_GAP_DAYS + 1
+        for row in members.get((sums.units[r], sums.categories[r]), ()):
+            if result.alarm[row, lo:hi].any():
+                pairs.append((e, row))
+    repeats = set()
+    if pairs:
+        without = np.stack([sums.counts[episodes[e][0]] - series.counts[row] for e, row in pairs])
+        still = detect("ears", without, settings.class_options, freq=365).alarm
+        for k, (e, _) in enumerate(pairs):
+            _, c0, c1 = episodes[e]
+            if not still[k, c0:c1 + 1].any():
+                repeats.add(e)
+    kept = [episode for e, episode in enumerate(episodes) if e not in repeats]
+    return _findings(sums, judged, kept, start_day, level, parents, settings.method_name), len(sums.units)
+
+
+def _class_members(taxonomy, code: str) -> list[str]:
+    """The categories of class ``code`` (none when ``code`` is a category: a category's own code
+    comes first, as the store's alerts name categories and classes by their codes alone)."""
+    if any(c.code == code for c in taxonomy.categories):
+        return []
+    return [c.code for cls in taxonomy.classes if cls.code == code for c in cls.categories]

@@ -4,7 +4,9 @@ An alert names a category, the grids it covers and a window of local days; it co
 when the category is the anomaly's, one of its grids is one of the anomaly's grids and the
 windows overlap (the issue's rule: "an alert counts when it covers the anomaly's grid or disc
 within its window"). An anomaly's grids are those its injected events fell in: a spike's one
-grid, the grids a cluster's disc put events in. An alert that covers no anomaly is false.
+grid, the grids a cluster's disc put events in. An alert that covers no anomaly is false. An
+alert of a category class (the series of a class's categories summed) names the class: given
+``classes`` (category -> class), it covers the anomalies of its class's categories.
 
 Detector alarms on grid x category daily series are alerts of one grid and one day
 (:func:`alerts_from_detection`).
@@ -106,15 +108,17 @@ def alerts_from_detection(units, categories, alarm: np.ndarray, first_day: int =
                   first_day=days, last_day=days.copy())
 
 
-def score(alerts: Alerts, labelled: Labelled, n_days: int) -> Score:
-    """Recall per kind of anomaly, and the false alerts (in all and per day of the ``n_days`` monitored)."""
+def score(alerts: Alerts, labelled: Labelled, n_days: int, classes: dict[str, str] | None = None) -> Score:
+    """Recall per kind of anomaly, and the false alerts (in all and per day of the ``n_days`` monitored).
+    ``classes``: category -> class, for alerts that name a class."""
     if n_days <= 0:
         raise InvalidInput(f"n_days must be positive, got {n_days}")
     covering = np.zeros(len(alerts), dtype=bool)
     found = {}
     categories = np.asarray(alerts.categories, dtype=object)
     for i, anomaly in enumerate(labelled.ids):
-        hit = ((categories == labelled.categories[i]) & (alerts.first_day <= labelled.last_day[i])
+        of = labelled.categories[i]
+        hit = (((categories == of) | (categories == (classes or {}).get(of, of))) & (alerts.first_day <= labelled.last_day[i])
                & (alerts.last_day >= labelled.first_day[i]))
         for j in np.flatnonzero(hit):
             if not (alerts.grids[j] & labelled.grids[i]):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from citygrid.engine.errors import InvalidInput, NotFound
 
@@ -399,13 +400,20 @@ def count_events(grid_codes, category_codes, occurred_ms, *, start: dt.datetime,
     pair = cat_of[keep] * len(units) + unit_of[keep]
     if only_seen:
         seen, row = np.unique(pair, return_inverse=True)
-        counts = np.bincount(row * n_periods + period[keep], minlength=len(seen) * n_periods).astype(np.float64)
+        counts = _tally(row * n_periods + period[keep], len(seen) * n_periods)
         return EventSeries("grid", units[seen % len(units)], cats[seen // len(units)], start_ms, step_ms,
                            counts.reshape(len(seen), n_periods))
     cell = pair * n_periods + period[keep]
-    counts = np.bincount(cell, minlength=len(cats) * len(units) * n_periods).astype(np.float64)
+    counts = _tally(cell, len(cats) * len(units) * n_periods)
     return EventSeries("grid", np.tile(units, len(cats)), np.repeat(cats, len(units)), start_ms, step_ms,
                        counts.reshape(len(cats) * len(units), n_periods))
+
+
+def _tally(cells: np.ndarray, n_cells: int) -> np.ndarray:
+    """How many times each of ``n_cells`` cells occurs, as float64: counted with weights of 1.0
+    (sums of ones are exact), straight into a float64 array the allocator zeroed, where an integer
+    count converted to float64 wrote a second array of all the cells."""
+    return np.bincount(cells, weights=np.ones(len(cells)), minlength=n_cells)
 
 
 def roll_up(series: EventSeries, level: str, *, unit_parent=None, category_parent=None) -> EventSeries:
@@ -420,12 +428,11 @@ def roll_up(series: EventSeries, level: str, *, unit_parent=None, category_paren
     unit_list = np.array(sorted(set(units)), dtype=object)
     cat_list = np.array(sorted(set(cats)), dtype=object)
     group = _positions(cat_list, cats) * len(unit_list) + _positions(unit_list, units)
-    order = np.argsort(group, kind="stable")
-    first = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
-    summed = np.add.reduceat(series.counts[order], first, axis=0) if len(order) else series.counts[:0]
-    groups = group[order][first]
-    counts = np.zeros((len(cat_list) * len(unit_list), series.counts.shape[1]))
-    counts[groups] = summed
+    # one sparse (groups x rows) matrix of ones times the counts: no sorted copy of the rows (counts are
+    # whole numbers, so any order of adding is exact)
+    adder = csr_matrix((np.ones(len(group)), (group, np.arange(len(group)))),
+                       shape=(len(cat_list) * len(unit_list), len(group)))
+    counts = np.asarray(adder @ series.counts)
     return EventSeries(level, np.tile(unit_list, len(cat_list)), np.repeat(cat_list, len(unit_list)),
                        series.start_ms, series.step_ms, counts)
 

@@ -20,6 +20,31 @@ def test_a_matrix_of_series_is_judged_row_by_row(rng):
 
 
 @pytest.mark.parametrize("method", D.METHODS)
+def test_periods_before_the_start_are_unjudged(rng, method):
+    y = rng.poisson(2.0, size=(5, 5 * 52 + 12)).astype(float)
+    y[[1, 3]] = 0.0
+    result = D.detect(method, y, freq=52)
+    assert result.start > 0
+    for name in ("expected", "upperbound", "statistic"):
+        assert np.isnan(getattr(result, name)[:, :result.start]).all(), name
+    assert not result.alarm[:, :result.start].any()
+
+
+def test_some_rows_of_an_answer_are_the_full_arrays_rows(rng):
+    y = rng.poisson(2.0, size=(6, 60)).astype(float)
+    y[[0, 2, 3]] = 0.0  # shared answer: rows map onto one computed row
+    rows = np.array([4, 0, 3, 1])
+    for read_first in (False, True):
+        result = D.detect("ears", y, D.EarsOptions(method="C3"), freq=365)
+        for name in ("expected", "upperbound", "statistic", "alarm"):
+            full = getattr(result, name) if read_first else None
+            part = result.take(name, rows)
+            np.testing.assert_array_equal(part, getattr(result, name)[rows], err_msg=name)
+            assert full is None or part.shape == (4, 60)
+        assert result.take("statistic", rows[:0]).shape == (0, 60)
+
+
+@pytest.mark.parametrize("method", D.METHODS)
 def test_series_without_counts_share_one_answer(rng, method):
     """Empty series are computed once and copied: the same answers as each series alone."""
     y = rng.poisson(2.0, size=(6, 5 * 52 + 12)).astype(float)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -96,7 +97,7 @@ def test_the_first_run_backfills_and_matches_plain_c2(district, rng):
     data_dir, intakes, clock = district
     counts = submit(intakes, random_events(rng, spike=(2, 1, "0101", 9)))
     host = AlertHost(data_dir, intakes, AlertSettings(method="C2", alpha=0.001, min_sigma=0.5, backfill_days=30, scan=False,
-                                                      levels=("grid", "street")))
+                                                      levels=("grid", "street"), classes=False))
     try:
         report = host.run(SUPERVISOR)
         first = TODAY - timedelta(days=29)
@@ -299,5 +300,96 @@ def test_a_run_without_a_cluster_raises_no_disc_alert(district, rng):
     try:
         host.run(SUPERVISOR)
         assert [a for a in host.list(ADMIN, limit=1000) if a.level == "disc"] == []
+    finally:
+        host.close()
+
+
+def _class_events():
+    """Twenty days of 0101 twice a day and 0102 once in grids A (0, 0), B (1, 1) (street 1) and
+    C (3, 3) (street 2); today before 03:00: A 4 of 0101 and 4 of 0102 (neither above its own bound,
+    C2 at 0.001 with a floor of 1: 5.09 and 4.09; the class 01 above its 6.09), B 8 of 0101 and 1 of
+    0102 (0101 alone), C 8 of 0101 and 6 of 0102 (both)."""
+    events = []
+    for d in range(20, 0, -1):
+        for i, j in ((0, 0), (1, 1), (3, 3)):
+            for cat, hours in (("0101", (9, 15)), ("0102", (11,))):
+                events += [(i, j, cat, dt.datetime.combine(TODAY - timedelta(days=d), dt.time(h), CST)) for h in hours]
+    for (i, j), n1, n2 in (((0, 0), 4, 4), ((1, 1), 8, 1), ((3, 3), 8, 6)):
+        for cat, n in (("0101", n1), ("0102", n2)):
+            events += [(i, j, cat, dt.datetime.combine(TODAY, dt.time(0, 10 + m), CST)) for m in range(n)]
+    return events
+
+
+CLASS_SETTINGS = AlertSettings(method="C2", alpha=0.001, min_sigma=1.0, backfill_days=1, scan=False, hourly=False)
+
+
+def test_a_class_alert_when_its_categories_rise_together_not_when_one_does(district):
+    """A: two categories, each below its bound, rise together: a class alert only. B: one category's
+    spike: its alert, and the class's alarm (which only repeats it) is no second alert. C: both
+    categories alarm: their alerts and the class's (two rising at once is more than either says)."""
+    data_dir, intakes, clock = district
+    submit(intakes, _class_events())
+    host = AlertHost(data_dir, intakes, CLASS_SETTINGS)
+    try:
+        host.run(SUPERVISOR)
+        got = sorted((a.unit_code, a.category_code, a.first_day, a.observed) for a in host.list(ADMIN))
+        a, b, c = grid_code(0, 0), grid_code(1, 1), grid_code(3, 3)
+        assert got == [(a, "01", TODAY, 8.0), (b, "0101", TODAY, 8.0),
+                       (c, "01", TODAY, 14.0), (c, "0101", TODAY, 8.0), (c, "0102", TODAY, 6.0)]
+        again = host.run(SUPERVISOR)  # today judged again: the same alerts updated, none added
+        assert again.raised == () and len(again.updated) == 5
+    finally:
+        host.close()
+
+
+def test_classes_are_judged_at_the_levels_configured(district):
+    """The same events by street: street 1 (A and B) 12 of 0101 today over 4 a day and 5 of 0102
+    over 2; the class's 17 over 6 alarms, but not without 0101 (5 over 2, under 5.09): 0101's
+    alert only. Street 2 (C alone) as grid C: both categories and the class."""
+    data_dir, intakes, clock = district
+    submit(intakes, _class_events())
+    host = AlertHost(data_dir, intakes, replace(CLASS_SETTINGS, levels=("street",)))
+    try:
+        host.run(SUPERVISOR)
+        got = sorted((a.level, a.unit_code, a.category_code, a.observed) for a in host.list(ADMIN))
+        assert got == [("street", "440307001", "0101", 12.0), ("street", "440307002", "01", 14.0),
+                       ("street", "440307002", "0101", 8.0), ("street", "440307002", "0102", 6.0)]
+        [cls] = [a for a in host.list(ADMIN) if a.category_code == "01"]
+        assert cls.chain == (None, None, "440307002", "440307")
+    finally:
+        host.close()
+
+
+def test_no_class_alert_with_classes_off(district):
+    data_dir, intakes, clock = district
+    submit(intakes, _class_events())
+    host = AlertHost(data_dir, intakes, replace(CLASS_SETTINGS, classes=False))
+    try:
+        host.run(SUPERVISOR)
+        assert sorted(a.category_code for a in host.list(ADMIN)) == ["0101", "0101", "0102"]
+    finally:
+        host.close()
+
+
+def test_class_alerts_are_jurisdiction_scoped_and_become_an_event_of_their_most_risen_category(district):
+    data_dir, intakes, clock = district
+    submit(intakes, _class_events())
+    host = AlertHost(data_dir, intakes, CLASS_SETTINGS)
+    try:
+        report = host.run(STREET_1)
+        street_1 = [host.get(i, ADMIN) for i in report.raised]
+        assert [(x.unit_code, x.category_code) for x in street_1 if x.category_code == "01"] == [(grid_code(0, 0), "01")]
+        [other] = [x for x in host.list(ADMIN) if x.category_code == "01" and x.chain[2] == "440307002"]
+        with pytest.raises(Forbidden, match="outside the jurisdiction"):
+            host.to_event(other.id, STREET_1)
+        assert other.id not in {x.id for x in host.list(STREET_1)}
+        # A: 0101 4 today over a baseline of 2 a day (excess 2), 0102 4 over 1 (excess 3): 0102
+        [mine] = [x for x in street_1 if x.category_code == "01"]
+        done, event_id = host.to_event(mine.id, STREET_1)
+        event = intakes.intake().get(event_id, ADMIN)
+        assert (done.state, event.category_code, event.grid_code) == ("event", "0102", grid_code(0, 0))
+        # C: 0101 8 (excess 6), 0102 6 (excess 5): 0101
+        _, event_id = host.to_event(other.id, SUPERVISOR)
+        assert intakes.intake().get(event_id, ADMIN).category_code == "0101"
     finally:
         host.close()

@@ -34,6 +34,17 @@ def test_alerts_cover_an_anomaly_by_category_grid_and_overlapping_window():
     assert result.precision == pytest.approx(2 / 5)
 
 
+def test_a_class_alert_covers_the_anomalies_of_its_categories():
+    labelled = SC.Labelled(ids=["A1", "A2"], kinds=["spike", "cluster"], categories=["0101", "0201"],
+                           grids=[frozenset({"g1"}), frozenset({"g2"})], first_day=np.array([3, 10]),
+                           last_day=np.array([4, 12]))
+    alerts = SC.Alerts(categories=["01", "01"], grids=[frozenset({"g1"}), frozenset({"g2"})],
+                       first_day=np.array([4, 11]), last_day=np.array([4, 11]))
+    result = SC.score(alerts, labelled, n_days=20, classes={"0101": "01", "0201": "02"})
+    assert result.found == {"A1": True, "A2": False} and result.false_alerts == 1
+    assert SC.score(alerts, labelled, n_days=20).false_alerts == 2  # without the classes, no class alert covers
+
+
 def test_detector_alarms_become_one_grid_one_day_alerts():
     alarm = np.zeros((3, 5), dtype=bool)
     alarm[1, 2] = alarm[2, 4] = True
