@@ -84,6 +84,17 @@ class Taxonomy:
                 return candidate
         raise NotFound(f"no category {code!r} in taxonomy {self.name} {self.version}")
 
+    def name_of(self, code: str) -> tuple[str, str] | None:
+        """``("class", name)`` or ``("category", name)`` for a class's or a category's code (an
+        alert's ``category_code`` may be either), ``None`` for a code of neither."""
+        for cls in self.classes:
+            if cls.code == code:
+                return "class", cls.name
+            for c in cls.categories:
+                if c.code == code:
+                    return "category", c.name
+        return None
+
 
 def load_taxonomy(path: str | os.PathLike | None = None) -> Taxonomy:
     """Read and check a taxonomy file; ``None`` reads the default one shipped with CityGrid."""

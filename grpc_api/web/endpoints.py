@@ -512,8 +512,13 @@ def kpis(parts: Parts, principal, q: Params) -> dict:
 
 
 def alert_json(parts: Parts, alert) -> dict:
-    """An alert as the page draws it: where (a point, and a disc's radius) and what."""
+    """An alert as the page draws it: where (a point, and a disc's radius) and what (with its
+    category's or category class's name, ``category_kind`` saying which, when the server has a
+    taxonomy)."""
     data = _clean(dataclasses.asdict(alert))
+    named = parts.intake.intake().taxonomy.name_of(alert.category_code) if parts.intake is not None else None
+    if named is not None:
+        data["category_kind"], data["category_name"] = named
     if data.get("lng") is None:
         point = _area_point(parts, alert.level, alert.unit_code)
         if point is not None:

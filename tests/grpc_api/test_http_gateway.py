@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import dataclasses
 import json
 import threading
 import time
@@ -468,6 +469,24 @@ def test_alerts_are_listed_from_the_alert_host(web, admin_of):
     expected = [a.id for a in host.list(Principal("check", Role.ADMIN), limit=100)]
     status, _, answer = get_json(web, "/api/v1/alerts?limit=100")
     assert status == 200 and [a["id"] for a in answer["alerts"]] == expected
+
+
+def test_an_alert_is_named_for_the_page_as_a_class_or_a_category(web):
+    import datetime as dt
+
+    from citygrid.engine.alerts.store import Alert
+    from citygrid.grpc_api.web import endpoints
+
+    parts = web.server.gateway.parts
+    taxonomy = parts.intake.intake().taxonomy
+    cls = taxonomy.classes[0]
+    day, at = dt.date(2026, 12, 1), dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    alert = Alert(1, "detector", "ears C2", cls.code, "street", "S1", 114.2, 22.7, None, (), (None,) * 4, day, day,
+                  9.0, 2.0, 5.0, 5.0, None, "new", at, at, 0, 1, 1, None, None)
+    for code, kind, name in ((cls.code, "class", cls.name), (cls.categories[0].code, "category", cls.categories[0].name)):
+        data = endpoints.alert_json(parts, dataclasses.replace(alert, category_code=code))
+        assert (data["category_kind"], data["category_name"]) == (kind, name)
+    assert "category_name" not in endpoints.alert_json(parts, dataclasses.replace(alert, category_code="zz"))
 
 
 def test_a_part_the_server_does_not_run_has_no_endpoints(tmp_path):

@@ -329,7 +329,8 @@ function alertText(alert) {
   const where = `${LEVEL_NAMES[alert.level] || alert.level} ${alert.unit_code}`;
   const what = alert.method === "group_renting"
     ? `群租房预警 · ${alert.observed} 处房屋`
-    : `类别 ${alert.category_code} · 观测 ${alert.observed} / 期望 ${Number(alert.expected).toFixed(1)}`;
+    : `${alert.category_kind === "class" ? "大类" : "类别"} ${alert.category_code}${alert.category_name ? " " + alert.category_name : ""}`
+      + ` · 观测 ${alert.observed} / 期望 ${Number(alert.expected).toFixed(1)}`;
   const days = alert.first_day === alert.last_day ? alert.last_day : `${alert.first_day}–${alert.last_day}`;
   return `#${alert.id} ${where} · ${what} · ${days}`;
 }

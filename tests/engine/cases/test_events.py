@@ -599,3 +599,16 @@ def test_demo_events_submitted_at_three_in_the_morning_are_dispatched(demo_dir, 
     on_duty = {r.worker_id for _, r in registered if r.worker_id}
     shifts = {w.worker_id: w.shift for w in read_workers(demo_dir / "workers.parquet")}
     assert all("18:00-08:30" in shifts[w] for w in on_duty)  # all taken by workers on night duty
+
+
+def test_a_code_is_named_as_a_class_or_a_category():
+    """An alert's category_code may be a class (a class rollup's alert) or a category: the page
+    names it from the taxonomy, saying which."""
+    from citygrid.engine.cases.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    cls = taxonomy.classes[0]
+    leaf = cls.categories[1]
+    assert taxonomy.name_of(cls.code) == ("class", cls.name)
+    assert taxonomy.name_of(leaf.code) == ("category", leaf.name)
+    assert taxonomy.name_of("nope") is None
