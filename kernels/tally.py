@@ -291,6 +291,26 @@ def tally_cells(rows, cells, codes, flags, open_rows, open_due, close_us, stage_
 
 
 @njit
+def add_overdue(rows, cells, open_rows, open_due, now_us, out):
+    """Add 1 into ``out[cells[k]]`` for each event ``rows[k]`` whose deadline is past ``now_us``:
+    "overdue now" alone, as :func:`tally_cells` counts it, for events that are all among the open
+    events with a deadline (``open_rows``, sorted; ``open_due`` theirs) and ascending, as a scan of
+    those gives them, so their deadlines are found in one walk. Returns :func:`tally_cells`' next
+    deadline (the earliest not yet past, ``INT64_MAX`` when none)."""
+    next_due = NEVER_DUE
+    j = 0
+    for k in range(rows.shape[0]):
+        while open_rows[j] < rows[k]:
+            j += 1
+        due = open_due[j]
+        if due < now_us:
+            out[cells[k]] += 1
+        elif due < next_due:
+            next_due = due
+    return next_due
+
+
+@njit
 def collect_durations(rows, cells, codes, flags, close_us, stage_us, which, out_cells, out_values):
     """The (cell, working µs) pairs of one duration (``which``: 0-3 a stage, 4 receipt to closure)
     of the events that have it; returns how many were written."""

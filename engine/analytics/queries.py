@@ -648,11 +648,8 @@ class Analytics:
                     due = tally.NEVER_DUE  # an answer without "overdue now" does not depend on the clock
                     if any(name.startswith("overdue_now") for name in measures):
                         rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, some=m.open_rows)
-                        # np.zeros, not zeros_like: a fresh zeroed mapping, only the pages of the open
-                        # events' cells are touched (zeros_like wrote the whole table at every query)
-                        opened = np.zeros(out.shape, dtype=np.int64)
-                        due = _tally(m, rows, cells, now_us, opened)
-                        out[:, tally.M_OVERDUE_NOW] = opened[:, tally.M_OVERDUE_NOW]
+                        due = tally.add_overdue(rows, cells, m.open_rows, m.open_due, now_us,
+                                                out[:, tally.M_OVERDUE_NOW])
                 else:
                     rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
                     due = _tally(m, rows, cells, now_us, out)

@@ -154,3 +154,25 @@ def test_a_count_of_a_cube_window_reads_the_kept_streets_slots_through_their_ord
                              np.array([1, 7]), np.array([1, 5]), np.array([1, 1]), luts, n, indexed, order, street_lo,
                              np.array(sorted(s + 1 for s in kept), np.int64), counts, out)
         assert np.array_equal(out, expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 2), st.booleans()), max_size=30), st.integers(-3, 3))
+def test_overdue_alone_counts_as_the_whole_tally_does(events, now):
+    # Open events with a deadline (due, cell, counted by the query or not): "overdue now" and the
+    # next deadline as tally_cells counts them with every measure.
+    n = len(events)
+    open_rows = np.arange(0, 2 * n, 2, dtype=np.int64)  # events 0, 2, 4, …: the rest are not open
+    open_due = np.array([due for due, _, _ in events], np.int64)
+    rows = np.array([open_rows[k] for k, (_, _, counted) in enumerate(events) if counted], np.int64)
+    cells = np.array([c for _, c, counted in events if counted], np.int64)
+    codes = np.zeros((9, 2 * n + 1), np.int16)
+    codes[3] = tally.HANDLING
+    zeros = np.zeros(2 * n + 1, np.int64)
+    whole = np.zeros((3, tally.N_MEASURES), np.int64)
+    want_due = tally.tally_cells(rows, cells, codes, zeros.astype(np.int32), open_rows, open_due, zeros,
+                                 np.zeros((4, 2 * n + 1), np.int64), now, 1, whole[:, : tally.N_COUNTS],
+                                 whole[:, tally.N_COUNTS :])
+    out = np.zeros((3, tally.N_MEASURES), np.int64)
+    assert tally.add_overdue(rows, cells, open_rows, open_due, now, out[:, tally.M_OVERDUE_NOW]) == want_due
+    assert np.array_equal(out[:, tally.M_OVERDUE_NOW], whole[:, tally.M_OVERDUE_NOW])
