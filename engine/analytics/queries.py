@@ -437,11 +437,12 @@ class Analytics:
             finally:
                 self._counted_at, self._next_due = max(outer[0], self._counted_at), min(outer[1], self._next_due)
             weight = _weight(answer)
-            if self._kept_answers and weight <= KEPT_VALUES // 10:
-                self._answers[key] = (answer, *holds, weight)
-                self._kept_values += weight
-                while len(self._answers) > self._kept_answers or self._kept_values > KEPT_VALUES:
-                    self._kept_values -= self._answers.popitem(last=False)[1][3]
+            if not (self._kept_answers and weight <= KEPT_VALUES // 10):
+                return answer  # not remembered: the caller's own already
+            self._answers[key] = (answer, *holds, weight)
+            self._kept_values += weight
+            while len(self._answers) > self._kept_answers or self._kept_values > KEPT_VALUES:
+                self._kept_values -= self._answers.popitem(last=False)[1][3]
             return _own_copy(answer)
 
     def at_hand(self, question: tuple, principal: source.Principal):
