@@ -175,6 +175,68 @@ def cells_in_window(block_lo, block_hi, block_size, occurred, codes, t_lo, t_hi,
 
 
 @njit
+def add_slot_count(block_lo, block_hi, block_size, day_us, codes, t_lo, t_hi, dim_col, dim_lut_lo, dim_stride, luts,
+                   n_slots, indexed, slot_order, street_lo, streets, counts, out):
+    """Add one count of every day-cube slot of ``[t_lo, t_hi)`` that no dimension excludes into
+    ``out[cell]``: :func:`cells_in_window` with measures for the plain case (every dimension a
+    column's, no jurisdiction, one count read: ``counts`` and ``out`` are that measure's
+    columns), in a loop that does only that (about half the time a slot). With ``indexed``, only
+    the slots of the streets ``streets`` (street id + 1 each; every other street is excluded by a
+    dimension) are read, through :func:`order_slots_by_street`'s ``slot_order`` and ``street_lo``.
+    Returns how many slots were added."""
+    k = 0
+    n_dims = dim_col.shape[0]
+    n_parts = streets.shape[0] if indexed else 1
+    for b in range(block_lo.shape[0]):
+        if block_hi[b] < t_lo or block_lo[b] >= t_hi:
+            continue
+        base = b * block_size
+        for q in range(n_parts):
+            lo = street_lo[b, streets[q]] if indexed else 0
+            hi = street_lo[b, streets[q] + 1] if indexed else min(block_size, n_slots - base)
+            for i in range(lo, hi):
+                s = base + (slot_order[base + i] if indexed else i)
+                t = day_us[s]
+                if t < t_lo or t >= t_hi:
+                    continue
+                cell = 0
+                for d in range(n_dims):
+                    code = luts[dim_lut_lo[d] + codes[dim_col[d], s] + 1]
+                    if code < 0:
+                        cell = -1
+                        break
+                    cell += code * dim_stride[d]
+                if cell < 0:
+                    continue
+                out[cell] += counts[s]
+                k += 1
+    return k
+
+
+@njit
+def order_slots_by_street(street, n_slots, block_size, first_block, slot_order, street_lo):
+    """Order the slots of each block from ``first_block`` on by street (a counting sort): the slots
+    of block ``b`` whose street id + 1 is ``v`` are ``b * block_size + slot_order[b * block_size + i]``
+    for ``i`` in ``street_lo[b, v] … street_lo[b, v + 1] - 1`` (``slot_order`` holds offsets within
+    the block; ``street_lo`` has a column more than there are street ids + 1)."""
+    n_codes = street_lo.shape[1] - 1
+    fill = np.empty(n_codes, np.int64)
+    for b in range(first_block, -(-n_slots // block_size)):
+        base = b * block_size
+        end = min(base + block_size, n_slots)
+        street_lo[b, :] = 0
+        for s in range(base, end):
+            street_lo[b, street[s] + 2] += 1
+        for v in range(n_codes):
+            street_lo[b, v + 1] += street_lo[b, v]
+            fill[v] = street_lo[b, v]
+        for s in range(base, end):
+            v = street[s] + 1
+            slot_order[base + fill[v]] = s - base
+            fill[v] += 1
+
+
+@njit
 def tally_cells(rows, cells, codes, flags, open_rows, open_due, close_us, stage_us, now_us, sign, counts, sums):
     """Add ``sign`` times the measures of each event ``rows[k]`` into cell ``cells[k]``: the counts
     into ``counts[cell, measure]`` (measures before :data:`N_COUNTS`), the sums of working µs into
@@ -225,6 +287,26 @@ def tally_cells(rows, cells, codes, flags, open_rows, open_due, close_us, stage_
                 if f & (F_STAGE_DONE0 << s):
                     sums[c, M_STAGE_US0 - N_COUNTS + s] += sign * stage_us[s, e]
                     counts[c, M_STAGE_N0 + s] += sign
+    return next_due
+
+
+@njit
+def add_overdue(rows, cells, open_rows, open_due, now_us, out):
+    """Add 1 into ``out[cells[k]]`` for each event ``rows[k]`` whose deadline is past ``now_us``:
+    "overdue now" alone, as :func:`tally_cells` counts it, for events that are all among the open
+    events with a deadline (``open_rows``, sorted; ``open_due`` theirs) and ascending, as a scan of
+    those gives them, so their deadlines are found in one walk. Returns :func:`tally_cells`' next
+    deadline (the earliest not yet past, ``INT64_MAX`` when none)."""
+    next_due = NEVER_DUE
+    j = 0
+    for k in range(rows.shape[0]):
+        while open_rows[j] < rows[k]:
+            j += 1
+        due = open_due[j]
+        if due < now_us:
+            out[cells[k]] += 1
+        elif due < next_due:
+            next_due = due
     return next_due
 
 

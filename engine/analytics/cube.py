@@ -52,6 +52,11 @@ class DayCube:
         self.codes = np.empty((9, 0), dtype=np.int16)
         self.counts = np.empty((0, tally.N_COUNTS), dtype=np.int8)
         self._allocate(0)
+        #: The slots by street within each block (:meth:`slots_by_street`), made at the first query
+        #: that reads them, for the first :attr:`_ordered` slots.
+        self._ordered = 0
+        self._slot_order = np.empty(0, dtype=np.uint16)
+        self._street_lo = np.zeros((0, 2), dtype=np.int16)
 
     def _allocate(self, capacity: int) -> None:
         n = self.n
@@ -70,13 +75,39 @@ class DayCube:
     @property
     def nbytes(self) -> int:
         return sum(x.nbytes for x in (self.day_us, self.codes, self.counts, self.sums, self.block_lo, self.block_hi,
-                                      self.slot_of)) + self._slot_of_key.nbytes + self._place_of_chain.nbytes
+                                      self.slot_of, self._slot_order, self._street_lo)) + self._slot_of_key.nbytes \
+            + self._place_of_chain.nbytes
 
     def answers(self, windows) -> bool:
         """Whether the cube can count these windows (``(t_lo, t_hi, offset)`` each): its offset, local
         midnight to local midnight."""
         return self.usable and all(off == self.offset_us and (lo + off) % tally.US_PER_DAY == 0
                                    and (hi + off) % tally.US_PER_DAY == 0 for lo, hi, off in windows)
+
+    def slots_by_street(self) -> tuple[np.ndarray, np.ndarray]:
+        """The slots of each block ordered by street (``slot_order``, ``street_lo`` of
+        :func:`~citygrid.kernels.tally.order_slots_by_street`: 2 bytes a slot), so that a query of
+        one street reads its slots only; the slots made since the last call are ordered first (under
+        the mirror's lock). A slot's codes never change once it is made (an event that moves goes to
+        another slot), so only the block that was last and the new ones are ordered again, and all
+        of them when a street id outgrows the table."""
+        n, street = self.n, self.codes[7]
+        if n > self._ordered:
+            first = self._ordered // BLOCK
+            n_codes = int(street[first * BLOCK : n].max()) + 2
+            if n_codes + 1 > self._street_lo.shape[1]:
+                first, self._street_lo = 0, np.zeros((0, n_codes + 1), dtype=np.int16)
+            n_blocks = -(-n // BLOCK)
+            if len(self._street_lo) < n_blocks:  # room for a sixteenth more slots: grown rarely
+                room = n_blocks + n_blocks // 16 + 1
+                grown = np.zeros((room, self._street_lo.shape[1]), dtype=np.int16)
+                grown[: len(self._street_lo)] = self._street_lo
+                order = np.zeros(room * BLOCK, dtype=np.uint16)
+                order[: len(self._slot_order)] = self._slot_order
+                self._street_lo, self._slot_order = grown, order
+            tally.order_slots_by_street(street, n, BLOCK, first, self._slot_order, self._street_lo)
+            self._ordered = n
+        return self._slot_order, self._street_lo
 
     # ------------------------------------------------------------------ upkeep (under the mirror's lock)
 

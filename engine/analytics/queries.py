@@ -306,6 +306,9 @@ class Analytics:
         labels = plan.labels[0]
         count, previous = now[:, COUNTS[measure]], before[:, COUNTS[measure]]
         keep = np.flatnonzero(now[:, tally.M_REPORTED])
+        if by == "count" and len(keep) > n:  # only areas counting at least the n-th greatest count can rank
+            kept = count[keep]
+            keep = keep[kept >= np.partition(kept, len(kept) - n)[len(kept) - n]]
         people, code_rank = self._residents_of(level, labels)
         people, names = people[keep], code_rank[keep]
         count, previous = count[keep], previous[keep]
@@ -434,11 +437,12 @@ class Analytics:
             finally:
                 self._counted_at, self._next_due = max(outer[0], self._counted_at), min(outer[1], self._next_due)
             weight = _weight(answer)
-            if self._kept_answers and weight <= KEPT_VALUES // 10:
-                self._answers[key] = (answer, *holds, weight)
-                self._kept_values += weight
-                while len(self._answers) > self._kept_answers or self._kept_values > KEPT_VALUES:
-                    self._kept_values -= self._answers.popitem(last=False)[1][3]
+            if not (self._kept_answers and weight <= KEPT_VALUES // 10):
+                return answer  # not remembered: the caller's own already
+            self._answers[key] = (answer, *holds, weight)
+            self._kept_values += weight
+            while len(self._answers) > self._kept_answers or self._kept_values > KEPT_VALUES:
+                self._kept_values -= self._answers.popitem(last=False)[1][3]
             return _own_copy(answer)
 
     def at_hand(self, question: tuple, principal: source.Principal):
@@ -645,11 +649,8 @@ class Analytics:
                     due = tally.NEVER_DUE  # an answer without "overdue now" does not depend on the clock
                     if any(name.startswith("overdue_now") for name in measures):
                         rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset, some=m.open_rows)
-                        # np.zeros, not zeros_like: a fresh zeroed mapping, only the pages of the open
-                        # events' cells are touched (zeros_like wrote the whole table at every query)
-                        opened = np.zeros(out.shape, dtype=np.int64)
-                        due = _tally(m, rows, cells, now_us, opened)
-                        out[:, tally.M_OVERDUE_NOW] = opened[:, tally.M_OVERDUE_NOW]
+                        due = tally.add_overdue(rows, cells, m.open_rows, m.open_due, now_us,
+                                                out[:, tally.M_OVERDUE_NOW])
                 else:
                     rows, cells = self._scan(plan, principal, jurisdiction, t_lo, t_hi, offset)
                     due = _tally(m, rows, cells, now_us, out)
@@ -711,6 +712,14 @@ class Analytics:
         dimensions into ``out`` (under the mirror lock)."""
         kind, col, lut_lo, origin, size, stride, luts, _ = plan.arrays()
         allowed, allowed_lo, check = self._allowed(principal, jurisdiction)
+        if not check and len(read) == 1 and read[0] < tally.N_COUNTS and (kind == tally.BY_COLUMN).all():
+            # The plain case (a top-N by a count, a trend): a leaner loop, and of a street's slots only
+            order, street_lo = cube.slots_by_street()
+            streets = _kept_streets(plan, street_lo.shape[1] - 1)
+            tally.add_slot_count(cube.block_lo, cube.block_hi, day_cube.BLOCK, cube.day_us, cube.codes, t_lo, t_hi, col,
+                                 lut_lo, stride, luts, cube.n, streets is not None, order, street_lo,
+                                 _NONE if streets is None else streets, cube.counts[:, read[0]], out[:, read[0]])
+            return
         tally.cells_in_window(cube.block_lo, cube.block_hi, day_cube.BLOCK, cube.day_us, cube.codes, t_lo, t_hi, offset,
                               kind, col, lut_lo, origin, size, stride, luts, allowed, allowed_lo, check, cube.n, _NONE,
                               False, _NONE, _NONE, read, cube.counts, cube.sums, out)
@@ -812,6 +821,16 @@ def _read_columns(measures) -> np.ndarray:
                 read.update((tally.M_CLOSE_US, tally.M_CLOSED) if which == 4
                             else (tally.M_STAGE_US0 + which, tally.M_STAGE_N0 + which))
     return np.array(sorted(read) if len(read) * 3 <= tally.N_MEASURES else range(tally.N_MEASURES), dtype=np.int64)
+
+
+def _kept_streets(plan: _Plan, n_codes: int) -> np.ndarray | None:
+    """The streets (id + 1, below ``n_codes``) a street dimension or filter of the plan keeps,
+    when it keeps at most a third of them (None: read the slots of every street)."""
+    kind, col, lut_lo, *_, luts, _ = plan.arrays()
+    for k in np.flatnonzero((kind == tally.BY_COLUMN) & (col == 7)).tolist():
+        kept = np.flatnonzero(luts[lut_lo[k] : lut_lo[k] + n_codes] >= 0)
+        return kept if 3 * len(kept) <= n_codes else None
+    return None
 
 
 def _cube_answers(plan: _Plan, measures) -> bool:

@@ -116,3 +116,63 @@ def test_a_cube_window_adds_the_read_measures_of_each_slot_in_its_cell(slots, t_
             for m in read:
                 expected[lut[c + 1], m] += counts[s, m] if m < tally.N_COUNTS else sums[s, m - tally.N_COUNTS]
     assert np.array_equal(out, expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(-1, 3), st.integers(-1, 2), st.integers(0, 50)), max_size=40),
+       st.integers(0, 5), st.integers(1, 6), st.sets(st.integers(-1, 3), max_size=2), st.integers(0, 40))
+def test_a_count_of_a_cube_window_reads_the_kept_streets_slots_through_their_order(slots, t_lo, width, kept, first):
+    # Slots (day, street id or -1, class id or -1, count) counted by class in days [t_lo, t_lo + width)
+    # with a street filter: read in order or through the slots ordered by street (ordered in two
+    # goes, the first `first` slots and then the rest, as a cube ordering new slots does), the
+    # kernel adds what a plain loop over the slots adds.
+    day = tally.US_PER_DAY
+    n = len(slots)
+    day_us = np.array([d * day for d, *_ in slots], np.int64)
+    codes = np.full((9, n), -1, np.int16)
+    codes[7] = [s for _, s, _, _ in slots]
+    codes[1] = [c for _, _, c, _ in slots]
+    counts = np.array([w for *_, w in slots], np.int16)
+    block = 4
+    n_blocks = -(-n // block)
+    block_lo, block_hi = np.zeros(n_blocks, np.int64), np.zeros(n_blocks, np.int64)
+    tally.block_ranges(day_us, n, block, block_lo, block_hi, 0)
+    order, street_lo = np.zeros(n_blocks * block, np.uint16), np.zeros((n_blocks, 3 + 3), np.int16)
+    first = min(first, n)
+    tally.order_slots_by_street(codes[7], first, block, 0, order, street_lo)
+    tally.order_slots_by_street(codes[7], n, block, first // block, order, street_lo)
+    class_lut = np.array([3, 0, 1, 2], np.int64)  # class id + 1 -> cell; no class: 3
+    street_lut = np.array([0 if s in kept else -1 for s in range(-1, 4)], np.int64)
+    luts = np.concatenate([np.zeros(1, np.int64), class_lut, street_lut])
+    expected = np.zeros(4, np.int64)
+    for s, (d, street, c, w) in enumerate(slots):
+        if t_lo <= d < t_lo + width and street in kept:
+            expected[class_lut[c + 1]] += w
+    for indexed in (False, True):
+        out = np.zeros(4, np.int64)
+        tally.add_slot_count(block_lo, block_hi, block, day_us, codes, t_lo * day, (t_lo + width) * day,
+                             np.array([1, 7]), np.array([1, 5]), np.array([1, 1]), luts, n, indexed, order, street_lo,
+                             np.array(sorted(s + 1 for s in kept), np.int64), counts, out)
+        assert np.array_equal(out, expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 2), st.booleans()), max_size=30), st.integers(-3, 3))
+def test_overdue_alone_counts_as_the_whole_tally_does(events, now):
+    # Open events with a deadline (due, cell, counted by the query or not): "overdue now" and the
+    # next deadline as tally_cells counts them with every measure.
+    n = len(events)
+    open_rows = np.arange(0, 2 * n, 2, dtype=np.int64)  # events 0, 2, 4, …: the rest are not open
+    open_due = np.array([due for due, _, _ in events], np.int64)
+    rows = np.array([open_rows[k] for k, (_, _, counted) in enumerate(events) if counted], np.int64)
+    cells = np.array([c for _, c, counted in events if counted], np.int64)
+    codes = np.zeros((9, 2 * n + 1), np.int16)
+    codes[3] = tally.HANDLING
+    zeros = np.zeros(2 * n + 1, np.int64)
+    whole = np.zeros((3, tally.N_MEASURES), np.int64)
+    want_due = tally.tally_cells(rows, cells, codes, zeros.astype(np.int32), open_rows, open_due, zeros,
+                                 np.zeros((4, 2 * n + 1), np.int64), now, 1, whole[:, : tally.N_COUNTS],
+                                 whole[:, tally.N_COUNTS :])
+    out = np.zeros((3, tally.N_MEASURES), np.int64)
+    assert tally.add_overdue(rows, cells, open_rows, open_due, now, out[:, tally.M_OVERDUE_NOW]) == want_due
+    assert np.array_equal(out[:, tally.M_OVERDUE_NOW], whole[:, tally.M_OVERDUE_NOW])

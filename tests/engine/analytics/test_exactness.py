@@ -245,13 +245,16 @@ class AnalyticsMatchesSql(RuleBasedStateMachine):
                     cell = h3.latlng_to_cell(y, x, res)
                     want[cell] = want.get(cell, 0) + 1
                 assert {k: int(v) for k, v in got.items()} == want
-            # Trend: this window, the one before, a year before.
+            # Trend: this window, the one before, a year before; and a street's (the day cube reads
+            # that street's slots only).
             mid = self.clock() - timedelta(hours=12) if which == "wide" else _midnight(self.clock())
-            trend = self.analytics.trend(who, start=mid, end=end, measure="closed")
-            for value, (a, b) in ((trend.current, (mid, end)), (trend.previous, (mid - (end - mid), mid)),
-                                  (trend.year_before, (mid.replace(year=mid.year - 1), end.replace(year=end.year - 1)))):
-                want = self.oracle.aggregate(a, b, (), self.clock(), scope)
-                assert value == (want[()]["closed"] if want else 0)
+            for measure, whose, filters, within in (("closed", who, None, scope),
+                                                    ("reported", ADMIN, {"street": ["440307001"]}, ("440307001",))):
+                trend = self.analytics.trend(whose, start=mid, end=end, measure=measure, filters=filters)
+                for value, (a, b) in ((trend.current, (mid, end)), (trend.previous, (mid - (end - mid), mid)),
+                                      (trend.year_before, (mid.replace(year=mid.year - 1), end.replace(year=end.year - 1)))):
+                    want = self.oracle.aggregate(a, b, (), self.clock(), within)
+                    assert value == (want[()][measure] if want else 0)
             # Top areas by count (ties: smaller code first).
             for level in ("grid", "community"):
                 got = [(r.code, r.count) for r in self.analytics.top_areas(who, level=level, start=start, end=end, n=5)]
