@@ -37,6 +37,7 @@ from citygrid.engine.cases.store import EVENT_TABLE, AuditRow, CommittedEvents  
 from citygrid.engine.cases.taxonomy import Taxonomy, load_taxonomy  # noqa: F401 - re-exported for the wing
 from citygrid.engine.dispatch.worktime import WorkSchedule
 from citygrid.engine.hierarchy import CODE_COLUMNS as CHAIN_COLUMNS
+from citygrid.engine.hierarchy import Chains
 from citygrid.engine.layers.layer import GridLayer  # noqa: F401 - re-exported for the wing
 from citygrid.engine.times import Clock, from_us, system_clock, to_us  # noqa: F401 - re-exported for the wing
 from citygrid.kernels import tally
@@ -129,6 +130,8 @@ class StoreReader:
         self._chains: list[tuple] = []
         self._chain_rows: dict[tuple, int] = {}
         self._chain_table = np.empty((0, len(CHAIN_COLUMNS)), dtype=np.int64)
+        #: id(Chains) -> (the Chains, ids of each grid row's chain, which rows are filled in).
+        self._grid_tables: dict[int, tuple] = {}
         self._state_ids = {s.value: k for k, s in enumerate(STATES)}
         texts = ", ".join(f"group_concat(coalesce({name}, ''), '\x1f')" for name in TEXT_COLUMNS)
         self._events_sql = (
@@ -211,7 +214,8 @@ class StoreReader:
         texts = np.empty((len(TEXT_COLUMNS), len(events)), dtype=np.int64)
         for k, name in enumerate(TEXT_COLUMNS[: -len(CHAIN_COLUMNS)]):
             texts[k] = _table(self._ids[name], _column(events, _READ[name]), self.codes[name])
-        texts[-len(CHAIN_COLUMNS):] = self._chain_ids(list(map(_CHAIN, events)))
+        texts[-len(CHAIN_COLUMNS):] = (self._chain_ids(list(map(_CHAIN, events))) if committed.grid_rows is None
+                                       else self._grid_chain_ids(committed.chains, committed.grid_rows))
         return EventRows(
             _numbers(events, _READ["seq"]) - 1,
             _numbers(events, _READ["occurred_at"]),
@@ -236,6 +240,26 @@ class StoreReader:
                 [_table(self._ids[name], list(codes), self.codes[name]) for name, codes in zip(CHAIN_COLUMNS, new)],
                 axis=1)])
         return self._chain_table[rows].T
+
+    def _grid_chain_ids(self, chains: Chains, grid_rows: np.ndarray) -> np.ndarray:
+        """:meth:`_chain_ids` of the chains of grid rows of a layer's :class:`Chains` (-1: no
+        grid), through a table per ``chains`` from row to ids, filled for rows not seen before
+        (in order of first appearance)."""
+        kept = self._grid_tables.get(id(chains))
+        if kept is None or kept[0] is not chains:  # the last entry is row -1's: no chain
+            kept = (chains, np.full((len(chains) + 1, len(CHAIN_COLUMNS)), -1, dtype=np.int64),
+                    np.zeros(len(chains) + 1, dtype=np.bool_))
+            kept[2][-1] = True
+            self._grid_tables[id(chains)] = kept
+        _, table, known = kept
+        rows = np.asarray(grid_rows, dtype=np.int64)
+        new = rows[~known[rows]]
+        if len(new):
+            _, first = np.unique(new, return_index=True)
+            new = new[np.sort(first)]
+            table[new] = self._chain_ids([chains.chains[r] for r in new.tolist()]).T
+            known[new] = True
+        return table[rows].T
 
     def audit_between(self, lo: int, hi: int) -> AuditRows:
         """Audit rows with ``lo < seq <= hi`` in log order. Two texts of numbers, not one per
