@@ -137,6 +137,7 @@ class EventMirror:
         self.schedule = schedule
         self.data_dir = data_dir
         self.reader = source.StoreReader(data_dir)
+        self._class_table = np.empty(0, dtype=np.int32)
         self.lock = threading.RLock()
         self.n = 0
         self._cursor = (0, 0, 0)
@@ -399,10 +400,14 @@ class EventMirror:
         self.open_due = np.insert(listed_due, at, new_due[order])
 
     def _class_ids(self) -> np.ndarray:
-        """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first)."""
-        classes = {code: k for k, code in enumerate(self.vocabulary.classes)}
+        """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first);
+        made again only when the category dictionary has grown (it only ever grows)."""
         categories = self.reader.codes["category_code"]
-        return np.array([-1] + [classes.get(self.vocabulary.class_of(c), -1) for c in categories], dtype=np.int32)
+        if len(self._class_table) != len(categories) + 1:
+            classes = {code: k for k, code in enumerate(self.vocabulary.classes)}
+            self._class_table = np.array([-1] + [classes.get(self.vocabulary.class_of(c), -1) for c in categories],
+                                         dtype=np.int32)
+        return self._class_table
 
     def _replay(self, audit_rows: list[source.AuditRows], known: int, changed: np.ndarray, last_audit: int) -> None:
         """Fold the audit log into the lifecycle columns of the new events (rows from ``known`` on:

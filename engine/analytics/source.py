@@ -24,7 +24,8 @@ from __future__ import annotations
 import json
 import operator
 from dataclasses import dataclass
-from typing import Sequence
+from itertools import repeat
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from citygrid.engine.cases.store import EVENT_TABLE, AuditRow, CommittedEvents  
 from citygrid.engine.cases.taxonomy import Taxonomy, load_taxonomy  # noqa: F401 - re-exported for the wing
 from citygrid.engine.dispatch.worktime import WorkSchedule
 from citygrid.engine.hierarchy import CODE_COLUMNS as CHAIN_COLUMNS
+from citygrid.engine.hierarchy import Chains
 from citygrid.engine.layers.layer import GridLayer  # noqa: F401 - re-exported for the wing
 from citygrid.engine.times import Clock, from_us, system_clock, to_us  # noqa: F401 - re-exported for the wing
 from citygrid.kernels import tally
@@ -60,18 +62,6 @@ _READ = {column: k for k, (column, *_) in enumerate(EVENT_TABLE)
 _AUDIT_READ = {name: k for k, name in enumerate(AuditRow._fields) if name in ("event_seq", "at_us", "to_state", "action")}
 
 
-class _Codes(dict):
-    """A dict answering -1 for a key it lacks."""
-
-    def __missing__(self, key):
-        return -1
-
-
-#: State code of a state as the intake writes it (a :class:`State`, or its value as SQLite stores
-#: it; anything else -1, as the store's reading has it).
-_STATE_CODES = _Codes({**{s: k for k, s in enumerate(STATES)}, **{s.value: k for k, s in enumerate(STATES)}})
-
-
 def _ints(text: str | None, n: int) -> np.ndarray:
     if n == 0 or text is None:
         return np.empty(0, dtype=np.int64)
@@ -79,6 +69,34 @@ def _ints(text: str | None, n: int) -> np.ndarray:
     if len(out) != n:
         raise RuntimeError(f"read {len(out)} values where {n} were expected")
     return out
+
+
+#: State code of a state as the intake writes it (a :class:`State`, or its value as SQLite stores
+#: it; anything else -1, as the store's reading has it).
+_STATE_CODES = {**{s: k for k, s in enumerate(STATES)}, **{s.value: k for k, s in enumerate(STATES)}}
+#: Whether an audit row's action is a rework (1) or not (0).
+_REWORK = {"rework": 1}
+#: The area chain (grid, community, street, district codes) of a row of :attr:`CommittedEvents.events`.
+_CHAIN = operator.itemgetter(*(_READ[column] for column in CHAIN_COLUMNS))
+_NULL = {None: -1}
+
+
+def _column(rows: Sequence[tuple], k: int, codes: Mapping | None = None, missing: int = -1) -> list | np.ndarray:
+    """The ``k``-th value of each row: as they are, or their codes (int64; ``missing`` where
+    ``codes`` lacks one)."""
+    values = map(operator.itemgetter(k), rows)
+    if codes is None:
+        return list(values)
+    return np.fromiter(map(codes.get, values, repeat(missing)), dtype=np.int64, count=len(rows))
+
+
+def _numbers(rows: Sequence[tuple], k: int, *, nullable: bool = False) -> np.ndarray:
+    """The ``k``-th value (an integer; with ``nullable``, None: -1) of each row, as int64."""
+    values = map(operator.itemgetter(k), rows)
+    if nullable:
+        values = list(values)
+        values = map(_NULL.get, values, values)  # each value its own default: itself, or -1 for None
+    return np.fromiter(values, dtype=np.int64, count=len(rows))
 
 
 @dataclass
@@ -108,6 +126,12 @@ class StoreReader:
         self._conn = connect(database_path(data_dir))
         self.codes: dict[str, list[str]] = {name: [] for name in TEXT_COLUMNS}
         self._ids: dict[str, dict[str, int]] = {name: {} for name in TEXT_COLUMNS}
+        #: Area chains of handed rows seen so far, their numbers and the dictionary ids of their codes.
+        self._chains: list[tuple] = []
+        self._chain_rows: dict[tuple, int] = {}
+        self._chain_table = np.empty((0, len(CHAIN_COLUMNS)), dtype=np.int64)
+        #: id(Chains) -> (the Chains, ids of each grid row's chain, which rows are filled in).
+        self._grid_tables: dict[int, tuple] = {}
         self._state_ids = {s.value: k for k, s in enumerate(STATES)}
         texts = ", ".join(f"group_concat(coalesce({name}, ''), '\x1f')" for name in TEXT_COLUMNS)
         self._events_sql = (
@@ -182,40 +206,60 @@ class StoreReader:
     def committed_rows(self, committed: CommittedEvents) -> tuple[EventRows, AuditRows]:
         """The columns of a committed insert the intake handed on, as :meth:`events_between` and
         :meth:`audit_between` would read them back (codes into the same dictionaries, new ones
-        added in order of first appearance; NULL and '' are -1; unknown states -1)."""
-        events, n = committed.events, len(committed.events)
-        every = list(zip(*events)) if n else [()] * len(EVENT_TABLE)
-        columns = {name: every[k] for name, k in _READ.items()}
-        texts = np.empty((len(TEXT_COLUMNS), n), dtype=np.int64)
-        for k, name in enumerate(TEXT_COLUMNS):
-            texts[k] = self._ids_of(name, columns[name])
-        states = _STATE_CODES
-        audit = {name: list(map(operator.itemgetter(k), committed.audit)) for name, k in _AUDIT_READ.items()}
+        added in order of first appearance; NULL and '' are -1; unknown states -1). Column by
+        column, each value passed from one C call to the next (``map`` of an item getter, of a
+        dict's ``get``, into ``np.fromiter``): Python runs per new code and per NULL, not per value.
+        The four area codes are looked up together, by their chain (a few thousand distinct)."""
+        events, audit = committed.events, committed.audit
+        texts = np.empty((len(TEXT_COLUMNS), len(events)), dtype=np.int64)
+        for k, name in enumerate(TEXT_COLUMNS[: -len(CHAIN_COLUMNS)]):
+            texts[k] = _table(self._ids[name], _column(events, _READ[name]), self.codes[name])
+        texts[-len(CHAIN_COLUMNS):] = (self._chain_ids(list(map(_CHAIN, events))) if committed.grid_rows is None
+                                       else self._grid_chain_ids(committed.chains, committed.grid_rows))
         return EventRows(
-            np.array(columns["seq"], dtype=np.int64) - 1,
-            np.array(columns["occurred_at"], dtype=np.int64),
-            np.array([-1 if d is None else d for d in columns["deadline"]], dtype=np.int64),
-            np.array(list(map(states.__getitem__, columns["state"])), dtype=np.int64),
+            _numbers(events, _READ["seq"]) - 1,
+            _numbers(events, _READ["occurred_at"]),
+            _numbers(events, _READ["deadline"], nullable=True),
+            _column(events, _READ["state"], _STATE_CODES),
             texts,
         ), AuditRows(
-            np.array(audit["event_seq"], dtype=np.int64) - 1,
-            np.array(audit["at_us"], dtype=np.int64),
-            np.array(list(map(states.__getitem__, audit["to_state"])), dtype=np.int64),
-            np.array([a == "rework" for a in audit["action"]], dtype=np.int64),
+            _numbers(audit, _AUDIT_READ["event_seq"]) - 1,
+            _numbers(audit, _AUDIT_READ["at_us"]),
+            _column(audit, _AUDIT_READ["to_state"], _STATE_CODES),
+            _column(audit, _AUDIT_READ["action"], _REWORK, missing=0),
         )
 
-    def _ids_of(self, name: str, values: Sequence[str | None]) -> list[int]:
-        """Dictionary ids of a column's values (None and '': -1), new codes added in order."""
-        ids = self._ids[name]
-        out = list(map(ids.get, values))
-        if None in out:  # NULL, '' or a code not seen before
-            codes = self.codes[name]
-            for value in dict.fromkeys(values):
-                if value and value not in ids:
-                    ids[value] = len(codes)
-                    codes.append(value)
-            out = [ids.get(v, -1) for v in values]
-        return out
+    def _chain_ids(self, chains: list[tuple]) -> np.ndarray:
+        """Dictionary ids (``(len(CHAIN_COLUMNS), n)``) of area chains (grid, community, street,
+        district codes); a chain not seen before has its codes looked up (new ones added) in order
+        of first appearance, which adds each column's new codes in their order of first appearance."""
+        rows = _table(self._chain_rows, chains, self._chains)
+        if len(self._chains) > len(self._chain_table):
+            new = list(zip(*self._chains[len(self._chain_table):]))
+            self._chain_table = np.concatenate([self._chain_table, np.stack(
+                [_table(self._ids[name], list(codes), self.codes[name]) for name, codes in zip(CHAIN_COLUMNS, new)],
+                axis=1)])
+        return self._chain_table[rows].T
+
+    def _grid_chain_ids(self, chains: Chains, grid_rows: np.ndarray) -> np.ndarray:
+        """:meth:`_chain_ids` of the chains of grid rows of a layer's :class:`Chains` (-1: no
+        grid), through a table per ``chains`` from row to ids, filled for rows not seen before
+        (in order of first appearance)."""
+        kept = self._grid_tables.get(id(chains))
+        if kept is None or kept[0] is not chains:  # the last entry is row -1's: no chain
+            kept = (chains, np.full((len(chains) + 1, len(CHAIN_COLUMNS)), -1, dtype=np.int64),
+                    np.zeros(len(chains) + 1, dtype=np.bool_))
+            kept[2][-1] = True
+            self._grid_tables[id(chains)] = kept
+        _, table, known = kept
+        rows = np.asarray(grid_rows, dtype=np.int64)
+        new = rows[~known[rows]]
+        if len(new):
+            _, first = np.unique(new, return_index=True)
+            new = new[np.sort(first)]
+            table[new] = self._chain_ids([chains.chains[r] for r in new.tolist()]).T
+            known[new] = True
+        return table[rows].T
 
     def audit_between(self, lo: int, hi: int) -> AuditRows:
         """Audit rows with ``lo < seq <= hi`` in log order. Two texts of numbers, not one per
@@ -262,15 +306,20 @@ def _encode_with(ids: dict[str, int], text: str | None, n: int, grow: list[str] 
     return _table(ids, encoded.dictionary.to_pylist(), grow)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _table(ids: dict[str, int], distinct: Sequence[str], grow: list[str] | None = None) -> np.ndarray:
-    """Ids of distinct strings under ``ids`` ('' and unknown: -1; with ``grow``, an unknown string
-    gets the next id and is appended to it, in the order given)."""
-    if grow is not None:
-        for value in distinct:
+def _table(ids: dict, strings: Sequence, grow: list | None = None) -> np.ndarray:
+    """Ids of strings (or of other keys: area chains) under ``ids`` (None, '' and unknown: -1; with
+    ``grow``, an unknown one gets the next id and is appended to it, in order of first appearance).
+    One C pass looks every string up; Python sees only those not found."""
+    out = np.fromiter(map(ids.get, strings, repeat(-1)), dtype=np.int64, count=len(strings))
+    if grow is not None and (out < 0).any():
+        at = np.flatnonzero(out < 0)
+        missing = list(map(strings.__getitem__, at.tolist()))
+        for value in dict.fromkeys(missing):
             if value and value not in ids:
                 ids[value] = len(grow)
                 grow.append(value)
-    return np.array([ids.get(v, -1) if v else -1 for v in distinct], dtype=np.int64)
+        out[at] = np.fromiter(map(ids.get, missing, repeat(-1)), dtype=np.int64, count=len(missing))
+    return out
 
 
 class Vocabulary:

@@ -451,7 +451,7 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
                 self._dedup.remove(event_id)
             raise
         if new_rows and not inner and self._inserted_listeners:
-            self._hand_over(CommittedEvents(new_rows, audit, first_audit))
+            self._hand_over(CommittedEvents(new_rows, audit, first_audit, rows[keep], self.hierarchy))
         for k in range(n):
             t, i = fresh[k]
             if errors[k] is not None:

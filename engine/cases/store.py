@@ -30,7 +30,7 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 from citygrid.engine.database import connect, database_path, open_database, transaction
 from citygrid.engine.errors import NotFound
@@ -120,11 +120,16 @@ class CommittedEvents(NamedTuple):
     """What one committed insert wrote, handed on by the intake after the commit (to derived state
     that would otherwise read it back): the events as inserted (tuples in the :class:`NewEvent`
     layout, in sequence order) and their audit rows (:class:`AuditRow` layout), the first of which
-    has audit sequence number ``first_audit`` and the others the numbers after it."""
+    has audit sequence number ``first_audit`` and the others the numbers after it. Where the
+    intake has them, each event's grid row in ``chains`` (-1: placed in no grid), whose chain
+    (:meth:`~citygrid.engine.hierarchy.Chains.chains_of`) is the event's area codes: a follower
+    takes the area codes from the row numbers, not from a string per event."""
 
     events: Sequence[tuple]
     audit: Sequence[tuple]
     first_audit: int
+    grid_rows: Any = None  #: np.ndarray of int, one per event, or None
+    chains: Any = None  #: the :class:`~citygrid.engine.hierarchy.Chains` of ``grid_rows``
 
 
 @dataclass

@@ -246,3 +246,52 @@ def test_a_catch_up_made_elsewhere_forgets_the_remembered_answers(world):
     assert analytics.aggregate(ADMIN_DASHBOARD, **window).columns["reported"][0] == before + 2
     w.intake.submit(batch(w, 3, category="0501"), INTAKE)
     assert analytics.aggregate(ADMIN_DASHBOARD, **window).columns["reported"][0] == before + 5
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["codes-known", "codes-new"])
+def test_handed_rows_give_the_ids_the_store_gives(world, warm):
+    """The columns made from a handed batch equal, id for id, those read back from the store by a
+    reader whose dictionaries saw the same events in the same order: placed, duplicate, not placed
+    (no area chain, no worker), without a worker (a category nobody on duty takes), codes new to the
+    dictionaries (grids first met out of their layer order too) and known ones, in two batches."""
+    w, _, data_dir = world
+    handed = []
+    stop = w.intake.on_inserted(handed.append)
+    try:
+        first = batch(w, 5)
+        w.intake.submit([w.report(3, 3, category="0501"), w.report(0, 2), *first, first[2]._replace(event_id="ev-again"),  # a duplicate of the third
+                         w.report(1, 1, lng=121.5, lat=31.2),  # in no grid: reported, no chain
+                         w.report(2, 1, category="0201"),  # no worker has its skill: registered, no worker
+                         w.report(3, 2, category="0501", source="video_analytics")], INTAKE)
+        w.intake.submit([*batch(w, 3, category="1001"), w.report(0, 3, category="0201", source="inspector")], INTAKE)
+    finally:
+        stop()
+    states = {e[21] for c in handed for e in c.events}
+    assert {source.State.DISPATCHED, source.State.DUPLICATE, source.State.REPORTED} <= states
+    assert any(e[22] is None for c in handed for e in c.events) and any(e[15] is None for c in handed for e in c.events)
+    from_memory, from_store = source.StoreReader(data_dir), source.StoreReader(data_dir)
+    try:
+        known = handed[0].events[0][0] - 1
+        for reader in (from_memory, from_store) if warm else ():  # the events before the batches, read alike
+            reader.events_between(0, known)
+        for committed in handed:
+            events, audit = from_memory.committed_rows(committed)
+            lo, last_audit = committed.events[0][0] - 1, committed.first_audit + len(committed.audit) - 1
+            expected = from_store.events_between(lo, committed.events[-1][0])
+            expected_audit = from_store.audit_between(committed.first_audit - 1, last_audit)
+            for name in ("row", "occurred", "deadline", "state", "text_ids"):
+                assert np.array_equal(getattr(events, name), getattr(expected, name)), name
+            for name in ("row", "at", "to_state", "rework"):
+                assert np.array_equal(getattr(audit, name), getattr(expected_audit, name)), name
+        assert from_memory.codes == from_store.codes
+    finally:
+        from_memory.close()
+        from_store.close()
+    conn = sqlite3.connect(str(database_path(data_dir)))
+    try:  # the dictionaries: each column's codes in order of first appearance
+        for name, codes in from_memory.codes.items():
+            column = [code for (code,) in conn.execute(f"SELECT {name} FROM events WHERE seq > ? ORDER BY seq",
+                                                       (0 if warm else known,))]
+            assert codes == [code for code in dict.fromkeys(column) if code], name
+    finally:
+        conn.close()
