@@ -43,10 +43,10 @@ class DayCube:
         #: False once an id outgrew its bits of the key: every query is then counted over events.
         self.usable = True
         self.n = 0
-        #: Slots by key (16 bytes a slot, where a dict took about 100) and place ids by packed area chain.
+        #: Slots by key (12 bytes a slot, where a dict took about 100) and place ids by packed area chain.
+        #: An event's slot is found again from its key (its columns, as they were when it was put in).
         self._slot_of_key = Numbering(np.uint64)
         self._place_of_chain = Numbering(np.int64)
-        self.slot_of = np.full(0, -1, dtype=np.int32)  #: per event row: its slot (-1: none)
         #: The slots' code rows (the mirror's width) and counts (int8: most slots hold a few events;
         #: widened when a slot outgrows them, :meth:`_fit_counts`); their sums of working µs are int64.
         self.codes = np.empty((9, 0), dtype=np.int16)
@@ -69,8 +69,8 @@ class DayCube:
 
     @property
     def nbytes(self) -> int:
-        return sum(x.nbytes for x in (self.day_us, self.codes, self.counts, self.sums, self.block_lo, self.block_hi,
-                                      self.slot_of)) + self._slot_of_key.nbytes + self._place_of_chain.nbytes
+        return (sum(x.nbytes for x in (self.day_us, self.codes, self.counts, self.sums, self.block_lo, self.block_hi))
+                + self._slot_of_key.nbytes + self._place_of_chain.nbytes)
 
     def answers(self, windows) -> bool:
         """Whether the cube can count these windows (``(t_lo, t_hi, offset)`` each): its offset, local
@@ -81,20 +81,22 @@ class DayCube:
     # ------------------------------------------------------------------ upkeep (under the mirror's lock)
 
     def withdraw(self, rows: np.ndarray, mirror) -> None:
-        """Take events out of their slots (before their columns change)."""
+        """Take events out of their slots (before their columns change: their slots are found again
+        from the columns they were put in with)."""
         if not self.usable or not len(rows):
             return
-        rows = rows[self.slot_of[rows] >= 0]
-        self._add(rows, -1, mirror)
+        self._add(rows, self.slots_of(rows, mirror), -1, mirror)
+
+    def slots_of(self, rows: np.ndarray, mirror) -> np.ndarray:
+        """The slots of events in the cube, by their columns as they were put in."""
+        keys = self._keys(rows, (mirror.occurred[rows] + self.offset_us) // tally.US_PER_DAY, mirror.codes)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        return self._slot_of_key.find(unique)[inverse.reshape(-1)]
 
     def deposit(self, rows: np.ndarray, mirror) -> None:
         """Put events (their columns as they are now) into their slots, made when new."""
         if not self.usable or not len(rows):
             return
-        if len(self.slot_of) < mirror.capacity:
-            grown = np.full(mirror.capacity, -1, dtype=np.int32)
-            grown[: len(self.slot_of)] = self.slot_of
-            self.slot_of = grown
         codes = mirror.codes
         if codes.dtype.itemsize > self.codes.dtype.itemsize:  # the mirror's ids outgrew int16
             self.codes = self.codes.astype(codes.dtype)
@@ -107,9 +109,9 @@ class DayCube:
         slots, fresh = self._slot_of_key.number(unique)
         if len(fresh):
             self._add_slots(rows[first[fresh]], day[first[fresh]], codes)
-        self.slot_of[rows] = slots[inverse]
-        self._fit_counts(self.slot_of[rows])
-        self._add(rows, 1, mirror)
+        slots = slots[inverse.reshape(-1)]
+        self._fit_counts(slots)
+        self._add(rows, slots, 1, mirror)
 
     def _fit_counts(self, slots: np.ndarray) -> None:
         """Widen the counts (int8, then int16, int32, int64) before events are added to ``slots`` (one
@@ -121,10 +123,10 @@ class DayCube:
         while self.counts.dtype != np.int64 and reported.max() > np.iinfo(self.counts.dtype).max:
             self.counts = self.counts.astype(_WIDER[self.counts.dtype])
 
-    def _add(self, rows: np.ndarray, sign: int, mirror) -> None:
+    def _add(self, rows: np.ndarray, slots: np.ndarray, sign: int, mirror) -> None:
         """Add ``sign`` times the measures of events (all but "overdue now": no time is before the
         first instant) into their slots (adding, :meth:`_fit_counts` has seen they fit)."""
-        tally.tally_cells(rows, self.slot_of[rows].astype(np.int64), mirror.codes, mirror.flags, mirror.open_rows,
+        tally.tally_cells(rows, slots, mirror.codes, mirror.flags, mirror.open_rows,
                           mirror.open_due, mirror.close_us, mirror.stage_us, np.iinfo(np.int64).min, sign,
                           self.counts, self.sums)
 
@@ -172,11 +174,10 @@ class Numbering:
     def __init__(self, dtype):
         self.count = 0
         self._keys = [np.empty(0, dtype=dtype), np.empty(0, dtype=dtype)]  # large, small
-        self._numbers = [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)]
+        self._numbers = [np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)]  # fewer than 2**31 keys
 
-    def number(self, unique: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The numbers of sorted distinct keys, keys not seen before numbered next in key order;
-        and the positions in ``unique`` of those new keys."""
+    def find(self, unique: np.ndarray) -> np.ndarray:
+        """The numbers of sorted distinct keys (-1: not seen before)."""
         numbers = np.full(len(unique), -1, dtype=np.int64)
         for keys, known in zip(self._keys, self._numbers):
             if len(keys):
@@ -184,12 +185,18 @@ class Numbering:
                 hit = at < len(keys)
                 hit[hit] = keys[at[hit]] == unique[hit]
                 numbers[hit] = known[at[hit]]
+        return numbers
+
+    def number(self, unique: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The numbers of sorted distinct keys, keys not seen before numbered next in key order;
+        and the positions in ``unique`` of those new keys."""
+        numbers = self.find(unique)
         fresh = np.flatnonzero(numbers < 0)
         if len(fresh):
             numbers[fresh] = np.arange(self.count, self.count + len(fresh), dtype=np.int64)
             self.count += len(fresh)
             if not self.count - len(fresh):  # the first batch (a rebuild): the large tier at once
-                self._keys[0], self._numbers[0] = unique.copy(), numbers.copy()
+                self._keys[0], self._numbers[0] = unique.copy(), numbers.astype(np.int32)
             else:
                 self._insert(1, unique[fresh], numbers[fresh])
                 if len(self._keys[1]) >= max(self.SMALL, len(self._keys[0]) // 8):
@@ -201,7 +208,7 @@ class Numbering:
         """Put sorted keys (none present) and their numbers into a tier, keeping it sorted."""
         at = np.searchsorted(self._keys[tier], keys)
         self._keys[tier] = np.insert(self._keys[tier], at, keys)
-        self._numbers[tier] = np.insert(self._numbers[tier], at, numbers)
+        self._numbers[tier] = np.insert(self._numbers[tier], at, numbers.astype(np.int32))
 
     @property
     def nbytes(self) -> int:
