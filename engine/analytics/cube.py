@@ -105,11 +105,14 @@ class DayCube:
         if keys is None:
             self.usable = False
             return
-        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        unique, inverse = np.unique(keys, return_inverse=True)  # no first rows: a stable sort is slower
+        inverse = inverse.reshape(-1)
         slots, fresh = self._slot_of_key.number(unique)
         if len(fresh):
-            self._add_slots(rows[first[fresh]], day[first[fresh]], codes)
-        slots = slots[inverse.reshape(-1)]
+            some = np.empty(len(unique), np.int64)
+            some[inverse] = np.arange(len(rows))  # a row of each key (all of a key's rows have its codes)
+            self._add_slots(rows[some[fresh]], day[some[fresh]], codes)
+        slots = slots[inverse]
         self._fit_counts(slots)
         self._add(rows, slots, 1, mirror)
 
@@ -136,8 +139,7 @@ class DayCube:
         if len(rows) and (chain[0].max() >= 1 << 24 or chain[1:].max() >= 1 << 12):
             return None
         packed = chain[0] << 36 | chain[1] << 24 | chain[2] << 12 | chain[3]
-        distinct, back = np.unique(packed, return_inverse=True)
-        places = self._place_of_chain.number(distinct)[0][back.reshape(-1)]
+        places = self._places(packed, chain[0])
         category, worker = codes[0, rows].astype(np.int64) + 1, codes[4, rows].astype(np.int64) + 1
         biased = day + _DAY_BIAS
         if (self._place_of_chain.count >= 1 << _PLACE_BITS or category.max() >= 1 << _CATEGORY_BITS
@@ -147,6 +149,22 @@ class DayCube:
         return (((biased.astype(np.uint64) << np.uint64(_CATEGORY_BITS) | category.astype(np.uint64))
                  << np.uint64(_WORKER_BITS) | worker.astype(np.uint64)) << np.uint64(_PLACE_BITS)
                 | places.astype(np.uint64))
+
+    def _places(self, packed: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        """Place ids of packed area chains (new ones numbered), found through each grid's usual chain (an
+        event's chain is nearly always the one of the other events of its grid): no sort of every event's
+        chain (which took a rebuild of 10 M events 2.5 s), only of the few distinct ones."""
+        usual = np.zeros(int(grid.max(initial=0)) + 1, np.int64)
+        usual[grid] = packed  # one event's chain per grid
+        odd = packed != usual[grid]
+        present = np.flatnonzero(np.bincount(grid))
+        distinct = np.unique(np.concatenate([usual[present], packed[odd]]))
+        numbers = self._place_of_chain.number(distinct)[0]
+        place_of_grid = np.zeros(len(usual), np.int64)
+        place_of_grid[present] = numbers[np.searchsorted(distinct, usual[present])]
+        places = place_of_grid[grid]
+        places[odd] = numbers[np.searchsorted(distinct, packed[odd])]
+        return places
 
     def _add_slots(self, rows, day, codes) -> None:
         """New slots (numbered from :attr:`n` on) of the events ``rows``, one a slot."""
