@@ -93,10 +93,25 @@ class DayCube:
         unique, inverse = np.unique(keys, return_inverse=True)
         return self._slot_of_key.find(unique)[inverse.reshape(-1)]
 
-    def deposit(self, rows: np.ndarray, mirror) -> None:
-        """Put events (their columns as they are now) into their slots, made when new."""
+    def deposit(self, rows: np.ndarray, mirror, slots: np.ndarray | None = None) -> None:
+        """Put events (their columns as they are now) into their slots, made when new (``slots``: the
+        slots :meth:`place` gave them already)."""
         if not self.usable or not len(rows):
             return
+        if slots is None:
+            slots = self.place(rows, mirror)
+            if slots is None:
+                return
+        self._fit_counts(slots)
+        self._add(rows, slots, 1, mirror)
+
+    def place(self, rows: np.ndarray, mirror) -> np.ndarray | None:
+        """The slots of events by the columns that place them (report time, category, worker, area
+        chain) as they are now, made when new, without adding their measures (None: an id outgrew its
+        bits, and the cube is no longer used). A rebuild places the events as it reads them, while the
+        audit log is still read, and adds their measures once their lifecycle is known."""
+        if not self.usable:
+            return None
         codes = mirror.codes
         if codes.dtype.itemsize > self.codes.dtype.itemsize:  # the mirror's ids outgrew int16
             self.codes = self.codes.astype(codes.dtype)
@@ -104,7 +119,7 @@ class DayCube:
         keys = self._keys(rows, day, codes)
         if keys is None:
             self.usable = False
-            return
+            return None
         unique, inverse = np.unique(keys, return_inverse=True)  # no first rows: a stable sort is slower
         inverse = inverse.reshape(-1)
         slots, fresh = self._slot_of_key.number(unique)
@@ -112,9 +127,7 @@ class DayCube:
             some = np.empty(len(unique), np.int64)
             some[inverse] = np.arange(len(rows))  # a row of each key (all of a key's rows have its codes)
             self._add_slots(rows[some[fresh]], day[some[fresh]], codes)
-        slots = slots[inverse]
-        self._fit_counts(slots)
-        self._add(rows, slots, 1, mirror)
+        return slots[inverse]
 
     def _fit_counts(self, slots: np.ndarray) -> None:
         """Widen the counts (int8, then int16, int32, int64) before events are added to ``slots`` (one

@@ -322,6 +322,7 @@ class EventMirror:
                 first_block = known // BLOCK
                 handed = self._take_handed(cursor)
                 new = None
+                placed: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, slots) of new events placed as read
                 if last_audit - self._cursor[1] > ASIDE_AUDIT_ROWS:
                     # A long stretch of the log (a rebuild) is read on a connection of its own while this
                     # one reads the events: SQLite makes its texts without the GIL, and audit rows are
@@ -331,7 +332,7 @@ class EventMirror:
                     new = _Replay(self, known, last_event - known)
                     aside = _AuditAside(self.data_dir, self._cursor[1], last_audit, (known, last_event), new.fold)
                     if last_event > known:
-                        self._read_new_events(known, last_event, cursor)
+                        self._read_new_events(known, last_event, cursor, placed)
                         self.n = last_event
                     others = aside.result()
                     audit_rows = []
@@ -357,7 +358,7 @@ class EventMirror:
                     tally.mark_escalations(*escalated, self.flags)
                 tally.block_ranges(self.occurred, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
                 if self.cube is not None:
-                    self.cube.deposit(np.concatenate([moved, np.arange(known, self.n, dtype=np.int64)]), self)
+                    self._deposit(moved, known, placed)
                 self._cursor = cursor
                 self.generation += 1
                 return True
@@ -395,24 +396,45 @@ class EventMirror:
         self.n = max(self.n, last_event)
         return audit_rows, read, read_events
 
-    def _read_new_events(self, known: int, last_event: int, cursor: tuple) -> None:
+    def _read_new_events(self, known: int, last_event: int, cursor: tuple, placed: list | None = None) -> None:
         """Columns of the events after ``known``. Many (a rebuild) are read through a
         :class:`~citygrid.engine.analytics.store_scan.Scan` that sees the same commit as the
-        mirror's connection (when it sees another, through the mirror's connection)."""
+        mirror's connection (when it sees another, through the mirror's connection). With
+        ``placed``, each read's events are placed in the day cube's slots as they come (their
+        placing columns are final: they are new), their (rows, slots) appended to it."""
         r = self.reader
+
+        def take(rows: source.EventRows) -> None:
+            self._set_events(rows)
+            if placed is not None and self.cube is not None and len(rows.row):
+                slots = self.cube.place(rows.row, self)
+                if slots is not None:
+                    placed.append((rows.row, slots))
+
         if last_event - known > SCAN_EVENTS and store_scan.available():
             scan = store_scan.Scan(source.database_path(self.data_dir))
             try:
                 if scan.begin(cursor):
                     for lo in range(known, last_event, SCAN_CHUNK):
-                        self._set_events(store_scan.events_between(scan, r, lo, min(lo + SCAN_CHUNK, last_event)))
+                        take(store_scan.events_between(scan, r, lo, min(lo + SCAN_CHUNK, last_event)))
                     scan.end()
                     return
                 scan.end()
             finally:
                 scan.close()
         for lo in range(known, last_event, source.CHUNK):
-            self._set_events(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+            take(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+
+    def _deposit(self, moved: np.ndarray, known: int, placed: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Put the events that moved and the new ones (rows ``known`` on) into the day cube's slots,
+        with the slots the new ones were placed in as they were read when that placed them all."""
+        new = np.arange(known, self.n, dtype=np.int64)
+        rows = np.concatenate([p[0] for p in placed]) if placed else new[:0]
+        if len(new) and np.array_equal(rows, new):
+            self.cube.deposit(moved, self)
+            self.cube.deposit(new, self, np.concatenate([p[1] for p in placed]))
+        else:
+            self.cube.deposit(np.concatenate([moved, new]), self)
 
     def _read_escalations(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Escalation rows with ``lo < seq <= hi``; many through a Scan (they are only ever appended,

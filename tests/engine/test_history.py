@@ -195,8 +195,9 @@ def _slots(cube) -> dict:
 def test_a_long_catch_up_folding_its_audit_chunks_on_two_threads_has_the_columns_of_one_through_sqlite3(
         loaded, monkeypatch, tmp_path):
     """The audit log of a long catch-up read in many chunks on two threads and folded as they come, in
-    log order whichever thread read them: from nothing (a rebuild), and from a mirror that has the
-    older events (whose rows in the new stretch make their lifecycle again from their whole history)."""
+    log order whichever thread read them, and its events placed in the day cube's slots read by read:
+    from nothing (a rebuild), and from a mirror that has the older events (whose rows in the new
+    stretch make their lifecycle again from their whole history)."""
     from citygrid.engine.analytics import mirror, store_scan
 
     host, _, conn, data_dir, _ = loaded
@@ -218,6 +219,7 @@ def test_a_long_catch_up_folding_its_audit_chunks_on_two_threads_has_the_columns
     whole.execute("INSERT INTO audit SELECT * FROM w.audit WHERE seq <= ?", (half,))
     whole.execute("INSERT INTO escalations SELECT * FROM w.escalations WHERE seq <= ?", (escalated,))
     monkeypatch.setattr(mirror, "AUDIT_CHUNK", 997)
+    monkeypatch.setattr(mirror, "SCAN_CHUNK", 1499)  # events read (and placed in the day cube) in many reads
     for name in ("ASIDE_AUDIT_ROWS", "SCAN_EVENTS", "SCAN_ESCALATIONS"):
         monkeypatch.setattr(mirror, name, 0)
     caught_up = Analytics.for_intake(host.intake(), part)
