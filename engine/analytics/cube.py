@@ -129,6 +129,11 @@ class DayCube:
             self._add_slots(rows[some[fresh]], day[some[fresh]], codes)
         return slots[inverse]
 
+    def trim(self) -> None:
+        """Let go of the room beyond the slots (after a rebuild made them read by read)."""
+        if self.capacity > self.n:
+            self._allocate(self.n)
+
     def _fit_counts(self, slots: np.ndarray) -> None:
         """Widen the counts (int8, then int16, int32, int64) before events are added to ``slots`` (one
         entry per event) when a slot's "reported" would outgrow them: every count of a slot is at

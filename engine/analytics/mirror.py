@@ -433,6 +433,8 @@ class EventMirror:
         if len(new) and np.array_equal(rows, new):
             self.cube.deposit(moved, self)
             self.cube.deposit(new, self, np.concatenate([p[1] for p in placed]))
+            if len(placed) > 1:
+                self.cube.trim()  # the room its growing left
         else:
             self.cube.deposit(np.concatenate([moved, new]), self)
 

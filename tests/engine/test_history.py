@@ -238,6 +238,7 @@ def test_a_long_catch_up_folding_its_audit_chunks_on_two_threads_has_the_columns
         try:
             _same_columns(caught_up.mirror, read.mirror)
             _same_columns(rebuilt.mirror, read.mirror)
+            assert rebuilt.mirror.cube.capacity == rebuilt.mirror.cube.n  # no room left by its growing
         finally:
             rebuilt.close()
             read.close()
