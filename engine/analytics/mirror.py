@@ -13,7 +13,8 @@ it. Nothing is ever written back.
 A rebuild (a long catch-up) reads through :mod:`~citygrid.engine.analytics.store_scan` where it
 can: the events on a scan whose read transaction sees the same commit as the mirror's connection,
 the audit log (only ever appended) in chunks on a thread of its own, and on the catching-up thread
-too once the events are read, so both cores read.
+too once the events are read, so both cores read; each chunk is folded into the new events'
+lifecycle columns (in log order) as soon as it and those before it are read, and let go.
 
 The columns are as narrow as their values allow, checked as they are written: code rows int16
 while every dictionary's ids fit (int32 after), deadlines only for the open events that have one
@@ -55,6 +56,8 @@ H3_KEPT = 200_000
 _NO_ROWS, _NO_CELLS = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
 #: A kept H3 cell of an event without a position (no H3 index is 1: its mode bits are never 0).
 _UNPLACED = np.uint64(1)
+#: An audit chunk already folded (and let go).
+_FOLDED = source.AuditRows(*(np.empty(0, np.int64),) * 4)
 
 
 def _outside(rows: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
@@ -75,18 +78,49 @@ def _rows_of(audit: source.AuditRows, keep: np.ndarray) -> source.AuditRows:
     return source.AuditRows(audit.row[keep], audit.at[keep], audit.to_state[keep], audit.rework[keep])
 
 
+class _Replay:
+    """Folds audit rows (each event's in log order) into the mirror's lifecycle columns of some events:
+    the rows ``lo`` … ``lo + n - 1`` (``rows`` None) or the sorted ``rows``. What a replay needs of an
+    event (its first and last working µs and last state) is kept only while replaying: 17 bytes an
+    event that no count reads."""
+
+    def __init__(self, mirror: "EventMirror", lo: int, n: int, rows: np.ndarray | None = None):
+        self.mirror, self.lo, self.rows = mirror, lo, rows
+        self.first, self.last = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        self.last_state = np.full(n, -1, np.int8)
+
+    def fold(self, audit: source.AuditRows) -> None:
+        if not len(audit.row):
+            return
+        m = self.mirror
+        at = audit.row - self.lo if self.rows is None else np.searchsorted(self.rows, audit.row)
+        tally.replay_audit(audit.row, at, source.worked_us(m.schedule, audit.at),
+                           audit.to_state.astype(np.int8, copy=False), audit.rework.astype(np.int8, copy=False),
+                           self.first, self.last, self.last_state, m.flags, m.stage_us, m.close_us)
+
+
 class _AuditAside:
     """The audit rows with ``lo < seq <= hi`` read in chunks on a thread and a read connection of its
     own (a :class:`~citygrid.engine.analytics.store_scan.Scan` where there is one) while the caller
     reads the events; :meth:`result` has the caller read the chunks not yet taken on a connection of
-    its own too. Audit rows are only ever appended, so those up to ``hi`` are the same on any read."""
+    its own too. Audit rows are only ever appended, so those up to ``hi`` are the same on any read.
 
-    def __init__(self, data_dir, lo: int, hi: int):
+    The rows of the events ``events`` (``(lo, hi)``: rows ``lo <= row < hi``) are folded into their
+    lifecycle columns by ``fold`` (a :class:`_Replay`'s, whose columns the caller does not write
+    meanwhile) as soon as the chunks before theirs are, by whichever thread read the last of them (the
+    replay's kernel runs without the GIL beside the other thread's reading), and each chunk is let go
+    once folded; :meth:`result` returns the rows of other events, whose columns changed."""
+
+    def __init__(self, data_dir, lo: int, hi: int, events: tuple[int, int], fold):
         self._data_dir = data_dir
         self._chunks = [(a, min(a + AUDIT_CHUNK, hi)) for a in range(lo, hi, AUDIT_CHUNK)]
         self._rows: list[source.AuditRows | None] = [None] * len(self._chunks)
+        self._events, self._fold = events, fold
+        self._folded = 0
+        self._others: list[np.ndarray] = []
         self._taken = 0
         self._lock = threading.Lock()
+        self._fold_lock = threading.Lock()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="analytics-audit", daemon=True)
         self._thread.start()
@@ -95,6 +129,23 @@ class _AuditAside:
         with self._lock:
             k, self._taken = self._taken, self._taken + 1
         return k if k < len(self._chunks) else None
+
+    def _fold_read(self, wait: bool = False) -> None:
+        """Fold the chunks read, in order, up to the first not yet read; a thread that finds another
+        folding leaves it to that one (or to :meth:`result`)."""
+        if not self._fold_lock.acquire(blocking=wait):
+            return
+        try:
+            lo, hi = self._events
+            while self._folded < len(self._chunks) and self._rows[self._folded] is not None:
+                audit = self._rows[self._folded]
+                inside = (audit.row >= lo) & (audit.row < hi)
+                self._others.append(audit.row[~inside])
+                self._fold(audit if inside.all() else _rows_of(audit, inside))
+                self._rows[self._folded] = _FOLDED
+                self._folded += 1
+        finally:
+            self._fold_lock.release()
 
     def _work(self) -> None:
         """Read chunks until none is left."""
@@ -110,6 +161,7 @@ class _AuditAside:
         try:
             while k is not None:
                 self._rows[k] = read(*self._chunks[k])
+                self._fold_read()
                 k = self._take()
         finally:
             close()
@@ -120,12 +172,16 @@ class _AuditAside:
         except BaseException as error:  # handed to the caller of result()
             self._error = error
 
-    def result(self) -> list[source.AuditRows]:
-        self._work()
-        self._thread.join()
+    def result(self) -> list[np.ndarray]:
+        """The rows (of audit rows) of events outside ``events``, once every chunk is read and folded."""
+        try:
+            self._work()
+        finally:
+            self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._rows
+        self._fold_read(wait=True)
+        return self._others
 
 
 class EventMirror:
@@ -266,25 +322,30 @@ class EventMirror:
                 known = self.n
                 first_block = known // BLOCK
                 handed = self._take_handed(cursor)
+                new = None
+                placed: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, slots) of new events placed as read
                 if last_audit - self._cursor[1] > ASIDE_AUDIT_ROWS:
                     # A long stretch of the log (a rebuild) is read on a connection of its own while this
                     # one reads the events: SQLite makes its texts without the GIL, and audit rows are
                     # only ever appended, so those up to this read's last one are the same on any later read.
-                    aside = _AuditAside(self.data_dir, self._cursor[1], last_audit)
+                    # The new events' rows are folded into their lifecycle as they come.
+                    self._grow(last_event)
+                    new = _Replay(self, known, last_event - known)
+                    aside = _AuditAside(self.data_dir, self._cursor[1], last_audit, (known, last_event), new.fold)
                     if last_event > known:
-                        self._grow(last_event)
-                        self._read_new_events(known, last_event, cursor)
+                        self._read_new_events(known, last_event, cursor, placed)
                         self.n = last_event
-                    audit_rows = read = aside.result()
-                    read_events = [(known, last_event)]
+                    others = aside.result()
+                    audit_rows = []
+                    changed = np.unique(np.concatenate(others)) if others else np.empty(0, np.int64)
                 else:
                     audit_rows, read, read_events = self._take_in(handed, cursor)
+                    # Events that changed since their columns were set: those of audit rows read from the
+                    # store, except the events read from the store in this catch-up (as they are now).
+                    changed = np.unique(np.concatenate([_outside(a.row, read_events) for a in read])) if read else \
+                        np.empty(0, np.int64)
                 escalated = (self._read_escalations(self._cursor[2], last_escalation)
                              if last_escalation > self._cursor[2] else None)
-                # Events that changed since their columns were set: those of audit rows read from the
-                # store, except the events read from the store in this catch-up (as they are now).
-                changed = np.unique(np.concatenate([_outside(a.row, read_events) for a in read])) if read else \
-                    np.empty(0, np.int64)
                 if self.cube is not None:
                     moved = changed[changed < known]
                     if escalated is not None:
@@ -293,12 +354,12 @@ class EventMirror:
                 for lo in range(0, len(changed), source.CHUNK):
                     self._set_events(r.events_of((changed[lo : lo + source.CHUNK] + 1).tolist()))
                 # New events (handed ones read again included) have their whole history in audit_rows.
-                self._replay(audit_rows, known, changed[changed < known], last_audit)
+                self._replay(audit_rows, known, changed[changed < known], last_audit, new)
                 if escalated is not None:
                     tally.mark_escalations(*escalated, self.flags)
                 tally.block_ranges(self.occurred, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
                 if self.cube is not None:
-                    self.cube.deposit(np.concatenate([moved, np.arange(known, self.n, dtype=np.int64)]), self)
+                    self._deposit(moved, known, placed)
                 self._cursor = cursor
                 self.generation += 1
                 return True
@@ -336,24 +397,47 @@ class EventMirror:
         self.n = max(self.n, last_event)
         return audit_rows, read, read_events
 
-    def _read_new_events(self, known: int, last_event: int, cursor: tuple) -> None:
+    def _read_new_events(self, known: int, last_event: int, cursor: tuple, placed: list | None = None) -> None:
         """Columns of the events after ``known``. Many (a rebuild) are read through a
         :class:`~citygrid.engine.analytics.store_scan.Scan` that sees the same commit as the
-        mirror's connection (when it sees another, through the mirror's connection)."""
+        mirror's connection (when it sees another, through the mirror's connection). With
+        ``placed``, each read's events are placed in the day cube's slots as they come (their
+        placing columns are final: they are new), their (rows, slots) appended to it."""
         r = self.reader
+
+        def take(rows: source.EventRows) -> None:
+            self._set_events(rows)
+            if placed is not None and self.cube is not None and len(rows.row):
+                slots = self.cube.place(rows.row, self)
+                if slots is not None:
+                    placed.append((rows.row, slots))
+
         if last_event - known > SCAN_EVENTS and store_scan.available():
             scan = store_scan.Scan(source.database_path(self.data_dir))
             try:
                 if scan.begin(cursor):
                     for lo in range(known, last_event, SCAN_CHUNK):
-                        self._set_events(store_scan.events_between(scan, r, lo, min(lo + SCAN_CHUNK, last_event)))
+                        take(store_scan.events_between(scan, r, lo, min(lo + SCAN_CHUNK, last_event)))
                     scan.end()
                     return
                 scan.end()
             finally:
                 scan.close()
         for lo in range(known, last_event, source.CHUNK):
-            self._set_events(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+            take(r.events_between(lo, min(lo + source.CHUNK, last_event)))
+
+    def _deposit(self, moved: np.ndarray, known: int, placed: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Put the events that moved and the new ones (rows ``known`` on) into the day cube's slots,
+        with the slots the new ones were placed in as they were read when that placed them all."""
+        new = np.arange(known, self.n, dtype=np.int64)
+        rows = np.concatenate([p[0] for p in placed]) if placed else new[:0]
+        if len(new) and np.array_equal(rows, new):
+            self.cube.deposit(moved, self)
+            self.cube.deposit(new, self, np.concatenate([p[1] for p in placed]))
+            if len(placed) > 1:
+                self.cube.trim()  # the room its growing left
+        else:
+            self.cube.deposit(np.concatenate([moved, new]), self)
 
     def _read_escalations(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Escalation rows with ``lo < seq <= hi``; many through a Scan (they are only ever appended,
@@ -409,34 +493,21 @@ class EventMirror:
                                          dtype=np.int32)
         return self._class_table
 
-    def _replay(self, audit_rows: list[source.AuditRows], known: int, changed: np.ndarray, last_audit: int) -> None:
+    def _replay(self, audit_rows: list[source.AuditRows], known: int, changed: np.ndarray, last_audit: int,
+                new: _Replay | None = None) -> None:
         """Fold the audit log into the lifecycle columns of the new events (rows from ``known`` on:
-        all their audit rows are in this catch-up's ``audit_rows``) and make those of the ``changed``
-        older ones again from their whole history up to ``last_audit``. What a replay needs of an
-        event (its first and last working µs and last state) is kept only while replaying: 17 bytes
-        an event that no count reads."""
-        n_new = self.n - known
-        first, last = np.zeros(n_new + len(changed), np.int64), np.zeros(n_new + len(changed), np.int64)
-        last_state = np.full(n_new + len(changed), -1, np.int8)
-
-        def fold(audit: source.AuditRows) -> None:
-            if not len(audit.row):
-                return
-            at = audit.row - known
-            if len(changed):
-                at = np.where(at >= 0, at, n_new + np.searchsorted(changed, audit.row))
-            tally.replay_audit(audit.row, at, source.worked_us(self.schedule, audit.at),
-                               audit.to_state.astype(np.int8, copy=False), audit.rework.astype(np.int8, copy=False),
-                               first, last, last_state, self.flags, self.stage_us, self.close_us)
-
+        all their audit rows are in this catch-up's ``audit_rows``, or were folded by ``new``) and
+        make those of the ``changed`` older ones again from their whole history up to ``last_audit``."""
         if len(changed):
             self.flags[changed] &= tally.F_ESCALATIONS  # the escalations log's bits stay
             self.stage_us[:, changed] = 0
             self.close_us[changed] = 0
+            again = _Replay(self, 0, len(changed), changed)
             for lo in range(0, len(changed), source.CHUNK):
-                fold(self.reader.audit_of((changed[lo : lo + source.CHUNK] + 1).tolist(), last_audit))
+                again.fold(self.reader.audit_of((changed[lo : lo + source.CHUNK] + 1).tolist(), last_audit))
+        new = new or _Replay(self, known, self.n - known)
         for audit in audit_rows:
-            fold(audit if known == 0 else _rows_of(audit, audit.row >= known))
+            new.fold(audit if known == 0 else _rows_of(audit, audit.row >= known))
 
     def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 (lng, lat) of some events (NaN: not placed), read from the store (under the lock,

@@ -170,3 +170,78 @@ def test_a_second_load_writes_nothing(loaded, demo_dir):
     again = load_demo_history(host, demo_dir, data_dir)
     assert not again.written and conn.execute("SELECT count(*) FROM events").fetchone()[0] == n
 
+
+
+def _same_columns(a, b) -> None:
+    from citygrid.engine.analytics import mirror
+
+    assert a.n == b.n and a.reader.codes == b.reader.codes
+    for name in mirror.EventMirror._COLUMNS:
+        assert np.array_equal(getattr(a, name)[..., : a.n], getattr(b, name)[..., : b.n]), name
+    assert np.array_equal(a.open_rows, b.open_rows) and np.array_equal(a.open_due, b.open_due)
+    assert _slots(a.cube) == _slots(b.cube)
+
+
+def _slots(cube) -> dict:
+    """The measures of a day cube's slots that hold events, by day and codes (slots are numbered in the
+    order they were made)."""
+    n = cube.n
+    held = np.flatnonzero(cube.counts[:n, 0])
+    keys = np.vstack([cube.day_us[held], cube.codes[:, held]]).T.tolist()
+    values = np.hstack([cube.counts[held].astype(np.int64), cube.sums[held]]).tolist()
+    return {tuple(k): tuple(v) for k, v in zip(keys, values)}
+
+
+def test_a_long_catch_up_folding_its_audit_chunks_on_two_threads_has_the_columns_of_one_through_sqlite3(
+        loaded, monkeypatch, tmp_path):
+    """The audit log of a long catch-up read in many chunks on two threads and folded as they come, in
+    log order whichever thread read them, and its events placed in the day cube's slots read by read:
+    from nothing (a rebuild), and from a mirror that has the older events (whose rows in the new
+    stretch make their lifecycle again from their whole history)."""
+    from citygrid.engine.analytics import mirror, store_scan
+
+    host, _, conn, data_dir, _ = loaded
+    part = tmp_path / "part"
+    part.mkdir()
+    whole = sqlite3.connect(str(database_path(part)), isolation_level=None)
+    conn.execute("VACUUM INTO ?", (str(database_path(part)) + ".whole",))
+    whole.execute("ATTACH ? AS w", (str(database_path(part)) + ".whole",))
+    for table in ("schema_versions", "events", "audit", "escalations"):
+        whole.execute(f"CREATE TABLE {table} AS SELECT * FROM w.{table} WHERE 0")
+    n_audit = conn.execute("SELECT max(seq) FROM audit").fetchone()[0]
+    half = n_audit // 2
+    last_event = conn.execute("SELECT max(event_seq) FROM audit WHERE seq <= ?", (half,)).fetchone()[0]
+    # escalations up to the first of a later event (each log is only ever appended)
+    escalated = conn.execute("SELECT coalesce(min(seq) - 1, 0) FROM escalations WHERE event_seq > ?",
+                             (last_event,)).fetchone()[0]
+    whole.execute("INSERT INTO schema_versions SELECT * FROM w.schema_versions")
+    whole.execute("INSERT INTO events SELECT * FROM w.events WHERE seq <= ?", (last_event,))
+    whole.execute("INSERT INTO audit SELECT * FROM w.audit WHERE seq <= ?", (half,))
+    whole.execute("INSERT INTO escalations SELECT * FROM w.escalations WHERE seq <= ?", (escalated,))
+    monkeypatch.setattr(mirror, "AUDIT_CHUNK", 997)
+    monkeypatch.setattr(mirror, "SCAN_CHUNK", 1499)  # events read (and placed in the day cube) in many reads
+    for name in ("ASIDE_AUDIT_ROWS", "SCAN_EVENTS", "SCAN_ESCALATIONS"):
+        monkeypatch.setattr(mirror, name, 0)
+    caught_up = Analytics.for_intake(host.intake(), part)
+    try:
+        assert 0 < caught_up.mirror.n == last_event
+        whole.execute("INSERT INTO events SELECT * FROM w.events WHERE seq > ?", (last_event,))
+        whole.execute("INSERT INTO audit SELECT * FROM w.audit WHERE seq > ?", (half,))
+        whole.execute("INSERT INTO escalations SELECT * FROM w.escalations WHERE seq > ?", (escalated,))
+        assert conn.execute("SELECT count(*) FROM audit WHERE seq > ? AND event_seq <= ?",
+                            (half, last_event)).fetchone()[0] > 0  # older events change in the stretch
+        caught_up.mirror.catch_up()
+        rebuilt = Analytics.for_intake(host.intake(), part)
+        monkeypatch.undo()
+        monkeypatch.setattr(store_scan, "available", lambda: False)
+        read = Analytics.for_intake(host.intake(), part)
+        try:
+            _same_columns(caught_up.mirror, read.mirror)
+            _same_columns(rebuilt.mirror, read.mirror)
+            assert rebuilt.mirror.cube.capacity == rebuilt.mirror.cube.n  # no room left by its growing
+        finally:
+            rebuilt.close()
+            read.close()
+    finally:
+        caught_up.close()
+        whole.close()

@@ -26,3 +26,23 @@ def test_numbers_are_a_dicts(batches, small):
         assert numbers.tolist() == [expected[k] for k in unique.tolist()]
         assert unique[fresh].tolist() == new
         assert numbering.count == len(expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), min_size=1, max_size=60),
+       before=st.lists(st.integers(0, 40), max_size=5))
+def test_place_ids_of_chains_where_a_grid_has_more_than_one_chain(events, before):
+    """A day cube's place ids of packed area chains, found through each grid's usual chain, are a
+    numbering of the distinct chains (new ones next, in key order), also for the events of a grid
+    whose chain is not its usual one."""
+    from citygrid.engine.analytics.cube import DayCube
+
+    cube = DayCube(0)
+    known = np.unique(np.array(before, dtype=np.int64)) * 1000 + 999  # chains numbered by an earlier batch
+    cube._place_of_chain.number(known)
+    grid = np.array([g for g, _ in events], dtype=np.int64)
+    packed = grid * 1000 + np.array([c for _, c in events], dtype=np.int64)
+    expected = {int(k): n for n, k in enumerate(known.tolist())}
+    for k in sorted(set(packed.tolist()) - set(expected)):
+        expected[k] = len(expected)
+    assert cube._places(packed, grid).tolist() == [expected[k] for k in packed.tolist()]

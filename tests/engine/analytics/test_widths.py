@@ -75,13 +75,13 @@ def test_a_slot_count_at_the_int32_edge_widens_to_int64(one_event):
     mirror = analytics.mirror
     mirror.catch_up()
     cube = mirror.cube
-    slot = int(cube.slot_of[0])
+    one = np.zeros(1, dtype=np.int64)
+    slot = int(cube.slots_of(one, mirror)[0])
     cube.counts = cube.counts.astype(np.int32)  # as after a slot outgrew int16
     edge = np.iinfo(np.int32).max
     cube.counts[slot, tally.M_REPORTED] = edge  # a slot with as many events as int32 holds
-    one = np.zeros(1, dtype=np.int64)
-    cube._fit_counts(cube.slot_of[one])
-    cube._add(one, 1, mirror)
+    cube._fit_counts(cube.slots_of(one, mirror))
+    cube._add(one, cube.slots_of(one, mirror), 1, mirror)
     assert cube.counts.dtype == np.int64 and cube.counts[slot, tally.M_REPORTED] == edge + 1
 
 
