@@ -1,8 +1,9 @@
 """Detectors over a (series x time) matrix of counts, parallel over series.
 
 Every kernel takes ``counts`` (float64, series x time, C order), a first monitored time index
-``start`` and caller-allocated outputs of the same shape, writes the monitored entries
-``[:, start:]`` and leaves the others alone. None validates or raises.
+``start`` and caller-allocated outputs of the same shape and writes every entry: the monitored ones
+``[:, start:]``, and NaN (no alarm) before them, so the caller allocates them with ``np.empty`` and
+the pages are first touched by the parallel threads. None validates or raises.
 
 - ``detect_ears``: CDC EARS C1, C2 and C3 (Hutwagner et al. 2003; Fricker et al. 2008). The
   baseline is the ``baseline`` periods before t (C1) or before t-2 (C2, C3); mean ``m``, sample
@@ -79,6 +80,16 @@ def check_counts(counts, first_bad, nonempty):
 
 
 @njit
+def _unjudged(s, start, a, b, c, alarm):
+    """Periods of series s before ``start``: NaN in a, b and c, no alarm."""
+    for t in range(start):
+        a[s, t] = np.nan
+        b[s, t] = np.nan
+        c[s, t] = np.nan
+        alarm[s, t] = 0
+
+
+@njit
 def _mean_sd(y, lo, hi):
     """Mean and sample standard deviation of y[lo:hi] (two passes)."""
     n = hi - lo
@@ -117,6 +128,7 @@ def detect_ears(counts, method, baseline, z, min_sigma, c3_rule, start,
     n_series, n_time = counts.shape
     lag = 0 if method == EARS_C1 else 2  # the baseline ends this many periods before t
     for s in prange(n_series):
+        _unjudged(s, start, expected, upperbound, statistic, alarm)
         y = counts[s]
         c2_now = c2_1 = c2_2 = 0.0
         # the last count above 0 before the current baseline's end: a baseline of zeros (most of a
@@ -188,6 +200,7 @@ def detect_cusum(counts, mu0, kappa, c, start, statistic, upperbound, alarm):
     n_series, n_time = counts.shape
     growth = math.exp(kappa) - 1.0
     for s in prange(n_series):
+        _unjudged(s, start, statistic, upperbound, statistic, alarm)
         prev = 0.0
         for t in range(start, n_time):
             bound = (c - prev + mu0[s, t] * growth) / kappa
@@ -271,6 +284,7 @@ def detect_glr(counts, mu0, c, start, with_bound, statistic, upperbound, alarm):
     """
     n_series, n_time = counts.shape
     for s in prange(n_series):
+        _unjudged(s, start, statistic, upperbound, statistic, alarm)
         y = counts[s]
         mu = mu0[s]
         cand_d = np.empty(n_time)   # cumulative excess before the candidate start
@@ -339,6 +353,8 @@ def detect_glr(counts, mu0, c, start, with_bound, statistic, upperbound, alarm):
                     while _glr_with(sum_y, sum_mu, size, x_best) < c:
                         x_best += 1.0
                 upperbound[s, n] = x_best
+            else:
+                upperbound[s, n] = np.nan
             best = 0.0
             for j in range(size):
                 sum_y[j] += y[n]
@@ -360,6 +376,7 @@ def detect_bayes(counts, b, w, act_y, freq, alpha, start, expected, upperbound, 
     """Bayes predictive (algo.bayes); start must be >= b*freq + w (and >= w with act_y)."""
     n_series, n_time = counts.shape
     for s in prange(n_series):
+        _unjudged(s, start, expected, upperbound, statistic, alarm)
         y = counts[s]
         last_total = -1.0
         last_q = 0.0

@@ -254,19 +254,40 @@ def detect(method: str, counts, options=None, *, freq: int = 52, start: int | No
         options = OPTION_TYPES[method]()
     elif not isinstance(options, OPTION_TYPES[method]):
         raise InvalidInput(f"{method} takes {OPTION_TYPES[method].__name__}, got {type(options).__name__}")
-    y, nonempty = _checked_counts(counts)
+    c = counts if isinstance(counts, CheckedCounts) else CheckedCounts(counts)
     freq = _positive_int(freq, "freq")
     budget = Budget(deadline, cancel)
     # Series without a single count all get the same answer: compute it once (with the others).
-    empty = ~nonempty
-    if expected is not None or empty.sum() < 2:
-        return _run(method, y, options, freq, start, expected, budget, np.ones(len(y)))
-    keep = nonempty.copy()
-    keep[np.flatnonzero(empty)[0]] = True
-    part = _run(method, np.ascontiguousarray(y[keep]), options, freq, start, None, budget,
-                _multiplicity(keep, empty))
-    part.rows = _rows_of(keep, empty)
+    if expected is not None or c.rows is None:
+        return _run(method, c.values, options, freq, start, expected, budget, np.ones(len(c.values)))
+    part = _run(method, c.distinct, options, freq, start, None, budget, c.weights)
+    part.rows = c.rows
     return part
+
+
+class CheckedCounts:
+    """Counts checked once for several detectors (``detect(method, CheckedCounts(m))`` per method):
+    ``values`` is :func:`as_counts`; ``distinct`` the series with a count and one empty series (all
+    the empty ones share its answer), ``weights`` how many series each of its rows stands for and
+    ``rows`` each series' row in it (None when fewer than two series are empty: ``distinct`` is
+    ``values`` then). A bare matrix passed to :func:`detect` is checked and gathered on every call.
+    """
+
+    def __init__(self, counts):
+        self.values, nonempty = _checked_counts(counts)
+        empty = ~nonempty
+        self.rows = self.weights = None
+        self._keep = None
+        if empty.sum() >= 2:
+            keep = nonempty.copy()
+            keep[np.flatnonzero(empty)[0]] = True
+            self._keep = keep
+            self.weights = _multiplicity(keep, empty)
+            self.rows = _rows_of(keep, empty)
+
+    @functools.cached_property
+    def distinct(self) -> np.ndarray:
+        return self.values if self._keep is None else np.ascontiguousarray(self.values[self._keep])
 
 
 def _multiplicity(keep: np.ndarray, empty: np.ndarray) -> np.ndarray:
@@ -297,16 +318,12 @@ def in_control_means(counts, in_control: InControl | None = None, *, freq: int =
 
     Periods before ``train`` hold the fitted values too; NaN for a series whose fit failed.
     """
-    y, nonempty = _checked_counts(counts)
+    c = counts if isinstance(counts, CheckedCounts) else CheckedCounts(counts)
     ic = in_control or InControl()
     freq = _positive_int(freq, "freq")
-    empty = ~nonempty
-    if empty.sum() < 2:
-        return _fit_in_control(y, ic, freq, Budget(), np.ones(len(y)))[0]
-    keep = nonempty.copy()
-    keep[np.flatnonzero(empty)[0]] = True
-    part = _fit_in_control(np.ascontiguousarray(y[keep]), ic, freq, Budget(), _multiplicity(keep, empty))[0]
-    return part[_rows_of(keep, empty)]
+    if c.rows is None:
+        return _fit_in_control(c.values, ic, freq, Budget(), np.ones(len(c.values)))[0]
+    return _fit_in_control(c.distinct, ic, freq, Budget(), c.weights)[0][c.rows]
 
 
 def as_counts(counts) -> np.ndarray:
@@ -356,7 +373,7 @@ def _ears(y: np.ndarray, o: EarsOptions, start: int | None, budget) -> Detection
         raise InvalidInput(f"c3_rule must be 'published' or 'surveillance', got {o.c3_rule!r}")
     first = baseline + {"C1": 0, "C2": 2, "C3": 4}[name]
     start = _start(start, first, y.shape[1], f"EARS {name} with a baseline of {baseline}")
-    out = _outputs(y.shape, start)
+    out = _outputs(y.shape)
     z = _upper_quantile(alpha)
     for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         kd.detect_ears(y[lo:hi], methods[name], baseline, z, min_sigma, rules[o.c3_rule], start,
@@ -375,7 +392,7 @@ def _bayes(y: np.ndarray, o: BayesOptions, freq: int, start: int | None, budget)
         raise InvalidInput("the Bayes method needs reference values: w must be at least 1")
     first = max(b * freq + w, w if o.act_y else 0)
     start = _start(start, first, y.shape[1], f"the Bayes method with b={b}, w={w}")
-    out = _outputs(y.shape, start)
+    out = _outputs(y.shape)
     for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         kd.detect_bayes(y[lo:hi], b, w, bool(o.act_y), freq, float(o.alpha), start,
                         out["expected"][lo:hi], out["upperbound"][lo:hi], out["statistic"][lo:hi],
@@ -405,11 +422,8 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
             raise InvalidInput(f"expected counts must be positive; series {s}, period {t} holds {float(mu0[s, t])!r}")
         first = 0
     start = _start(start, first, y.shape[1], f"the {method.upper()} detector")
-    out = _outputs(y.shape, start)
-    out["expected"][:, start:] = mu0[:, start:]
+    out = _outputs(y.shape)
     with_bound = method == "cusum" or bool(o.bound)
-    if not with_bound:
-        out["upperbound"][:, start:] = np.nan
     for lo, hi in budget.chunks(y.shape[0], CHUNK_SERIES, "series"):
         if method == "cusum":
             kd.detect_cusum(y[lo:hi], mu0[lo:hi], kappa, threshold, start, out["statistic"][lo:hi],
@@ -417,6 +431,9 @@ def _sequential(method: str, y: np.ndarray, o, freq: int, start: int | None, exp
         else:
             kd.detect_glr(y[lo:hi], mu0[lo:hi], threshold, start, with_bound, out["statistic"][lo:hi],
                           out["upperbound"][lo:hi], out["alarm"][lo:hi])
+    # mu0 is this call's own (fitted, or the copy of the given means): it becomes the expected counts
+    mu0[:, :start] = np.nan
+    out["expected"] = mu0
     return _detection(method, o, start, out, extra)
 
 
@@ -532,7 +549,9 @@ def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | Non
             flat["expected"][lo:hi], flat["upperbound"][lo:hi], flat["statistic"][lo:hi],
             flat["p_value"][lo:hi], flat["phi"][lo:hi], trend[lo:hi], alarm[lo:hi], status[lo:hi],
         )
-    out = _outputs(y.shape, start)
+    out = _outputs(y.shape)
+    for a in out.values():
+        a[:, :start] = 0 if a.dtype == np.uint8 else np.nan
     extra = {"p_value": np.full(y.shape, np.nan), "phi": np.full(y.shape, np.nan),
              "trend": np.zeros(y.shape, dtype=bool), "fitted": np.zeros(y.shape, dtype=bool)}
     for name in ("expected", "upperbound", "statistic"):
@@ -548,13 +567,11 @@ def _farrington(y: np.ndarray, o: FarringtonOptions, freq: int, start: int | Non
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _outputs(shape, start: int) -> dict[str, np.ndarray]:
-    """Output matrices: NaN / no alarm before ``start``; the kernels write every later entry."""
+def _outputs(shape) -> dict[str, np.ndarray]:
+    """Output matrices, not written: the kernels write every entry (NaN / no alarm before ``start``)
+    from their parallel threads, and a serial fill here would first-touch every page instead."""
     out = {name: np.empty(shape) for name in ("expected", "upperbound", "statistic")}
-    for a in out.values():
-        a[:, :start] = np.nan
     out["alarm"] = np.empty(shape, dtype=np.uint8)
-    out["alarm"][:, :start] = 0
     return out
 
 

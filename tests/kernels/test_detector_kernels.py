@@ -257,3 +257,32 @@ def test_glr_with_vanishing_in_control_means():
     assert (alarm[0] == want_alarm).all() and alarm[0, 7]
     assert (bound[0] == want_bound).all()
     np.testing.assert_allclose(statistic[0], want_stat, rtol=1e-9)
+
+
+def test_kernels_write_every_entry_before_the_start_too():
+    """The engine allocates outputs with np.empty: each kernel writes NaN and no alarm before
+    ``start`` (and the GLR a NaN bound when asked for none), whatever the memory held."""
+    rng = np.random.default_rng(13)
+    y = rng.poisson(3.0, size=(4, 60)).astype(np.float64)
+    mu = np.full(y.shape, 3.0)
+    start = 20
+
+    def outputs():
+        return [np.full(y.shape, 7.0) for _ in range(3)] + [np.ones(y.shape, dtype=np.uint8)]
+
+    calls = {
+        "ears": lambda e, u, s, a: kd.detect_ears(y, kd.EARS_C3, 7, 2.0, 0.5, kd.C3_PUBLISHED, start, e, u, s, a),
+        "bayes": lambda e, u, s, a: kd.detect_bayes(y, 0, 6, True, 365, 0.05, start, e, u, s, a),
+        "cusum": lambda e, u, s, a: kd.detect_cusum(y, mu, math.log(2.0), 5.0, start, s, u, a),
+        "glr": lambda e, u, s, a: kd.detect_glr(y, mu, 5.0, start, True, s, u, a),
+    }
+    for name, call in calls.items():
+        e, u, s, a = outputs()
+        call(e, u, s, a)
+        written = (u, s) if name in ("cusum", "glr") else (e, u, s)
+        for out in written:
+            assert np.isnan(out[:, :start]).all(), name
+        assert not a[:, :start].any(), name
+    e, u, s, a = outputs()
+    kd.detect_glr(y, mu, 5.0, start, False, s, u, a)
+    assert np.isnan(u).all() and np.isnan(s[:, :start]).all() and not a[:, :start].any()

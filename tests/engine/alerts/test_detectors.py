@@ -75,6 +75,25 @@ def test_given_in_control_means_are_used_from_the_start(rng):
     assert result.alarm[1, 40:45].any() and not result.alarm[0].any()
 
 
+def test_counts_checked_once_give_the_same_answers(rng):
+    """One CheckedCounts serves every method: the answers are those of a bare matrix, and the
+    caller's in-control means are not written to (the engine fills its own copy before the start)."""
+    y = rng.poisson(2.0, size=(6, 5 * 52 + 12)).astype(float)
+    y[[0, 2, 3]] = 0.0
+    checked = D.CheckedCounts(y)
+    assert checked.rows is not None and checked.distinct.shape == (4, y.shape[1])
+    for method in D.METHODS:
+        bare, once = D.detect(method, y, freq=52), D.detect(method, checked, freq=52)
+        for name in ("expected", "upperbound", "statistic", "alarm"):
+            np.testing.assert_array_equal(getattr(bare, name), getattr(once, name), err_msg=f"{method} {name}")
+    np.testing.assert_array_equal(D.in_control_means(checked), D.in_control_means(y))
+    mu = np.full(y.shape, 2.0)
+    result = D.detect("cusum", checked, expected=mu, start=10)
+    assert (mu == 2.0).all() and np.isnan(result.expected[:, :10]).all() and (result.expected[:, 10:] == 2.0).all()
+    no_bound = D.detect("glr", checked, D.GlrOptions(bound=False), freq=52)
+    assert np.isnan(no_bound.upperbound).all()
+
+
 def test_an_outbreak_raises_every_detector(rng):
     y = rng.poisson(6.0, size=(1, 5 * 52 + 30)).astype(float)
     y[0, -2] += 40
