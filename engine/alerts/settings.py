@@ -32,7 +32,7 @@
 The scan's parameters are the demo analysis' (issue 13: 1 km, 7 days, 999 replications). ``scan_p``:
 a scan of each of the taxonomy's ~50 categories every day would raise about 50 x 0.005 = 0.25 false
 disc alerts a day under no clustering at all (a p-value is uniform there), within the one a day the
-district can bear beside the detectors' 0.35; 0.005 is a recurrence interval of 200 days. Replayed
+district can bear beside the detectors' 0.39 (0.54 with class rollups); 0.005 is a recurrence interval of 200 days. Replayed
 day by day over the demo year (``bench/test_scan_replay.py``, days 7 .. 364), these settings found
 all 24 spikes and 16 clusters at 0.14 false disc alerts a day after deduplication (0.04 at
 p < 0.002, same recall). The sweep replayed over the same days at 199 replications found every
@@ -77,7 +77,7 @@ Why these defaults (scored through the service, ``bench/test_alert_service.py``,
 series directly, against the demo's 24 labelled spikes and 16 clusters; alarm days of a series at
 most one quiet day apart are one alert): the published EARS C3 with a 0.7 floor on the baseline's
 standard deviation finds every spike and every cluster of the default demo year (200,000 events)
-at 0.35 false alerts a day across the district's 3,823 grids, and every spike and 13 of 16 of the
+at 0.39 false alerts a day (0.54 with class rollups) across the district's 3,823 grids, and every spike and 13 of 16 of the
 smaller clusters of a 100,000-event year at 0.06 a day. A floor of 0.7 needs three events in a
 grid that saw none all week (0.5 alarms on two: 3.7 false alerts a day with C2); C3 adds the
 excess of the two days before, so a cluster that spreads a few events a day over several grids

@@ -36,7 +36,7 @@ import threading
 import numpy as np
 
 from citygrid.engine.analytics import source, store_scan
-from citygrid.engine.analytics.cube import DayCube
+from citygrid.engine.analytics.cube import DayCube, room_for
 from citygrid.kernels import tally
 
 #: Events per block of the report-time zone map (a query skips blocks outside its window).
@@ -233,7 +233,7 @@ class EventMirror:
         if n <= self.capacity:
             return
         old = {name: getattr(self, name) for name in self._COLUMNS}
-        self._allocate(max(n, int(self.capacity * 1.5) + BLOCK))
+        self._allocate(room_for(n, self.capacity, 16 * BLOCK))
         for name, values in old.items():
             getattr(self, name)[..., : values.shape[-1]] = values
 
@@ -330,6 +330,8 @@ class EventMirror:
                     # only ever appended, so those up to this read's last one are the same on any later read.
                     # The new events' rows are folded into their lifecycle as they come.
                     self._grow(last_event)
+                    if self.cube is not None:
+                        self.cube.placing = True
                     new = _Replay(self, known, last_event - known)
                     aside = _AuditAside(self.data_dir, self._cursor[1], last_audit, (known, last_event), new.fold)
                     if last_event > known:
@@ -434,10 +436,10 @@ class EventMirror:
         if len(new) and np.array_equal(rows, new):
             self.cube.deposit(moved, self)
             self.cube.deposit(new, self, np.concatenate([p[1] for p in placed]))
-            if len(placed) > 1:
-                self.cube.trim()  # the room its growing left
         else:
             self.cube.deposit(np.concatenate([moved, new]), self)
+        if self.cube.placing:
+            self.cube.trim()  # the room its growing by half left
 
     def _read_escalations(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Escalation rows with ``lo < seq <= hi``; many through a Scan (they are only ever appended,

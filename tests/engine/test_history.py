@@ -239,6 +239,7 @@ def test_a_long_catch_up_folding_its_audit_chunks_on_two_threads_has_the_columns
             _same_columns(caught_up.mirror, read.mirror)
             _same_columns(rebuilt.mirror, read.mirror)
             assert rebuilt.mirror.cube.capacity == rebuilt.mirror.cube.n  # no room left by its growing
+            assert not rebuilt.mirror.cube.placing  # later slots grow the cube by a sixty-fourth
         finally:
             rebuilt.close()
             read.close()
