@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 import shapely
+from hypothesis import given
+from hypothesis import strategies as st
 from intake_world import ADMIN, CST, INTAKE, LAT0, LNG0, SIDE, STEP, grid_code, make_world, worker_id
 
 from citygrid.engine.analytics.config import AnalyticsConfig
@@ -354,3 +356,21 @@ def test_h3_cells_past_the_kept_budget_are_made_again_and_counted_right(world, t
         assert dict(zip(*table.columns.values())) == expected
         kept_rows, kept_cells = analytics.mirror._h3[9]
         assert len(kept_rows) == kept and (np.diff(kept_rows) > 0).all()
+
+
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=200) | st.lists(st.integers(0, 10**12), min_size=1, max_size=50),
+       st.integers(1, 200))
+def test_nth_greatest_count_is_what_sorting_says(counts, n):
+    from citygrid.engine.analytics.queries import _nth_greatest
+
+    n = min(n, len(counts))
+    assert _nth_greatest(np.array(counts, dtype=np.int64), n) == sorted(counts, reverse=True)[n - 1]
+
+
+def test_a_category_first_seen_after_a_query_gets_its_own_row(world):
+    w, analytics = world
+    by_category = lambda: analytics.aggregate(ADMIN, dimensions=("category",), **window(w)).columns  # noqa: E731
+    assert by_category()["category"] == ["0101"]
+    w.intake.submit([w.report(1, 1, category="0501"), w.report(2, 2, category="0501")], INTAKE)
+    columns = by_category()
+    assert dict(zip(columns["category"], columns["reported"].tolist())) == {"0101": SIDE * SIDE, "0501": 2}
