@@ -36,7 +36,7 @@ import threading
 import numpy as np
 
 from citygrid.engine.analytics import source, store_scan
-from citygrid.engine.analytics.cube import DayCube, room_for
+from citygrid.engine.analytics.cube import DayCube, Numbering, room_for
 from citygrid.kernels import tally
 
 #: Events per block of the report-time zone map (a query skips blocks outside its window).
@@ -51,9 +51,9 @@ SCAN_ESCALATIONS = 10_000
 #: Most events of handed inserts kept waiting for a catch-up (beyond: dropped, read from the store then).
 HANDED_EVENTS = 200_000
 _NEVER = np.iinfo(np.int64).min
-#: Events whose H3 cells are kept, per resolution (16 bytes each: about a month of the 10 M bench's events).
+#: Events whose H3 cells are kept, per resolution (12 bytes each: about a month of the 10 M bench's events).
 H3_KEPT = 200_000
-_NO_ROWS, _NO_CELLS = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+_NO_ROWS, _NO_NUMBERS = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
 #: A kept H3 cell of an event without a position (no H3 index is 1: its mode bits are never 0).
 _UNPLACED = np.uint64(1)
 #: An audit chunk already folded (and let go).
@@ -200,7 +200,9 @@ class EventMirror:
         self._data_version = None
         #: Grows with every catch-up that changed the columns (an answer counted at another is stale).
         self.generation = 0
-        self._h3: dict[int, tuple[np.ndarray, np.ndarray]] = {}  #: resolution -> kept (rows, cells)
+        #: resolution -> kept (rows, the numbers of their cells), and the cells met so far
+        self._h3: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._h3_met: dict[int, H3Cells] = {}
         #: Width of the code rows: int16 while every dictionary's ids fit, widened when one outgrows it.
         self.code_dtype = np.dtype(np.int16)
         #: Rows of the open events with a deadline (sorted) and their deadlines: the only events whose
@@ -243,6 +245,7 @@ class EventMirror:
     def nbytes(self) -> int:
         """Memory of the columns (allocated capacity included), the kept H3 cells and the day cube."""
         return (sum(getattr(self, name).nbytes for name in self._COLUMNS) + sum(r.nbytes + c.nbytes for r, c in self._h3.values())
+                + sum(met.nbytes for met in self._h3_met.values())
                 + self.open_rows.nbytes + self.open_due.nbytes
                 + (self.cube.nbytes if self.cube else 0))
 
@@ -467,9 +470,9 @@ class EventMirror:
         codes[3, i] = rows.state
         codes[4, i] = t[2]
         codes[5:9, i] = t[3:7]
-        for resolution, (kept_rows, kept_cells) in list(self._h3.items()):
+        for resolution, (kept_rows, kept_numbers) in list(self._h3.items()):
             keep = ~np.isin(kept_rows, i)
-            self._h3[resolution] = (kept_rows[keep], kept_cells[keep])
+            self._h3[resolution] = (kept_rows[keep], kept_numbers[keep])
 
     def _follow_open(self, rows: np.ndarray, state: np.ndarray, due: np.ndarray) -> None:
         """Keep :attr:`open_rows` and :attr:`open_due` as events are read: of ``rows`` (distinct),
@@ -528,37 +531,69 @@ class EventMirror:
         back = back.reshape(-1)
         return lng[back], lat[back]
 
-    def h3_cells(self, rows: np.ndarray, resolution: int) -> np.ndarray:
-        """H3 cells (h3-py's integer ids; 0: not placed) of some events at a resolution, made once per
-        event and kept until the event moves, for at most :data:`H3_KEPT` events per resolution
-        (sorted rows and their cells; when a query's new cells do not fit beside those kept, those are
-        forgotten; cells that alone exceed the budget are made and not kept). Under the lock, after a
-        catch-up."""
+    def h3_cells(self, rows: np.ndarray, resolution: int) -> tuple[np.ndarray, "H3Cells"]:
+        """H3 cells of some events at a resolution: the numbers of their cells among the cells met
+        (:class:`H3Cells`, also returned), made once per event and kept until the event moves, for
+        at most :data:`H3_KEPT` events per resolution (sorted rows and their numbers; when a query's
+        new cells do not fit beside those kept, those are forgotten; cells that alone exceed the
+        budget are made and not kept). Under the lock, after a catch-up."""
         import h3
 
         rows = np.asarray(rows, dtype=np.int64)
-        kept_rows, kept_cells = self._h3.get(resolution, (_NO_ROWS, _NO_CELLS))
+        met = self._h3_met.setdefault(resolution, H3Cells())
+        kept_rows, kept_numbers = self._h3.get(resolution, (_NO_ROWS, _NO_NUMBERS))
+        if not len(rows):
+            return _NO_NUMBERS, met
+        lo = int(np.searchsorted(kept_rows, rows[0]))
+        if lo + len(rows) <= len(kept_rows) and np.array_equal(kept_rows[lo : lo + len(rows)], rows):
+            return kept_numbers[lo : lo + len(rows)], met  # a window's rows as a run of those kept: no search each
         at = np.minimum(np.searchsorted(kept_rows, rows), max(len(kept_rows) - 1, 0))
         known = kept_rows[at] == rows if len(kept_rows) else np.zeros(len(rows), np.bool_)
         if known.all():
-            found = kept_cells[at]
-        else:
-            missing = np.unique(rows[~known])
-            lng, lat = self.positions(missing)
-            to_cell = h3.api.basic_int.latlng_to_cell
-            made = np.array([_UNPLACED if x != x else to_cell(y, x, resolution)
-                             for x, y in zip(lng.tolist(), lat.tolist())], dtype=np.uint64)
-            found = np.empty(len(rows), dtype=np.uint64)
-            found[known] = kept_cells[at[known]]
-            found[~known] = made[np.searchsorted(missing, rows[~known])]
-            if len(missing) <= H3_KEPT:
-                if len(kept_rows) + len(missing) > H3_KEPT:
-                    kept_rows, kept_cells = _NO_ROWS, _NO_CELLS
-                where = np.searchsorted(kept_rows, missing)
-                self._h3[resolution] = (np.insert(kept_rows, where, missing), np.insert(kept_cells, where, made))
-        found[found == _UNPLACED] = 0
-        return found
+            return kept_numbers[at], met
+        missing = np.unique(rows[~known])
+        lng, lat = self.positions(missing)
+        to_cell = h3.api.basic_int.latlng_to_cell
+        made = met.number(np.array([_UNPLACED if x != x else to_cell(y, x, resolution)
+                                    for x, y in zip(lng.tolist(), lat.tolist())], dtype=np.uint64))
+        found = np.empty(len(rows), dtype=np.int32)
+        found[known] = kept_numbers[at[known]]
+        found[~known] = made[np.searchsorted(missing, rows[~known])]
+        if len(missing) <= H3_KEPT:
+            if len(kept_rows) + len(missing) > H3_KEPT:
+                kept_rows, kept_numbers = _NO_ROWS, _NO_NUMBERS
+            where = np.searchsorted(kept_rows, missing)
+            self._h3[resolution] = (np.insert(kept_rows, where, missing), np.insert(kept_numbers, where, made))
+        return found, met
 
     def close(self) -> None:
         with self.lock:
             self.reader.close()
+
+
+class H3Cells:
+    """The distinct H3 cells of one resolution met so far (a district has a few thousand, tens of
+    thousands at resolution 10), numbered densely in order of first meeting, with h3-py's string id
+    of each and the numbers of the placed ones in cell order: a heatmap counts an event's number,
+    where sorting the window's cells took most of its time."""
+
+    def __init__(self):
+        self._numbering = Numbering(np.uint64)
+        self.cells = np.empty(0, dtype=np.uint64)  #: by number (:data:`_UNPLACED`: events without a position)
+        self.labels: list[str] = []  #: by number: the cell's integer in lower-case hex (h3.int_to_str)
+        self.order = np.empty(0, dtype=np.int64)  #: numbers of the placed cells, in cell order
+
+    def number(self, cells: np.ndarray) -> np.ndarray:
+        """The numbers of cells (new ones numbered next)."""
+        unique, inverse = np.unique(cells, return_inverse=True)
+        numbers, fresh = self._numbering.number(unique)
+        if len(fresh):
+            self.cells = np.concatenate([self.cells, unique[fresh]])
+            self.labels += [f"{c:x}" for c in unique[fresh].tolist()]
+            placed = np.flatnonzero(self.cells != _UNPLACED)
+            self.order = placed[np.argsort(self.cells[placed])]
+        return numbers[inverse.reshape(-1)].astype(np.int32)
+
+    @property
+    def nbytes(self) -> int:
+        return self._numbering.nbytes + self.cells.nbytes + self.order.nbytes + 64 * len(self.labels)

@@ -338,10 +338,11 @@ class Analytics:
             raise InvalidInput(f"H3 resolution {h3_resolution}: choose {H3_RESOLUTIONS.start}-{H3_RESOLUTIONS.stop - 1}")
 
         def compute() -> Table:
-            cells = self.mirror.h3_cells(self._select(principal, start, end, filters), h3_resolution)
-            ids, counts = np.unique(cells[cells != 0], return_counts=True)
-            # h3-py's string id is the cell's integer in lower-case hex (h3.int_to_str)
-            return Table({"h3_cell": [f"{c:x}" for c in ids.tolist()], "reported": counts.astype(np.int64)})
+            numbers, met = self.mirror.h3_cells(self._select(principal, start, end, filters), h3_resolution)
+            counts = np.bincount(numbers, minlength=len(met.cells))[met.order]  # placed cells, in cell order
+            some = counts > 0
+            return Table({"h3_cell": [met.labels[k] for k in met.order[some].tolist()],
+                          "reported": counts[some].astype(np.int64)})
 
         return self.remembered(("heatmap", _when(start), _when(end), h3_resolution, _filters_key(filters)),
                                 principal, compute)

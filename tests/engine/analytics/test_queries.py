@@ -354,7 +354,7 @@ def test_h3_cells_past_the_kept_budget_are_made_again_and_counted_right(world, t
         expected = collections.Counter(h3.latlng_to_cell(lat, lng, 9) for g, lng, lat in positions if g in chosen)
         table = analytics.heatmap(ADMIN, h3_resolution=9, filters={"grid": chosen}, **window(w))
         assert dict(zip(*table.columns.values())) == expected
-        kept_rows, kept_cells = analytics.mirror._h3[9]
+        kept_rows, kept_numbers = analytics.mirror._h3[9]
         assert len(kept_rows) == kept and (np.diff(kept_rows) > 0).all()
 
 
@@ -374,3 +374,32 @@ def test_a_category_first_seen_after_a_query_gets_its_own_row(world):
     w.intake.submit([w.report(1, 1, category="0501"), w.report(2, 2, category="0501")], INTAKE)
     columns = by_category()
     assert dict(zip(columns["category"], columns["reported"].tolist())) == {"0101": SIDE * SIDE, "0501": 2}
+
+
+def test_h3_cells_met_later_are_numbered_on_and_listed_in_id_order():
+    from citygrid.engine.analytics.mirror import H3Cells
+
+    met = H3Cells()
+    assert met.number(np.array([30, 10, 30], np.uint64)).tolist() == [1, 0, 1]
+    assert met.number(np.array([20, 1, 10, 40], np.uint64)).tolist() == [3, 2, 0, 4]  # 1: no position
+    assert met.cells[met.order].tolist() == [10, 20, 30, 40]
+    assert [met.labels[k] for k in met.order] == ["a", "14", "1e", "28"]
+
+
+def test_a_heatmap_after_events_in_new_cells_counts_every_cell_in_id_order(world, tmp_path):
+    import collections
+    import sqlite3
+
+    import h3
+
+    from citygrid.engine.database import database_path
+
+    w, analytics = world
+    analytics.heatmap(ADMIN, h3_resolution=10, **window(w))
+    w.intake.submit([w.report(1, 1, dx=0.0004), w.report(0, 0, dx=-0.0003), w.report(0, 0, dx=-0.0003)], INTAKE)
+    table = analytics.heatmap(ADMIN, h3_resolution=10, **window(w))
+    with sqlite3.connect(database_path(tmp_path)) as conn:
+        positions = conn.execute("SELECT wgs_lng, wgs_lat FROM events").fetchall()
+    expected = collections.Counter(h3.latlng_to_cell(lat, lng, 10) for lng, lat in positions)
+    assert table.columns["h3_cell"] == sorted(expected, key=h3.str_to_int)
+    assert table.columns["reported"].tolist() == [expected[c] for c in table.columns["h3_cell"]]
