@@ -191,14 +191,16 @@ def add_slot_count(block_lo, block_hi, block_size, day_us, codes, t_lo, t_hi, di
         if block_hi[b] < t_lo or block_lo[b] >= t_hi:
             continue
         base = b * block_size
+        inside = block_lo[b] >= t_lo and block_hi[b] < t_hi  # every slot's day in the window: none read
         for q in range(n_parts):
             lo = street_lo[b, streets[q]] if indexed else 0
             hi = street_lo[b, streets[q] + 1] if indexed else min(block_size, n_slots - base)
             for i in range(lo, hi):
                 s = base + (slot_order[base + i] if indexed else i)
-                t = day_us[s]
-                if t < t_lo or t >= t_hi:
-                    continue
+                if not inside:
+                    t = day_us[s]
+                    if t < t_lo or t >= t_hi:
+                        continue
                 cell = 0
                 for d in range(n_dims):
                     code = luts[dim_lut_lo[d] + codes[dim_col[d], s] + 1]

@@ -121,6 +121,8 @@ def test_a_cube_window_adds_the_read_measures_of_each_slot_in_its_cell(slots, t_
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(-1, 3), st.integers(-1, 2), st.integers(0, 50)), max_size=40),
        st.integers(0, 5), st.integers(1, 6), st.sets(st.integers(-1, 3), max_size=2), st.integers(0, 40))
+# A block of slots inside the window but its last day, the window's end (not read whole):
+@example([(0, -1, 0, 1), (1, -1, 0, 1), (2, -1, 0, 1), (3, -1, 0, 1)], 0, 3, {-1}, 0)
 def test_a_count_of_a_cube_window_reads_the_kept_streets_slots_through_their_order(slots, t_lo, width, kept, first):
     # Slots (day, street id or -1, class id or -1, count) counted by class in days [t_lo, t_lo + width)
     # with a street filter: read in order or through the slots ordered by street (ordered in two
