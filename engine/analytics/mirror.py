@@ -474,16 +474,7 @@ class EventMirror:
     def _follow_open(self, rows: np.ndarray, state: np.ndarray, due: np.ndarray) -> None:
         """Keep :attr:`open_rows` and :attr:`open_due` as events are read: of ``rows`` (distinct),
         drop those listed and list those open with a deadline (-1: none)."""
-        listed, listed_due = self.open_rows, self.open_due
-        if len(listed) and len(rows) and rows.min() <= listed[-1]:
-            keep = ~np.isin(listed, rows)
-            listed, listed_due = listed[keep], listed_due[keep]
-        is_open = (state <= tally.VERIFIED) & (due >= 0)
-        new, new_due = rows[is_open], due[is_open]
-        order = np.argsort(new, kind="stable")
-        at = np.searchsorted(listed, new[order])
-        self.open_rows = np.insert(listed, at, new[order])
-        self.open_due = np.insert(listed_due, at, new_due[order])
+        self.open_rows, self.open_due = tally.follow_open(self.open_rows, self.open_due, rows, state, due)
 
     def _class_ids(self) -> np.ndarray:
         """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first);
