@@ -400,6 +400,35 @@ def mark_escalations(event_row, stage, flags):
 
 
 @njit
+def follow_open(listed, listed_due, rows, state, due):
+    """The open events with a deadline (sorted rows ``listed``, ``listed_due`` theirs) after some
+    events were read: of ``rows`` (distinct, any order; ``state`` and ``due`` theirs, -1: no
+    deadline) those listed are dropped and those open with a deadline listed. One merge pass (the
+    rows read are a batch, the list can be long): returns the new (rows, deadlines)."""
+    order = np.argsort(rows)
+    n_listed, n = listed.shape[0], rows.shape[0]
+    out_rows = np.empty(n_listed + n, dtype=np.int64)
+    out_due = np.empty(n_listed + n, dtype=np.int64)
+    i = j = k = 0
+    while i < n_listed or j < n:
+        if j < n and (i >= n_listed or rows[order[j]] <= listed[i]):
+            e = order[j]
+            if i < n_listed and rows[e] == listed[i]:
+                i += 1  # read again: listed as it is now, or not at all
+            if state[e] <= VERIFIED and due[e] >= 0:
+                out_rows[k] = rows[e]
+                out_due[k] = due[e]
+                k += 1
+            j += 1
+        else:
+            out_rows[k] = listed[i]
+            out_due[k] = listed_due[i]
+            k += 1
+            i += 1
+    return out_rows[:k].copy(), out_due[:k].copy()
+
+
+@njit
 def block_ranges(occurred, n_events, block_size, block_lo, block_hi, first_block):
     """Recompute the report-time range of blocks ``first_block`` … over the first ``n_events``."""
     for b in range(first_block, block_lo.shape[0]):

@@ -36,7 +36,7 @@ import threading
 import numpy as np
 
 from citygrid.engine.analytics import source, store_scan
-from citygrid.engine.analytics.cube import DayCube, Numbering, room_for
+from citygrid.engine.analytics.cube import DayCube, Numbering, distinct, room_for
 from citygrid.kernels import tally
 
 #: Events per block of the report-time zone map (a query skips blocks outside its window).
@@ -342,12 +342,12 @@ class EventMirror:
                         self.n = last_event
                     others = aside.result()
                     audit_rows = []
-                    changed = np.unique(np.concatenate(others)) if others else np.empty(0, np.int64)
+                    changed = distinct(np.concatenate(others)) if others else np.empty(0, np.int64)
                 else:
                     audit_rows, read, read_events = self._take_in(handed, cursor)
                     # Events that changed since their columns were set: those of audit rows read from the
                     # store, except the events read from the store in this catch-up (as they are now).
-                    changed = np.unique(np.concatenate([_outside(a.row, read_events) for a in read])) if read else \
+                    changed = distinct(np.concatenate([_outside(a.row, read_events) for a in read])) if read else \
                         np.empty(0, np.int64)
                 escalated = (self._read_escalations(self._cursor[2], last_escalation)
                              if last_escalation > self._cursor[2] else None)
@@ -477,16 +477,7 @@ class EventMirror:
     def _follow_open(self, rows: np.ndarray, state: np.ndarray, due: np.ndarray) -> None:
         """Keep :attr:`open_rows` and :attr:`open_due` as events are read: of ``rows`` (distinct),
         drop those listed and list those open with a deadline (-1: none)."""
-        listed, listed_due = self.open_rows, self.open_due
-        if len(listed) and len(rows) and rows.min() <= listed[-1]:
-            keep = ~np.isin(listed, rows)
-            listed, listed_due = listed[keep], listed_due[keep]
-        is_open = (state <= tally.VERIFIED) & (due >= 0)
-        new, new_due = rows[is_open], due[is_open]
-        order = np.argsort(new, kind="stable")
-        at = np.searchsorted(listed, new[order])
-        self.open_rows = np.insert(listed, at, new[order])
-        self.open_due = np.insert(listed_due, at, new_due[order])
+        self.open_rows, self.open_due = tally.follow_open(self.open_rows, self.open_due, rows, state, due)
 
     def _class_ids(self) -> np.ndarray:
         """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first);

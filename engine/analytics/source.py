@@ -235,11 +235,14 @@ class StoreReader:
         of first appearance, which adds each column's new codes in their order of first appearance."""
         rows = _table(self._chain_rows, chains, self._chains)
         if len(self._chains) > len(self._chain_table):
-            new = list(zip(*self._chains[len(self._chain_table):]))
-            self._chain_table = np.concatenate([self._chain_table, np.stack(
-                [_table(self._ids[name], list(codes), self.codes[name]) for name, codes in zip(CHAIN_COLUMNS, new)],
-                axis=1)])
+            self._chain_table = np.concatenate([self._chain_table, self._codes_of_chains(self._chains[len(self._chain_table):])])
         return self._chain_table[rows].T
+
+    def _codes_of_chains(self, chains: list[tuple]) -> np.ndarray:
+        """Dictionary ids (``(n, len(CHAIN_COLUMNS))``) of distinct area chains' codes, new codes
+        added column by column in the chains' order."""
+        return np.stack([_table(self._ids[name], list(codes), self.codes[name])
+                         for name, codes in zip(CHAIN_COLUMNS, zip(*chains))], axis=1)
 
     def _grid_chain_ids(self, chains: Chains, grid_rows: np.ndarray) -> np.ndarray:
         """:meth:`_chain_ids` of the chains of grid rows of a layer's :class:`Chains` (-1: no
@@ -257,7 +260,7 @@ class StoreReader:
         if len(new):
             _, first = np.unique(new, return_index=True)
             new = new[np.sort(first)]
-            table[new] = self._chain_ids([chains.chains[r] for r in new.tolist()]).T
+            table[new] = self._codes_of_chains([chains.chains[r] for r in new.tolist()])  # distinct rows: distinct chains
             known[new] = True
         return table[rows].T
 

@@ -178,3 +178,18 @@ def test_overdue_alone_counts_as_the_whole_tally_does(events, now):
     out = np.zeros((3, tally.N_MEASURES), np.int64)
     assert tally.add_overdue(rows, cells, open_rows, open_due, now, out[:, tally.M_OVERDUE_NOW]) == want_due
     assert np.array_equal(out[:, tally.M_OVERDUE_NOW], whole[:, tally.M_OVERDUE_NOW])
+
+
+@settings(max_examples=200, deadline=None)
+@given(listed=st.dictionaries(st.integers(0, 60), st.integers(0, 10**6), max_size=30),
+       read=st.dictionaries(st.integers(0, 60), st.tuples(st.integers(-1, 9), st.integers(-1, 10**6)), max_size=30))
+def test_the_open_list_follows_the_events_read(listed, read):
+    """The open events with a deadline after a read, against a dict: those read are as they are now
+    (listed when open, before VERIFIED included, with a deadline), the others as they were."""
+    expected = {e: due for e, due in listed.items() if e not in read}
+    expected.update({e: due for e, (state, due) in read.items() if state <= tally.VERIFIED and due >= 0})
+    rows = np.array(list(read), dtype=np.int64)  # in the order drawn: not sorted
+    got_rows, got_due = tally.follow_open(
+        np.array(sorted(listed), dtype=np.int64), np.array([listed[e] for e in sorted(listed)], dtype=np.int64), rows,
+        np.array([s for s, _ in read.values()], dtype=np.int64), np.array([d for _, d in read.values()], dtype=np.int64))
+    assert got_rows.tolist() == sorted(expected) and got_due.tolist() == [expected[e] for e in sorted(expected)]

@@ -7,7 +7,7 @@ import hypothesis.strategies as st
 import numpy as np
 from hypothesis import given, settings
 
-from citygrid.engine.analytics.cube import Numbering
+from citygrid.engine.analytics.cube import Numbering, distinct
 
 
 @settings(max_examples=60, deadline=None)
@@ -46,3 +46,10 @@ def test_place_ids_of_chains_where_a_grid_has_more_than_one_chain(events, before
     for k in sorted(set(packed.tolist()) - set(expected)):
         expected[k] = len(expected)
     assert cube._places(packed, grid).tolist() == [expected[k] for k in packed.tolist()]
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.integers(-(1 << 62), 1 << 62) | st.integers(-3, 3), max_size=50))
+def test_distinct_is_np_unique(values):
+    array = np.array(values, dtype=np.int64)
+    assert distinct(array).tolist() == np.unique(array).tolist()
