@@ -376,16 +376,13 @@ class Analytics:
         weighted, weights = np.zeros(n), np.zeros(n)
         for name, (numerator, _, higher) in RATES.items():
             den = columns[cfg.denominators[name]]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rate = np.where(den > 0, columns[numerator] / np.maximum(den, 1), np.nan)
-            columns[f"{name}_rate"] = rate
+            rate = columns[f"{name}_rate"] = _ratio(columns[numerator], den)
             w = cfg.weights.get(name, 0.0)
             if w > 0:
-                weighted += np.where(den > 0, w * 100 * (rate if higher else 1 - rate), 0.0)
-                weights += np.where(den > 0, w, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            score = np.where(weights > 0, weighted / np.where(weights > 0, weights, 1.0), np.nan)
-        columns["score"] = score
+                has = den > 0
+                np.add(weighted, w * 100 * (rate if higher else 1 - rate), out=weighted, where=has)
+                np.add(weights, w, out=weights, where=has)
+        score = columns["score"] = _ratio(weighted, weights)
         columns["grade"] = cfg.grades_of(score)
         return Table(columns)
 
@@ -684,9 +681,7 @@ class Analytics:
                 if stat == "mean":
                     s_col, n_col = ((tally.M_CLOSE_US, tally.M_CLOSED) if which == 4
                                     else (tally.M_STAGE_US0 + which, tally.M_STAGE_N0 + which))
-                    n = rows[:, n_col]
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        return np.where(n > 0, rows[:, s_col] / np.maximum(n, 1) / _US_PER_MINUTE, np.nan)
+                    return _ratio(rows[:, s_col], rows[:, n_col]) / _US_PER_MINUTE
                 q = quantiles[duration][cells, 1 if stat == "p90" else 0]
                 return np.where(q >= 0, q / _US_PER_MINUTE, np.nan)
         count, per = name.split("_per_")
@@ -832,6 +827,13 @@ def _read_columns(measures) -> np.ndarray:
                 read.update((tally.M_CLOSE_US, tally.M_CLOSED) if which == 4
                             else (tally.M_STAGE_US0 + which, tally.M_STAGE_N0 + which))
     return np.array(sorted(read) if len(read) * 3 <= tally.N_MEASURES else range(tally.N_MEASURES), dtype=np.int64)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` as floats where the denominator is above 0, else NaN; divides
+    only there (np.where of a guarded division took a third more time in a KPIs answer)."""
+    out = np.full(len(denominator), np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
 def _nth_greatest(counts: np.ndarray, n: int) -> int:
