@@ -295,3 +295,22 @@ def test_handed_rows_give_the_ids_the_store_gives(world, warm):
             assert codes == [code for code in dict.fromkeys(column) if code], name
     finally:
         conn.close()
+
+
+def test_a_new_roster_between_batches_gives_each_worker_its_own_id(world):
+    """The intake hands over workers as indices into its dispatcher's list; a new roster makes a
+    new list whose indices shift (a worker sorted first), so ids must come through a table of
+    the new list, not the old one's."""
+    from intake_world import ADMIN, grid_code
+    from citygrid.engine.dispatch.workers import Worker
+
+    w, analytics, data_dir = world
+    w.intake.submit(batch(w, 6), INTAKE)
+    analytics.refresh()
+    w.intake.put_workers([Worker("A00", grid_code(1, 1), "新网格员", skills=frozenset({"01", "05", "10"}),
+                                 shift="always", capacity=50)], ADMIN)
+    w.intake.submit(batch(w, 6), INTAKE)
+    assert_as_rebuilt(analytics, data_dir)
+    names = analytics.mirror.reader.codes["worker_id"]
+    rows = analytics.mirror.codes[4, : analytics.mirror.n]
+    assert "A00" in {names[k] for k in rows.tolist() if k >= 0}  # the new worker took some of the batch
