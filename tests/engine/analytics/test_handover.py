@@ -275,7 +275,7 @@ def test_handed_rows_give_the_ids_the_store_gives(world, warm):
         for reader in (from_memory, from_store) if warm else ():  # the events before the batches, read alike
             reader.events_between(0, known)
         for committed in handed:
-            events, audit = from_memory.committed_rows(committed)
+            events, audit = from_memory.committed_rows(source.HandedInsert.of(committed))
             lo, last_audit = committed.events[0][0] - 1, committed.first_audit + len(committed.audit) - 1
             expected = from_store.events_between(lo, committed.events[-1][0])
             expected_audit = from_store.audit_between(committed.first_audit - 1, last_audit)
@@ -314,3 +314,22 @@ def test_a_new_roster_between_batches_gives_each_worker_its_own_id(world):
     names = analytics.mirror.reader.codes["worker_id"]
     rows = analytics.mirror.codes[4, : analytics.mirror.n]
     assert "A00" in {names[k] for k in rows.tolist() if k >= 0}  # the new worker took some of the batch
+
+
+def test_a_handed_insert_waits_for_its_catch_up_without_its_row_tuples(world):
+    """What waits for a catch-up is the insert's columns and sequence numbers: the row tuples of
+    the events and audit rows die with the intake's batch (kept, every young collection of the
+    garbage collector walked them while the intake made the next batches)."""
+    import gc
+
+    from citygrid.engine.cases.store import EVENT_TABLE
+
+    w, analytics, data_dir = world
+    with held_elsewhere(analytics.mirror.lock):
+        receipts = w.intake.submit(batch(w, 6), INTAKE)
+        ids = {r.event_id for r in receipts}
+        gc.collect()
+        kept = [o for o in gc.get_objects() if type(o) is tuple and len(o) == len(EVENT_TABLE) and o[1] in ids]
+        assert kept == []
+        assert sum(h.last_seq - h.first_seq + 1 for h in analytics.mirror._handed) == 6
+    assert_as_rebuilt(analytics, data_dir)
