@@ -387,12 +387,15 @@ class EventMirror:
                 read.extend(between)
                 audit_rows.extend(between)
 
+        taken = []  # the handed inserts' columns, set together (one pass over the open list)
         for insert in handed:  # each insert's audit rows are its events' reports: no other event's
-            events, own = r.committed_rows(insert)
             read_up_to(insert.first_seq - 1, insert.first_audit - 1)
-            self._set_events(events)
+            events, own = r.committed_rows(insert)  # after the reads before it: codes added in store order
+            taken.append(events)
             audit_rows.append(own)
             event, audit = insert.last_seq, insert.last_audit
+        if taken:
+            self._set_events(taken[0] if len(taken) == 1 else source.EventRows.joined(taken))
         read_up_to(last_event, last_audit)
         self.n = max(self.n, last_event)
         return audit_rows, read, read_events

@@ -102,6 +102,11 @@ class EventRows:
     state: np.ndarray
     text_ids: np.ndarray  #: (len(TEXT_COLUMNS), n) dictionary ids, -1 for NULL
 
+    @classmethod
+    def joined(cls, parts: Sequence["EventRows"]) -> "EventRows":
+        return cls(*(np.concatenate([getattr(p, name) for p in parts], axis=-1)
+                     for name in ("row", "occurred", "deadline", "state", "text_ids")))
+
 
 @dataclass
 class AuditRows:
