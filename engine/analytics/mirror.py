@@ -388,12 +388,12 @@ class EventMirror:
                 audit_rows.extend(between)
 
         taken = []  # the handed inserts' columns, set together (one pass over the open list)
-        for insert in handed:  # each insert's audit rows are its events' reports: no other event's
-            read_up_to(insert.first_seq - 1, insert.first_audit - 1)
-            events, own = r.committed_rows(insert)  # after the reads before it: codes added in store order
+        for run in source.HandedInsert.runs(handed):  # an insert's audit rows are its events' reports only
+            read_up_to(run[0].first_seq - 1, run[0].first_audit - 1)
+            events, own = r.committed_rows(run)  # after the reads before it: codes added in store order
             taken.append(events)
             audit_rows.append(own)
-            event, audit = insert.last_seq, insert.last_audit
+            event, audit = run[-1].last_seq, run[-1].last_audit
         if taken:
             self._set_events(taken[0] if len(taken) == 1 else source.EventRows.joined(taken))
         read_up_to(last_event, last_audit)

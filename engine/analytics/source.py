@@ -56,6 +56,8 @@ TEXT_COLUMNS = ("category_code", "source", "worker_id") + CHAIN_COLUMNS
 CODE_ROWS = ("category", "class", "source", "state", "worker", "grid", "community", "street", "district")
 #: Events per read while rebuilding.
 CHUNK = 250_000
+#: The lists whose entries :class:`~citygrid.engine.cases.store.InsertColumns` index.
+_LISTS = ("category_codes", "worker_ids", "chains")
 #: Where an event's sequence number is in a row of :attr:`CommittedEvents.events`.
 _SEQ = [column for column, *_ in EVENT_TABLE].index("seq")
 
@@ -90,6 +92,20 @@ class HandedInsert(NamedTuple):
         if last - first + 1 != len(events):
             raise RuntimeError(f"an insert of {len(events)} events handed on sequence numbers {first} to {last}")
         return cls(first, last, committed.first_audit, committed.first_audit + n_audit - 1, committed.columns)
+
+    @staticmethod
+    def runs(inserts: Sequence["HandedInsert"]) -> list[list["HandedInsert"]]:
+        """Inserts (in commit order) in runs that follow on each other with nothing between (no
+        event or audit row of another commit) and index the same lists: each run's columns are
+        made in one pass (:meth:`StoreReader.committed_rows`)."""
+        runs: list[list[HandedInsert]] = []
+        for h in inserts:
+            if runs and (h.first_seq == runs[-1][-1].last_seq + 1 and h.first_audit == runs[-1][-1].last_audit + 1
+                         and all(getattr(h.columns, name) is getattr(runs[-1][-1].columns, name) for name in _LISTS)):
+                runs[-1].append(h)
+            else:
+                runs.append([h])
+        return runs
 
 
 @dataclass
@@ -198,25 +214,29 @@ class StoreReader:
         """State codes of distinct state names (unknown: -1)."""
         return _table(self._state_ids, distinct)
 
-    def committed_rows(self, handed: HandedInsert) -> tuple[EventRows, AuditRows]:
-        """The columns of a committed insert the intake handed on, as :meth:`events_between` and
-        :meth:`audit_between` would read them back (codes into the same dictionaries, new ones
-        added in order of first appearance). The intake hands them as columns
-        (:class:`~citygrid.engine.cases.store.InsertColumns`): numbers as they are, categories,
-        workers and area chains as indices into its lists, whose ids are looked up once per list
-        entry (:meth:`_ids_through`); only the sources are looked up per event (in one C pass)."""
-        c = handed.columns
-        n = len(c.state)
-        row = np.arange(handed.first_seq - 1, handed.last_seq)
-        texts = np.empty((len(TEXT_COLUMNS), n), dtype=np.int64)
-        texts[0] = self._ids_through(c.category_codes, c.category, self._code_ids_of("category_code"))[:, 0]
-        texts[1] = _table(self._ids["source"], c.source, self.codes["source"])
-        texts[2] = self._ids_through(c.worker_ids, c.worker, self._code_ids_of("worker_id"))[:, 0]
-        texts[-len(CHAIN_COLUMNS):] = self._ids_through(c.chains.chains, c.grid_rows, self._codes_of_chains,
-                                                             len(CHAIN_COLUMNS)).T
-        state = c.state.astype(np.int64)
-        return (EventRows(row, c.occurred_us, c.deadline_us, state, texts),
-                AuditRows(row, np.full(n, c.received_us, dtype=np.int64), state, np.zeros(n, dtype=np.int64)))
+    def committed_rows(self, inserts: Sequence[HandedInsert]) -> tuple[EventRows, AuditRows]:
+        """The columns of a run of committed inserts the intake handed on (:meth:`HandedInsert.runs`),
+        as :meth:`events_between` and :meth:`audit_between` would read them back (codes into the
+        same dictionaries, new ones added in order of first appearance). The intake hands them as
+        columns (:class:`~citygrid.engine.cases.store.InsertColumns`): numbers as they are,
+        categories, workers and area chains as indices into its lists, whose ids are looked up once
+        per list entry (:meth:`_ids_through`); only the sources are looked up per event (in one C
+        pass)."""
+        c = inserts[0].columns
+        def column(name: str) -> np.ndarray:
+            return getattr(c, name) if len(inserts) == 1 else np.concatenate([getattr(h.columns, name) for h in inserts])
+        row = np.arange(inserts[0].first_seq - 1, inserts[-1].last_seq)
+        texts = np.empty((len(TEXT_COLUMNS), len(row)), dtype=np.int64)
+        texts[0] = self._ids_through(c.category_codes, column("category"), self._code_ids_of("category_code"))[:, 0]
+        texts[1] = _table(self._ids["source"], [s for h in inserts for s in h.columns.source], self.codes["source"])
+        texts[2] = self._ids_through(c.worker_ids, column("worker"), self._code_ids_of("worker_id"))[:, 0]
+        texts[-len(CHAIN_COLUMNS):] = self._ids_through(c.chains.chains, column("grid_rows"), self._codes_of_chains,
+                                                         len(CHAIN_COLUMNS)).T
+        state = column("state").astype(np.int64)
+        at = np.repeat(np.array([h.columns.received_us for h in inserts], dtype=np.int64),
+                       [h.last_seq - h.first_seq + 1 for h in inserts])
+        return (EventRows(row, column("occurred_us"), column("deadline_us"), state, texts),
+                AuditRows(row, at, state, np.zeros(len(row), dtype=np.int64)))
 
     def _code_ids_of(self, name: str):
         """The dictionary ids (``(n, 1)``) of codes of a column: with ``grow``, new ones added in

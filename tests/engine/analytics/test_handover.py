@@ -146,9 +146,10 @@ def test_the_intake_hands_over_the_rows_it_committed(world):
 def test_a_catch_up_takes_the_handed_rows_without_reading_them_back(world):
     w, analytics, data_dir = world
     reads = ReadCounter(analytics.mirror.reader)
-    with held_elsewhere(analytics.mirror.lock):
+    with held_elsewhere(analytics.mirror.lock):  # two inserts one after the other: taken in one run
         w.intake.submit(batch(w, 9), INTAKE)
-        w.intake.submit(batch(w, 4, category="0501"), INTAKE)
+        w.advance(minutes=17)  # each insert's reports at its own instant
+        second = w.intake.submit(batch(w, 4, category="0501"), INTAKE)
     analytics.refresh()
     assert reads.events == 0
     w.intake.submit(batch(w, 3, category="1001"), INTAKE)
@@ -156,6 +157,8 @@ def test_a_catch_up_takes_the_handed_rows_without_reading_them_back(world):
     w.intake.submit(batch(w, 3, category="1001"), INTAKE)  # into the slots the batch before made
     analytics.refresh()
     assert reads.events == 0
+    w.advance(minutes=5)
+    w.intake.act(second[0].event_id, Action.PARK, SUPERVISOR, note="挂账")  # its stage's working time from its report
     assert_as_rebuilt(analytics, data_dir)
 
 
@@ -275,7 +278,7 @@ def test_handed_rows_give_the_ids_the_store_gives(world, warm):
         for reader in (from_memory, from_store) if warm else ():  # the events before the batches, read alike
             reader.events_between(0, known)
         for committed in handed:
-            events, audit = from_memory.committed_rows(source.HandedInsert.of(committed))
+            events, audit = from_memory.committed_rows([source.HandedInsert.of(committed)])
             lo, last_audit = committed.events[0][0] - 1, committed.first_audit + len(committed.audit) - 1
             expected = from_store.events_between(lo, committed.events[-1][0])
             expected_audit = from_store.audit_between(committed.first_audit - 1, last_audit)
