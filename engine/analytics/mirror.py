@@ -209,6 +209,8 @@ class EventMirror:
         #: deadline a count reads ("overdue now"), a few next to all.
         self.open_rows = np.empty(0, dtype=np.int64)
         self.open_due = np.empty(0, dtype=np.int64)
+        #: The arrays :attr:`open_rows` and :attr:`open_due` are the first entries of (room to append).
+        self._open_room = (self.open_rows, self.open_due)
         self._allocate(0)
         self.rebuild_seconds = 0.0
         #: Inserts handed on by the intake since the last catch-up (:meth:`hand_over`), and their events.
@@ -246,7 +248,7 @@ class EventMirror:
         """Memory of the columns (allocated capacity included), the kept H3 cells and the day cube."""
         return (sum(getattr(self, name).nbytes for name in self._COLUMNS) + sum(r.nbytes + c.nbytes for r, c in self._h3.values())
                 + sum(met.nbytes for met in self._h3_met.values())
-                + self.open_rows.nbytes + self.open_due.nbytes
+                + sum(a.nbytes for a in self._open_room)
                 + (self.cube.nbytes if self.cube else 0))
 
     def _fit_codes(self) -> None:
@@ -475,7 +477,22 @@ class EventMirror:
     def _follow_open(self, rows: np.ndarray, state: np.ndarray, due: np.ndarray) -> None:
         """Keep :attr:`open_rows` and :attr:`open_due` as events are read: of ``rows`` (distinct),
         drop those listed and list those open with a deadline (-1: none)."""
-        self.open_rows, self.open_due = tally.follow_open(self.open_rows, self.open_due, rows, state, due)
+        n = len(self.open_rows)
+        if n and len(rows) and rows.min() <= self.open_rows[-1]:  # events listed or before them: one merge
+            self.open_rows, self.open_due = tally.follow_open(self.open_rows, self.open_due, rows, state, due)
+            self._open_room = (self.open_rows, self.open_due)
+            return
+        # New events after every one listed (the intake's): their open ones appended, into room kept
+        # for them (the list is not copied at every catch-up).
+        added, added_due = tally.follow_open(self.open_rows[:0], self.open_due[:0], rows, state, due)
+        room_rows, room_due = self._open_room
+        if n + len(added) > len(room_rows):
+            size = room_for(n + len(added), len(room_rows), 4096)
+            room_rows, room_due = np.empty(size, np.int64), np.empty(size, np.int64)
+            room_rows[:n], room_due[:n] = self.open_rows, self.open_due
+            self._open_room = (room_rows, room_due)
+        room_rows[n : n + len(added)], room_due[n : n + len(added)] = added, added_due
+        self.open_rows, self.open_due = room_rows[: n + len(added)], room_due[: n + len(added)]
 
     def _class_ids(self) -> np.ndarray:
         """Class id (index into the vocabulary's classes) of each category id, shifted by one (-1 first);
