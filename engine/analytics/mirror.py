@@ -212,7 +212,7 @@ class EventMirror:
         self._allocate(0)
         self.rebuild_seconds = 0.0
         #: Inserts handed on by the intake since the last catch-up (:meth:`hand_over`), and their events.
-        self._handed: list[source.CommittedEvents] = []
+        self._handed: list[source.HandedInsert] = []
         self._handed_events = 0
         self._handed_lock = threading.Lock()
         #: Per-day sums kept at catch-up (local days under this UTC offset), None: none kept.
@@ -272,13 +272,14 @@ class EventMirror:
         of reading them back where they follow on from what it has. Never waits for the mirror's
         lock, and leaves the catch-up's work off the committing thread.
         """
+        handed = source.HandedInsert.of(committed)
         with self._handed_lock:
             if self._handed_events + len(committed.events) > HANDED_EVENTS:  # no catch-up for long: read them then
                 self._handed, self._handed_events = [], 0
-            self._handed.append(committed)
+            self._handed.append(handed)
             self._handed_events += len(committed.events)
 
-    def _take_handed(self, cursor: tuple) -> list[source.CommittedEvents]:
+    def _take_handed(self, cursor: tuple) -> list[source.HandedInsert]:
         """The handed inserts this catch-up takes, in order: those inside this read's commit and after
         what the mirror has (each after the one before; the events and audit rows between them are
         read from the store). Those committed after this read began are kept for the next one, those
@@ -288,20 +289,16 @@ class EventMirror:
             pending, self._handed, self._handed_events = self._handed, [], 0
         taken, later = [], []
         event, audit = self.n, self._cursor[1]
-        for committed in pending:
-            first_seq, last_seq = committed.events[0][0], committed.events[-1][0]
-            last_audit_of = committed.first_audit + len(committed.audit) - 1
-            if last_seq - first_seq + 1 != len(committed.events):  # not one run of numbers: read it instead
-                continue
-            if last_seq > last_event or last_audit_of > last_audit:
-                later.append(committed)
-            elif first_seq > event and committed.first_audit > audit:
-                taken.append(committed)
-                event, audit = last_seq, last_audit_of
+        for handed in pending:
+            if handed.last_seq > last_event or handed.last_audit > last_audit:
+                later.append(handed)
+            elif handed.first_seq > event and handed.first_audit > audit:
+                taken.append(handed)
+                event, audit = handed.last_seq, handed.last_audit
         if later:
             with self._handed_lock:
                 self._handed[:0] = later
-                self._handed_events += sum(len(c.events) for c in later)
+                self._handed_events += sum(h.last_seq - h.first_seq + 1 for h in later)
         return taken
 
     def catch_up(self) -> bool:
@@ -390,14 +387,15 @@ class EventMirror:
                 read.extend(between)
                 audit_rows.extend(between)
 
-        for committed in handed:
-            events, own = r.committed_rows(committed)
-            read_up_to(int(events.row[0]), committed.first_audit - 1)
-            self._set_events(events)
+        taken = []  # the handed inserts' columns, set together (one pass over the open list)
+        for run in source.HandedInsert.runs(handed):  # an insert's audit rows are its events' reports only
+            read_up_to(run[0].first_seq - 1, run[0].first_audit - 1)
+            events, own = r.committed_rows(run)  # after the reads before it: codes added in store order
+            taken.append(events)
             audit_rows.append(own)
-            if len(own.row) and (own.row.min() < events.row[0] or own.row.max() > events.row[-1]):
-                read.append(own)  # rows of other events: those are read again as they are now
-            event, audit = int(events.row[-1]) + 1, committed.first_audit + len(committed.audit) - 1
+            event, audit = run[-1].last_seq, run[-1].last_audit
+        if taken:
+            self._set_events(taken[0] if len(taken) == 1 else source.EventRows.joined(taken))
         read_up_to(last_event, last_audit)
         self.n = max(self.n, last_event)
         return audit_rows, read, read_events

@@ -14,18 +14,18 @@ order of first appearance). A rebuild's long reads go through
 :mod:`~citygrid.engine.analytics.store_scan` instead (no text made at all), into the same
 dictionaries (:meth:`StoreReader.code_ids`). Positions are read when a heatmap first needs them.
 
-The rows of the intake's own commits are handed on after each commit (:meth:`Intake.on_inserted
-<citygrid.engine.cases.intake.Intake.on_inserted>`, :class:`CommittedEvents`) and turned into the
-same columns and dictionaries without reading them back (:meth:`StoreReader.committed_rows`).
+The intake's own commits are handed on after each commit (:meth:`Intake.on_inserted
+<citygrid.engine.cases.intake.Intake.on_inserted>`, :class:`CommittedEvents`) as columns, and
+turned into the same columns and dictionaries without reading them back
+(:meth:`StoreReader.committed_rows`).
 """
 
 from __future__ import annotations
 
 import json
-import operator
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Mapping, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from citygrid.engine.database import connect, database_path  # noqa: F401 - re-e
 from citygrid.engine.errors import Forbidden
 from citygrid.engine.access.principals import Principal, Role  # noqa: F401 - re-exported for the wing
 from citygrid.engine.cases.lifecycle import State
-from citygrid.engine.cases.store import EVENT_TABLE, AuditRow, CommittedEvents  # noqa: F401 - re-exported
+from citygrid.engine.cases.store import EVENT_TABLE, CommittedEvents, InsertColumns  # noqa: F401 - re-exported
 from citygrid.engine.cases.taxonomy import Taxonomy, load_taxonomy  # noqa: F401 - re-exported for the wing
 from citygrid.engine.dispatch.worktime import WorkSchedule
 from citygrid.engine.hierarchy import CODE_COLUMNS as CHAIN_COLUMNS
@@ -56,10 +56,10 @@ TEXT_COLUMNS = ("category_code", "source", "worker_id") + CHAIN_COLUMNS
 CODE_ROWS = ("category", "class", "source", "state", "worker", "grid", "community", "street", "district")
 #: Events per read while rebuilding.
 CHUNK = 250_000
-#: The columns of :attr:`CommittedEvents.events` the mirror keeps, and where each is in a row.
-_READ = {column: k for k, (column, *_) in enumerate(EVENT_TABLE)
-         if column in ("seq", "occurred_at", "deadline", "state") + TEXT_COLUMNS}
-_AUDIT_READ = {name: k for k, name in enumerate(AuditRow._fields) if name in ("event_seq", "at_us", "to_state", "action")}
+#: The lists whose entries :class:`~citygrid.engine.cases.store.InsertColumns` index.
+_LISTS = ("category_codes", "worker_ids", "chains")
+#: Where an event's sequence number is in a row of :attr:`CommittedEvents.events`.
+_SEQ = [column for column, *_ in EVENT_TABLE].index("seq")
 
 
 def _ints(text: str | None, n: int) -> np.ndarray:
@@ -71,32 +71,41 @@ def _ints(text: str | None, n: int) -> np.ndarray:
     return out
 
 
-#: State code of a state as the intake writes it (a :class:`State`, or its value as SQLite stores
-#: it; anything else -1, as the store's reading has it).
-_STATE_CODES = {**{s: k for k, s in enumerate(STATES)}, **{s.value: k for k, s in enumerate(STATES)}}
-#: Whether an audit row's action is a rework (1) or not (0).
-_REWORK = {"rework": 1}
-#: The area chain (grid, community, street, district codes) of a row of :attr:`CommittedEvents.events`.
-_CHAIN = operator.itemgetter(*(_READ[column] for column in CHAIN_COLUMNS))
-_NULL = {None: -1}
+class HandedInsert(NamedTuple):
+    """What the mirror keeps of a committed insert handed on (:class:`CommittedEvents`) until a
+    catch-up takes it: the sequence numbers of its events and audit rows and the columns, not the
+    row tuples, which die with the intake's batch (kept, they made every young collection of the
+    collector walk them: 40-50 ms in the intake bench's run of 40 batches)."""
 
+    first_seq: int
+    last_seq: int
+    first_audit: int
+    last_audit: int
+    columns: InsertColumns
 
-def _column(rows: Sequence[tuple], k: int, codes: Mapping | None = None, missing: int = -1) -> list | np.ndarray:
-    """The ``k``-th value of each row: as they are, or their codes (int64; ``missing`` where
-    ``codes`` lacks one)."""
-    values = map(operator.itemgetter(k), rows)
-    if codes is None:
-        return list(values)
-    return np.fromiter(map(codes.get, values, repeat(missing)), dtype=np.int64, count=len(rows))
+    @classmethod
+    def of(cls, committed: CommittedEvents) -> "HandedInsert":
+        events, n_audit = committed.events, len(committed.audit)
+        if len(events) != n_audit:  # the intake writes one audit row per event: its report
+            raise RuntimeError(f"an insert of {len(events)} events handed on {n_audit} audit rows")
+        first, last = events[0][_SEQ], events[-1][_SEQ]
+        if last - first + 1 != len(events):
+            raise RuntimeError(f"an insert of {len(events)} events handed on sequence numbers {first} to {last}")
+        return cls(first, last, committed.first_audit, committed.first_audit + n_audit - 1, committed.columns)
 
-
-def _numbers(rows: Sequence[tuple], k: int, *, nullable: bool = False) -> np.ndarray:
-    """The ``k``-th value (an integer; with ``nullable``, None: -1) of each row, as int64."""
-    values = map(operator.itemgetter(k), rows)
-    if nullable:
-        values = list(values)
-        values = map(_NULL.get, values, values)  # each value its own default: itself, or -1 for None
-    return np.fromiter(values, dtype=np.int64, count=len(rows))
+    @staticmethod
+    def runs(inserts: Sequence["HandedInsert"]) -> list[list["HandedInsert"]]:
+        """Inserts (in commit order) in runs that follow on each other with nothing between (no
+        event or audit row of another commit) and index the same lists: each run's columns are
+        made in one pass (:meth:`StoreReader.committed_rows`)."""
+        runs: list[list[HandedInsert]] = []
+        for h in inserts:
+            if runs and (h.first_seq == runs[-1][-1].last_seq + 1 and h.first_audit == runs[-1][-1].last_audit + 1
+                         and all(getattr(h.columns, name) is getattr(runs[-1][-1].columns, name) for name in _LISTS)):
+                runs[-1].append(h)
+            else:
+                runs.append([h])
+        return runs
 
 
 @dataclass
@@ -108,6 +117,11 @@ class EventRows:
     deadline: np.ndarray  #: -1: none
     state: np.ndarray
     text_ids: np.ndarray  #: (len(TEXT_COLUMNS), n) dictionary ids, -1 for NULL
+
+    @classmethod
+    def joined(cls, parts: Sequence["EventRows"]) -> "EventRows":
+        return cls(*(np.concatenate([getattr(p, name) for p in parts], axis=-1)
+                     for name in ("row", "occurred", "deadline", "state", "text_ids")))
 
 
 @dataclass
@@ -126,12 +140,9 @@ class StoreReader:
         self._conn = connect(database_path(data_dir))
         self.codes: dict[str, list[str]] = {name: [] for name in TEXT_COLUMNS}
         self._ids: dict[str, dict[str, int]] = {name: {} for name in TEXT_COLUMNS}
-        #: Area chains of handed rows seen so far, their numbers and the dictionary ids of their codes.
-        self._chains: list[tuple] = []
-        self._chain_rows: dict[tuple, int] = {}
-        self._chain_table = np.empty((0, len(CHAIN_COLUMNS)), dtype=np.int64)
-        #: id(Chains) -> (the Chains, ids of each grid row's chain, which rows are filled in).
-        self._grid_tables: dict[int, tuple] = {}
+        #: id(list) -> (the list, ids of each entry (None until one is asked for), which entries are
+        #: filled in): the tables of :meth:`_ids_through`.
+        self._through: dict[int, tuple] = {}
         self._state_ids = {s.value: k for k, s in enumerate(STATES)}
         texts = ", ".join(f"group_concat(coalesce({name}, ''), '\x1f')" for name in TEXT_COLUMNS)
         self._events_sql = (
@@ -203,66 +214,72 @@ class StoreReader:
         """State codes of distinct state names (unknown: -1)."""
         return _table(self._state_ids, distinct)
 
-    def committed_rows(self, committed: CommittedEvents) -> tuple[EventRows, AuditRows]:
-        """The columns of a committed insert the intake handed on, as :meth:`events_between` and
-        :meth:`audit_between` would read them back (codes into the same dictionaries, new ones
-        added in order of first appearance; NULL and '' are -1; unknown states -1). Column by
-        column, each value passed from one C call to the next (``map`` of an item getter, of a
-        dict's ``get``, into ``np.fromiter``): Python runs per new code and per NULL, not per value.
-        The four area codes are looked up together, by their chain (a few thousand distinct)."""
-        events, audit = committed.events, committed.audit
-        texts = np.empty((len(TEXT_COLUMNS), len(events)), dtype=np.int64)
-        for k, name in enumerate(TEXT_COLUMNS[: -len(CHAIN_COLUMNS)]):
-            texts[k] = _table(self._ids[name], _column(events, _READ[name]), self.codes[name])
-        texts[-len(CHAIN_COLUMNS):] = (self._chain_ids(list(map(_CHAIN, events))) if committed.grid_rows is None
-                                       else self._grid_chain_ids(committed.chains, committed.grid_rows))
-        return EventRows(
-            _numbers(events, _READ["seq"]) - 1,
-            _numbers(events, _READ["occurred_at"]),
-            _numbers(events, _READ["deadline"], nullable=True),
-            _column(events, _READ["state"], _STATE_CODES),
-            texts,
-        ), AuditRows(
-            _numbers(audit, _AUDIT_READ["event_seq"]) - 1,
-            _numbers(audit, _AUDIT_READ["at_us"]),
-            _column(audit, _AUDIT_READ["to_state"], _STATE_CODES),
-            _column(audit, _AUDIT_READ["action"], _REWORK, missing=0),
-        )
+    def committed_rows(self, inserts: Sequence[HandedInsert]) -> tuple[EventRows, AuditRows]:
+        """The columns of a run of committed inserts the intake handed on (:meth:`HandedInsert.runs`),
+        as :meth:`events_between` and :meth:`audit_between` would read them back (codes into the
+        same dictionaries, new ones added in order of first appearance). The intake hands them as
+        columns (:class:`~citygrid.engine.cases.store.InsertColumns`): numbers as they are,
+        categories, workers and area chains as indices into its lists, whose ids are looked up once
+        per list entry (:meth:`_ids_through`); only the sources are looked up per event (in one C
+        pass)."""
+        c = inserts[0].columns
+        def column(name: str) -> np.ndarray:
+            return getattr(c, name) if len(inserts) == 1 else np.concatenate([getattr(h.columns, name) for h in inserts])
+        row = np.arange(inserts[0].first_seq - 1, inserts[-1].last_seq)
+        texts = np.empty((len(TEXT_COLUMNS), len(row)), dtype=np.int64)
+        texts[0] = self._ids_through(c.category_codes, column("category"), self._code_ids_of("category_code"))[:, 0]
+        texts[1] = _table(self._ids["source"], [s for h in inserts for s in h.columns.source], self.codes["source"])
+        texts[2] = self._ids_through(c.worker_ids, column("worker"), self._code_ids_of("worker_id"))[:, 0]
+        texts[-len(CHAIN_COLUMNS):] = self._ids_through(c.chains.chains, column("grid_rows"), self._codes_of_chains,
+                                                         len(CHAIN_COLUMNS)).T
+        state = column("state").astype(np.int64)
+        at = np.repeat(np.array([h.columns.received_us for h in inserts], dtype=np.int64),
+                       [h.last_seq - h.first_seq + 1 for h in inserts])
+        return (EventRows(row, column("occurred_us"), column("deadline_us"), state, texts),
+                AuditRows(row, at, state, np.zeros(len(row), dtype=np.int64)))
 
-    def _chain_ids(self, chains: list[tuple]) -> np.ndarray:
-        """Dictionary ids (``(len(CHAIN_COLUMNS), n)``) of area chains (grid, community, street,
-        district codes); a chain not seen before has its codes looked up (new ones added) in order
-        of first appearance, which adds each column's new codes in their order of first appearance."""
-        rows = _table(self._chain_rows, chains, self._chains)
-        if len(self._chains) > len(self._chain_table):
-            self._chain_table = np.concatenate([self._chain_table, self._codes_of_chains(self._chains[len(self._chain_table):])])
-        return self._chain_table[rows].T
+    def _code_ids_of(self, name: str):
+        """The dictionary ids (``(n, 1)``) of codes of a column: with ``grow``, new ones added in
+        their order; else :data:`_UNSEEN` for those not in the dictionary."""
+        return lambda codes, grow=True: self._ids_of(name, codes, grow)[:, None]
 
-    def _codes_of_chains(self, chains: list[tuple]) -> np.ndarray:
+    def _codes_of_chains(self, chains: Sequence[tuple], grow: bool = True) -> np.ndarray:
         """Dictionary ids (``(n, len(CHAIN_COLUMNS))``) of distinct area chains' codes, new codes
-        added column by column in the chains' order."""
-        return np.stack([_table(self._ids[name], list(codes), self.codes[name])
-                         for name, codes in zip(CHAIN_COLUMNS, zip(*chains))], axis=1)
+        added column by column in the chains' order (without ``grow``: :data:`_UNSEEN`)."""
+        return np.stack([self._ids_of(name, list(codes), grow) for name, codes in zip(CHAIN_COLUMNS, zip(*chains))],
+                        axis=1)
 
-    def _grid_chain_ids(self, chains: Chains, grid_rows: np.ndarray) -> np.ndarray:
-        """:meth:`_chain_ids` of the chains of grid rows of a layer's :class:`Chains` (-1: no
-        grid), through a table per ``chains`` from row to ids, filled for rows not seen before
-        (in order of first appearance)."""
-        kept = self._grid_tables.get(id(chains))
-        if kept is None or kept[0] is not chains:  # the last entry is row -1's: no chain
-            kept = (chains, np.full((len(chains) + 1, len(CHAIN_COLUMNS)), -1, dtype=np.int64),
-                    np.zeros(len(chains) + 1, dtype=np.bool_))
-            kept[2][-1] = True
-            self._grid_tables[id(chains)] = kept
+    def _ids_of(self, name: str, codes: Sequence[str], grow: bool) -> np.ndarray:
+        return (_table(self._ids[name], codes, self.codes[name]) if grow
+                else _table(self._ids[name], codes, unknown=_UNSEEN))
+
+    def _ids_through(self, entries: Sequence, index: np.ndarray, ids_of, width: int = 1) -> np.ndarray:
+        """``ids_of`` (ids, ``(k, width)``) of ``entries[index]`` (index -1: none, ids -1), through a
+        table from index to ids kept per ``entries`` (a list the intake never changes once made),
+        filled for the indices not seen before, in order of first appearance (so each column's new
+        codes are added in their order of first appearance, as a read of the store adds them). A
+        new table is filled at once for every entry whose codes the dictionaries already hold (a
+        server's mirror, rebuilt from the store, holds nearly all of them)."""
+        kept = self._through.get(id(entries))
+        if kept is None or kept[0] is not entries:
+            if len(self._through) >= 8:  # lists of layers and rosters no longer used
+                self._through.clear()
+            table = np.full((len(entries) + 1, width), -1, dtype=np.int64)
+            known = np.zeros(len(entries) + 1, dtype=np.bool_)
+            known[-1] = True  # the last entry is index -1's: none
+            if len(entries):
+                ids = ids_of(list(entries), False)
+                known[:-1] = (ids != _UNSEEN).all(axis=1)
+                table[:-1][known[:-1]] = ids[known[:-1]]
+            kept = self._through[id(entries)] = (entries, table, known)
         _, table, known = kept
-        rows = np.asarray(grid_rows, dtype=np.int64)
-        new = rows[~known[rows]]
+        index = np.asarray(index, dtype=np.int64)
+        new = index[~known[index]]
         if len(new):
-            _, first = np.unique(new, return_index=True)
-            new = new[np.sort(first)]
-            table[new] = self._codes_of_chains([chains.chains[r] for r in new.tolist()])  # distinct rows: distinct chains
+            new = new[np.sort(np.unique(new, return_index=True)[1])]
+            table[new] = ids_of([entries[k] for k in new.tolist()])
             known[new] = True
-        return table[rows].T
+        return table[index]
 
     def audit_between(self, lo: int, hi: int) -> AuditRows:
         """Audit rows with ``lo < seq <= hi`` in log order. Two texts of numbers, not one per
@@ -309,11 +326,19 @@ def _encode_with(ids: dict[str, int], text: str | None, n: int, grow: list[str] 
     return _table(ids, encoded.dictionary.to_pylist(), grow)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _table(ids: dict, strings: Sequence, grow: list | None = None) -> np.ndarray:
-    """Ids of strings (or of other keys: area chains) under ``ids`` (None, '' and unknown: -1; with
-    ``grow``, an unknown one gets the next id and is appended to it, in order of first appearance).
-    One C pass looks every string up; Python sees only those not found."""
-    out = np.fromiter(map(ids.get, strings, repeat(-1)), dtype=np.int64, count=len(strings))
+#: The id :func:`_table` can give a code not in its dictionary (where the caller asks to tell it from NULL).
+_UNSEEN = -2
+
+
+def _table(ids: dict, strings: Sequence, grow: list | None = None, unknown: int = -1) -> np.ndarray:
+    """Ids of strings (or of other keys: area chains) under ``ids`` (None and '': -1; unknown:
+    ``unknown``; with ``grow``, an unknown one gets the next id and is appended to it, in order of
+    first appearance). One C pass looks every string up; Python sees only those not found."""
+    out = np.fromiter(map(ids.get, strings, repeat(unknown)), dtype=np.int64, count=len(strings))
+    if unknown != -1:
+        for k in np.flatnonzero(out == unknown).tolist():
+            if not strings[k]:
+                out[k] = -1
     if grow is not None and (out < 0).any():
         at = np.flatnonzero(out < 0)
         missing = list(map(strings.__getitem__, at.tolist()))

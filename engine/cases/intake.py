@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,7 +66,7 @@ from citygrid.engine.errors import CityGridError, Conflict, Forbidden, InvalidIn
 from citygrid.engine.cases.model import (
     CHANNELS, AuditEntry, Event, EventFilter, EventReport, Page, Receipt, attachments_json,
 )
-from citygrid.engine.cases.store import CommittedEvents, EventStore
+from citygrid.engine.cases.store import CommittedEvents, EventStore, InsertColumns, NewEvent
 from citygrid.engine.cases.lifecycle import (
     LOADED_STATES, REPORTER_ROLES, EscalationPolicy, State, stage_of,
 )
@@ -93,6 +94,11 @@ MAX_BATCH = 10_000
 MAX_COMMIT = 20_000
 #: How long a caller whose batch waits for a commit sleeps before it checks whether the writer is free.
 _GROUP_WAIT_S = 0.0005
+#: Item getters of a :class:`NewEvent` tuple's columns and each state's index (:meth:`_insert_columns`).
+_OCCURRED, _CATEGORY, _SOURCE = (operator.itemgetter(NewEvent._fields.index(name))
+                                 for name in ("occurred_us", "category_code", "source"))
+_STATE_INDEX = {s: k for k, s in enumerate(State)}
+_NO_DEADLINE = {None: -1}  # each deadline its own default: itself, or -1 for None
 #: Reports may say they occurred at most this long before the intake's clock (ten years: backfills
 #: from an older system are taken in, a year-1 date is not) ...
 MAX_REPORT_AGE = timedelta(days=3650)
@@ -152,6 +158,9 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
         self.config = config or IntakeConfig()
         self.taxonomy = taxonomy or load_taxonomy()
         self._categories: dict[str, Category] = {c.code: c for c in self.taxonomy.categories}
+        #: The category codes in the taxonomy's order, and each one's index (the hand-over's columns).
+        self._category_codes = [c.code for c in self.taxonomy.categories]
+        self._category_index = {code: k for k, code in enumerate(self._category_codes)}
         # Working minutes each category allows in each state's stage (NaN: the state has no limit).
         self._limits: dict[tuple[str, State], float] = {
             (c.code, state): math.nan if stage_of(state) is None else float(getattr(c.limits, stage_of(state)))
@@ -391,6 +400,7 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
         states: list[State | None] = [None] * n
         duplicate_of: list[str | None] = [None] * n
         workers: list[str | None] = [None] * n
+        worker_rows = np.full(n, -1, dtype=np.int32)  # each report's worker, as the dispatcher's index
         dedup_added: list[str] = []
         auto = self.config.auto_register
         inner = self.store.in_transaction()
@@ -421,6 +431,7 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
                         np.int32, len(to_dispatch),
                     )
                     chosen, _ = self.dispatcher.dispatch_batch(rows[to_dispatch], reqs, now_us)
+                    worker_rows[to_dispatch] = chosen
                     ids = self.dispatcher.worker_ids
                     position = {k: j for j, k in enumerate(keep)}
                     for k, w in zip(to_dispatch, chosen.tolist()):
@@ -451,7 +462,8 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
                 self._dedup.remove(event_id)
             raise
         if new_rows and not inner and self._inserted_listeners:
-            self._hand_over(CommittedEvents(new_rows, audit, first_audit, rows[keep], self.hierarchy))
+            self._hand_over(CommittedEvents(new_rows, audit, first_audit, self._insert_columns(
+                new_rows, [states[k] for k in keep], deadlines, worker_rows[keep], rows[keep], now_us)))
         for k in range(n):
             t, i = fresh[k]
             if errors[k] is not None:
@@ -459,6 +471,22 @@ class Intake(WorkerOperations, LifecycleActions, Regridding, Feeds, ClockWork, R
             else:
                 t.receipts[i] = Receipt(reports[k].event_id, True, states[k], chains[k][0], status_list[k],
                                         workers[k], duplicate_of[k], received)
+
+    def _insert_columns(self, new_rows: list[tuple], states: list[State], deadlines: list[int | None],
+                        worker_rows: np.ndarray, grid_rows: np.ndarray, now_us: int) -> InsertColumns:
+        """The columns a follower keeps of the rows just inserted, each made in one C pass (a map
+        into ``np.fromiter``) over what the intake has at hand, not a Python step per event."""
+        n = len(new_rows)
+        return InsertColumns(
+            occurred_us=np.fromiter(map(_OCCURRED, new_rows), np.int64, n),
+            deadline_us=np.fromiter(map(_NO_DEADLINE.get, deadlines, deadlines), np.int64, n),
+            state=np.fromiter(map(_STATE_INDEX.__getitem__, states), np.int8, n),
+            category=np.fromiter(map(self._category_index.__getitem__, map(_CATEGORY, new_rows)), np.int32, n),
+            category_codes=self._category_codes,
+            source=list(map(_SOURCE, new_rows)),
+            worker=worker_rows, worker_ids=self.dispatcher.worker_ids,
+            grid_rows=grid_rows, chains=self.hierarchy, received_us=now_us,
+        )
 
     def _requirement(self, category_code: str, grid_row: int) -> int:
         category = self._categories[category_code]

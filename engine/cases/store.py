@@ -116,20 +116,39 @@ class AuditRow(NamedTuple):
     revoked: str | None = None
 
 
+class InsertColumns(NamedTuple):
+    """The columns of a committed insert that a follower keeps, as the intake has them at hand (one
+    entry per event, in sequence order): numbers and indices into lists the intake keeps (the
+    layer's chains, the taxonomy's category codes, the dispatcher's worker ids; none of them ever
+    changed once made), so a follower turns an index into its own id once per list entry, not once
+    per event. The insert wrote one audit row per event, its report, at ``received_us``, from no
+    state to the event's state, none a rework."""
+
+    occurred_us: Any  #: np.ndarray of int64
+    deadline_us: Any  #: np.ndarray of int64 (-1: none)
+    state: Any  #: np.ndarray of int8: the index of each event's :class:`State` in the enum's order
+    category: Any  #: np.ndarray of int32: index into ``category_codes``
+    category_codes: Sequence[str]
+    source: Sequence[str]
+    worker: Any  #: np.ndarray of int32: index into ``worker_ids`` (-1: none)
+    worker_ids: Sequence[str]
+    grid_rows: Any  #: np.ndarray of int32: row in ``chains`` (-1: placed in no grid)
+    chains: Any  #: the :class:`~citygrid.engine.hierarchy.Chains`; a row's chain is the event's area codes
+    received_us: int
+
+
 class CommittedEvents(NamedTuple):
     """What one committed insert wrote, handed on by the intake after the commit (to derived state
     that would otherwise read it back): the events as inserted (tuples in the :class:`NewEvent`
     layout, in sequence order) and their audit rows (:class:`AuditRow` layout), the first of which
-    has audit sequence number ``first_audit`` and the others the numbers after it. Where the
-    intake has them, each event's grid row in ``chains`` (-1: placed in no grid), whose chain
-    (:meth:`~citygrid.engine.hierarchy.Chains.chains_of`) is the event's area codes: a follower
-    takes the area codes from the row numbers, not from a string per event."""
+    has audit sequence number ``first_audit`` and the others the numbers after it; and the
+    columns a follower keeps (:class:`InsertColumns`), so that it reads no tuple and looks up no
+    string per event."""
 
     events: Sequence[tuple]
     audit: Sequence[tuple]
     first_audit: int
-    grid_rows: Any = None  #: np.ndarray of int, one per event, or None
-    chains: Any = None  #: the :class:`~citygrid.engine.hierarchy.Chains` of ``grid_rows``
+    columns: InsertColumns
 
 
 @dataclass

@@ -146,9 +146,10 @@ def test_the_intake_hands_over_the_rows_it_committed(world):
 def test_a_catch_up_takes_the_handed_rows_without_reading_them_back(world):
     w, analytics, data_dir = world
     reads = ReadCounter(analytics.mirror.reader)
-    with held_elsewhere(analytics.mirror.lock):
+    with held_elsewhere(analytics.mirror.lock):  # two inserts one after the other: taken in one run
         w.intake.submit(batch(w, 9), INTAKE)
-        w.intake.submit(batch(w, 4, category="0501"), INTAKE)
+        w.advance(minutes=17)  # each insert's reports at its own instant
+        second = w.intake.submit(batch(w, 4, category="0501"), INTAKE)
     analytics.refresh()
     assert reads.events == 0
     w.intake.submit(batch(w, 3, category="1001"), INTAKE)
@@ -156,6 +157,8 @@ def test_a_catch_up_takes_the_handed_rows_without_reading_them_back(world):
     w.intake.submit(batch(w, 3, category="1001"), INTAKE)  # into the slots the batch before made
     analytics.refresh()
     assert reads.events == 0
+    w.advance(minutes=5)
+    w.intake.act(second[0].event_id, Action.PARK, SUPERVISOR, note="挂账")  # its stage's working time from its report
     assert_as_rebuilt(analytics, data_dir)
 
 
@@ -275,7 +278,7 @@ def test_handed_rows_give_the_ids_the_store_gives(world, warm):
         for reader in (from_memory, from_store) if warm else ():  # the events before the batches, read alike
             reader.events_between(0, known)
         for committed in handed:
-            events, audit = from_memory.committed_rows(committed)
+            events, audit = from_memory.committed_rows([source.HandedInsert.of(committed)])
             lo, last_audit = committed.events[0][0] - 1, committed.first_audit + len(committed.audit) - 1
             expected = from_store.events_between(lo, committed.events[-1][0])
             expected_audit = from_store.audit_between(committed.first_audit - 1, last_audit)
@@ -295,3 +298,41 @@ def test_handed_rows_give_the_ids_the_store_gives(world, warm):
             assert codes == [code for code in dict.fromkeys(column) if code], name
     finally:
         conn.close()
+
+
+def test_a_new_roster_between_batches_gives_each_worker_its_own_id(world):
+    """The intake hands over workers as indices into its dispatcher's list; a new roster makes a
+    new list whose indices shift (a worker sorted first), so ids must come through a table of
+    the new list, not the old one's."""
+    from intake_world import ADMIN, grid_code
+    from citygrid.engine.dispatch.workers import Worker
+
+    w, analytics, data_dir = world
+    w.intake.submit(batch(w, 6), INTAKE)
+    analytics.refresh()
+    w.intake.put_workers([Worker("A00", grid_code(1, 1), "新网格员", skills=frozenset({"01", "05", "10"}),
+                                 shift="always", capacity=50)], ADMIN)
+    w.intake.submit(batch(w, 6), INTAKE)
+    assert_as_rebuilt(analytics, data_dir)
+    names = analytics.mirror.reader.codes["worker_id"]
+    rows = analytics.mirror.codes[4, : analytics.mirror.n]
+    assert "A00" in {names[k] for k in rows.tolist() if k >= 0}  # the new worker took some of the batch
+
+
+def test_a_handed_insert_waits_for_its_catch_up_without_its_row_tuples(world):
+    """What waits for a catch-up is the insert's columns and sequence numbers: the row tuples of
+    the events and audit rows die with the intake's batch (kept, every young collection of the
+    garbage collector walked them while the intake made the next batches)."""
+    import gc
+
+    from citygrid.engine.cases.store import EVENT_TABLE
+
+    w, analytics, data_dir = world
+    with held_elsewhere(analytics.mirror.lock):
+        receipts = w.intake.submit(batch(w, 6), INTAKE)
+        ids = {r.event_id for r in receipts}
+        gc.collect()
+        kept = [o for o in gc.get_objects() if type(o) is tuple and len(o) == len(EVENT_TABLE) and o[1] in ids]
+        assert kept == []
+        assert sum(h.last_seq - h.first_seq + 1 for h in analytics.mirror._handed) == 6
+    assert_as_rebuilt(analytics, data_dir)
