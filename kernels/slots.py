@@ -50,9 +50,10 @@ def slot_keys(rows, occurred, codes, offset_us, place_keys, place_numbers, place
     (sorted packed chains) and their numbers. An event's chain is looked up once per grid unless it
     differs from the one last seen of its grid (nearly never: an event's chain is its grid's).
 
-    Returns :data:`OUTGROWN` when an id outgrew its bits; else how many events have a chain not
-    numbered yet, their packed chains written to ``unnumbered[:m]`` (their keys are then not
-    written: number the chains, call again)."""
+    Returns :data:`OUTGROWN` when an id outgrew its bits; else ``m``, 0 when every chain is
+    numbered; else the chains not numbered yet are written to ``unnumbered[:m]`` (each at least
+    once, repeated at most once per event) and the keys are not all written: number them, call
+    again."""
     n = rows.shape[0]
     top = 0
     for i in range(n):
@@ -81,10 +82,11 @@ def slot_keys(rows, occurred, codes, offset_us, place_keys, place_numbers, place
             if place < 0:
                 place = _find(place_small_keys, place_small_numbers, chain, 0)[0]
             if place < 0:
-                unnumbered[m] = chain
+                unnumbered[m] = chain  # once for a grid's run of events of it (a rebuild's first read: all)
                 m += 1
-                continue
             last_chain[grid], last_place[grid] = chain, place
+        if place < 0:
+            continue
         key = np.uint64(biased) << np.uint64(CATEGORY_BITS) | np.uint64(category)
         key = key << np.uint64(WORKER_BITS) | np.uint64(worker)
         keys[i] = key << np.uint64(PLACE_BITS) | np.uint64(place)
