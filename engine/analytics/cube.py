@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from citygrid.kernels import slots as slot_kernels
 from citygrid.kernels import tally
 
 #: Slots per block of the cube's report-time zone map.
 BLOCK = 1024
-#: Bits of each part of a slot's key (day, category id + 1, worker id + 1, place id), 64 in all.
-_DAY_BITS, _CATEGORY_BITS, _WORKER_BITS, _PLACE_BITS = 16, 12, 18, 18
-_DAY_BIAS = 1 << (_DAY_BITS - 1)
 #: The next width of a slot's counts.
 _WIDER = {np.dtype(np.int8): np.int16, np.dtype(np.int16): np.int32, np.dtype(np.int32): np.int64}
 #: Code rows of the mirror a slot keeps (the rest are -1 in its codes).
 KEPT_ROWS = (0, 1, 4, 5, 6, 7, 8)
+_KEPT_ROWS = np.array(KEPT_ROWS)
 #: Room added when live aggregates outgrow their arrays: a sixty-fourth of them (and at least
 #: ``least`` rows). A half would take a 10 M-event mirror from 988 to about 1,480 MiB at the first
 #: event after its rebuild; a sixty-fourth to about 1,004, copied once every ~156,000 events.
@@ -143,9 +142,7 @@ class DayCube:
 
     def slots_of(self, rows: np.ndarray, mirror) -> np.ndarray:
         """The slots of events in the cube, by their columns as they were put in."""
-        keys = self._keys(rows, (mirror.occurred[rows] + self.offset_us) // tally.US_PER_DAY, mirror.codes)
-        unique, inverse = np.unique(keys, return_inverse=True)
-        return self._slot_of_key.find(unique)[inverse.reshape(-1)]
+        return self._slot_of_key.find(self._keys(rows, mirror))
 
     def deposit(self, rows: np.ndarray, mirror, slots: np.ndarray | None = None) -> None:
         """Put events (their columns as they are now) into their slots, made when new (``slots``: the
@@ -169,19 +166,14 @@ class DayCube:
         codes = mirror.codes
         if codes.dtype.itemsize > self.codes.dtype.itemsize:  # the mirror's ids outgrew int16
             self.codes = self.codes.astype(codes.dtype)
-        day = (mirror.occurred[rows] + self.offset_us) // tally.US_PER_DAY
-        keys = self._keys(rows, day, codes)
+        keys = self._keys(rows, mirror)
         if keys is None:
             self.usable = False
             return None
-        unique, inverse = np.unique(keys, return_inverse=True)  # no first rows: a stable sort is slower
-        inverse = inverse.reshape(-1)
-        slots, fresh = self._slot_of_key.number(unique)
+        slots, fresh = self._slot_of_key.number(keys)
         if len(fresh):
-            some = np.empty(len(unique), np.int64)
-            some[inverse] = np.arange(len(rows))  # a row of each key (all of a key's rows have its codes)
-            self._add_slots(rows[some[fresh]], day[some[fresh]], codes)
-        return slots[inverse]
+            self._add_slots(rows[fresh], keys[fresh], codes)
+        return slots
 
     def trim(self) -> None:
         """Let go of the room beyond the slots (after a long catch-up placed them read by read); from
@@ -196,9 +188,8 @@ class DayCube:
         most its "reported" (an event adds 0 or 1 to each), so no count then wraps."""
         if not len(slots):
             return
-        touched, added = np.unique(slots, return_counts=True)  # only these: a catch-up's few of millions
-        reported = added + self.counts[touched, tally.M_REPORTED].astype(np.int64)
-        while self.counts.dtype != np.int64 and reported.max() > np.iinfo(self.counts.dtype).max:
+        most = slot_kernels.most_reported(slots, self.counts, tally.M_REPORTED)
+        while self.counts.dtype != np.int64 and most > np.iinfo(self.counts.dtype).max:
             self.counts = self.counts.astype(_WIDER[self.counts.dtype])
 
     def _add(self, rows: np.ndarray, slots: np.ndarray, sign: int, mirror) -> None:
@@ -208,51 +199,31 @@ class DayCube:
                           mirror.open_due, mirror.close_us, mirror.stage_us, np.iinfo(np.int64).min, sign,
                           self.counts, self.sums)
 
-    def _keys(self, rows, day, codes):
-        """The slot keys of events (None when an id outgrew its bits)."""
-        chain = codes[5:9, rows].astype(np.int64) + 1
-        if len(rows) and (chain[0].max() >= 1 << 24 or chain[1:].max() >= 1 << 12):
-            return None
-        packed = chain[0] << 36 | chain[1] << 24 | chain[2] << 12 | chain[3]
-        places = self._places(packed, chain[0])
-        category, worker = codes[0, rows].astype(np.int64) + 1, codes[4, rows].astype(np.int64) + 1
-        biased = day + _DAY_BIAS
-        if (self._place_of_chain.count >= 1 << _PLACE_BITS or category.max() >= 1 << _CATEGORY_BITS
-                or worker.max() >= 1 << _WORKER_BITS or biased.min() < 0 or biased.max() >= 1 << _DAY_BITS):
-            return None
-        # The day in the high bits: new slots come in order of day (the zone map skips well).
-        return (((biased.astype(np.uint64) << np.uint64(_CATEGORY_BITS) | category.astype(np.uint64))
-                 << np.uint64(_WORKER_BITS) | worker.astype(np.uint64)) << np.uint64(_PLACE_BITS)
-                | places.astype(np.uint64))
+    def _keys(self, rows, mirror):
+        """The slot keys of events (:func:`~citygrid.kernels.slots.slot_keys`), their area chains not
+        numbered yet numbered first (None when an id outgrew its bits)."""
+        keys, chains = np.empty(len(rows), np.uint64), np.empty(len(rows), np.int64)
+        places = self._place_of_chain
+        while True:
+            unnumbered = slot_kernels.slot_keys(rows, mirror.occurred, mirror.codes, self.offset_us, *places.tiers,
+                                                keys, chains)
+            if unnumbered == slot_kernels.OUTGROWN:
+                return None
+            if not unnumbered:
+                return keys
+            places.number(chains[:unnumbered])
+            if places.count >= 1 << slot_kernels.PLACE_BITS:
+                return None
 
-    def _places(self, packed: np.ndarray, grid: np.ndarray) -> np.ndarray:
-        """Place ids of packed area chains (new ones numbered), found through each grid's usual chain (an
-        event's chain is nearly always the one of the other events of its grid): no sort of every event's
-        chain (which took a rebuild of 10 M events 2.5 s), only of the few distinct ones."""
-        usual = np.zeros(int(grid.max(initial=0)) + 1, np.int64)
-        usual[grid] = packed  # one event's chain per grid
-        odd = packed != usual[grid]
-        present = np.flatnonzero(np.bincount(grid))
-        chains = distinct(np.concatenate([usual[present], packed[odd]]))
-        numbers = self._place_of_chain.number(chains)[0]
-        place_of_grid = np.zeros(len(usual), np.int64)
-        place_of_grid[present] = numbers[np.searchsorted(chains, usual[present])]
-        places = place_of_grid[grid]
-        places[odd] = numbers[np.searchsorted(chains, packed[odd])]
-        return places
-
-    def _add_slots(self, rows, day, codes) -> None:
-        """New slots (numbered from :attr:`n` on) of the events ``rows``, one a slot."""
+    def _add_slots(self, rows, keys, codes) -> None:
+        """New slots (numbered from :attr:`n` on) of the events ``rows`` and their keys, one a slot."""
         n_new = len(rows)
         if self.n + n_new > self.capacity:
             # Half again while a long catch-up (a rebuild) places its slots read by read (it trims
             # the room after); else a sixty-fourth.
             self._allocate(max(self.n + n_new, int(self.capacity * 1.5) + BLOCK) if self.placing
                            else room_for(self.n + n_new, self.capacity, 16 * BLOCK))
-        at = np.arange(self.n, self.n + n_new)
-        self.day_us[at] = day * tally.US_PER_DAY - self.offset_us
-        for r in KEPT_ROWS:
-            self.codes[r, at] = codes[r, rows]
+        slot_kernels.fill_slots(rows, keys, codes, _KEPT_ROWS, self.n, self.offset_us, self.day_us, self.codes)
         first_block = self.n // BLOCK
         self.n += n_new
         tally.block_ranges(self.day_us, self.n, BLOCK, self.block_lo, self.block_hi, first_block)
@@ -260,51 +231,50 @@ class DayCube:
 
 class Numbering:
     """Dense numbers (0, 1, …) of integer keys, found and given a batch of keys at a time with no
-    Python step per key: the keys are kept sorted in two tiers, a large one and a small one that
-    takes each batch's new keys and is merged into the large one once it holds an eighth of it,
-    so a batch costs about the small tier's size and the large one is rewritten rarely."""
+    Python step per key (:func:`~citygrid.kernels.slots.number_keys`): the keys are kept sorted in
+    two tiers, a large one and a small one that takes each batch's new keys and is merged into the
+    large one once it holds an eighth of it, so a batch costs about the small tier's size and the
+    large one is rewritten rarely."""
 
     #: The small tier is merged into the large one at this size at least.
     SMALL = 1 << 16
 
     def __init__(self, dtype):
         self.count = 0
+        self._dtype = np.dtype(dtype)
         self._keys = [np.empty(0, dtype=dtype), np.empty(0, dtype=dtype)]  # large, small
         self._numbers = [np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)]  # fewer than 2**31 keys
 
-    def find(self, unique: np.ndarray) -> np.ndarray:
-        """The numbers of sorted distinct keys (-1: not seen before)."""
-        numbers = np.full(len(unique), -1, dtype=np.int64)
-        for keys, known in zip(self._keys, self._numbers):
-            if len(keys):
-                at = np.searchsorted(keys, unique)
-                hit = at < len(keys)
-                hit[hit] = keys[at[hit]] == unique[hit]
-                numbers[hit] = known[at[hit]]
+    @property
+    def tiers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The large tier's sorted keys and their numbers, then the small tier's."""
+        return self._keys[0], self._numbers[0], self._keys[1], self._numbers[1]
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """The numbers of keys (any order, repeats allowed; -1: not seen before)."""
+        numbers = np.empty(len(keys), dtype=np.int64)
+        slot_kernels.number_keys(keys.astype(self._dtype, copy=False), *self.tiers, self.count, False, numbers)
         return numbers
 
-    def number(self, unique: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The numbers of sorted distinct keys, keys not seen before numbered next in key order;
-        and the positions in ``unique`` of those new keys."""
-        numbers = self.find(unique)
-        fresh = np.flatnonzero(numbers < 0)
+    def number(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The numbers of keys (any order, repeats allowed), keys not seen before numbered next in
+        key order; and for each new key in key order, the position in ``keys`` of one of its
+        occurrences."""
+        keys = keys.astype(self._dtype, copy=False)
+        numbers = np.empty(len(keys), dtype=np.int64)
+        fresh_keys, fresh = slot_kernels.number_keys(keys, *self.tiers, self.count, True, numbers)
         if len(fresh):
-            numbers[fresh] = np.arange(self.count, self.count + len(fresh), dtype=np.int64)
-            self.count += len(fresh)
-            if not self.count - len(fresh):  # the first batch (a rebuild): the large tier at once
-                self._keys[0], self._numbers[0] = unique.copy(), numbers.astype(np.int32)
+            fresh_numbers = np.arange(self.count, self.count + len(fresh), dtype=np.int32)
+            if not self.count:  # the first batch (a rebuild): the large tier at once
+                self._keys[0], self._numbers[0] = fresh_keys, fresh_numbers
             else:
-                self._insert(1, unique[fresh], numbers[fresh])
+                self._keys[1], self._numbers[1] = slot_kernels.merge_keys(self._keys[1], self._numbers[1],
+                                                                          fresh_keys, fresh_numbers)
                 if len(self._keys[1]) >= max(self.SMALL, len(self._keys[0]) // 8):
-                    self._insert(0, self._keys[1], self._numbers[1])
+                    self._keys[0], self._numbers[0] = slot_kernels.merge_keys(*self.tiers)
                     self._keys[1], self._numbers[1] = self._keys[1][:0], self._numbers[1][:0]
+            self.count += len(fresh)
         return numbers, fresh
-
-    def _insert(self, tier: int, keys: np.ndarray, numbers: np.ndarray) -> None:
-        """Put sorted keys (none present) and their numbers into a tier, keeping it sorted."""
-        at = np.searchsorted(self._keys[tier], keys)
-        self._keys[tier] = np.insert(self._keys[tier], at, keys)
-        self._numbers[tier] = np.insert(self._numbers[tier], at, numbers.astype(np.int32))
 
     @property
     def nbytes(self) -> int:
