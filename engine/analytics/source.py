@@ -276,8 +276,8 @@ class StoreReader:
         index = np.asarray(index, dtype=np.int64)
         new = index[~known[index]]
         if len(new):
-            new = new[np.sort(np.unique(new, return_index=True)[1])]
-            table[new] = ids_of([entries[k] for k in new.tolist()])
+            new = list(dict.fromkeys(new.tolist()))  # distinct, in order of first appearance
+            table[new] = ids_of([entries[k] for k in new])
             known[new] = True
         return table[index]
 
@@ -328,12 +328,30 @@ def _encode_with(ids: dict[str, int], text: str | None, n: int, grow: list[str] 
 
 #: The id :func:`_table` can give a code not in its dictionary (where the caller asks to tell it from NULL).
 _UNSEEN = -2
+#: Strings :func:`_table` looks up one by one (fewer than numpy's per-call cost is worth).
+_FEW = 32
+
+
+def _id_of(ids: dict, value, grow: list | None, unknown: int) -> int:
+    """:func:`_table` of one string."""
+    found = ids.get(value)
+    if found is not None:
+        return found
+    if not value:
+        return -1
+    if grow is None:
+        return unknown
+    ids[value] = len(grow)
+    grow.append(value)
+    return ids[value]
 
 
 def _table(ids: dict, strings: Sequence, grow: list | None = None, unknown: int = -1) -> np.ndarray:
     """Ids of strings (or of other keys: area chains) under ``ids`` (None and '': -1; unknown:
     ``unknown``; with ``grow``, an unknown one gets the next id and is appended to it, in order of
     first appearance). One C pass looks every string up; Python sees only those not found."""
+    if len(strings) <= _FEW:  # a catch-up's few new entries: numpy's calls would cost more than the loop
+        return np.array([_id_of(ids, value, grow, unknown) for value in strings], dtype=np.int64)
     out = np.fromiter(map(ids.get, strings, repeat(unknown)), dtype=np.int64, count=len(strings))
     if unknown != -1:
         for k in np.flatnonzero(out == unknown).tolist():

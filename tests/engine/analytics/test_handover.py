@@ -12,6 +12,8 @@ import threading
 from datetime import timedelta
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 from busy import held_elsewhere
 from intake_world import DISPATCHER, INTAKE, SIDE, SUPERVISOR, centre, make_world
@@ -336,3 +338,20 @@ def test_a_handed_insert_waits_for_its_catch_up_without_its_row_tuples(world):
         assert kept == []
         assert sum(h.last_seq - h.first_seq + 1 for h in analytics.mirror._handed) == 6
     assert_as_rebuilt(analytics, data_dir)
+
+
+@settings(max_examples=200, deadline=None)
+@given(known=st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=6),
+       strings=st.lists(st.one_of(st.none(), st.just(""), st.sampled_from("abcdefghij")), max_size=40),
+       grow=st.booleans())
+def test_a_few_codes_are_looked_up_as_many_are(known, strings, grow):
+    """Ids of a handful of codes come from a loop, of more from numpy's passes: the same ids, the
+    same new codes in the same order, NULL and '' -1, unknown codes -2 when asked to tell them."""
+    results = []
+    for few in (source._FEW, -1):  # the loop, then numpy's passes for every length
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(source, "_FEW", few)
+            ids, codes = {c: k for k, c in enumerate(known)}, list(known)
+            out = source._table(ids, strings, codes if grow else None, unknown=-1 if grow else source._UNSEEN)
+        results.append((out.tolist(), ids, codes))
+    assert results[0] == results[1]
