@@ -32,6 +32,7 @@ the events about to change out of their slots before their columns are read agai
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -50,6 +51,8 @@ SCAN_EVENTS, SCAN_CHUNK = source.CHUNK, 1_000_000
 SCAN_ESCALATIONS = 10_000
 #: Most events of handed inserts kept waiting for a catch-up (beyond: dropped, read from the store then).
 HANDED_EVENTS = 200_000
+#: Longest a catch-up waits for an insert it sees committed to be handed over (seconds), in polls.
+HAND_OVER_WAIT, HAND_OVER_POLLS = 0.01, 20
 _NEVER = np.iinfo(np.int64).min
 #: Events whose H3 cells are kept, per resolution (12 bytes each: about a month of the 10 M bench's events).
 H3_KEPT = 200_000
@@ -217,6 +220,8 @@ class EventMirror:
         self._handed: list[source.HandedInsert] = []
         self._handed_events = 0
         self._handed_lock = threading.Lock()
+        #: Whether an intake hands its inserts over (:meth:`hand_over` is its listener).
+        self.follows_intake = False
         #: Per-day sums kept at catch-up (local days under this UTC offset), None: none kept.
         self.cube = None if cube_offset_us is None else DayCube(cube_offset_us)
 
@@ -281,6 +286,21 @@ class EventMirror:
             self._handed.append(handed)
             self._handed_events += len(committed.events)
 
+    def _await_hand_over(self, last_event: int) -> None:
+        """When the mirror follows an intake and this read sees events no insert has handed over
+        yet, wait a little (without the GIL) for the hand-over: the intake hands an insert on just
+        after its commit, and a catch-up that reads in between would read the insert back from the
+        store (about 5 ms of the GIL a time in the intake bench). Events of another writer are read
+        after the wait (:data:`HAND_OVER_WAIT`)."""
+        if not self.follows_intake:
+            return
+        for _ in range(HAND_OVER_POLLS):
+            with self._handed_lock:
+                handed_until = self._handed[-1].last_seq if self._handed else self.n
+            if handed_until >= last_event:
+                return
+            time.sleep(HAND_OVER_WAIT / HAND_OVER_POLLS)
+
     def _take_handed(self, cursor: tuple) -> list[source.HandedInsert]:
         """The handed inserts this catch-up takes, in order: those inside this read's commit and after
         what the mirror has (each after the one before; the events and audit rows between them are
@@ -323,6 +343,7 @@ class EventMirror:
                 last_event, last_audit, last_escalation = cursor
                 known = self.n
                 first_block = known // BLOCK
+                self._await_hand_over(last_event)
                 handed = self._take_handed(cursor)
                 new = None
                 placed: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, slots) of new events placed as read

@@ -233,6 +233,7 @@ class Analytics:
         if _same_file(getattr(intake.store, "path", None), source.database_path(data_dir)):
             # The intake's own inserts come from memory; the catch-up still reads all else from the store.
             analytics._stop_following = intake.on_inserted(analytics.mirror.hand_over)
+            analytics.mirror.follows_intake = True
         return analytics
 
     def use_layer(self, layer: source.GridLayer) -> None:

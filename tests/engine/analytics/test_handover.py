@@ -355,3 +355,46 @@ def test_a_few_codes_are_looked_up_as_many_are(known, strings, grow):
             out = source._table(ids, strings, codes if grow else None, unknown=-1 if grow else source._UNSEEN)
         results.append((out.tolist(), ids, codes))
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("polls", [4, 0], ids=["waits", "no-wait"])
+def test_a_catch_up_between_a_commit_and_its_hand_over_waits_for_it(world, monkeypatch, polls):
+    """A catch-up that sees an insert committed and not yet handed over waits for the hand-over
+    and takes the insert from memory; one that does not get it in time (another writer's events,
+    or here a hand-over held back) reads the events from the store. Either way the mirror equals a
+    rebuild."""
+    from citygrid.engine.analytics import mirror as mirror_module
+
+    monkeypatch.setattr(mirror_module, "HAND_OVER_WAIT", 1.0)  # long enough for any machine
+    monkeypatch.setattr(mirror_module, "HAND_OVER_POLLS", polls)
+    w, analytics, data_dir = world
+    reads = ReadCounter(analytics.mirror.reader)
+    real = analytics.mirror.reader.cursors
+    reading = threading.Event()
+
+    def cursors():
+        seen = real()
+        reading.set()  # the catch-up's read sees the commit now
+        return seen
+
+    def catch_up_before_the_hand_over(committed):
+        # Runs on the committing thread after the commit, before the mirror's own listener.
+        thread = threading.Thread(target=analytics.refresh)
+        thread.start()
+        assert reading.wait(10)
+        threads.append(thread)
+
+    threads = []
+    analytics._stop_following()
+    stop = w.intake.on_inserted(catch_up_before_the_hand_over)
+    analytics._stop_following = w.intake.on_inserted(analytics.mirror.hand_over)
+    analytics.mirror.reader.cursors = cursors
+    try:
+        w.intake.submit(batch(w, 7), INTAKE)
+        threads[0].join()
+    finally:
+        stop()
+        analytics.mirror.reader.cursors = real
+    assert analytics.mirror.n == 16 + 7
+    assert reads.events == (0 if polls else 7)
+    assert_as_rebuilt(analytics, data_dir)
