@@ -216,6 +216,33 @@ def add_slot_count(block_lo, block_hi, block_size, day_us, codes, t_lo, t_hi, di
 
 
 @njit
+def add_slot_rows(block_lo, block_hi, block_size, day_us, codes, t_lo, t_hi, lut, n_slots, counts, sums, out):
+    """Add every measure of every day-cube slot of ``[t_lo, t_hi)`` that its one dimension does not
+    exclude into ``out[lut[code + 1]]`` (its ``counts``, then its ``sums``; ``codes``: the slots' ids
+    of that column): :func:`cells_in_window` reading every measure, for one column's dimension
+    and no jurisdiction (a month's KPIs by worker), in a loop that does only that (48,000 slots
+    in 0.6 of the time; a loop over more dimensions took back half the gain). Returns how many
+    slots were added."""
+    k = 0
+    n_counts, n_sums = counts.shape[1], sums.shape[1]
+    for b in range(block_lo.shape[0]):
+        if block_hi[b] < t_lo or block_lo[b] >= t_hi:
+            continue
+        for s in range(b * block_size, min((b + 1) * block_size, n_slots)):
+            if day_us[s] < t_lo or day_us[s] >= t_hi:
+                continue
+            cell = lut[codes[s] + 1]
+            if cell < 0:
+                continue
+            for m in range(n_counts):
+                out[cell, m] += counts[s, m]
+            for m in range(n_sums):
+                out[cell, n_counts + m] += sums[s, m]
+            k += 1
+    return k
+
+
+@njit
 def order_slots_by_street(street, n_slots, block_size, first_block, slot_order, street_lo):
     """Order the slots of each block from ``first_block`` on by street (a counting sort): the slots
     of block ``b`` whose street id + 1 is ``v`` are ``b * block_size + slot_order[b * block_size + i]``

@@ -734,6 +734,11 @@ class Analytics:
                                  lut_lo, stride, luts, cube.n, streets is not None, order, street_lo,
                                  _NONE if streets is None else streets, cube.counts[:, read[0]], out[:, read[0]])
             return
+        if not check and len(read) == tally.N_MEASURES and len(kind) == 1 and kind[0] == tally.BY_COLUMN:
+            # One column's dimension and every measure (a KPI table): whole rows, in a loop that does only that
+            tally.add_slot_rows(cube.block_lo, cube.block_hi, day_cube.BLOCK, cube.day_us, cube.codes[col[0]], t_lo, t_hi,
+                                luts[lut_lo[0] :], cube.n, cube.counts, cube.sums, out)
+            return
         tally.cells_in_window(cube.block_lo, cube.block_hi, day_cube.BLOCK, cube.day_us, cube.codes, t_lo, t_hi, offset,
                               kind, col, lut_lo, origin, size, stride, luts, allowed, allowed_lo, check, cube.n, _NONE,
                               False, _NONE, _NONE, read, cube.counts, cube.sums, out)

@@ -110,12 +110,23 @@ def test_a_cube_window_adds_the_read_measures_of_each_slot_in_its_cell(slots, t_
                           np.array([tally.BY_COLUMN]), one, one, np.zeros(1, np.int64), np.array([4]), one,
                           np.concatenate([np.zeros(1, np.int64), lut]), np.zeros(1, np.bool_), np.zeros(4, np.int64),
                           False, n, none, False, none, none, np.array(sorted(read), np.int64), counts, sums, out)
-    expected = np.zeros((4, tally.N_MEASURES), np.int64)
-    for s, (d, c, _) in enumerate(slots):
-        if t_lo <= d < t_lo + width:
-            for m in read:
-                expected[lut[c + 1], m] += counts[s, m] if m < tally.N_COUNTS else sums[s, m - tally.N_COUNTS]
-    assert np.array_equal(out, expected)
+
+    def plain(lut):
+        expected = np.zeros((4, tally.N_MEASURES), np.int64)
+        for s, (d, c, _) in enumerate(slots):
+            if t_lo <= d < t_lo + width and lut[c + 1] >= 0:
+                for m in read:
+                    expected[lut[c + 1], m] += counts[s, m] if m < tally.N_COUNTS else sums[s, m - tally.N_COUNTS]
+        return expected
+
+    assert np.array_equal(out, plain(lut))
+    if len(read) == tally.N_MEASURES:  # every measure by one column: the leaner loop adds the same
+        for kept in (lut, np.array([3, -1, 1, 2], np.int64)):  # and with class 0 excluded
+            rows = np.zeros((4, tally.N_MEASURES), np.int64)
+            added = tally.add_slot_rows(block_lo, block_hi, block, day_us, codes[1], t_lo * day, (t_lo + width) * day,
+                                        kept, n, counts, sums, rows)
+            assert np.array_equal(rows, plain(kept))
+            assert added == sum(t_lo <= d < t_lo + width and kept[c + 1] >= 0 for d, c, _ in slots)
 
 
 @settings(max_examples=200, deadline=None)

@@ -21,7 +21,7 @@ from intake_world import (
     ADMIN, CST, DISPATCHER, INTAKE, LNG0, LAT0, SIDE, STEP, SUPERVISOR, VERIFIER, build_layer, centre, grid_code,
     worker_id,
 )
-from sql_oracle import Oracle, close, nearest_rank
+from sql_oracle import STAGE_STATES, Oracle, close, nearest_rank
 
 from citygrid.engine.analytics.config import RATES, AnalyticsConfig
 from citygrid.engine.analytics.queries import COUNTS, DURATIONS, Analytics
@@ -268,6 +268,12 @@ class AnalyticsMatchesSql(RuleBasedStateMachine):
                 for kpi in self.analytics.kpis(who, unit=unit, start=start, end=end).rows():
                     counts = want[(kpi[unit],)]
                     assert kpi["overdue_now"] == counts["overdue_now"]
+                    for name in ("reported", "registered", "dispatched", "closed", "reworked", "handled",
+                                 "handled_on_time", "dispatched_on_time"):  # the counts behind the rates
+                        assert kpi[name] == counts[name], (unit, name)
+                    for stage in STAGE_STATES:  # and the mean working minutes per stage
+                        s, n = counts[f"{stage}_us"], counts[f"{stage}_n"]
+                        assert close(kpi[f"{stage}_minutes_mean"], s / n / 60e6 if n else math.nan), (unit, stage)
                     parts = weights = 0.0
                     for name, (numerator, _, higher) in RATES.items():
                         den = counts[self.config.denominators[name]]
