@@ -611,15 +611,15 @@ class H3Cells:
         self.order = np.empty(0, dtype=np.int64)  #: numbers of the placed cells, in cell order
 
     def number(self, cells: np.ndarray) -> np.ndarray:
-        """The numbers of cells (new ones numbered next)."""
-        unique, inverse = np.unique(cells, return_inverse=True)
-        numbers, fresh = self._numbering.number(unique)
+        """The numbers of cells (any order, repeats allowed; new ones numbered next, in cell order)."""
+        numbers, fresh = self._numbering.number(cells)
         if len(fresh):
-            self.cells = np.concatenate([self.cells, unique[fresh]])
-            self.labels += [f"{c:x}" for c in unique[fresh].tolist()]
+            new = cells[fresh]  # each new cell once, in cell order: the order of their numbers
+            self.cells = np.concatenate([self.cells, new])
+            self.labels += [f"{c:x}" for c in new.tolist()]
             placed = np.flatnonzero(self.cells != _UNPLACED)
             self.order = placed[np.argsort(self.cells[placed])]
-        return numbers[inverse.reshape(-1)].astype(np.int32)
+        return numbers.astype(np.int32)
 
     @property
     def nbytes(self) -> int:

@@ -37,7 +37,6 @@ from citygrid.engine.cases.store import EVENT_TABLE, CommittedEvents, InsertColu
 from citygrid.engine.cases.taxonomy import Taxonomy, load_taxonomy  # noqa: F401 - re-exported for the wing
 from citygrid.engine.dispatch.worktime import WorkSchedule
 from citygrid.engine.hierarchy import CODE_COLUMNS as CHAIN_COLUMNS
-from citygrid.engine.hierarchy import Chains
 from citygrid.engine.layers.layer import GridLayer  # noqa: F401 - re-exported for the wing
 from citygrid.engine.times import Clock, from_us, system_clock, to_us  # noqa: F401 - re-exported for the wing
 from citygrid.kernels import tally
@@ -140,8 +139,8 @@ class StoreReader:
         self._conn = connect(database_path(data_dir))
         self.codes: dict[str, list[str]] = {name: [] for name in TEXT_COLUMNS}
         self._ids: dict[str, dict[str, int]] = {name: {} for name in TEXT_COLUMNS}
-        #: id(list) -> (the list, ids of each entry (None until one is asked for), which entries are
-        #: filled in): the tables of :meth:`_ids_through`.
+        #: id(list) -> (the list, ids of each entry, which entries are filled in): the tables of
+        #: :meth:`_ids_through`.
         self._through: dict[int, tuple] = {}
         self._state_ids = {s.value: k for k, s in enumerate(STATES)}
         texts = ", ".join(f"group_concat(coalesce({name}, ''), '\x1f')" for name in TEXT_COLUMNS)
@@ -347,7 +346,7 @@ def _id_of(ids: dict, value, grow: list | None, unknown: int) -> int:
 
 
 def _table(ids: dict, strings: Sequence, grow: list | None = None, unknown: int = -1) -> np.ndarray:
-    """Ids of strings (or of other keys: area chains) under ``ids`` (None and '': -1; unknown:
+    """Ids of strings under ``ids`` (None and '': -1; unknown:
     ``unknown``; with ``grow``, an unknown one gets the next id and is appended to it, in order of
     first appearance). One C pass looks every string up; Python sees only those not found."""
     if len(strings) <= _FEW:  # a catch-up's few new entries: numpy's calls would cost more than the loop
